@@ -1,0 +1,41 @@
+"""The ``opencac`` command line. Each command module registers itself; commands are thin
+wrappers over library functions that return data."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="opencac",
+    help="OpenCAC: AI-assisted ICD-10-CM / ICD-10-PCS coding with evidence, rules, review and audit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module defines ``register(app: typer.Typer) -> None``; missing modules are skipped so
+# that layers can land independently. Imports inside command bodies keep start-up fast.
+_COMMAND_MODULES = (
+    "opencac.cli.code",  # code, train, predict, evaluate
+    "opencac.cli.codes",  # codes lookup / search
+    "opencac.cli.check",  # check CLAIM.json
+    "opencac.cli.serve",  # serve, users, audit-log
+    "opencac.cli.learn",  # learn, models, thresholds
+    "opencac.cli.audit",  # audit ...
+    "opencac.cli.batch",  # batch
+)
+
+for _name in _COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(_name)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _name:
+            raise
+        continue
+    _mod.register(app)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

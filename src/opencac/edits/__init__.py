@@ -1,0 +1,1 @@
+"""OpenCAC edits layer."""

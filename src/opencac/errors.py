@@ -1,0 +1,123 @@
+"""One catalogue of OpenCAC errors, each with a stable code (``OC-E###``).
+
+Every error names the bad value, what was expected and, where there is a short list,
+the valid options. The CLI prints ``str(error)`` as a single line; the service maps
+``OpenCACError.http_status`` to the response status.
+
+Ranges: 0xx input, 1xx code sets, 2xx models and engine, 3xx rules, 4xx service and
+storage, 5xx learning/routing, 6xx audit, 7xx batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class OpenCACError(Exception):
+    """Base class: a user-facing error with a stable code."""
+
+    code: str = "OC-E000"
+    http_status: int = 400
+
+    def __init__(self, message: str, *, options: Iterable[str] | None = None) -> None:
+        self.message = message
+        self.options = list(options) if options is not None else None
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        text = f"{self.code}: {self.message}"
+        if self.options:
+            shown = ", ".join(self.options[:12])
+            more = f" (+{len(self.options) - 12} more)" if len(self.options) > 12 else ""
+            text += f" Valid options: {shown}{more}."
+        return text
+
+
+# --- 0xx: input ----------------------------------------------------------------------
+class InputError(OpenCACError):
+    code = "OC-E001"
+
+
+class EmptyInputError(InputError):
+    code = "OC-E002"
+
+
+class BinaryInputError(InputError):
+    code = "OC-E003"
+
+
+class InputTooLargeError(InputError):
+    code = "OC-E004"
+    http_status = 413
+
+
+class InputNotFoundError(InputError):
+    code = "OC-E005"
+    http_status = 404
+
+
+# --- 1xx: code sets ------------------------------------------------------------------
+class UnknownCodeSystemError(OpenCACError):
+    code = "OC-E101"
+
+
+class UnknownCodeError(OpenCACError):
+    code = "OC-E102"
+    http_status = 404
+
+
+class CodeSetVersionError(OpenCACError):
+    code = "OC-E103"
+
+
+class CodeSetSourceError(OpenCACError):
+    code = "OC-E104"
+
+
+# --- 2xx: models and engine ----------------------------------------------------------
+class ModelNotFoundError(OpenCACError):
+    code = "OC-E201"
+    http_status = 404
+
+
+class ModelFormatError(OpenCACError):
+    code = "OC-E202"
+
+
+class CorpusError(OpenCACError):
+    code = "OC-E203"
+
+
+# --- 3xx: rules ----------------------------------------------------------------------
+class ClaimFormatError(OpenCACError):
+    code = "OC-E301"
+
+
+class GrouperError(OpenCACError):
+    code = "OC-E302"
+
+
+# --- 4xx: service and storage --------------------------------------------------------
+class NotFoundError(OpenCACError):
+    code = "OC-E401"
+    http_status = 404
+
+
+class ConflictError(OpenCACError):
+    code = "OC-E402"
+    http_status = 409
+
+
+class PermissionDeniedError(OpenCACError):
+    code = "OC-E403"
+    http_status = 403
+
+
+class AuthenticationError(OpenCACError):
+    code = "OC-E404"
+    http_status = 401
+
+
+class AuditChainError(OpenCACError):
+    code = "OC-E405"
+    http_status = 500

@@ -1,0 +1,1 @@
+"""OpenCAC ui layer."""

@@ -121,3 +121,25 @@ class AuthenticationError(OpenCACError):
 class AuditChainError(OpenCACError):
     code = "OC-E405"
     http_status = 500
+
+
+# --- 5xx: learning and routing -------------------------------------------------------
+class PolicyError(OpenCACError):
+    code = "OC-E501"
+
+
+class CalibrationError(OpenCACError):
+    code = "OC-E502"
+
+
+class RegistryError(OpenCACError):
+    code = "OC-E503"
+
+
+class PromotionRefusedError(RegistryError):
+    code = "OC-E504"
+    http_status = 409
+
+
+class FeedbackError(OpenCACError):
+    code = "OC-E505"

@@ -143,3 +143,41 @@ class PromotionRefusedError(RegistryError):
 
 class FeedbackError(OpenCACError):
     code = "OC-E505"
+
+
+# --- 6xx: audit ----------------------------------------------------------------------
+class AuditInputError(OpenCACError):
+    """A frame, findings file or audit definition is malformed."""
+
+    code = "OC-E601"
+
+
+class SampleSizeError(OpenCACError):
+    """Sample-size parameters out of range (confidence, precision, expected error, population)."""
+
+    code = "OC-E602"
+
+
+class SamplingError(OpenCACError):
+    """A sample cannot be drawn as planned (too few records, unknown method or stratum key)."""
+
+    code = "OC-E603"
+
+
+class AuditOverrideError(OpenCACError):
+    """An override lacks its rationale or guideline citation."""
+
+    code = "OC-E604"
+
+
+class AuditStateError(OpenCACError):
+    """An audit step was attempted out of order (e.g. determination before a finding exists)."""
+
+    code = "OC-E605"
+    http_status = 409
+
+
+class AuditReportError(OpenCACError):
+    """A report or model card could not be rendered."""
+
+    code = "OC-E606"

@@ -181,3 +181,28 @@ class AuditReportError(OpenCACError):
     """A report or model card could not be rendered."""
 
     code = "OC-E606"
+
+
+# --- 7xx: batch ----------------------------------------------------------------------
+class BatchConfigError(OpenCACError):
+    """A batch run was asked for with settings that cannot work (bad format, workers...)."""
+
+    code = "OC-E701"
+
+
+class CheckpointError(OpenCACError):
+    """A batch checkpoint is unreadable or was made by a run with different settings."""
+
+    code = "OC-E702"
+
+
+class DuplicateDocumentError(OpenCACError):
+    """A document id occurs more than once in a batch input; only the first is coded."""
+
+    code = "OC-E703"
+
+
+class BatchDocumentError(OpenCACError):
+    """One document of a batch could not be coded (recorded in the failures file)."""
+
+    code = "OC-E704"

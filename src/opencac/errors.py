@@ -206,3 +206,10 @@ class BatchDocumentError(OpenCACError):
     """One document of a batch could not be coded (recorded in the failures file)."""
 
     code = "OC-E704"
+
+
+# --- 3xx (appended by the rules layer) ------------------------------------------------
+class RuleError(OpenCACError):
+    """An edits plugin problem: duplicate or unknown rule name, or a bad plugin object."""
+
+    code = "OC-E303"

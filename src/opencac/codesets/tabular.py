@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import importlib.resources
+import importlib.util
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import NamedTuple
@@ -50,13 +50,21 @@ class CMNode(NamedTuple):
     manifestation: bool
 
 
+def package_dir(name: str) -> Path | None:
+    """Directory of an installed package, found without importing it (imports can be slow)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def bundled_tabular_path() -> Path:
     """Path of the FY2026 tabular XML shipped inside the installed ``simple_icd_10_cm`` package."""
-    try:
-        data = importlib.resources.files("simple_icd_10_cm") / "data"
-    except ModuleNotFoundError as exc:  # pragma: no cover - dependency missing
-        raise CodeSetSourceError("package simple-icd-10-cm is not installed; pip install simple-icd-10-cm") from exc
-    for entry in data.iterdir():
+    data = package_dir("simple_icd_10_cm")
+    if data is None:  # pragma: no cover - dependency missing
+        raise CodeSetSourceError("package simple-icd-10-cm is not installed; pip install simple-icd-10-cm")
+    data = data / "data"
+    for entry in sorted(data.iterdir()):
         name = entry.name
         if name.startswith("icd10c") and "tabular" in name and name.endswith(".xml"):
             return Path(str(entry))

@@ -1,0 +1,335 @@
+"""The ICD-10-CM alphabetic index, external-cause index, neoplasm table and drug table.
+
+Two input formats are accepted, per file:
+
+* the official CMS XML (``ICD10CM.index`` documents; schema ``icd10cm-index-<year>.xsd``):
+  ``letter > mainTerm > term[@level]`` with ``title`` (text + ``nemod``), ``see``, ``seeAlso``,
+  ``code``, ``subcat``, ``manif`` and table ``cell[@col]`` columns named by ``indexHeading``;
+* the flattened CSV (``RowID, Letter, Level, Term, See, SeeAlso, NonEssModif, Code`` for the
+  index; table columns for drugs and neoplasms).
+
+Rows become ``IndexEntry``-shaped tuples: the term hierarchy is expanded into full phrases
+(main term + subterms), nonessential modifiers are optional words (ICD-10-CM Official
+Guidelines I.A.7: "supplementary words ... do not affect the code"; the phrase is emitted
+with and without them), and ``see`` / ``see also`` references are resolved to the target
+term's code (Guidelines I.A.16: "see" must be followed; "see also" may be).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opencac.errors import CodeSetSourceError
+
+KINDS = ("index", "eindex", "neoplasm", "drug")
+
+#: table column -> (key, phrase templates; {s} = the site / substance)
+NEOPLASM_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("malignant primary", ("malignant neoplasm of {s}", "cancer of {s}", "{s} cancer", "carcinoma of {s}")),
+    ("malignant secondary", ("secondary malignant neoplasm of {s}", "metastasis to {s}", "{s} metastasis")),
+    ("ca in situ", ("carcinoma in situ of {s}",)),
+    ("benign", ("benign neoplasm of {s}", "benign tumor of {s}")),
+    ("uncertain behavior", ("neoplasm of uncertain behavior of {s}",)),
+    ("unspecified behavior", ("neoplasm of unspecified behavior of {s}", "tumor of {s}")),
+)
+DRUG_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("poisoning accidental", ("poisoning by {s}", "{s} poisoning", "accidental poisoning by {s}", "{s} overdose")),
+    ("poisoning intentional self-harm", ("intentional self-harm poisoning by {s}", "intentional {s} overdose")),
+    ("poisoning assault", ("assault poisoning by {s}",)),
+    ("poisoning undetermined", ("poisoning by {s} undetermined intent",)),
+    ("adverse effect", ("adverse effect of {s}", "{s} adverse effect", "{s} toxicity")),
+    ("underdosing", ("underdosing of {s}",)),
+)
+_CSV_COLS = {
+    "neoplasm": ("MalignantPrimary", "MalignantSecondary", "CaInSitu", "Benign", "UncertainBehavior",
+                 "UnspecifiedBehavior"),
+    "drug": ("PoisoningAccidental", "PoisoningIntentionalSelfHarm", "PoisoningAssault", "PoisoningUndetermined",
+             "AdverseEffect", "Underdosing"),
+}
+_CODE_RE = re.compile(r"^[A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{0,4})?-?$")
+
+
+@dataclass
+class Row:
+    """One index row in document order (format-neutral)."""
+
+    level: int
+    title: str
+    nemod: tuple[str, ...] = ()
+    see: str = ""
+    see_also: str = ""
+    code: str = ""
+    cells: list[str] = field(default_factory=list)  # table columns, in table order
+    manif: str = ""
+
+
+def _mods(text: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in re.findall(r"\(([^()]*)\)", text or "") if m.strip())
+
+
+def _clean_code(value: str) -> str:
+    v = (value or "").strip()
+    return v if _CODE_RE.match(v) else ""
+
+
+# --------------------------------------------------------------------------- readers
+def _detect_csv(header: list[str], name: str) -> str | None:
+    h = set(header)
+    if "MalignantPrimary" in h:
+        return "neoplasm"
+    if "PoisoningAccidental" in h:
+        return "drug"
+    if {"Level", "Term"} <= h and "Code" in h:
+        return "eindex" if "extern" in name.lower() else "index"
+    return None
+
+
+def read_csv(path: Path) -> tuple[str, list[Row]]:
+    """Read a flattened index CSV: ``(kind, rows)``."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            kind = _detect_csv(list(reader.fieldnames or []), path.name)
+            if kind is None:
+                raise CodeSetSourceError(
+                    f"{path} is not an ICD-10-CM index CSV (expected columns Level, Term, See, SeeAlso, "
+                    "NonEssModif, Code, or the drug/neoplasm table columns)")
+            rows = []
+            for r in reader:
+                try:
+                    level = int(r.get("Level") or 0)
+                except ValueError as exc:
+                    raise CodeSetSourceError(f"{path}: bad Level {r.get('Level')!r} in row {r.get('RowID')}") from exc
+                cells = [(r.get(c) or "").strip() for c in _CSV_COLS.get(kind, ())]
+                rows.append(Row(level, (r.get("Term") or "").strip(), _mods(r.get("NonEssModif") or ""),
+                                (r.get("See") or "").strip(), (r.get("SeeAlso") or "").strip(),
+                                _clean_code(r.get("Code") or ""), cells))
+    except UnicodeDecodeError as exc:
+        raise CodeSetSourceError(f"{path} is not UTF-8 text: {exc}") from exc
+    return kind, rows
+
+
+def _title(el: ET.Element | None) -> tuple[str, tuple[str, ...]]:
+    if el is None:
+        return "", ()
+    text = el.text or ""
+    mods: tuple[str, ...] = ()
+    for child in el:
+        if child.tag == "nemod":
+            mods += _mods("".join(child.itertext()))
+        elif child.tag in ("diff",):
+            text += "".join(child.itertext())
+        text += child.tail or ""
+    return " ".join(text.split()), mods
+
+
+def read_xml(path: Path) -> tuple[str, list[Row]]:
+    """Read an official CMS ICD-10-CM index XML (``ICD10CM.index``): ``(kind, rows)``."""
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise CodeSetSourceError(f"cannot read ICD-10-CM index XML {path}: {exc}") from exc
+    if root.tag != "ICD10CM.index":
+        raise CodeSetSourceError(f"{path} is not an ICD-10-CM index XML (root <{root.tag}>, expected <ICD10CM.index>)")
+    heads = {int(h.get("col", "0")): " ".join("".join(h.itertext()).split()).lower()
+             for h in root.findall("indexHeading/head")}
+    title = " ".join("".join(root.find("title").itertext()).split()).lower() if root.find("title") is not None else ""
+    first = heads.get(1, "")
+    if first.startswith("neoplasm"):
+        kind = "neoplasm"
+    elif first.startswith("substance") or first.startswith("drug"):
+        kind = "drug"
+    elif "external" in title or "extern" in path.name.lower() or "eindex" in path.name.lower():
+        kind = "eindex"
+    else:
+        kind = "index"
+    ncols = max(heads) if heads else 0
+    rows: list[Row] = []
+
+    def walk(el: ET.Element, level: int) -> None:
+        title_el = el.find("title")
+        if title_el is None:
+            title_el = el.find("diff")
+        text, mods = _title(title_el)
+        cells = [""] * max(0, ncols - 1)
+        for c in el.findall("cell"):
+            col = int(c.get("col", "0"))
+            if 2 <= col <= ncols:
+                cells[col - 2] = " ".join("".join(c.itertext()).split())
+        code = _clean_code("".join(el.findtext("code") or "")) or _clean_code(el.findtext("subcat") or "")
+        rows.append(Row(level, text, mods, " ".join((el.findtext("see") or "").split()),
+                        " ".join((el.findtext("seeAlso") or "").split()), code, cells,
+                        _clean_code(el.findtext("manif") or "")))
+        for t in el.findall("term"):
+            walk(t, int(t.get("level", str(level + 1))))
+
+    for letter in root.findall("letter"):
+        for mt in letter.findall("mainTerm"):
+            walk(mt, 0)
+    return kind, rows
+
+
+# --------------------------------------------------------------------------- expansion
+def _stem_alias(title: str) -> str:
+    """``'Diabetes, diabetic'`` -> ``'Diabetes'``: drop comma variants sharing a stem."""
+    parts = [p.strip() for p in title.split(",")]
+    if len(parts) > 1 and all(p[:4].lower() == parts[0][:4].lower() for p in parts[1:] if p):
+        return parts[0]
+    return title
+
+
+def _words(title: str) -> str:
+    t = re.sub(r"\[[^\]]*\]", "", title)  # [ECG] abbreviations
+    t = re.sub(r"\s+NEC\b|\s+NOS\b", "", t)
+    t = _stem_alias(t)
+    return " ".join(t.replace(",", " ").split())
+
+
+def _key(parts: list[str]) -> tuple[str, ...]:
+    return tuple(" ".join(p.lower().split()) for p in parts)
+
+
+def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
+    """Expand rows into term tuples ``(phrase, code, "icd10cm", source, path, nonessential, see, see_also)``."""
+    # pass 1: full paths and a lookup for see / see-also targets
+    paths: list[list[Row]] = []
+    stack: list[Row] = []
+    lookup: dict[tuple[str, ...], str] = {}
+    for r in rows:
+        stack = stack[: r.level]
+        stack.append(r)
+        paths.append(list(stack))
+        if r.code:
+            titles = [x.title for x in stack]
+            for variant in (titles, [_stem_alias(titles[0]), *titles[1:]]):
+                lookup.setdefault(_key(variant), r.code)
+    main_alias: dict[str, str] = {}
+    for r in rows:
+        if r.level == 0:
+            main_alias.setdefault(r.title.lower(), r.title)
+            main_alias.setdefault(_stem_alias(r.title).lower(), r.title)
+
+    def resolve(ref: str) -> str:
+        parts = [p.strip() for p in ref.split(",") if p.strip()]
+        for i in range(len(parts), 0, -1):
+            main = ", ".join(parts[:i])
+            canon = main_alias.get(main.lower())
+            if canon is None:
+                continue
+            code = lookup.get(_key([canon, *parts[i:]]))
+            if code:
+                return code
+        return ""
+
+    source = {"index": "index", "eindex": "eindex", "neoplasm": "neoplasm", "drug": "drug"}[kind]
+    out: list[tuple[Any, ...]] = []
+    for r, path in zip(rows, paths):
+        path_text = " > ".join(x.title + (" " + " ".join(f"({m})" for m in x.nemod) if x.nemod else "")
+                               for x in path)
+        mods = tuple(m for x in path for m in x.nemod)
+        words = [_words(x.title) for x in path]
+        if kind in ("neoplasm", "drug"):
+            site_words = words[1:] if kind == "neoplasm" and len(words) > 1 else words
+            site = " ".join(w for w in site_words if w)
+            cols = NEOPLASM_COLUMNS if kind == "neoplasm" else DRUG_COLUMNS
+            for (_col, templates), cell in zip(cols, r.cells):
+                code = _clean_code(cell)
+                if not code or not site:
+                    continue
+                for tpl in templates:
+                    out.append((tpl.format(s=site), code, "icd10cm", source, f"{path_text} [{_col}]", mods,
+                                r.see, r.see_also))
+            if r.see:
+                target = resolve(r.see)
+                if target:
+                    out.append((site, target, "icd10cm", source, path_text, mods, r.see, r.see_also))
+            continue
+        base = " ".join(w for w in words if w)
+        variants = [base]
+        # nonessential modifiers: with each one placed after (and, for the last level, before) its term
+        for li, x in enumerate(path):
+            for m in x.nemod[:4]:
+                m = m.lstrip("-").strip()
+                if not m:
+                    continue
+                after = words[: li + 1] + [m] + words[li + 1:]
+                variants.append(" ".join(w for w in after if w))
+                if li == len(path) - 1:
+                    before = words[:li] + [m] + words[li:]
+                    variants.append(" ".join(w for w in before if w))
+        variants = list(dict.fromkeys(v for v in variants if v))[:10]
+        targets: list[tuple[str, str, str]] = []
+        if r.code:
+            targets.append((r.code, "", r.see_also))
+        if r.manif:
+            targets.append((r.manif, "", r.see_also))
+        if r.see:
+            code = resolve(r.see)
+            if code:
+                targets.append((code, r.see, r.see_also))
+        if r.see_also and not r.code:
+            code = resolve(r.see_also)
+            if code:
+                targets.append((code, "", r.see_also))
+        for code, see, see_also in targets:
+            for v in variants:
+                out.append((v, code, "icd10cm", source, path_text, mods, see, see_also))
+    return out
+
+
+def index_files(directory: Path) -> list[Path]:
+    """The index files (``*.csv`` / ``*.xml``) in a directory, official XML preferred per kind."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.suffix.lower() in (".csv", ".xml") and p.is_file())
+
+
+def load_index_dir(directory: Path) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
+    """Load every index/table file in ``directory``; where a kind exists as XML and CSV,
+    the official XML wins. Returns ``(term tuples, info)``."""
+    files = index_files(directory)
+    if not files:
+        raise CodeSetSourceError(f"no ICD-10-CM index files (*.csv, *.xml) in {directory}")
+    by_kind: dict[str, tuple[Path, list[Row]]] = {}
+    fy = 0
+    for p in files:
+        if p.suffix.lower() == ".xml":
+            try:
+                head = p.read_bytes()[:400].decode("utf-8", "replace")
+            except OSError:
+                continue
+            if "ICD10CM.index" not in head:
+                continue
+            kind, rows = read_xml(p)
+            m = re.search(r"<version>(\d{4})</version>", head)
+            fy = fy or (int(m.group(1)) if m else 0)
+            by_kind[kind] = (p, rows)
+    for p in files:
+        if p.suffix.lower() != ".csv":
+            continue
+        try:
+            kind, rows = read_csv(p)
+        except CodeSetSourceError:
+            continue
+        if kind not in by_kind:
+            by_kind[kind] = (p, rows)
+            m = re.search(r"(20\d\d)", p.name)
+            fy = fy or (int(m.group(1)) if m else 0)
+    if not by_kind:
+        raise CodeSetSourceError(f"no readable ICD-10-CM index files in {directory} "
+                                 "(expected CMS index XML or the flattened CSV)")
+    terms: list[tuple[Any, ...]] = []
+    extra: dict[str, str] = {}
+    for kind in KINDS:
+        if kind in by_kind:
+            path, rows = by_kind[kind]
+            t = expand(kind, rows)
+            terms += t
+            extra[kind] = f"{path.name} ({len(rows)} rows, {len(t)} phrases)"
+    return terms, {"fy": fy, "extra": extra}

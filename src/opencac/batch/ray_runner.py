@@ -35,14 +35,16 @@ class RayCoder:
         max_bytes: largest note accepted.
     """
 
-    def __init__(self, engine_factory: Callable[[], Engine], rules: bool, max_bytes: int) -> None:
+    def __init__(self, engine_factory: Callable[[], Engine], rules: bool, max_bytes: int,
+                 routing_policy: dict[str, Any] | None = None) -> None:
         import os
 
         self.pid = os.getpid()
         self.fatal = ""
         self.coder: DocumentCoder | None = None
         try:
-            self.coder = DocumentCoder(engine_factory, rules=rules, max_bytes=max_bytes)
+            self.coder = DocumentCoder(engine_factory, rules=rules, max_bytes=max_bytes,
+                                       routing_policy=routing_policy)
         except OpenCACError as exc:
             self.fatal = json.dumps([type(exc).__name__, exc.message])
         except Exception as exc:
@@ -81,8 +83,8 @@ def _init_ray(cfg: BatchConfig) -> bool:
     return True
 
 
-def run_ray(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig,
-            factory: Callable[[], Engine]) -> Iterator[ChunkResult]:
+def run_ray(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callable[[], Engine],
+            policy: dict[str, Any] | None = None) -> Iterator[ChunkResult]:
     """Code the pending documents on Ray actors; yield one ``ChunkResult`` per coded batch.
 
     Documents go to Ray Data in waves of ``cfg.ray_wave`` (so the driver never holds
@@ -110,7 +112,7 @@ def run_ray(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig,
             blocks = max(1, min(len(items) // cfg.chunk_size, 4 * cfg.workers * 8))
             ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
                 RayCoder,
-                fn_constructor_args=(factory, cfg.rules, cfg.max_bytes),
+                fn_constructor_args=(factory, cfg.rules, cfg.max_bytes, policy),
                 batch_size=cfg.chunk_size,
                 batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=cfg.workers),

@@ -7,6 +7,7 @@ only code documents and return JSON lines.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -81,10 +82,11 @@ class BatchConfig:
         if self.routing_policy is not None and not Path(self.routing_policy).is_file():
             raise InputNotFoundError(f"routing policy {self.routing_policy} does not exist.")
 
-    def settings(self, source: DocumentSource) -> dict[str, Any]:
+    def settings(self, source: DocumentSource, policy: dict[str, Any] | None = None) -> dict[str, Any]:
         """What must not change between a run and its resumption."""
+        pol = hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()[:16] if policy else None
         return {"input": source.fingerprint(), "model": self.model, "rules": self.rules,
-                "engine": _factory_name(self.engine_factory)}
+                "engine": _factory_name(self.engine_factory), "routing_policy": pol}
 
 
 def _factory_name(factory: Any) -> str:
@@ -140,15 +142,15 @@ def _raise_fatal(result: ChunkResult) -> None:
     raise BatchConfigError(f"the workers could not load the engine: {message}")
 
 
-def _run_inline(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig,
-                factory: Callable[[], Engine]) -> Iterator[ChunkResult]:
-    coder = DocumentCoder(factory, rules=cfg.rules, max_bytes=cfg.max_bytes)
+def _run_inline(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callable[[], Engine],
+                policy: dict[str, Any] | None) -> Iterator[ChunkResult]:
+    coder = DocumentCoder(factory, rules=cfg.rules, max_bytes=cfg.max_bytes, routing_policy=policy)
     for chunk in chunks:
         yield coder.code_chunk(chunk)
 
 
-def _run_local(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig,
-               factory: Callable[[], Engine]) -> Iterator[ChunkResult]:
+def _run_local(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callable[[], Engine],
+               policy: dict[str, Any] | None) -> Iterator[ChunkResult]:
     import multiprocessing as mp
 
     # spawn: safe with the driver's threads (progress bar, SQLite) and the same on every OS.
@@ -157,7 +159,7 @@ def _run_local(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig,
     limit = 2 * cfg.workers
     it = iter(chunks)
     with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=init_worker,
-                             initargs=(factory, cfg.rules, cfg.max_bytes)) as pool:
+                             initargs=(factory, cfg.rules, cfg.max_bytes, policy)) as pool:
         try:
             exhausted = False
             while True:
@@ -204,15 +206,15 @@ def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSumm
         Ledger.remove(out)
         for name in ("results.jsonl", "results.parquet", "failures.jsonl", "D.tsv", "P.tsv", "summary.json"):
             (out / name).unlink(missing_ok=True)
+    policy = _load_policy(cfg.routing_policy)
     ledger = Ledger(out)
     try:
-        ledger.check_settings(cfg.settings(source))
+        ledger.check_settings(cfg.settings(source, policy))
         ledger.recover()
         total = source.count()
         pending = _Pending(source, ledger)
         already = len(pending.done) + len(pending.dup_done)
         factory = cfg.engine_factory or EngineFactory(cfg.model)
-        policy = _load_policy(cfg.routing_policy)
         done = already
         if progress:
             progress(done, total)
@@ -220,12 +222,12 @@ def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSumm
         if cfg.ray is not None:
             from opencac.batch.ray_runner import run_ray
 
-            results: Iterator[ChunkResult] = run_ray(chunks, cfg, factory)
+            results: Iterator[ChunkResult] = run_ray(chunks, cfg, factory, policy)
             runner = "ray"
         elif cfg.workers == 0:
-            results, runner = _run_inline(chunks, cfg, factory), "inline"
+            results, runner = _run_inline(chunks, cfg, factory, policy), "inline"
         else:
-            results, runner = _run_local(chunks, cfg, factory), "local"
+            results, runner = _run_local(chunks, cfg, factory, policy), "local"
         peak_kb = 0
         coded_now = 0
         seq = ledger.next_seq()
@@ -244,7 +246,7 @@ def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSumm
         ledger.record_duplicates(pending.new_duplicates)
         pending.new_duplicates = []
         elapsed = time.perf_counter() - t0
-        summary = assemble(ledger, out, output_format=cfg.output_format, tsv=cfg.tsv, routing_policy=policy)
+        summary = assemble(ledger, out, output_format=cfg.output_format, tsv=cfg.tsv)
         summary.resumed_from = already
         summary.elapsed_s = round(elapsed, 3)
         summary.docs_per_s = round(coded_now / elapsed, 3) if elapsed > 0 else 0.0
@@ -260,18 +262,12 @@ def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSumm
         ledger.close()
 
 
-def _load_policy(path: Path | None) -> Any:
-    """Load a routing policy with ``opencac.routing`` when both exist; else ``None``."""
+def _load_policy(path: Path | None) -> dict[str, Any] | None:
+    """Read and validate a routing policy file (``opencac.routing.RoutingPolicy``) as a dict."""
     if path is None:
         return None
     try:
-        import opencac.routing as routing
+        from opencac.routing import RoutingPolicy
     except ImportError:
-        return None
-    for name in ("load_policy", "RoutingPolicy", "Policy"):
-        obj = getattr(routing, name, None)
-        if obj is None:
-            continue
-        loader = getattr(obj, "load", obj)
-        return loader(path)
-    return None
+        raise BatchConfigError("--policy needs the routing layer (opencac.routing), which is not installed.") from None
+    return RoutingPolicy.load(path).validate().to_dict()

@@ -69,10 +69,14 @@ class DocumentCoder:
         engine_factory: picklable callable returning an engine (called once, here).
         rules: whether to run ``opencac.edits.apply_rules`` on each result.
         max_bytes: the largest note accepted.
+        routing_policy: a routing policy as a dict (``RoutingPolicy.to_dict()``); ``None``
+            = the default policy. Each row then carries its route decision.
+        routing: route each result with ``opencac.routing.route`` (when importable).
     """
 
     def __init__(self, engine_factory: Callable[[], Engine], rules: bool = True,
-                 max_bytes: int = DEFAULT_MAX_NOTE_BYTES) -> None:
+                 max_bytes: int = DEFAULT_MAX_NOTE_BYTES, routing_policy: dict[str, Any] | None = None,
+                 routing: bool = True) -> None:
         self.engine = engine_factory()
         self.rules = rules
         self.max_bytes = max_bytes
@@ -82,6 +86,17 @@ class DocumentCoder:
             from opencac.edits import apply_rules
 
             self._apply_rules = apply_rules
+        self._route: Callable[..., Any] | None = None
+        self._policy: Any = None
+        if routing:
+            try:
+                from opencac.routing import RoutingPolicy, route
+            except ImportError:  # routing is optional for batch: the summary says "provisional"
+                pass
+            else:
+                self._route = route
+                self._policy = (RoutingPolicy.from_dict(routing_policy) if routing_policy is not None
+                                else RoutingPolicy())
 
     def _context(self, data: dict[str, Any] | None) -> Any:
         if data is None:
@@ -113,6 +128,10 @@ class DocumentCoder:
                 self._apply_rules(result, text)
             row = result.to_dict()
             row["doc_id"] = doc.doc_id
+            if self._route is not None:
+                d = self._route(result, self._policy, text)
+                row["route"] = {"route": d.route, "priority": d.priority, "reasons": list(d.reasons),
+                                "complexity": round(float(d.complexity), 6), "audit_sample": bool(d.audit_sample)}
             return "ok", row
         except Exception as exc:  # failure isolation: one bad document never stops the run
             return "failed", failure_row(doc.doc_id, exc)
@@ -164,7 +183,8 @@ _CODER: DocumentCoder | None = None
 _INIT_ERROR: tuple[str, str] | None = None
 
 
-def init_worker(engine_factory: Callable[[], Engine], rules: bool, max_bytes: int) -> None:
+def init_worker(engine_factory: Callable[[], Engine], rules: bool, max_bytes: int,
+                routing_policy: dict[str, Any] | None = None) -> None:
     """Pool initializer: load the engine once per worker process.
 
     A failure is kept and reported by the first task (a raising initializer would only
@@ -173,7 +193,7 @@ def init_worker(engine_factory: Callable[[], Engine], rules: bool, max_bytes: in
     global _CODER, _INIT_ERROR
     _die_with_parent()
     try:
-        _CODER = DocumentCoder(engine_factory, rules=rules, max_bytes=max_bytes)
+        _CODER = DocumentCoder(engine_factory, rules=rules, max_bytes=max_bytes, routing_policy=routing_policy)
     except OpenCACError as exc:
         _INIT_ERROR = (type(exc).__name__, exc.message)
     except Exception as exc:

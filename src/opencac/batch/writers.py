@@ -24,7 +24,8 @@ OUTPUT_FORMATS = ("jsonl", "parquet")
 #: Provisional automation threshold: a document counts as automatable when it has at
 #: least one selected code, every selected code has confidence >= this value, and the
 #: rules layer raised no error-severity edit. Used until ``opencac.routing`` provides
-#: fitted per-system thresholds (then its ``route`` decision is used instead).
+#: fitted per-system thresholds. Rows routed in the worker (``row["route"]``, from
+#: ``opencac.routing.route`` with the run's policy) use that decision instead.
 PROVISIONAL_AUTOMATION_THRESHOLD = 0.90
 
 #: Parquet columns (nested structures are stored as JSON strings: their schema belongs
@@ -171,8 +172,7 @@ class _ParquetSink:
         self.writer.close()
 
 
-def assemble(ledger: Ledger, out_dir: Path, *, output_format: str = "jsonl", tsv: bool = False,
-             routing_policy: Any = None) -> BatchSummary:
+def assemble(ledger: Ledger, out_dir: Path, *, output_format: str = "jsonl", tsv: bool = False) -> BatchSummary:
     """Write the final outputs from the committed chunks and count the summary figures.
 
     Outputs (each written to a temporary file, then renamed): ``results.jsonl`` or
@@ -186,18 +186,14 @@ def assemble(ledger: Ledger, out_dir: Path, *, output_format: str = "jsonl", tsv
         out_dir: the output directory.
         output_format: ``jsonl`` or ``parquet``.
         tsv: also write the CodiEsp-style TSVs.
-        routing_policy: a loaded ``opencac.routing`` policy; when given (and routing is
-            available) automation = documents routed straight-through.
 
     Raises:
         BatchConfigError: unknown output format.
     """
     if output_format not in OUTPUT_FORMATS:
         raise BatchConfigError(f"unknown output format {output_format!r}.", options=OUTPUT_FORMATS)
-    route_fn = _routing(routing_policy)
-    summary = BatchSummary(automation_basis=(
-        "opencac.routing straight-through" if route_fn else
-        f"provisional: all selected codes confidence >= {PROVISIONAL_AUTOMATION_THRESHOLD:.2f}, no error edits"))
+    summary = BatchSummary()
+    routed = provisional = 0
     res_path = out_dir / f"results.{output_format}"
     tmp_res = res_path.with_name(res_path.name + ".tmp")
     failures = _AtomicFile(out_dir / "failures.jsonl")
@@ -216,9 +212,12 @@ def assemble(ledger: Ledger, out_dir: Path, *, output_format: str = "jsonl", tsv
             dx, px = row.get("diagnoses", []), row.get("procedures", [])
             summary.suggestions += len(dx) + len(px)
             summary.codes += len(_selected(dx)) + len(_selected(px))
-            if route_fn is not None:
-                summary.automated += int(route_fn(row))
+            route = row.get("route")
+            if isinstance(route, dict):  # decided in the worker by opencac.routing.route
+                routed += 1
+                summary.automated += int(route.get("route") == "straight_through")
             else:
+                provisional += 1
                 summary.automated += int(provisional_automated(row))
             if jsonl_fh is not None:
                 jsonl_fh.write(body)
@@ -251,35 +250,11 @@ def assemble(ledger: Ledger, out_dir: Path, *, output_format: str = "jsonl", tsv
         p_file.commit()
         summary.outputs |= {"tsv_d": str(d_file.path), "tsv_p": str(p_file.path)}
     summary.documents = summary.coded + summary.failures
+    if provisional == 0:
+        summary.automation_basis = "opencac.routing: share routed straight_through by the routing policy"
+    else:
+        summary.automation_basis = (
+            f"provisional for {provisional} document(s): all selected codes confidence >= "
+            f"{PROVISIONAL_AUTOMATION_THRESHOLD:.2f} and no error edits")
     summary.automation_rate = summary.automated / summary.coded if summary.coded else 0.0
     return summary
-
-
-def _routing(policy: Any) -> Any:
-    """A ``row -> straight-through?`` function from ``opencac.routing``, when available."""
-    if policy is None:
-        return None
-    try:
-        from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
-        from opencac.routing import route
-    except ImportError:
-        return None
-
-    def to_result(row: dict[str, Any]) -> CodingResult:
-        def sugg(d: dict[str, Any]) -> CodeSuggestion:
-            d = dict(d)
-            d["evidence"] = [Evidence(**e) for e in d.get("evidence", [])]
-            return CodeSuggestion(**d)
-
-        return CodingResult(
-            doc_id=row["doc_id"], diagnoses=[sugg(s) for s in row.get("diagnoses", [])],
-            procedures=[sugg(s) for s in row.get("procedures", [])], model=row.get("model", ""),
-            codeset=row.get("codeset", {}), context=EncounterContext.from_dict(row.get("context") or {}),
-            warnings=row.get("warnings", []), rules=row.get("rules"),
-        )
-
-    def fn(row: dict[str, Any]) -> bool:
-        decision = route(to_result(row), policy)
-        return str(getattr(decision, "route", "")).replace("-", "_") in ("straight_through", "auto")
-
-    return fn

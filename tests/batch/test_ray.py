@@ -1,0 +1,44 @@
+"""A Ray Data run on a local two-CPU Ray instance gives the same output as local workers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'opencac[ray]'")
+
+import batch_fakes  # noqa: E402
+from batch_fakes import FakeFactory  # noqa: E402
+
+from opencac.batch.runner import BatchConfig, run_batch  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[None]:
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # The fake engine lives in the test directory, which Ray workers cannot import:
+    # ship its module by value.
+    ray.cloudpickle.register_pickle_by_value(batch_fakes)
+    yield
+    ray.shutdown()
+
+
+def test_ray_run_matches_local_run_fake_engine(tmp_path: Path, ray_local: None) -> None:
+    inp = tmp_path / "in.jsonl"
+    recs = [{"id": f"r{i}", "text": ("EXPLODE" if i == 7 else f"note {i}: diabetes, fever and x-ray {i}")}
+            for i in range(30)]
+    inp.write_text("\n".join(json.dumps(r) for r in recs) + "\n", encoding="utf-8")
+    common = {"rules": False, "chunk_size": 4, "tsv": True, "engine_factory": FakeFactory()}
+    s_ray = run_batch(BatchConfig(input=inp, out=tmp_path / "ray", workers=2, ray="local", **common))
+    s_loc = run_batch(BatchConfig(input=inp, out=tmp_path / "loc", workers=0, **common))
+    assert s_ray.runner == "ray" and (s_ray.coded, s_ray.failures) == (29, 1)
+    for name in ("results.jsonl", "failures.jsonl", "D.tsv", "P.tsv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "loc" / name).read_bytes(), name
+    assert s_ray.peak_rss_mb_per_worker > 0

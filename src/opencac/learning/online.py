@@ -1,0 +1,278 @@
+"""The incremental learning path: decisions and coded documents -> updated model within seconds.
+
+Two layers learn at once:
+
+1. the *feedback overlay* (:class:`~opencac.learning.memory.FeedbackOverlay`): a memory of
+   decided notes and per-organisation priors, updated on every single decision;
+2. the *engine's own model*, through its incremental-update method (``update(documents)``
+   on the engine or its model: SGD ``partial_fit`` layers, kNN memory, code priors), called
+   with whole coded documents (a finalised encounter, or a corpus document in
+   ``opencac learn``), since a one-vs-rest layer needs a document's complete code set.
+
+A model directory after learning holds the engine's artifacts plus ``learning/``
+(``memory.npz``, ``memory.json``, ``manifest.json``, ``examples.jsonl``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opencac.coding.types import CodingResult, EncounterContext
+from opencac.errors import ModelNotFoundError
+from opencac.learning.feedback import (
+    SYSTEMS,
+    Decision,
+    ExampleLog,
+    LabelledExample,
+    TrainingDocument,
+    examples_from_decision,
+)
+from opencac.learning.memory import FeedbackOverlay
+
+LEARNING_DIR = "learning"
+
+
+def documents_hash(docs: Iterable[TrainingDocument]) -> str:
+    """SHA-256 over ids, texts and codes of training documents (the learning data hash)."""
+    h = hashlib.sha256()
+    for d in docs:
+        h.update(d.id.encode() + b"\0" + d.text.encode() + b"\0")
+        for s in SYSTEMS:
+            h.update(("|".join(d.codes.get(s, [])) + "/" + "|".join(d.rejected.get(s, [])) + "\n").encode())
+    return h.hexdigest()
+
+
+def _engine_target(engine: Any, method: str) -> Any:
+    """The engine or its inner model that has ``method``, or ``None``."""
+    for obj in (engine, getattr(engine, "model", None), getattr(engine, "supervised", None)):
+        if obj is not None and callable(getattr(obj, method, None)):
+            return obj
+    return None
+
+
+def _as_engine_docs(docs: Sequence[TrainingDocument]) -> list[Any]:
+    """Training documents in the engine's corpus type when it has one (``CodedDocument``)."""
+    try:
+        from opencac.coding.corpus import CodedDocument
+    except ImportError:  # engine corpus module not there: pass ours (same fields)
+        return list(docs)
+    return [CodedDocument(d.id, d.text, {s: list(d.codes.get(s, [])) for s in SYSTEMS}) for d in docs]
+
+
+def engine_update(engine: Any, docs: Sequence[TrainingDocument]) -> bool:
+    """Call the engine's incremental update with coded documents; ``False`` when it has none."""
+    target = _engine_target(engine, "update")
+    if target is None or not docs:
+        return False
+    target.update(_as_engine_docs(docs))
+    return True
+
+
+def engine_save(engine: Any, out: Path) -> bool:
+    """Save the engine's (updated) model into ``out``; ``False`` when it cannot save."""
+    target = _engine_target(engine, "save")
+    if target is None:
+        return False
+    target.save(out)
+    return True
+
+
+def load_engine(model: str | Path | None) -> Any:
+    """``CodingEngine.load(model)`` (imported lazily: the engine is heavy)."""
+    from opencac.coding.engine import CodingEngine
+
+    return CodingEngine.load(model)
+
+
+class LearnedEngine:
+    """A coding engine plus the feedback overlay of its model directory.
+
+    ``code()`` returns the engine's result adjusted by what coders taught (immediately
+    after each decision, before any retrain).
+
+    Args:
+        engine: a loaded engine (anything with ``code(text, doc_id, context)``).
+        overlay: the feedback overlay.
+        model_dir: where both live (``None`` for a model-less engine).
+    """
+
+    def __init__(self, engine: Any, overlay: FeedbackOverlay | None = None, model_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.overlay = overlay or FeedbackOverlay()
+        self.model_dir = model_dir
+
+    @classmethod
+    def load(cls, model: str | Path | None) -> LearnedEngine:
+        """Load the engine of ``model`` and its ``learning/`` overlay (if any)."""
+        eng = load_engine(model)
+        overlay = FeedbackOverlay.load(Path(model) / LEARNING_DIR) if model else FeedbackOverlay()
+        return cls(eng, overlay, Path(model) if model else None)
+
+    @property
+    def name(self) -> str:
+        base = str(getattr(self.engine, "name", "engine"))
+        return f"{base}+feedback({len(self.overlay)})" if len(self.overlay) else base
+
+    def code(
+        self, text: str, doc_id: str = "note", context: EncounterContext | None = None, org: str = "default"
+    ) -> CodingResult:
+        """Code a note with the engine, then apply the feedback overlay."""
+        res = self.engine.code(text, doc_id=doc_id, context=context)
+        if len(self.overlay):
+            self.overlay.adjust(res, text, org=org)
+        return res
+
+
+@dataclass(slots=True)
+class LearnReport:
+    """What one learning call did.
+
+    Attributes:
+        documents: coded documents learnt.
+        examples: labelled examples taken in.
+        engine_updated: whether the engine's own incremental update ran.
+        seconds: wall time.
+        data_hash: hash of the documents learnt.
+    """
+
+    documents: int = 0
+    examples: int = 0
+    engine_updated: bool = False
+    seconds: float = 0.0
+    data_hash: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class OnlineLearner:
+    """Feeds decisions and coded documents into a model; the fast learning path.
+
+    Args:
+        model: the model directory (``None`` = model-less engine, overlay only).
+        engine: an already-loaded engine (default: load ``model`` lazily).
+        update_engine: also call the engine's incremental update on whole documents.
+        memory_positives: let the overlay's memory vote for accepted codes too (switch off
+            to rely on the engine's own update for positives; rejections always apply).
+
+    Attributes:
+        learned: a :class:`LearnedEngine` that codes with everything learnt so far.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None,
+        engine: Any = None,
+        update_engine: bool = True,
+        memory_positives: bool = True,
+    ) -> None:
+        self.model = Path(model) if model else None
+        if self.model is not None and not self.model.exists():
+            raise ModelNotFoundError(f"model {str(self.model)!r} does not exist; expected a model directory.")
+        self.update_engine = update_engine
+        overlay = FeedbackOverlay.load(self.model / LEARNING_DIR) if self.model else FeedbackOverlay()
+        overlay.use_memory_positives = memory_positives
+        self._engine = engine
+        self.overlay = overlay
+        self._pending: list[LabelledExample] = []
+        self._history: list[dict[str, Any]] = []
+        self._engine_changed = False
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            self._engine = load_engine(self.model)
+        return self._engine
+
+    @property
+    def learned(self) -> LearnedEngine:
+        return LearnedEngine(self.engine, self.overlay, self.model)
+
+    def decide(self, decision: Decision, text: str | None = None) -> list[LabelledExample]:
+        """Learn one coder decision now (overlay memory + organisation priors).
+
+        Args:
+            decision: the decision.
+            text: the note; needed the first time its document is seen.
+
+        Returns:
+            The labelled examples it produced.
+        """
+        exs = examples_from_decision(decision)
+        for ex in exs:
+            self.overlay.learn_example(ex, text)
+        self._pending.extend(exs)
+        return exs
+
+    def finalise(self, doc: TrainingDocument) -> LearnReport:
+        """A finalised encounter: remember it as a whole and update the engine's model with it."""
+        return self.learn_documents([doc])
+
+    def learn_documents(self, docs: Sequence[TrainingDocument]) -> LearnReport:
+        """Learn coded documents as accepted decisions (rejected codes as rejections).
+
+        This is what ``opencac learn`` runs for a corpus: every code of every document goes
+        through the same path as a coder's accept, then the engine's incremental update is
+        called once with the batch.
+        """
+        t0 = time.perf_counter()
+        rep = LearnReport(documents=len(docs), data_hash=documents_hash(docs))
+        self.overlay.learn_documents(docs)
+        for d in docs:
+            for s in SYSTEMS:
+                rep.examples += len(d.codes.get(s, [])) + len(d.rejected.get(s, []))
+                self._pending += [LabelledExample(d.id, c, s, True, "accept", org=d.org) for c in d.codes.get(s, [])]
+                self._pending += [LabelledExample(d.id, c, s, False, "reject", org=d.org) for c in d.rejected.get(s, [])]
+        if self.update_engine and self.model is not None:
+            try:
+                rep.engine_updated = engine_update(self.engine, docs)
+            except NotImplementedError:
+                rep.engine_updated = False
+            if not rep.engine_updated:
+                rep.notes.append("the engine offers no incremental update; learnt by the feedback overlay only")
+            self._engine_changed |= rep.engine_updated
+        rep.seconds = time.perf_counter() - t0
+        self._history.append({"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **rep.to_dict()})
+        return rep
+
+    def save(self, out: str | Path | None = None) -> Path:
+        """Write the learnt model: a copy of the base model, the updated engine, the overlay.
+
+        Args:
+            out: the new model directory (default: update the base model in place).
+
+        Returns:
+            The written directory.
+        """
+        out = Path(out) if out else self.model
+        if out is None:
+            raise ModelNotFoundError("no output directory given and the learner has no base model directory.")
+        if self.model is not None and out.resolve() != self.model.resolve():
+            if out.exists():
+                shutil.rmtree(out)
+            shutil.copytree(self.model, out)
+        out.mkdir(parents=True, exist_ok=True)
+        engine_saved = self._engine_changed and engine_save(self.engine, out)
+        ldir = out / LEARNING_DIR
+        self.overlay.save(ldir)
+        ExampleLog(ldir / "examples.jsonl").append(self._pending)
+        self._pending = []
+        man_path = ldir / "manifest.json"
+        man = json.loads(man_path.read_text(encoding="utf-8")) if man_path.is_file() else {"history": []}
+        man["parent"] = str(self.model) if self.model else None
+        man["memory_documents"] = len(self.overlay)
+        man["engine_saved"] = bool(engine_saved) or man.get("engine_saved", False)
+        man["history"] = list(man.get("history", [])) + self._history
+        man["updated"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        man_path.write_text(json.dumps(man, indent=2), encoding="utf-8")
+        self._history = []
+        return out

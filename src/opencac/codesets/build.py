@@ -177,7 +177,9 @@ def compile_artifacts(src: Sources, cache: Path, progress: Callable[[str], None]
     for ofy in sorted(src.old_versions):
         path = src.old_versions[ofy]
         progress(f"reading ICD-10-CM FY{ofy} from {path.name}...")
-        _vfy, onodes = parse_tabular(path)
+        from opencac.codesets.versions import parse_cm_source
+
+        _vfy, onodes = parse_cm_source(path)
         versions[f"icd10cm-{ofy}"] = ("icd10cm", ofy, str(path), file_sha256(path), {})
         present[ofy] = frozenset(n.code for n in onodes)
         billable[ofy] = frozenset(n.code for n in onodes if n.billable)

@@ -108,6 +108,19 @@ class KnowledgeBase:
         hi = None if last == len(fys) - 1 else fys[last + 1] - 1
         return lo, hi
 
+    def info(self) -> dict[str, Any]:
+        """Versions, counts and cache files, as plain data (``opencac codes info``)."""
+        bill = self._billable[self.fy]
+        return {
+            "versions": {k: {"system": v.system.value, "fiscal_year": v.fiscal_year, "source": v.source,
+                             "sha256": v.sha256, **v.extra} for k, v in self.versions.items()},
+            "default_fiscal_year": self.fy,
+            "counts": {"icd10cm_nodes": len(self._present[self.fy]), "icd10cm_billable": len(bill),
+                       "icd10pcs_codes": len(self._pcs_data()), "terms": len(self._term_rows())},
+            "cache": str(self.paths["cm"].parent),
+            "files": {k: str(p) for k, p in self.paths.items()},
+        }
+
     # ------------------------------------------------------------------ lazy parts
     def _pcs_data(self) -> dict[str, tuple[str, tuple[tuple[str, str, str], ...]]]:
         if self._pcs is None:
@@ -497,3 +510,38 @@ def build_postings(rows: list[tuple[Any, ...]]) -> tuple[dict[str, array], array
                 p = postings[t] = array("I")
             p.append(i)
     return postings, tlen
+
+
+def describe(kb: KnowledgeBase, code: str, as_of: dt.date | None = None) -> dict[str, Any]:
+    """Everything a coder looks up about a code, as plain data (used by ``opencac codes lookup``).
+
+    Raises:
+        UnknownCodeError: the code is in no loaded code set.
+    """
+    obj = kb.get(code)
+    v = kb.version_for(as_of)
+    out: dict[str, Any] = {
+        "code": obj.code,
+        "system": obj.system.value,
+        "description": obj.description,
+        "kind": obj.kind,
+        "billable": kb.is_billable(obj.code, as_of),
+        "as_of": as_of.isoformat() if as_of else None,
+        "hierarchy": [{"code": a.code, "kind": a.kind, "description": a.description}
+                      for a in reversed(kb.ancestors(obj.code))],
+        "children": [{"code": c.code, "description": c.description} for c in kb.children(obj.code)[:200]],
+    }
+    if obj.system is CodeSystem.ICD10CM:
+        out["fiscal_year"] = v
+        out["valid_in_fiscal_year"] = obj.code in kb._present[v]
+        out["valid_fiscal_years"] = {"from": obj.valid_from_fy, "to": obj.valid_to_fy,
+                                     "loaded": [y for y in kb.cm_fiscal_years if obj.code in kb._present[y]]}
+        out["manifestation"] = obj.manifestation
+        out["notes"] = {kind: [{"at": src, "text": text, "refs": list(refs)} for src, text, refs in items]
+                        for kind, items in kb.inherited_notes(obj.code).items()}
+        out["seventh_characters"] = [{"char": c, "meaning": m} for c, m in kb.seventh_characters(obj.code)]
+        if not out["billable"]:
+            out["billable_codes"] = kb.current_equivalents(obj.code)[:50]
+    else:
+        out["axes"] = [{"axis": a, "char": c, "meaning": m} for a, c, m in obj.axes]
+    return out

@@ -1,0 +1,303 @@
+"""Assertion of a mention: negated, uncertain, historical, family, hypothetical or affirmed.
+
+A ConText-style algorithm of our own (after Harkema et al., "ConText: an algorithm for
+determining negation, experiencer, and temporal status from clinical reports", J Biomed
+Inform 2009), without medspaCy (which pins numpy<2):
+
+* triggers are phrases with a category and a direction: ``pre`` (applies to what follows),
+  ``post`` (to what precedes) or ``both``; each has a window in words;
+* a trigger's scope is the rest of its sentence in its direction, cut at a termination term
+  (``but``, ``however``, ``which``, ``due to``, ``;``...) and, as in pyConText, at the nearest
+  trigger of another category (except ``family``, which is about *whose* condition it is and
+  is never cut by, nor cuts, a temporal or certainty trigger);
+* pseudo-triggers (``no change``, ``gram negative``, ``year-old``...) are matched and ignored;
+* when several categories apply, priority decides: negated > family > hypothetical >
+  uncertain > historical;
+* with no trigger, the section decides: ``family_history`` -> family, ``past_history`` ->
+  historical.
+
+Decision on "compatible with" / "consistent with" / "suggestive of": they are *uncertain*
+(trigger kept), because the ICD-10-CM Official Guidelines list "compatible with" and
+"consistent with" among the terms of uncertainty (Section II.H inpatient; Section IV.H
+outpatient: do not code as confirmed). The engine sees the trigger and may still code them
+as established for inpatient encounters (II.H) - CodiEsp's annotators code them.
+
+"it was decided to ..." (case reports' "se decidió") is *affirmed*: in case reports the
+decided procedure is, almost always, then performed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from opencac.text.document import Document, Span
+
+__all__ = ["ASSERTIONS", "PRIORITY", "Trigger", "assert_span", "find_triggers"]
+
+#: Assertion values (same values as ``opencac.coding.types.ASSERTIONS``).
+ASSERTIONS = ("affirmed", "negated", "uncertain", "historical", "family", "hypothetical")
+#: Which category wins when several apply (first wins).
+PRIORITY = ("negated", "family", "hypothetical", "uncertain", "historical")
+
+# (pattern, category, direction, window in words). Patterns are regex fragments, lower case;
+# a space stands for any run of white space.
+_LEXICON: list[tuple[str, str, str, int]] = [
+    # --- pseudo-triggers: look like triggers, are not ---------------------------------------
+    *[(p, "pseudo", "pre", 0) for p in (
+        r"no change", r"no significant change", r"no interval change", r"no increase", r"no further",
+        r"not only", r"not necessarily", r"not drain", r"gram[- ]negative", r"gram[- ]positive",
+        r"without difficulty", r"without delay", r"no longer than", r"history of (?:the )?present illness",
+        r"history and physical", r"(?:year|month|week|day)s?[- ]old", r"not been able to", r"no other",
+        r"whether or not", r"not certain whether", r"negative pressure", r"negative predictive",
+        r"possible to", r"if necessary", r"if needed", r"as needed", r"if required", r"even if",
+        r"family physician", r"family doctor", r"family members? (?:were|was) informed", r"prior to",
+        r"previous to", r"with the exception", r"no one", r"mother tongue", r"should be noted",
+        r"it should be", r"previously healthy", r"previously asymptomatic",
+    )],
+    # --- negated --------------------------------------------------------------------------
+    *[(p, "negated", "pre", 8) for p in (
+        r"no", r"not", r"without", r"denies", r"denied", r"deny", r"denying", r"negative for",
+        r"free of", r"absence of", r"absent", r"no evidence of", r"no signs? of", r"no symptoms of",
+        r"never", r"none", r"neither", r"nor", r"lack of", r"lacks", r"ruled out", r"rules out",
+        r"did not (?:show|reveal|present|have|develop|demonstrate|find)",
+        r"does not (?:show|reveal|present|have|demonstrate)", r"do not (?:show|have)",
+        r"(?:fails|failed) to (?:reveal|show|demonstrate)", r"showed no", r"shows no", r"revealed no",
+        r"reveals no", r"with no", r"no longer", r"not have", r"no known", r"unremarkable for",
+        r"no (?:personal |previous |past |prior |known |significant )?history of", r"no previous",
+        r"no prior", r"no family history of", r"without (?:a )?history of", r"no suspicion of",
+        r"no risk of", r"negative history of", r"denies (?:any )?history of", r"exclusion of",
+        r"no recurrence of", r"no data of", r"no data suggestive of", r"there was no", r"there were no",
+        r"there is no", r"there are no", r"not suggestive of", r"not compatible with",
+        r"not consistent with", r"inconsistent with", r"no findings? (?:suggestive )?of",
+        r"no (?:clinical|radiological|analytical) (?:signs|data|evidence) of", r"no presence of",
+    )],
+    *[(p, "negated", "post", 5) for p in (
+        r"(?:was|were|is|are|been) ruled out", r"(?:was|were|is|are|been) excluded", r"excluded",
+        r"(?:was|were|is|are) negative(?!\s+for)", r"negative(?!\s+for)", r"(?:was|were|is|are) absent", r"not seen",
+        r"not found", r"not detected", r"not identified", r"not observed", r"not present", r"not visualized",
+        r"not demonstrated", r"not confirmed", r"unlikely", r"(?:was|were|is|are) not (?:seen|found|present|detected|observed)",
+        r"(?:was|were|has been|have been) discarded", r"discarded", r"free", r"not evident", r"not noted",
+        r"did not occur", r"not appreciated",
+    )],
+    # --- uncertain ------------------------------------------------------------------------
+    *[(p, "uncertain", "pre", 6) for p in (
+        r"possible", r"possibly", r"probable", r"probably", r"likely", r"most likely", r"suspected",
+        r"suspect", r"suspicion of", r"suspicion for", r"suspicious for", r"suspicious of", r"suspicious",
+        r"clinical suspicion of", r"rule out", r"r/o", r"to rule out", r"cannot rule out", r"can not rule out",
+        r"could not rule out", r"questionable", r"question of", r"query", r"presumed", r"presumptive",
+        r"presumably", r"differential diagnosis(?: with| of| between| includes?)?", r"may be", r"may have",
+        r"might be", r"might have", r"could be", r"concern for", r"concerning for", r"worrisome for",
+        r"equivocal", r"doubtful", r"uncertain", r"unclear", r"suggestive of", r"suggesting",
+        r"suggests", r"compatible with", r"consistent with", r"indicative of",
+        r"impression of", r"possibility of", r"diagnostic suspicion", r"in favou?r of", r"appears to be",
+        r"seems to be", r"to exclude", r"to discard",
+    )],
+    *[(p, "uncertain", "post", 5) for p in (
+        r"(?:is|was|were|are) suspected", r"suspected", r"cannot be (?:ruled out|excluded|discarded)",
+        r"could not be (?:ruled out|excluded|discarded)", r"can ?not be (?:ruled out|excluded)",
+        r"not (?:ruled out|excluded|discarded)", r"(?:is|was) possible", r"(?:is|was) probable",
+        r"(?:is|was) likely", r"to be ruled out", r"to be excluded", r"to be determined",
+        r"(?:was|is) considered", r"(?:was|were) suspected", r"questionable", r"probable", r"possible",
+        r"likely",
+    )],
+    *[(p, "uncertain", "both", 4) for p in (r"versus", r"vs\.?", r"or possibly")],
+    # --- historical -----------------------------------------------------------------------
+    *[(p, "historical", "pre", 10) for p in (
+        r"history of", r"h/o", r"hx of", r"past history of", r"personal history of", r"past medical history",
+        r"past medical history of", r"past surgical history", r"medical history of", r"a history of",
+        r"remote history of", r"known history of", r"antecedents? of", r"background of", r"previous history of",
+    )],
+    *[(p, "historical", "pre", 3) for p in (
+        r"previous", r"prior", r"former", r"old", r"status post", r"s/p", r"post[- ]?surgical",
+        r"previously (?:diagnosed|treated|operated) (?:with|for|of)", r"previously",
+        r"surgically treated", r"history", r"childhood",
+    )],
+    *[(p, "historical", "post", 6) for p in (
+        r"(?:\d+|several|many|two|three|four|five|some) (?:years|months|weeks|decades) ago", r"years ago",
+        r"ago", r"in the past", r"in childhood", r"resolved", r"healed", r"previously", r"in (?:19|20)\d\d",
+        r"which resolved", r"since resolved", r"in remission",
+    )],
+    *[(p, "historical", "pre", 4) for p in (r"resolution of", r"resolved", r"recovered from")],
+    # --- family ---------------------------------------------------------------------------
+    *[(p, "family", "pre", 12) for p in (
+        r"family history of", r"family history", r"family history positive for", r"fhx of", r"fh of",
+        r"familial history of", r"family antecedents? of",
+    )],
+    *[(p, "family", "both", 6) for p in (
+        r"(?:mother|father|sister|brother|sibling|aunt|uncle|grandmother|grandfather|grandparent|cousin|"
+        r"son|daughter|niece|nephew|parent|twin)(?:'s|s)?",
+        r"maternal", r"paternal", r"relatives?", r"in the family", r"first[- ]degree relatives?",
+        r"in (?:his|her) family", r"family members?",
+    )],
+    # --- hypothetical ---------------------------------------------------------------------
+    *[(p, "hypothetical", "pre", 8) for p in (
+        r"if", r"in case of", r"in the event of", r"should", r"unless", r"risk of", r"at risk for",
+        r"at risk of", r"risk for", r"to prevent", r"prevent", r"prevention of", r"to avoid", r"avoid",
+        r"prophylaxis of", r"prophylaxis for", r"prophylaxis against", r"prophylactic", r"watch for",
+        r"monitor for", r"return if", r"call if", r"screening for", r"screening of", r"would",
+        r"could develop", r"may develop", r"in order to avoid", r"scheduled for", r"planned",
+        r"will undergo", r"will be performed", r"candidate for", r"pending", r"to be scheduled",
+        r"warning signs of", r"alarm signs of", r"predisposition to", r"predisposing to",
+    )],
+    *[(p, "hypothetical", "post", 4) for p in (
+        r"prophylaxis", r"(?:is|was|was being) planned", r"(?:is|was) scheduled", r"is pending",
+        r"to be performed", r"will be performed", r"risk",
+    )],
+    # --- termination terms: end every scope ------------------------------------------------
+    *[(p, "term", "both", 0) for p in (
+        r"but", r"however", r"although", r"though", r"yet", r"except", r"apart from", r"aside from",
+        r"which", r"who", r"whose", r"nevertheless", r"nonetheless", r"instead", r"secondary to",
+        r"due to", r"because", r"since", r"cause of", r"source of", r"etiology of", r"reason for",
+        r"presents", r"presented", r"presenting", r"complains", r"complained", r"reports", r"reported",
+        r"developed", r"showed", r"shows", r"revealed", r"reveals", r"he", r"she", r"the patient",
+        r"patient", r"admitted", r"diagnosed with", r"while", r"whereas", r"remains", r"consulted",
+    )],
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A trigger found in a sentence (offsets relative to the sentence)."""
+
+    start: int
+    end: int
+    category: str
+    direction: str
+    window: int
+    text: str
+
+
+def _compile() -> tuple[re.Pattern[str], list[tuple[str, str, int]]]:
+    specs = sorted(enumerate(_LEXICON), key=lambda x: -len(x[1][0]))
+    parts: list[str] = []
+    meta: list[tuple[str, str, int]] = []
+    for i, (pat, cat, direction, window) in specs:
+        frag = pat.replace(" ", r"\s+")
+        parts.append(rf"(?P<t{len(meta)}>\b{frag}\b)")
+        meta.append((cat, direction, window))
+        del i
+    parts.append(rf"(?P<t{len(meta)}>\?)")
+    meta.append(("uncertain", "post", 3))
+    parts.append(rf"(?P<t{len(meta)}>;)")
+    meta.append(("term", "both", 0))
+    return re.compile("|".join(parts), re.IGNORECASE), meta
+
+
+_PATTERN: tuple[re.Pattern[str], list[tuple[str, str, int]]] | None = None
+_WORD_RE = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=8192)
+def find_triggers(sentence: str) -> tuple[Trigger, ...]:
+    """Find the ConText triggers in one sentence (longest match at each position).
+
+    Args:
+        sentence: the sentence text.
+
+    Returns:
+        The triggers, pseudo-triggers and termination terms in text order.
+    """
+    global _PATTERN
+    if _PATTERN is None:
+        _PATTERN = _compile()
+    pat, meta = _PATTERN
+    out: list[Trigger] = []
+    for m in pat.finditer(sentence):
+        name = m.lastgroup
+        if name is None:
+            continue
+        cat, direction, window = meta[int(name[1:])]
+        out.append(Trigger(m.start(), m.end(), cat, direction, window, m.group()))
+    return tuple(out)
+
+
+def _words_between(sentence: str, a: int, b: int) -> int:
+    return len(_WORD_RE.findall(sentence, a, b)) if b > a else 0
+
+
+def _cuts(t: Trigger, other: Trigger) -> bool:
+    """Whether ``other`` ends ``t``'s scope."""
+    if other.category == "pseudo" or other is t:
+        return False
+    if other.category == "term":
+        return True
+    if other.category == t.category:
+        return False
+    return not (t.category == "family" or other.category == "family")
+
+
+def _applies(sentence: str, triggers: tuple[Trigger, ...], t: Trigger, s: int, e: int) -> bool:
+    """Whether trigger ``t`` covers the target ``[s, e)`` (sentence-relative)."""
+    if t.category in ("pseudo", "term") or (t.start < e and s < t.end):
+        return False
+    if t.end <= s and t.direction in ("pre", "both"):
+        window = t.window
+        if _words_between(sentence, t.end, s) > window:
+            return False
+        if t.window <= 4 and "," in sentence[t.end : s]:
+            return False  # short-range triggers ("prior", "old") stop at a comma
+        return not any(t.end <= o.start and o.end <= s and _cuts(t, o) for o in triggers)
+    if t.start >= e and t.direction in ("post", "both"):
+        window = t.window if t.direction == "post" else max(3, t.window - 2)
+        if _words_between(sentence, e, t.start) > window:
+            return False
+        if t.window <= 4 and "," in sentence[e : t.start]:
+            return False
+        return not any(e <= o.start and o.end <= t.start and _cuts(t, o) for o in triggers)
+    return False
+
+
+_SECTION_DEFAULT = {"family_history": "family", "past_history": "historical"}
+
+
+def _sentence_of(doc: Document, start: int) -> Span:
+    if doc.sentences:
+        starts = [s.start for s in doc.sentences]
+        i = bisect.bisect_right(starts, start) - 1
+        if i >= 0 and doc.sentences[i].start <= start < max(doc.sentences[i].end, start + 1):
+            return doc.sentences[i]
+    # no sentence layer: the line around the span
+    lo = doc.text.rfind("\n", 0, start) + 1
+    hi = doc.text.find("\n", start)
+    return Span(lo, len(doc.text) if hi < 0 else hi, "sentence")
+
+
+def assert_span(
+    doc: Document, start: int, end: int, *, sentence: Span | None = None, section: str | None = None
+) -> tuple[str, str | None]:
+    """Decide the assertion of the span ``doc.text[start:end]``.
+
+    Args:
+        doc: the analysed document (sentences and sections used when present).
+        start: span start offset in ``doc.text``.
+        end: span end offset.
+        sentence: the sentence containing the span, if the caller already knows it.
+        section: the span's section label, if the caller already knows it.
+
+    Returns:
+        ``(assertion, trigger)``: one of :data:`ASSERTIONS`, and the trigger text that
+        decided it (``"section:<label>"`` when the section decided; ``None`` if affirmed).
+    """
+    sent = sentence if sentence is not None else _sentence_of(doc, start)
+    text = doc.text[sent.start : sent.end]
+    s, e = max(0, start - sent.start), max(0, min(end, sent.end) - sent.start)
+    triggers = find_triggers(text)
+    best: Trigger | None = None
+    best_rank = len(PRIORITY)
+    best_dist = 10**9
+    for t in triggers:
+        if t.category not in PRIORITY or not _applies(text, triggers, t, s, e):
+            continue
+        rank = PRIORITY.index(t.category)
+        dist = s - t.end if t.end <= s else t.start - e
+        if rank < best_rank or (rank == best_rank and dist < best_dist):
+            best, best_rank, best_dist = t, rank, dist
+    if best is not None:
+        return best.category, " ".join(best.text.lower().split())
+    label = section if section is not None else doc.section_at(start)
+    if label in _SECTION_DEFAULT:
+        return _SECTION_DEFAULT[label], f"section:{label}"
+    return "affirmed", None

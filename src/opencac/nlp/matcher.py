@@ -1,0 +1,381 @@
+"""Mention detection: an Aho-Corasick automaton over normalised dictionary phrases.
+
+``MentionMatcher.build(entries)`` normalises every phrase (see :mod:`opencac.nlp.normalize`),
+groups payloads by normalised phrase and compiles one ``pyahocorasick`` automaton whose keys
+are ``" phrase "`` (space-delimited, so only whole tokens match). ``find(doc)`` normalises
+each sentence, runs the automaton, maps matches back to original offsets and fills in
+section, assertion and attributes.
+
+Two kinds of mention:
+
+* ``exact``: the phrase's tokens contiguous in the note (score 1.0). All overlapping
+  matches are returned; the ones strictly inside a longer match are flagged ``subsumed``
+  (longest-match preference, with the overlaps kept available).
+* ``bag``: a multiword phrase whose content words all occur in one sentence in another
+  order or with words between them (index ``"Fracture, femur, neck"`` vs note
+  ``"fracture of the neck of the femur"``), scored lower (0.25-0.75, by compactness).
+"""
+
+from __future__ import annotations
+
+import bisect
+import pickle
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opencac.errors import ModelFormatError
+from opencac.nlp.assertion import assert_span
+from opencac.nlp.attributes import extract_attributes
+from opencac.nlp.normalize import Token, tokenize
+from opencac.text.document import Document, Span
+
+__all__ = ["DEFAULT_STOP_PHRASES", "MATCH_STOPWORDS", "Mention", "MentionMatcher"]
+
+#: Tokens dropped on both sides before matching (articles, "of", index-only words).
+MATCH_STOPWORDS = frozenset({"the", "an", "of", "nos", "nec", "mellitus"})
+
+#: One-word phrases too generic to be mentions on their own (they still count inside
+#: multiword phrases).
+DEFAULT_STOP_PHRASES = frozenset(
+    """disease disorder status condition history problem finding findings abnormal abnormality
+    complication complications syndrome state change changes defect observation examination exam
+    admission care test use type stage grade form case person patient problem presence absence
+    other unspecified specified site part region area organ tissue left right bilateral acute
+    chronic pain of with without due to in on and or by for from at as after before during
+    follow followup up new old late early primary secondary multiple single total partial
+    effect effects reaction reactions factor factors level levels result results sign signs
+    symptom symptoms body system function lesion""".split()
+)
+
+# Words ignored when matching a phrase as a bag of content words.
+_BAG_IGNORE = frozenset(
+    """with in on to and or by for from at as due other specified unspecified site type
+    classified elsewhere without except not no""".split()
+)
+_BAG_BLOCK = frozenset({"without", "except", "not", "no", "elsewhere"})
+
+_FORMAT_VERSION = 1
+
+
+@dataclass(slots=True)
+class Mention:
+    """A dictionary phrase found in a document.
+
+    Attributes:
+        start: start offset into ``doc.text``.
+        end: end offset into ``doc.text``.
+        text: ``doc.text[start:end]``.
+        phrase: the matched normalised phrase.
+        payloads: the payloads of every dictionary entry with that normalised phrase.
+        sentence: index into ``doc.sentences``.
+        section: the section label.
+        assertion: one of ``opencac.nlp.assertion.ASSERTIONS``.
+        trigger: the assertion trigger (``None`` when affirmed without one).
+        attributes: laterality, acuity, episode, stage, type when found.
+        score: 1.0 for an exact match; lower for a bag-of-words match.
+        kind: ``"exact"`` or ``"bag"``.
+        subsumed: the match lies strictly inside a longer match.
+    """
+
+    start: int
+    end: int
+    text: str
+    phrase: str
+    payloads: list[Any]
+    sentence: int = -1
+    section: str = ""
+    assertion: str = "affirmed"
+    trigger: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    score: float = 1.0
+    kind: str = "exact"
+    subsumed: bool = False
+
+
+class MentionMatcher:
+    """Whole-token dictionary matching over normalised text.
+
+    Use :meth:`build` to compile one from ``(phrase, payload)`` pairs, :meth:`save` /
+    :meth:`load` to cache it.
+
+    Args:
+        stop_phrases: one-word normalised phrases never reported alone.
+        bag: also report bag-of-content-words matches.
+        bag_max_tokens: longest phrase (content words) matched as a bag.
+    """
+
+    def __init__(
+        self,
+        stop_phrases: Iterable[str] = DEFAULT_STOP_PHRASES,
+        bag: bool = True,
+        bag_max_tokens: int = 6,
+    ) -> None:
+        self.stop_phrases = frozenset(stop_phrases)
+        self.bag = bag
+        self.bag_max_tokens = bag_max_tokens
+        self.automaton_: Any = None
+        self.phrases_: list[str] = []
+        self.payloads_: list[list[Any]] = []
+        self.bag_tokens_: list[tuple[str, ...]] = []
+        self.bag_pids_: list[tuple[int, ...]] = []
+        self.bag_anchor_: dict[str, list[int]] = {}
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        entries: Iterable[tuple[str, Any]],
+        *,
+        stop_phrases: Iterable[str] = DEFAULT_STOP_PHRASES,
+        bag: bool = True,
+        bag_max_tokens: int = 6,
+    ) -> MentionMatcher:
+        """Compile a matcher from ``(phrase, payload)`` pairs.
+
+        Args:
+            entries: phrases as written (they are normalised here) and any payload.
+            stop_phrases: one-word normalised phrases never reported alone.
+            bag: also index multiword phrases for bag-of-words matching.
+            bag_max_tokens: longest phrase (content words) indexed for bag matching.
+
+        Returns:
+            The compiled matcher.
+        """
+        return cls(stop_phrases=stop_phrases, bag=bag, bag_max_tokens=bag_max_tokens).fit(entries)
+
+    def fit(self, entries: Iterable[tuple[str, Any]]) -> MentionMatcher:
+        """Compile the automaton from ``(phrase, payload)`` pairs; returns ``self``."""
+        import ahocorasick
+
+        norm_cache: dict[str, str] = {}
+        pid_of: dict[str, int] = {}
+        phrases: list[str] = []
+        payloads: list[list[Any]] = []
+        for phrase, payload in entries:
+            norm = norm_cache.get(phrase)
+            if norm is None:
+                norm = " ".join(t.norm for t in tokenize(phrase, MATCH_STOPWORDS))
+                norm_cache[phrase] = norm
+            if not norm:
+                continue
+            pid = pid_of.get(norm)
+            if pid is None:
+                if " " not in norm and (norm in self.stop_phrases or len(norm) < 3 or norm.isdigit()):
+                    continue
+                pid = pid_of[norm] = len(phrases)
+                phrases.append(norm)
+                payloads.append([])
+            payloads[pid].append(payload)
+        del norm_cache
+        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for pid, norm in enumerate(phrases):
+            automaton.add_word(f" {norm} ", pid)
+        automaton.make_automaton()
+        self.automaton_ = automaton
+        self.phrases_ = phrases
+        self.payloads_ = payloads
+        if self.bag:
+            self._build_bags()
+        return self
+
+    def _build_bags(self) -> None:
+        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        for pid, norm in enumerate(self.phrases_):
+            words = norm.split(" ")
+            if len(words) < 2 or any(w in _BAG_BLOCK for w in words):
+                continue
+            content = tuple(sorted({w for w in words if w not in _BAG_IGNORE}))
+            if len(content) < 2 or len(content) > self.bag_max_tokens:
+                continue
+            groups[content].append(pid)
+        freq: dict[str, int] = defaultdict(int)
+        for content in groups:
+            for w in content:
+                freq[w] += 1
+        self.bag_tokens_ = []
+        self.bag_pids_ = []
+        anchor: dict[str, list[int]] = defaultdict(list)
+        for content, pids in groups.items():
+            bid = len(self.bag_tokens_)
+            self.bag_tokens_.append(content)
+            self.bag_pids_.append(tuple(pids))
+            anchor[min(content, key=lambda w: (freq[w], w))].append(bid)
+        self.bag_anchor_ = dict(anchor)
+
+    def __len__(self) -> int:
+        return len(self.phrases_)
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the compiled matcher to ``path`` (one pickle file; payloads must pickle)."""
+        state = {
+            "format": _FORMAT_VERSION,
+            "params": {"stop_phrases": sorted(self.stop_phrases), "bag": self.bag,
+                       "bag_max_tokens": self.bag_max_tokens},
+            "automaton": self.automaton_,
+            "phrases": self.phrases_,
+            "payloads": self.payloads_,
+            "bag_tokens": self.bag_tokens_,
+            "bag_pids": self.bag_pids_,
+            "bag_anchor": self.bag_anchor_,
+        }
+        p = Path(path)
+        tmp = p.with_name(p.name + ".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(p)
+
+    @classmethod
+    def load(cls, path: str | Path) -> MentionMatcher:
+        """Load a matcher written by :meth:`save`.
+
+        Raises:
+            ModelFormatError: the file is missing, not a saved matcher, or another format version.
+        """
+        p = Path(path)
+        try:
+            with p.open("rb") as fh:
+                state = pickle.load(fh)
+        except FileNotFoundError:
+            raise ModelFormatError(f"mention matcher file {str(p)!r} does not exist.") from None
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a format error
+            raise ModelFormatError(f"{str(p)!r} is not a saved mention matcher ({type(exc).__name__}).") from None
+        if not isinstance(state, dict) or state.get("format") != _FORMAT_VERSION:
+            raise ModelFormatError(
+                f"{str(p)!r} is not a mention matcher of format {_FORMAT_VERSION}; rebuild it with MentionMatcher.build."
+            )
+        m = cls(**state["params"])
+        m.automaton_ = state["automaton"]
+        m.phrases_ = state["phrases"]
+        m.payloads_ = state["payloads"]
+        m.bag_tokens_ = state["bag_tokens"]
+        m.bag_pids_ = state["bag_pids"]
+        m.bag_anchor_ = state["bag_anchor"]
+        return m
+
+    # -- matching -------------------------------------------------------------------------
+    def _exact(self, tokens: list[Token]) -> Iterator[tuple[int, int, int]]:
+        """Yield ``(pid, first token, last token)`` for every whole-token match."""
+        starts: dict[int, int] = {}
+        parts: list[str] = [" "]
+        pos = 1
+        for i, t in enumerate(tokens):
+            starts[pos] = i
+            parts.append(t.norm)
+            parts.append(" ")
+            pos += len(t.norm) + 1
+        hay = "".join(parts)
+        phrases = self.phrases_
+        for end_idx, pid in self.automaton_.iter(hay):
+            phrase = phrases[pid]
+            first = starts[end_idx - len(phrase)]
+            yield pid, first, first + phrase.count(" ")
+
+    def _bags(self, tokens: list[Token], exact_pids: set[int]) -> Iterator[tuple[int, tuple[int, ...]]]:
+        """Yield ``(bag id, token indices)`` for bag-of-words matches in one sentence."""
+        where: dict[str, list[int]] = defaultdict(list)
+        for i, t in enumerate(tokens):
+            if t.norm not in _BAG_IGNORE:
+                where[t.norm].append(i)
+        if len(where) < 2:
+            return
+        for w in where:
+            for bid in self.bag_anchor_.get(w, ()):
+                content = self.bag_tokens_[bid]
+                if not all(c in where for c in content):
+                    continue
+                if any(p in exact_pids for p in self.bag_pids_[bid]):
+                    continue
+                ref = where[w][0]
+                idx = tuple(sorted(min(where[c], key=lambda k: abs(k - ref)) for c in content))
+                width = idx[-1] - idx[0] + 1
+                if width > 4 * len(content) + 2:
+                    continue
+                yield bid, idx
+
+    def find(
+        self,
+        doc: Document,
+        *,
+        overlapping: bool = True,
+        bag: bool | None = None,
+        assertion: bool = True,
+        attributes: bool = True,
+    ) -> list[Mention]:
+        """Find the mentions of dictionary phrases in an analysed document.
+
+        Args:
+            doc: a document from :func:`opencac.nlp.analyze` (sentences and sections filled;
+                a document without sentences is treated as one sentence per line).
+            overlapping: keep matches inside longer matches (flagged ``subsumed``); when
+                False only the longest (unsubsumed) matches are returned.
+            bag: report bag-of-words matches (default: as built).
+            assertion: fill ``assertion`` / ``trigger``.
+            attributes: fill ``attributes``.
+
+        Returns:
+            Mentions sorted by start offset, then longest first.
+        """
+        if self.automaton_ is None:
+            raise ModelFormatError("the mention matcher is not built; call MentionMatcher.build first.")
+        use_bag = self.bag if bag is None else bag
+        sentences = doc.sentences or _line_spans(doc.text)
+        sec_starts = [s.start for s in doc.sections]
+        out: list[Mention] = []
+        text = doc.text
+        for si, sent in enumerate(sentences):
+            tokens = tokenize(text[sent.start : sent.end], MATCH_STOPWORDS)
+            if not tokens:
+                continue
+            found: list[tuple[frozenset[int], Mention]] = []
+            exact_pids: set[int] = set()
+            for pid, a, b in self._exact(tokens):
+                exact_pids.add(pid)
+                s0, e0 = sent.start + tokens[a].start, sent.start + tokens[b].end
+                found.append((frozenset(range(a, b + 1)),
+                              Mention(s0, e0, text[s0:e0], self.phrases_[pid], self.payloads_[pid], si)))
+            if use_bag and self.bag_anchor_:
+                for bid, idx in self._bags(tokens, exact_pids):
+                    s0, e0 = sent.start + tokens[idx[0]].start, sent.start + tokens[idx[-1]].end
+                    width = idx[-1] - idx[0] + 1
+                    score = round(0.25 + 0.5 * len(self.bag_tokens_[bid]) / max(width, len(idx)), 4)
+                    for pid in self.bag_pids_[bid]:
+                        found.append((frozenset(idx), Mention(s0, e0, text[s0:e0], self.phrases_[pid],
+                                                              self.payloads_[pid], si, score=score, kind="bag")))
+            if not found:
+                continue
+            for k, (toks, m) in enumerate(found):
+                m.subsumed = any(toks < other for j, (other, _) in enumerate(found) if j != k)
+            section = _section_label(doc.sections, sec_starts, sent.start)
+            for _, m in found:
+                if not overlapping and m.subsumed:
+                    continue
+                m.section = _section_label(doc.sections, sec_starts, m.start) if sec_starts else section
+                if assertion:
+                    m.assertion, m.trigger = assert_span(doc, m.start, m.end, sentence=sent, section=m.section)
+                if attributes:
+                    m.attributes = extract_attributes(doc, m.start, m.end, sentence=sent)
+                out.append(m)
+        out.sort(key=lambda m: (m.start, -(m.end - m.start), -m.score))
+        return out
+
+
+def _line_spans(text: str) -> list[Span]:
+    spans: list[Span] = []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        if body.strip():
+            spans.append(Span(pos, pos + len(body), "sentence"))
+        pos += len(line)
+    return spans
+
+
+def _section_label(sections: list[Span], starts: list[int], offset: int) -> str:
+    i = bisect.bisect_right(starts, offset) - 1
+    if i >= 0 and sections[i].start <= offset < sections[i].end:
+        return sections[i].label
+    return ""

@@ -1,0 +1,476 @@
+"""Text normalisation with an offset map back to the original text.
+
+``normalize(text)`` lowercases, folds punctuation to single spaces, handles hyphens,
+expands common clinical abbreviations, folds British spellings and plurals (a light,
+rule-based stemmer), and returns the normalised text together with an offset map so that
+every token-aligned match in the normalised text maps back to exact original offsets.
+
+Offset map contract (``norm, omap = normalize(text)``):
+
+* ``len(omap) == len(norm) + 1``.
+* For a character inside a normalised token, ``omap[i]`` is an offset inside the original
+  token it came from (the first character of a token maps to the token's first original
+  character).
+* For a separating space (and for the final sentinel ``omap[len(norm)]``), ``omap[i]`` is
+  the end offset of the original token *before* it.
+
+So a match ``norm[ns:ne]`` that starts and ends on token boundaries covers
+``text[omap[ns]:omap[ne]]`` - exactly the original tokens, including any characters the
+normaliser dropped inside them (a plural ``s``, an expanded abbreviation...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["ABBREVIATIONS", "Token", "normalize", "normalize_phrase", "stem", "tokenize"]
+
+# --- abbreviations ------------------------------------------------------------------------
+# Expanded whatever their case (unambiguous in clinical text).
+_ABBR_ANY: dict[str, str] = {
+    "htn": "hypertension",
+    "dm": "diabetes mellitus",
+    "dm1": "diabetes mellitus type 1",
+    "dm2": "diabetes mellitus type 2",
+    "t1dm": "diabetes mellitus type 1",
+    "t2dm": "diabetes mellitus type 2",
+    "iddm": "insulin dependent diabetes mellitus",
+    "niddm": "non-insulin dependent diabetes mellitus",
+    "chf": "congestive heart failure",
+    "hf": "heart failure",
+    "hfref": "heart failure with reduced ejection fraction",
+    "hfpef": "heart failure with preserved ejection fraction",
+    "copd": "chronic obstructive pulmonary disease",
+    "ckd": "chronic kidney disease",
+    "esrd": "end stage renal disease",
+    "aki": "acute kidney injury",
+    "arf": "acute renal failure",
+    "cad": "coronary artery disease",
+    "mi": "myocardial infarction",
+    "ami": "acute myocardial infarction",
+    "stemi": "st elevation myocardial infarction",
+    "nstemi": "non-st elevation myocardial infarction",
+    "afib": "atrial fibrillation",
+    "uti": "urinary tract infection",
+    "urti": "upper respiratory tract infection",
+    "uri": "upper respiratory infection",
+    "lrti": "lower respiratory tract infection",
+    "mri": "magnetic resonance imaging",
+    "nmr": "magnetic resonance imaging",
+    "rmn": "magnetic resonance imaging",
+    "ecg": "electrocardiogram",
+    "ekg": "electrocardiogram",
+    "eeg": "electroencephalogram",
+    "emg": "electromyography",
+    "cbc": "complete blood count",
+    "bmp": "basic metabolic panel",
+    "cmp": "comprehensive metabolic panel",
+    "lft": "liver function test",
+    "lfts": "liver function test",
+    "tft": "thyroid function test",
+    "abg": "arterial blood gas",
+    "cxr": "chest x-ray",
+    "xray": "x-ray",
+    "rx": "x-ray",
+    "ct": "computerized tomography",
+    "tc": "computerized tomography",
+    "tac": "computerized tomography",
+    "usg": "ultrasound",
+    "echo": "echocardiogram",
+    "tte": "transthoracic echocardiogram",
+    "tee": "transesophageal echocardiogram",
+    "egd": "esophagogastroduodenoscopy",
+    "ercp": "endoscopic retrograde cholangiopancreatography",
+    "dvt": "deep vein thrombosis",
+    "tep": "pulmonary thromboembolism",
+    "cva": "cerebrovascular accident",
+    "tia": "transient ischemic attack",
+    "sah": "subarachnoid hemorrhage",
+    "ich": "intracerebral hemorrhage",
+    "gerd": "gastroesophageal reflux disease",
+    "gord": "gastroesophageal reflux disease",
+    "gi": "gastrointestinal",
+    "gib": "gastrointestinal bleeding",
+    "ibd": "inflammatory bowel disease",
+    "ibs": "irritable bowel syndrome",
+    "bph": "benign prostatic hyperplasia",
+    "osa": "obstructive sleep apnea",
+    "oa": "osteoarthritis",
+    "ra": "rheumatoid arthritis",
+    "sle": "systemic lupus erythematosus",
+    "hiv": "human immunodeficiency virus",
+    "aids": "acquired immunodeficiency syndrome",
+    "hcv": "hepatitis c virus",
+    "hbv": "hepatitis b virus",
+    "tb": "tuberculosis",
+    "mrsa": "methicillin resistant staphylococcus aureus",
+    "mssa": "methicillin susceptible staphylococcus aureus",
+    "vre": "vancomycin resistant enterococcus",
+    "ards": "acute respiratory distress syndrome",
+    "sob": "shortness of breath",
+    "doe": "dyspnea on exertion",
+    "loc": "loss of consciousness",
+    "ams": "altered mental status",
+    "hld": "hyperlipidemia",
+    "hlp": "hyperlipidemia",
+    "dld": "dyslipidemia",
+    "pvd": "peripheral vascular disease",
+    "aaa": "abdominal aortic aneurysm",
+    "cabg": "coronary artery bypass graft",
+    "pci": "percutaneous coronary intervention",
+    "ptca": "percutaneous transluminal coronary angioplasty",
+    "bpd": "bronchopulmonary dysplasia",
+    "nsclc": "non-small cell lung cancer",
+    "sclc": "small cell lung cancer",
+    "hcc": "hepatocellular carcinoma",
+    "rcc": "renal cell carcinoma",
+    "bcc": "basal cell carcinoma",
+    "scc": "squamous cell carcinoma",
+    "dcis": "ductal carcinoma in situ",
+    "cll": "chronic lymphocytic leukemia",
+    "cml": "chronic myeloid leukemia",
+    "aml": "acute myeloid leukemia",
+    "nhl": "non-hodgkin lymphoma",
+    "ptsd": "post-traumatic stress disorder",
+    "adhd": "attention deficit hyperactivity disorder",
+    "ocd": "obsessive compulsive disorder",
+    "mdd": "major depressive disorder",
+    "etoh": "alcohol",
+    "ivdu": "intravenous drug use",
+    "sirs": "systemic inflammatory response syndrome",
+    "dka": "diabetic ketoacidosis",
+    "hhs": "hyperosmolar hyperglycemic state",
+    "ugib": "upper gastrointestinal bleeding",
+    "lgib": "lower gastrointestinal bleeding",
+    "nash": "nonalcoholic steatohepatitis",
+    "nafld": "nonalcoholic fatty liver disease",
+    "pcos": "polycystic ovary syndrome",
+    "std": "sexually transmitted disease",
+    "sti": "sexually transmitted infection",
+    "pid": "pelvic inflammatory disease",
+    "hpv": "human papillomavirus",
+    "ebv": "epstein barr virus",
+    "cmv": "cytomegalovirus",
+    "hsv": "herpes simplex virus",
+    "vzv": "varicella zoster virus",
+    "rsv": "respiratory syncytial virus",
+    "csf": "cerebrospinal fluid",
+    "bmi": "body mass index",
+    "lvef": "left ventricular ejection fraction",
+    "lvh": "left ventricular hypertrophy",
+    "rbbb": "right bundle branch block",
+    "lbbb": "left bundle branch block",
+    "svt": "supraventricular tachycardia",
+    "vt": "ventricular tachycardia",
+    "vf": "ventricular fibrillation",
+    "avr": "aortic valve replacement",
+    "mvr": "mitral valve replacement",
+    "tka": "total knee arthroplasty",
+    "tkr": "total knee replacement",
+    "tha": "total hip arthroplasty",
+    "thr": "total hip replacement",
+    "orif": "open reduction internal fixation",
+    "lap": "laparoscopic",
+    "bka": "below knee amputation",
+    "fna": "fine needle aspiration",
+    "fnab": "fine needle aspiration biopsy",
+    "paf": "paroxysmal atrial fibrillation",
+    "npo": "nothing by mouth",
+    "prn": "as needed",
+    "nkda": "no known drug allergies",
+    "hx": "history",
+    "fhx": "family history",
+    "pmh": "past medical history",
+    "psh": "past surgical history",
+    "sx": "symptoms",
+    "dx": "diagnosis",
+    "tx": "treatment",
+    "fx": "fracture",
+    "fxs": "fracture",
+    "bx": "biopsy",
+    "abx": "antibiotics",
+    "ua": "urinalysis",
+    "iv": "intravenous",
+    "im": "intramuscular",
+    "sc": "subcutaneous",
+    "po": "oral",
+    "lle": "left lower extremity",
+    "rle": "right lower extremity",
+    "lue": "left upper extremity",
+    "rue": "right upper extremity",
+    "llq": "left lower quadrant",
+    "rlq": "right lower quadrant",
+    "luq": "left upper quadrant",
+    "ruq": "right upper quadrant",
+    "tah": "total abdominal hysterectomy",
+    "bso": "bilateral salpingo oophorectomy",
+    "turp": "transurethral resection of prostate",
+    "turbt": "transurethral resection of bladder tumor",
+    "psa": "prostate specific antigen",
+    "hba1c": "hemoglobin a1c",
+    "a1c": "hemoglobin a1c",
+    "inr": "international normalized ratio",
+    "gfr": "glomerular filtration rate",
+}
+# Expanded only when written in capitals in the original (ambiguous in lower case).
+_ABBR_UPPER: dict[str, str] = {
+    "ms": "multiple sclerosis",
+    "ca": "cancer",
+    "af": "atrial fibrillation",
+    "as": "aortic stenosis",
+    "ar": "aortic regurgitation",
+    "mr": "mitral regurgitation",
+    "ALL": "acute lymphoblastic leukemia",
+    "ed": "emergency department",
+    "er": "emergency room",
+    "icu": "intensive care unit",
+    "or": "operating room",
+    "ob": "obstetric",
+    "hb": "hemoglobin",
+    "hgb": "hemoglobin",
+    "ha": "headache",
+    "cp": "chest pain",
+    "ln": "lymph node",
+    "ns": "normal saline",
+    "bp": "blood pressure",
+    "hr": "heart rate",
+    "rr": "respiratory rate",
+    "us": "ultrasound",
+    "pe": "pulmonary embolism",
+    "cat": "computerized tomography",
+    "pad": "peripheral arterial disease",
+    "aka": "above knee amputation",
+    "gad": "generalized anxiety disorder",
+    "pet": "positron emission tomography",
+}
+#: All abbreviations and their expansions (lower-case key; the ``upper`` ones need capitals).
+ABBREVIATIONS: dict[str, str] = {**_ABBR_ANY, **{k.lower(): v for k, v in _ABBR_UPPER.items()}}
+_UPPER_ONLY = frozenset(k.lower() for k in _ABBR_UPPER)
+
+# --- spelling and inflection ---------------------------------------------------------------
+# British -> American spellings frequent in (translated) clinical text, applied as prefixes
+# or infixes of a token.
+_SPELLING = [
+    (re.compile(r"^haem"), "hem"), (re.compile(r"aem"), "em"), (re.compile(r"^oedem"), "edem"),
+    (re.compile(r"^oesoph"), "esoph"), (re.compile(r"^oestr"), "estr"), (re.compile(r"^foet"), "fet"),
+    (re.compile(r"^paed"), "ped"), (re.compile(r"paed"), "ped"), (re.compile(r"^gynaec"), "gynec"),
+    (re.compile(r"^caec"), "cec"), (re.compile(r"rrhoea"), "rrhea"), (re.compile(r"^tumour"), "tumor"),
+    (re.compile(r"^behaviour"), "behavior"), (re.compile(r"^leukaem"), "leukem"),
+    (re.compile(r"^ischaem"), "ischem"), (re.compile(r"^anaesth"), "anesth"), (re.compile(r"^coeli"), "celi"),
+    (re.compile(r"^dyspnoea"), "dyspnea"), (re.compile(r"^apnoea"), "apnea"), (re.compile(r"^oedema"), "edema"),
+    (re.compile(r"^orthopaed"), "orthoped"), (re.compile(r"isation"), "ization"), (re.compile(r"ise$"), "ize"),
+    (re.compile(r"^fibre"), "fiber"), (re.compile(r"^centre"), "center"), (re.compile(r"^litre"), "liter"),
+    (re.compile(r"^sulph"), "sulf"), (re.compile(r"^haemat"), "hemat"),
+]
+_SPELLING_TRIGGER = re.compile(r"ae|oe|our|is|fibre|centre|litre|sulph|paed")
+
+# Irregular plurals and the adjective -> noun pairs folded on both sides ("where safe").
+_IRREGULAR: dict[str, str] = {
+    "metastases": "metastasis", "diagnoses": "diagnosis", "prognoses": "prognosis",
+    "appendices": "appendix", "varices": "varix", "cervices": "cervix", "apices": "apex",
+    "cortices": "cortex", "indices": "index", "matrices": "matrix", "vertices": "vertex",
+    "bronchi": "bronchus", "calculi": "calculus", "thrombi": "thrombus", "emboli": "embolus",
+    "nuclei": "nucleus", "fungi": "fungus", "bacilli": "bacillus", "foci": "focus", "nevi": "nevus",
+    "naevi": "nevus", "naevus": "nevus", "alveoli": "alveolus", "glomeruli": "glomerulus", "menisci": "meniscus",
+    "bacteria": "bacterium", "ova": "ovum", "data": "data", "teeth": "tooth", "feet": "foot",
+    "men": "man", "women": "woman", "children": "child", "lymphnodes": "lymph node",
+    "vertebrae": "vertebra", "bursae": "bursa", "fistulae": "fistula", "ulnae": "ulna", "pleurae": "pleura",
+    "larvae": "larva", "sequelae": "sequela", "conjunctivae": "conjunctiva", "fasciae": "fascia",
+    "species": "species", "series": "series", "caries": "caries", "herpes": "herpes", "scabies": "scabies",
+    "rabies": "rabies", "diabetes": "diabetes", "mumps": "mumps", "measles": "measles", "rickets": "rickets",
+    "lens": "lens", "pancreas": "pancreas", "pubis": "pubis", "iris": "iris", "pelvis": "pelvis",
+    "doses": "dose", "noses": "nose", "hoses": "hose", "bases": "base", "cases": "case", "phases": "phase",
+    "uterus": "uterus", "virus": "virus", "viruses": "virus", "sinuses": "sinus", "abscesses": "abscess",
+    "ulcers": "ulcer", "status": "status", "bus": "bus", "gas": "gas", "gases": "gas", "plus": "plus",
+    "thus": "thus", "bypass": "bypass", "tetanus": "tetanus", "clitoris": "clitoris", "testes": "testis",
+    "testicles": "testicle", "ganglia": "ganglion", "stigmata": "stigma", "carcinomata": "carcinoma",
+    "adenomata": "adenoma", "sarcomata": "sarcoma",
+    # adjective -> noun, the pairs the alphabetic index treats alike ("Diabetes, diabetic")
+    "diabetic": "diabetes", "anemic": "anemia", "anaemic": "anemia", "ischemic": "ischemia",
+    "hypoxic": "hypoxia", "hypoxemic": "hypoxemia", "dyspneic": "dyspnea", "asthmatic": "asthma",
+    "hypertensive": "hypertension", "hypotensive": "hypotension", "cirrhotic": "cirrhosis",
+    "necrotic": "necrosis", "obese": "obesity", "febrile": "fever", "hemorrhagic": "hemorrhage",
+    "osteoporotic": "osteoporosis", "arthritic": "arthritis", "edematous": "edema", "epileptic": "epilepsy",
+    "psychotic": "psychosis", "sclerotic": "sclerosis", "stenotic": "stenosis", "fibrotic": "fibrosis",
+    "thrombotic": "thrombosis", "hypoglycemic": "hypoglycemia", "hyperglycemic": "hyperglycemia",
+    "uremic": "uremia", "septicemic": "septicemia", "leukemic": "leukemia", "malnourished": "malnutrition",
+    "fractured": "fracture", "dislocated": "dislocation", "pneumonic": "pneumonia", "tuberculous": "tuberculosis",
+}
+_PROTECTED_ENDINGS = ("ss", "us", "is", "as", "os")
+
+_ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8"}
+_ROMAN_CONTEXT = {"type", "stage", "grade", "class", "phase", "degree", "nerve", "factor", "cranial"}
+_NUMBER_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5"}
+# Prefixes joined to the next word when hyphenated ("pre-eclampsia" -> "preeclampsia").
+_JOIN_PREFIXES = frozenset(
+    "pre post non anti sub intra inter peri hyper hypo re co para extra trans micro macro semi "
+    "multi bi tri uni poly pan endo epi retro supra infra mid neo pseudo auto".split()
+)
+
+_EXPANSION_CACHE: dict[str, tuple[str, ...]] = {}
+
+
+def _expansion(low: str) -> tuple[str, ...]:
+    """The normalised tokens of an abbreviation's expansion (normalised like any text)."""
+    got = _EXPANSION_CACHE.get(low)
+    if got is None:
+        words: list[str] = []
+        for m in _TOKEN_RE.finditer(ABBREVIATIONS[low]):
+            for piece, _, _ in _split_hyphens(m.group(), m.start()):
+                words.append(stem(piece))
+        got = _EXPANSION_CACHE[low] = tuple(words)
+    return got
+
+
+_TOKEN_RE = re.compile(r"[^\W_]+(?:[-\u2010\u2011][^\W_]+)*", re.UNICODE)
+
+
+def stem(token: str) -> str:
+    """Fold a lower-case token: British spelling, irregular plurals, regular plurals.
+
+    A deliberately light stemmer: it only removes inflection that keeps the word
+    recognisable (``fractures``→``fracture``, ``arteries``→``artery``,
+    ``abscesses``→``abscess``, ``stenoses``→``stenosis``) and folds a curated list of
+    adjective/noun pairs (``diabetic``→``diabetes``). It is applied identically to
+    index phrases and notes, so consistency matters more than linguistics.
+
+    Args:
+        token: one lower-case token without punctuation.
+
+    Returns:
+        The folded token.
+    """
+    if len(token) <= 3 or token.isdigit():
+        return token
+    if _SPELLING_TRIGGER.search(token):
+        for pat, rep in _SPELLING:
+            token = pat.sub(rep, token)
+    irr = _IRREGULAR.get(token)
+    if irr is not None:
+        return irr
+    if not token.endswith("s") or token.endswith(_PROTECTED_ENDINGS):
+        return token
+    if token.endswith("ies") and len(token) > 4:
+        return token[:-3] + "y"
+    if token.endswith("oses") and len(token) > 6:
+        return token[:-4] + "osis"
+    if token.endswith(("sses", "xes", "ches", "shes", "zes")):
+        base = token[:-2]
+        return _IRREGULAR.get(base, base)
+    base = token[:-1]
+    return _IRREGULAR.get(base, base)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A normalised token and the original character range ``[start, end)`` it came from."""
+
+    norm: str
+    start: int
+    end: int
+
+
+def _split_hyphens(word: str, start: int) -> list[tuple[str, int, int]]:
+    """Split a hyphenated word into pieces, joining known prefixes to what follows."""
+    pieces: list[tuple[str, int, int]] = []
+    pos = start
+    for part in re.split(r"[-\u2010\u2011]", word):
+        s, e = pos, pos + len(part)
+        pos = e + 1
+        if pieces and pieces[-1][0].lower() in _JOIN_PREFIXES:
+            prev = pieces.pop()
+            pieces.append((prev[0] + part, prev[1], e))
+        else:
+            pieces.append((part, s, e))
+    return pieces
+
+
+def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
+    """Normalise ``text`` into tokens with their original offsets.
+
+    Args:
+        text: any text (a note, a sentence, an index phrase).
+        stopwords: normalised tokens to drop (e.g. ``{"the", "of"}`` for matching).
+
+    Returns:
+        The normalised tokens in order; an abbreviation expanding to several words gives
+        several tokens sharing the original range.
+    """
+    stop = stopwords if isinstance(stopwords, (set, frozenset)) else frozenset(stopwords)
+    out: list[Token] = []
+    prev_norm = ""
+    for m in _TOKEN_RE.finditer(text):
+        word = m.group()
+        start = m.start()
+        if word in ("s", "S") and start > 0 and text[start - 1] in "'\u2019":
+            continue  # possessive: "Aarskog's" -> "aarskog"
+        pieces = [(word, start, m.end())] if "-" not in word and "\u2010" not in word and "\u2011" not in word \
+            else _split_hyphens(word, start)
+        for piece, s, e in pieces:
+            low = piece.lower()
+            is_abbr = low in _ABBR_ANY and not (prev_norm in _ROMAN_CONTEXT and low in _ROMAN)
+            if not is_abbr and low in _UPPER_ONLY and piece.isupper() and len(piece) > 1:
+                is_abbr = True
+            if is_abbr:
+                exp = _expansion(low)
+                for w in exp:
+                    if w not in stop:
+                        out.append(Token(w, s, e))
+                prev_norm = exp[-1]
+                continue
+            if prev_norm in _ROMAN_CONTEXT and low in _ROMAN:
+                norm = _ROMAN[low]
+            elif prev_norm in _ROMAN_CONTEXT and low in _NUMBER_WORDS:
+                norm = _NUMBER_WORDS[low]
+            else:
+                norm = stem(low)
+            prev_norm = norm
+            if " " in norm:
+                for w in norm.split():
+                    if w not in stop:
+                        out.append(Token(w, s, e))
+            elif norm not in stop:
+                out.append(Token(norm, s, e))
+    return out
+
+
+def _join(tokens: list[Token], text_len: int) -> tuple[str, list[int]]:
+    parts: list[str] = []
+    omap: list[int] = []
+    prev_end = 0
+    for i, t in enumerate(tokens):
+        if i:
+            parts.append(" ")
+            omap.append(prev_end)
+        parts.append(t.norm)
+        last = max(t.start, t.end - 1)
+        omap.extend(min(t.start + k, last) for k in range(len(t.norm)))
+        prev_end = t.end
+    omap.append(prev_end if tokens else 0)
+    return "".join(parts), omap
+
+
+def normalize(text: str) -> tuple[str, list[int]]:
+    """Normalise ``text`` for matching, with a map back to original offsets.
+
+    Lower-cases, folds punctuation and runs of whitespace to single spaces, splits
+    hyphenated words (joining prefixes such as ``pre-``/``non-``), expands clinical
+    abbreviations (``HTN``→``hypertension``, ``T2DM``→``diabetes mellitus type 2``;
+    ambiguous ones such as ``MS``, ``CA``, ``AF`` only when written in capitals), turns
+    roman numerals after ``type``/``stage``/``grade`` into digits, folds British spellings
+    and plurals (see :func:`stem`).
+
+    Args:
+        text: the original text.
+
+    Returns:
+        ``(norm_text, offset_map)``; see the module docstring for the map's contract.
+    """
+    return _join(tokenize(text), len(text))
+
+
+def normalize_phrase(phrase: str, stopwords: Iterable[str] = ()) -> str:
+    """Normalise a dictionary phrase the same way as note text (tokens joined by spaces)."""
+    return " ".join(t.norm for t in tokenize(phrase, stopwords))

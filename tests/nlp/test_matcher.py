@@ -1,0 +1,127 @@
+"""MentionMatcher on a small term list: abbreviations, plurals, whole tokens, bags, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opencac.errors import ModelFormatError
+from opencac.nlp import Mention, MentionMatcher, analyze
+
+TERMS = [
+    ("Hypertension", "I10"),
+    ("Hypertension, essential", "I10"),
+    ("Diabetes, type 2", "E11.9"),
+    ("Type 2 diabetes mellitus", "E11.9"),
+    ("Heart failure, congestive", "I50.9"),
+    ("Failure, heart, systolic", "I50.20"),
+    ("Fracture, femur, neck", "S72.00"),
+    ("Fractures of ribs", "S22.49"),
+    ("Artery, coronary, disease", "I25.10"),
+    ("Coronary artery disease", "I25.10"),
+    ("Pneumonia", "J18.9"),
+    ("Pneumonia, lobar", "J18.1"),
+    ("Disease", "R69"),
+    ("Status", "Z99"),
+    ("Urinary tract infection", "N39.0"),
+    ("Pre-eclampsia", "O14.90"),
+    ("Aarskog's syndrome", "Q87.19"),
+    ("Computerized tomography (CT) of chest", "BW24"),
+    ("Pain, chest", "R07.9"),
+    ("Chest pain", "R07.9"),
+    ("Arteries, narrowing", "I77.1"),
+]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> MentionMatcher:
+    return MentionMatcher.build(TERMS)
+
+
+def _find(m: MentionMatcher, text: str, **kw: object) -> list[Mention]:
+    return m.find(analyze(text), **kw)  # type: ignore[arg-type]
+
+
+def test_abbreviations_match_with_original_offsets(matcher: MentionMatcher) -> None:
+    text = "Known HTN and T2DM. Admitted with CHF and a UTI."
+    found = {(m.text, m.phrase) for m in _find(matcher, text) if m.kind == "exact"}
+    assert ("HTN", "hypertension") in found
+    assert ("T2DM", "diabetes type 2") in found
+    assert ("UTI", "urinary tract infection") in found
+    for m in _find(matcher, text):
+        assert text[m.start : m.end] == m.text
+
+
+def test_plurals_and_spelling_variants(matcher: MentionMatcher) -> None:
+    text = "Multiple rib fractures. Narrowing of the arteries. Preeclampsia at 32 weeks. Aarskog syndrome."
+    phrases = {m.phrase for m in _find(matcher, text)}
+    assert "arteries narrowing" not in phrases  # phrases are stored normalised
+    assert "artery narrowing" in phrases
+    assert "preeclampsia" in phrases
+    assert "aarskog syndrome" in phrases
+    assert "fracture rib" in phrases  # bag: "rib fractures" vs "Fractures of ribs"
+
+
+def test_whole_tokens_only(matcher: MentionMatcher) -> None:
+    assert not any(m.phrase == "pneumonia" for m in _find(matcher, "Pneumonias aside, bronchopneumonia."))
+    found = _find(matcher, "Bronchopneumonia and hypertensionitis.")
+    assert found == []
+
+
+def test_generic_single_words_are_filtered(matcher: MentionMatcher) -> None:
+    assert _find(matcher, "Disease status unknown.") == []
+
+
+def test_longest_match_preference_keeps_overlaps(matcher: MentionMatcher) -> None:
+    text = "Lobar pneumonia and essential hypertension."
+    by_phrase = {m.phrase: m for m in _find(matcher, text)}
+    assert by_phrase["pneumonia"].subsumed is True
+    assert by_phrase["pneumonia lobar"].subsumed is False
+    assert by_phrase["hypertension"].subsumed is True
+    longest = _find(matcher, text, overlapping=False)
+    assert all(not m.subsumed for m in longest)
+    assert "pneumonia" not in {m.phrase for m in longest}
+
+
+def test_bag_match_for_reordered_phrase(matcher: MentionMatcher) -> None:
+    text = "X-ray showed a fracture of the neck of the femur."
+    ms = [m for m in _find(matcher, text) if m.phrase == "fracture femur neck"]
+    assert len(ms) == 1
+    m = ms[0]
+    assert m.kind == "bag" and 0 < m.score < 1
+    assert m.text == "fracture of the neck of the femur"
+    assert m.payloads == ["S72.00"]
+
+
+def test_payloads_grouped_by_normalised_phrase(matcher: MentionMatcher) -> None:
+    ms = [m for m in _find(matcher, "Coronary artery disease.") if m.kind == "exact"]
+    assert [m.payloads for m in ms if m.phrase == "coronary artery disease"] == [["I25.10"]]
+
+
+def test_assertion_and_section_filled(matcher: MentionMatcher) -> None:
+    text = "Family history: hypertension.\nAssessment: no pneumonia. Possible UTI."
+    got = {m.phrase: (m.section, m.assertion) for m in _find(matcher, text)}
+    assert got["hypertension"] == ("family_history", "family")
+    assert got["pneumonia"] == ("assessment", "negated")
+    assert got["urinary tract infection"] == ("assessment", "uncertain")
+
+
+def test_save_load_round_trip(matcher: MentionMatcher, tmp_path: Path) -> None:
+    p = tmp_path / "m.pkl"
+    matcher.save(p)
+    loaded = MentionMatcher.load(p)
+    text = "HTN, CHF, fracture of the neck of the femur."
+    a = [(m.start, m.end, m.phrase, m.kind) for m in _find(matcher, text)]
+    b = [(m.start, m.end, m.phrase, m.kind) for m in _find(loaded, text)]
+    assert a == b and a
+    assert len(loaded) == len(matcher)
+
+
+def test_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelFormatError):
+        MentionMatcher.load(tmp_path / "missing.pkl")
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"not a pickle")
+    with pytest.raises(ModelFormatError):
+        MentionMatcher.load(bad)

@@ -1,0 +1,112 @@
+"""Sections and sentences: labels, and offsets that round-trip into the original text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opencac.nlp import analyze
+from opencac.nlp.sections import find_sections, heading_label
+from opencac.nlp.sentences import split_sentences
+
+NOTE = """HISTORY OF PRESENT ILLNESS: 65-year-old man seen by Dr. Smith approx. 3 days ago.
+He takes 3.5 mg of warfarin, e.g. daily. No fever.
+
+Past Medical History:
+Hypertension. Type 2 diabetes.
+Family history: Mother had breast cancer.
+Social History: smokes.
+PHYSICAL EXAM
+Lungs clear.
+Labs: Hb 13.7 g/dl.
+Imaging: CT of the chest normal.
+Impression: pneumonia.
+Assessment and Plan: antibiotics.
+PROCEDURES: bronchoscopy.
+Hospital course: uneventful.
+Discharge diagnoses: pneumonia.
+"""
+
+
+def test_sections_labels_in_order() -> None:
+    doc = analyze(NOTE)
+    labels = [s.label for s in doc.sections]
+    assert labels == ["hpi", "past_history", "family_history", "social_history", "exam", "labs", "imaging",
+                      "assessment", "assessment", "procedures", "hospital_course", "diagnoses"]
+
+
+def test_section_offsets_round_trip() -> None:
+    doc = analyze(NOTE)
+    for s in doc.sections:
+        assert doc.text[s.start : s.end] == s.text_of(NOTE)
+        assert doc.text[s.start : s.end].strip() == doc.text[s.start : s.end]
+    fam = next(s for s in doc.sections if s.label == "family_history")
+    assert NOTE[fam.start : fam.end] == "Family history: Mother had breast cancer."
+    assert doc.section_at(NOTE.index("breast")) == "family_history"
+
+
+def test_sentences_survive_abbreviations_and_decimals() -> None:
+    doc = analyze(NOTE)
+    sents = [NOTE[s.start : s.end] for s in doc.sentences]
+    assert "65-year-old man seen by Dr. Smith approx. 3 days ago." in sents
+    assert "He takes 3.5 mg of warfarin, e.g. daily." in sents
+    assert "No fever." in sents
+    assert "HISTORY OF PRESENT ILLNESS:" in sents
+    assert "Hypertension." in sents and "Type 2 diabetes." in sents
+    assert "Mother had breast cancer." in sents
+
+
+def test_sentences_are_ordered_non_overlapping_and_trimmed() -> None:
+    doc = analyze(NOTE)
+    prev_end = 0
+    for s in doc.sentences:
+        assert prev_end <= s.start < s.end
+        text = NOTE[s.start : s.end]
+        assert text == text.strip() and text
+        assert "\n" not in text
+        prev_end = s.end
+
+
+def test_no_headings_gives_one_other_section() -> None:
+    text = "We describe a 37-year-old man.\nHe had fever.\n"
+    doc = analyze(text, doc_id="x")
+    assert doc.id == "x"
+    assert [(s.label, text[s.start : s.end]) for s in doc.sections] == [
+        ("other", "We describe a 37-year-old man.\nHe had fever.")]
+    assert [text[s.start : s.end] for s in doc.sentences] == ["We describe a 37-year-old man.", "He had fever."]
+
+
+def test_heading_words_inside_sentences_are_not_headings() -> None:
+    text = "The history of hypertension is long.\nPlan to review.\n"
+    assert [s.label for s in find_sections(text)] == ["other"]
+    assert heading_label("Assessment  and plan") == "assessment"
+    assert heading_label("Hospital Course") == "hospital_course"
+    assert heading_label("nonsense") is None
+
+
+def test_split_sentences_edge_cases() -> None:
+    assert split_sentences("") == []
+    assert split_sentences("   \n ") == []
+    t = "Temp 38.5 C. Seen by J. Doe. Is it pneumonia? Yes!"
+    assert [t[s.start : s.end] for s in split_sentences(t)] == [
+        "Temp 38.5 C.", "Seen by J. Doe.", "Is it pneumonia?", "Yes!"]
+
+
+def test_codiesp_notes_round_trip(codiesp_dir: Path) -> None:
+    files = sorted((codiesp_dir / "train" / "text_files_en").glob("*.txt"))[:25]
+    assert files
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        doc = analyze(text, doc_id=f.stem)
+        assert doc.sentences
+        n_lines = sum(1 for line in text.splitlines() if line.strip())
+        assert len(doc.sentences) >= n_lines
+        for s in doc.sentences:
+            assert text[s.start : s.end].strip() == text[s.start : s.end]
+
+
+@pytest.mark.parametrize("heading", ["Assessment:", "IMPRESSION:", "Family History:", "HPI:", "Medications:"])
+def test_known_headings(heading: str) -> None:
+    doc = analyze(f"{heading} something here.\n")
+    assert doc.sections[0].label != "other"

@@ -93,3 +93,36 @@ def test_sigkill_at_several_points_then_resume_fake_engine(tmp_path: Path) -> No
     _check_same(out, ref, n)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["coded"] == n - 1 and summary["failures"] == 1 and summary["resumed_from"] > 0
+
+
+def kill_after(cmd: list[str], seconds: float) -> bool:
+    """Run ``cmd`` in its own process group and SIGKILL it after ``seconds`` (if still running)."""
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=seconds)
+        assert proc.returncode == 0
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return True
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_fake_engine(tmp_path: Path) -> None:
+    """Kills land anywhere: start-up, mid-chunk, between rename and commit, in assembly."""
+    import random
+
+    rng = random.Random(7)
+    inp = tmp_path / "in"
+    inp.mkdir()
+    n = 40
+    for i in range(n):
+        (inp / f"d{i:03d}.txt").write_text(f"Note {i}. {TEXTS[i % len(TEXTS)]}")
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    cmd = [sys.executable, str(CHILD), str(inp)]
+    subprocess.run([*cmd, str(ref), "2", "1", "0.05"], check=True, timeout=120)
+    kills = sum(kill_after([*cmd, str(out), "2", "1", "0.05"], rng.uniform(0.1, 1.2)) for _ in range(6))
+    assert kills >= 2, "the run finished too fast to be interrupted"
+    subprocess.run([*cmd, str(out), "2", "1", "0.05"], check=True, timeout=120)
+    _check_same(out, ref, n)

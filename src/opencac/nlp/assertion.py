@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -170,24 +171,67 @@ class Trigger:
     text: str
 
 
-def _compile() -> tuple[re.Pattern[str], list[tuple[str, str, int]]]:
-    specs = sorted(enumerate(_LEXICON), key=lambda x: -len(x[1][0]))
-    parts: list[str] = []
-    meta: list[tuple[str, str, int]] = []
-    for i, (pat, cat, direction, window) in specs:
-        frag = pat.replace(" ", r"\s+")
-        parts.append(rf"(?P<t{len(meta)}>\b{frag}\b)")
-        meta.append((cat, direction, window))
-        del i
-    parts.append(rf"(?P<t{len(meta)}>\?)")
-    meta.append(("uncertain", "post", 3))
-    parts.append(rf"(?P<t{len(meta)}>;)")
-    meta.append(("term", "both", 0))
-    return re.compile("|".join(parts), re.IGNORECASE), meta
+def _first_chars(frag: str) -> set[str]:
+    """The characters a pattern fragment can start with (lower case)."""
+    if frag.startswith("(?:"):
+        depth, i = 0, 0
+        for i, ch in enumerate(frag):
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+        inner, rest = frag[3:i], frag[i + 1 :]
+        alts, depth, cur = [], 0, ""
+        for ch in inner:
+            if ch == "|" and depth == 0:
+                alts.append(cur)
+                cur = ""
+                continue
+            depth += ch == "("
+            depth -= ch == ")"
+            cur += ch
+        alts.append(cur)
+        out: set[str] = set()
+        for a in alts:
+            out |= _first_chars(a + rest) if a else _first_chars(rest.lstrip("?"))
+        if rest.startswith(("?", "*")):
+            out |= _first_chars(rest[1:].lstrip())
+        return out
+    if frag.startswith("\\d"):
+        return set("0123456789")
+    if frag.startswith("["):
+        return set(frag[1 : frag.index("]")].replace("-", "").lower())
+    return {frag[0].lower()}
 
 
-_PATTERN: tuple[re.Pattern[str], list[tuple[str, str, int]]] | None = None
+def _compile() -> dict[str, tuple[re.Pattern[str], list[tuple[str, str, int]]]]:
+    """One alternation per first character, longest patterns first."""
+    buckets: dict[str, list[tuple[str, str, str, int]]] = defaultdict(list)
+    for pat, cat, direction, window in _LEXICON:
+        for ch in _first_chars(pat):
+            buckets[ch].append((pat, cat, direction, window))
+    buckets["?"].append((r"\?", "uncertain", "post", 3))
+    buckets[";"].append((";", "term", "both", 0))
+    out: dict[str, tuple[re.Pattern[str], list[tuple[str, str, int]]]] = {}
+    for ch, specs in buckets.items():
+        specs.sort(key=lambda x: -len(x[0]))
+        parts: list[str] = []
+        meta: list[tuple[str, str, int]] = []
+        for pat, cat, direction, window in specs:
+            frag = pat.replace(" ", r"\s+")
+            if ch.isalnum():
+                frag = rf"{frag}\b"
+            parts.append(rf"(?P<t{len(meta)}>{frag})")
+            meta.append((cat, direction, window))
+        out[ch] = (re.compile("|".join(parts), re.IGNORECASE), meta)
+    return out
+
+
+_PATTERNS: dict[str, tuple[re.Pattern[str], list[tuple[str, str, int]]]] | None = None
 _WORD_RE = re.compile(r"\w+")
+_START_RE = re.compile(r"\b\w|[?;]")
 
 
 @lru_cache(maxsize=8192)
@@ -200,17 +244,26 @@ def find_triggers(sentence: str) -> tuple[Trigger, ...]:
     Returns:
         The triggers, pseudo-triggers and termination terms in text order.
     """
-    global _PATTERN
-    if _PATTERN is None:
-        _PATTERN = _compile()
-    pat, meta = _PATTERN
+    global _PATTERNS
+    if _PATTERNS is None:
+        _PATTERNS = _compile()
+    buckets = _PATTERNS
     out: list[Trigger] = []
-    for m in pat.finditer(sentence):
-        name = m.lastgroup
-        if name is None:
+    pos = 0
+    for w in _START_RE.finditer(sentence):
+        i = w.start()
+        if i < pos:
             continue
-        cat, direction, window = meta[int(name[1:])]
+        bucket = buckets.get(sentence[i].lower())
+        if bucket is None:
+            continue
+        pat, meta = bucket
+        m = pat.match(sentence, i)
+        if m is None or m.lastgroup is None:
+            continue
+        cat, direction, window = meta[int(m.lastgroup[1:])]
         out.append(Trigger(m.start(), m.end(), cat, direction, window, m.group()))
+        pos = m.end()
     return tuple(out)
 
 

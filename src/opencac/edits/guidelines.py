@@ -1,0 +1,785 @@
+"""ICD-10-CM / ICD-10-PCS Official Guidelines and tabular conventions as rules.
+
+Each ``run_*`` function is the ``run`` of one built-in ``Rule`` (see ``opencac.edits.rules``):
+it reads the ``RulesState`` and returns ``Edit`` objects whose ``fix`` the runner applies in
+engine mode and only proposes in claim mode. Every function cites the clause it implements.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from opencac.edits import tables as T
+from opencac.edits.model import Edit, EvidenceSpan, FinalCode
+from opencac.edits.state import RulesState, undot
+
+G = "ICD-10-CM Official Guidelines for Coding and Reporting FY2026"
+
+_EPISODE_PATTERNS = (
+    ("S", re.compile(r"\bsequela(e)?\b|\blate effects?\b|\bresidual\b", re.I)),
+    ("D", re.compile(r"\bsubsequent encounter\b|\bfollow[- ]?up\b|\broutine healing\b|\bhealing\b|\bcast (check|change)\b|\bremoval of (the )?(cast|sutures|staples)\b|\brecovery phase\b", re.I)),
+    ("A", re.compile(r"\binitial encounter\b|\bactive treatment\b|\bemergency department\b|\bED\b|\bacute\b|\bpresent(s|ed|ing)? (to|with)\b|\bsustained\b|\btoday\b", re.I)),
+)
+_UNRELATED = re.compile(r"\b(not (due to|related to|caused by|secondary to)|unrelated to|due to (another|other) cause)\b", re.I)
+
+
+def _ev(fc: FinalCode) -> list[EvidenceSpan]:
+    return list(fc.evidence)
+
+
+# -------------------------------------------------------------------------------------------
+# Assertions: negated, family history, personal history, hypothetical (I.C.21.c.4, IV.H, II.H)
+# -------------------------------------------------------------------------------------------
+def run_assertions(state: RulesState) -> list[Edit]:
+    """Negated / hypothetical mentions are never coded; history and family history become
+    Z85-Z87 / Z80-Z84 codes (I.C.21.c.4), an old MI becomes I25.2 (I.C.9.e.4)."""
+    edits: list[Edit] = []
+    for fc in list(state.dx):
+        a = fc.assertion
+        if a in ("negated", "hypothetical"):
+            # Guidelines II.H / IV.H: do not code conditions that were ruled out or only planned for.
+            edits.append(Edit("ASSERTION-NOT-CODED", "warning",
+                              f"{fc.code} is documented as {a}; a {a} condition is not coded.",
+                              f"{G} II.H, IV.H (ruled out / possible conditions)",
+                              codes=[fc.code], evidence=_ev(fc), fix={"remove": [fc.code]}))
+        elif a in ("family", "historical"):
+            edits.extend(_history_edit(state, fc, a))
+    # History / family mentions the engine did not select still earn a Z code when documented.
+    for s in state.candidates:
+        if s.system != "icd10cm" or s.selected or s.assertion not in ("family", "historical"):
+            continue
+        if s.confidence < 0.5 or state.has(s.code):
+            continue
+        fc = FinalCode(s.code, "icd10cm", s.description, evidence=[EvidenceSpan(e.start, e.end, e.text) for e in s.evidence],
+                       confidence=s.confidence, assertion=s.assertion)
+        for e in _history_edit(state, fc, s.assertion, present=False):
+            edits.append(e)
+    return edits
+
+
+def _history_edit(state: RulesState, fc: FinalCode, assertion: str, present: bool = True) -> list[Edit]:
+    table = T.FAMILY_HISTORY if assertion == "family" else T.PERSONAL_HISTORY
+    target = T.longest_prefix(fc.code, table)
+    if undot(fc.code).startswith("Z8") or undot(fc.code) == "I252":
+        return []  # already a history code
+    kind = "family history" if assertion == "family" else "personal history"
+    cite = f"{G} I.C.21.c.4 (history of; Z80-Z84 family, Z85-Z87 personal)"
+    if target and undot(fc.code).startswith(("I21", "I22")) and assertion == "historical":
+        cite = f"{G} I.C.9.e.4 (old myocardial infarction I25.2)"
+    if target and state.kb.is_billable(target, state.as_of):
+        fix: dict[str, Any] = {"add": [{"code": target, "evidence": _ev(fc), "after": fc.code}]}
+        if present:
+            fix["remove"] = [fc.code]
+        return [Edit("HISTORY-Z-CODE", "warning" if present else "info",
+                     f"{fc.code} is documented as {kind}; report {target} instead of an active-condition code.",
+                     cite, codes=[fc.code, target], evidence=_ev(fc), fix=fix)]
+    if present:
+        return [Edit("HISTORY-Z-CODE", "warning",
+                     f"{fc.code} is documented as {kind}; an active-condition code is not reported - "
+                     f"assign the matching {'Z80-Z84' if assertion == 'family' else 'Z85-Z87'} code.",
+                     cite, codes=[fc.code], evidence=_ev(fc), fix={"remove": [fc.code]})]
+    return []
+
+
+def run_uncertain(state: RulesState) -> list[Edit]:
+    """Uncertain diagnoses: outpatient -> code the symptoms (IV.H); inpatient at discharge ->
+    code as if established (II.H, III.C)."""
+    edits: list[Edit] = []
+    for fc in list(state.dx):
+        if fc.assertion != "uncertain":
+            continue
+        if state.inpatient:
+            # ICD-10-CM Official Guidelines II.H / III.C: uncertain diagnosis at discharge coded as if it existed.
+            edits.append(Edit("UNCERTAIN-INPATIENT", "info",
+                              f"{fc.code} is documented as uncertain (probable/suspected); coded as if established "
+                              "because the encounter is inpatient.",
+                              f"{G} II.H, III.C (uncertain diagnosis, inpatient)", codes=[fc.code], evidence=_ev(fc)))
+            continue
+        # ICD-10-CM Official Guidelines IV.H: outpatient - code the signs/symptoms instead.
+        symptoms = [s for s in state.candidates
+                    if s.system == "icd10cm" and undot(s.code).startswith("R") and s.assertion == "affirmed"
+                    and s.confidence >= 0.2 and not state.has(s.code)]
+        have_symptom = any(undot(c.code).startswith("R") for c in state.dx if c is not fc)
+        fix: dict[str, Any] = {"remove": [fc.code]}
+        if symptoms:
+            fix["add"] = [{"code": s.code, "confidence": s.confidence,
+                           "evidence": [EvidenceSpan(e.start, e.end, e.text) for e in s.evidence]} for s in symptoms[:3]]
+        msg = (f"{fc.code} is documented as uncertain; in the {state.ctx.setting} setting code the signs/symptoms"
+               + (f" ({', '.join(s.code for s in symptoms[:3])})." if symptoms else
+                  " documented for the encounter instead." if not have_symptom else " already coded instead."))
+        edits.append(Edit("UNCERTAIN-OUTPATIENT", "warning", msg,
+                          f"{G} IV.H (uncertain diagnosis, outpatient)",
+                          codes=[fc.code] + [s.code for s in symptoms[:3]], evidence=_ev(fc), fix=fix))
+    return edits
+
+
+# -------------------------------------------------------------------------------------------
+# Completion: 7th characters, placeholder X, header codes (I.A.4-I.A.5, I.B.1, I.C.19.a)
+# -------------------------------------------------------------------------------------------
+def episode_from_text(text: str) -> str | None:
+    """7th-character episode from a sentence: A initial, D subsequent, S sequela (I.C.19.a)."""
+    for char, rx in _EPISODE_PATTERNS:
+        if rx.search(text):
+            return char
+    return None
+
+
+def with_seventh(code: str, char: str) -> str:
+    """Add a 7th character, padding with placeholder X to six characters (I.A.5)."""
+    u = undot(code)
+    while len(u) < 6:
+        u += "X"
+    u += char
+    return f"{u[:3]}.{u[3:]}"
+
+
+def run_completion(state: RulesState) -> list[Edit]:
+    """Codes that are not valid as given: add the 7th character (with placeholder X) from the
+    episode of care, or complete a header code to its unspecified leaf."""
+    edits: list[Edit] = []
+    kb = state.kb
+    for fc in list(state.dx):
+        code = kb.find(fc.code)
+        if code is None or kb.is_billable(fc.code, state.as_of):
+            continue
+        sevenths = dict(kb.seventh_characters(fc.code))
+        if sevenths and len(undot(fc.code)) < 7:
+            window = state.window_for(fc, pad=80) or ""
+            episode = episode_from_text(window)
+            cite = f"{G} I.A.5 (placeholder X), I.C.19.a (7th characters for injuries)"
+            if episode is None and state.ctx.setting in ("inpatient", "emergency"):
+                episode, assumed = "A", True
+            else:
+                assumed = False
+            if episode is None or episode not in sevenths:
+                options = ", ".join(f"{k}={v.split('/')[0]}" for k, v in list(sevenths.items())[:4])
+                edits.append(Edit("SEVENTH-CHARACTER-REQUIRED", "error",
+                                  f"{fc.code} requires a 7th character ({options}); the episode of care is not documented.",
+                                  cite, codes=[fc.code], evidence=_ev(fc)))
+                continue
+            new = with_seventh(fc.code, episode)
+            if not kb.is_billable(new, state.as_of):
+                edits.append(Edit("SEVENTH-CHARACTER-REQUIRED", "error",
+                                  f"{fc.code} needs more characters before a 7th character can be added.",
+                                  cite, codes=[fc.code], evidence=_ev(fc)))
+                continue
+            why = ("assumed initial encounter (active treatment in this setting)" if assumed
+                   else f"episode documented: {sevenths[episode].split('/')[0]}")
+            edits.append(Edit("SEVENTH-CHARACTER", "warning" if assumed else "info",
+                              f"{fc.code} completed to {new}: {why}.", cite, codes=[fc.code, new],
+                              evidence=_ev(fc), fix={"replace": {fc.code: new}}))
+            continue
+        leaf = _unspecified_leaf(state, fc.code)
+        if leaf:
+            edits.append(Edit("HEADER-CODE-COMPLETED", "warning",
+                              f"{fc.code} is a header (non-billable) code; completed to its unspecified subcode {leaf} "
+                              "- code to the highest specificity documented.",
+                              f"{G} I.B.1-I.B.2 (code to the highest number of characters available)",
+                              codes=[fc.code, leaf], evidence=_ev(fc), fix={"replace": {fc.code: leaf}}))
+    return edits
+
+
+def _unspecified_leaf(state: RulesState, code: str) -> str | None:
+    frontier = [code]
+    for _ in range(3):
+        nxt = []
+        for c in frontier:
+            kids = state.kb.children(c)
+            uns = [k for k in kids if "unspecified" in k.description.lower() or k.code.endswith("9")]
+            uns.sort(key=lambda k: ("unspecified" not in k.description.lower(), len(k.code), k.code))
+            for k in uns[:1]:
+                if state.kb.is_billable(k.code, state.as_of):
+                    return k.code
+                nxt.append(k.code)
+        frontier = nxt
+    return None
+
+
+# -------------------------------------------------------------------------------------------
+# Specificity: laterality / acuity / type from the note (I.B.13, I.C.9.a.1, III.B)
+# -------------------------------------------------------------------------------------------
+_ATTRS = {
+    "right": r"\bright\b", "left": r"\bleft\b", "bilateral": r"\bbilateral(ly)?\b|\bboth\b",
+    "acute": r"\bacute\b|\bacutely\b", "chronic": r"\bchronic\b",
+    "acute on chronic": r"\bacute on chronic\b|\bacute[- ]on[- ]chronic\b",
+    "systolic": r"\bsystolic\b|\bhfref\b|\breduced ejection\b", "diastolic": r"\bdiastolic\b|\bhfpef\b|\bpreserved ejection\b",
+    "combined": r"\bcombined\b|\bsystolic and diastolic\b",
+    "recurrent": r"\brecurrent\b", "single": r"\bsingle episode\b",
+    "with hyperglycemia": r"\bhyperglyc", "intractable": r"\bintractable\b",
+}
+_ATTR_RX = {k: re.compile(v, re.I) for k, v in _ATTRS.items()}
+_STOP = {"unspecified", "side", "of", "and", "or", "the", "with", "without", "a", "an", "in", "type", "ear",
+         "eye", "congestive", "unilateral", "nos", "site", "episode", "severity", "to", "due"}
+_LATERALITY = ("right", "left", "bilateral")
+
+
+def _attrs(desc: str) -> set[str]:
+    d = desc.lower()
+    found = {k for k, rx in _ATTR_RX.items() if rx.search(d)}
+    if "acute on chronic" in found:
+        found |= {"acute", "chronic"}
+    return found
+
+
+def _core(desc: str) -> set[str]:
+    words = set(re.findall(r"[a-z]+", desc.lower()))
+    attr_words = set()
+    for k in _ATTRS:
+        attr_words |= set(k.split())
+    attr_words |= {"hfref", "hfpef", "reduced", "ejection", "preserved", "both", "bilaterally", "acutely"}
+    return words - attr_words - _STOP
+
+
+def run_specificity(state: RulesState) -> list[Edit]:
+    """An unspecified code while the note documents laterality, acuity or type: propose the
+    more specific sibling (I.B.13 laterality; III.B / I.C.9.a.1 type and acuity of heart failure)."""
+    edits: list[Edit] = []
+    kb = state.kb
+    ckd = [c for c in state.dx if undot(c.code) in ("N189", "N1830")]
+    if ckd:
+        found = ckd_stage_from_text(state)
+        if found and undot(found[0]) != undot(ckd[0].code) and (undot(ckd[0].code) == "N189" or undot(found[0]).startswith("N183")):
+            # ICD-10-CM Official Guidelines I.C.14.a: the CKD stage is coded from the documented stage.
+            edits.append(Edit("UNSPECIFIED-WHEN-DOCUMENTED", "warning",
+                              f"{ckd[0].code} does not give the CKD stage but the note documents it; use {found[0]}.",
+                              f"{G} I.C.14.a (stages of chronic kidney disease)", codes=[ckd[0].code, found[0]],
+                              evidence=[found[1]], fix={"replace": {ckd[0].code: found[0]}}))
+    for fc in list(state.dx):
+        code = kb.find(fc.code)
+        if code is None or "unspecified" not in code.description.lower():
+            continue
+        window = state.window_for(fc)
+        if not window:
+            continue
+        documented = {k for k, rx in _ATTR_RX.items() if rx.search(window)}
+        if "acute on chronic" in documented:
+            documented |= {"acute", "chronic"}
+        have = _attrs(code.description)
+        if not (documented - have):
+            continue
+        core = _core(code.description)
+        best: list[tuple[int, str, str]] = []
+        for sib in _family(kb, fc.code):
+            if sib.code == code.code or not kb.is_billable(sib.code, state.as_of):
+                continue
+            sattrs = _attrs(sib.description)
+            if not sattrs or not sattrs <= documented or len(sattrs) <= len(have):
+                continue
+            extra = _core(sib.description) - core
+            if any(w not in window for w in extra):
+                continue
+            best.append((len(sattrs), sib.code, sib.description))
+        if best:
+            best.sort(key=lambda t: (-t[0], t[1]))
+            top = [b for b in best if b[0] == best[0][0]]
+            if len(top) == 1:
+                new = top[0][1]
+                what = ", ".join(sorted(_attrs(top[0][2]) - have))
+                edits.append(Edit("UNSPECIFIED-WHEN-DOCUMENTED", "warning",
+                                  f"{fc.code} is unspecified but the note documents {what}; use {new}.",
+                                  f"{G} I.B.13 (laterality), III.B / I.C.9.a.1 (type and acuity); "
+                                  "code to the highest degree of specificity",
+                                  codes=[fc.code, new], evidence=_ev(fc), fix={"replace": {fc.code: new}}))
+                continue
+        lat = documented & set(_LATERALITY)
+        if lat and not (have & set(_LATERALITY)) and re.search(r"unspecified (side|ear|eye|knee|hip|shoulder|"
+                                                                  r"upper|lower|hand|foot|arm|leg|kidney|lung|breast)",
+                                                                  code.description.lower()):
+            edits.append(Edit("UNSPECIFIED-LATERALITY", "warning",
+                              f"{fc.code} has unspecified laterality but the note documents {', '.join(sorted(lat))}.",
+                              f"{G} I.B.13 (laterality)", codes=[fc.code], evidence=_ev(fc)))
+    return edits
+
+
+def _family(kb: Any, code: str) -> list[Any]:
+    """Billable codes under the code's parent and grandparent (siblings and cousins)."""
+    anc = kb.ancestors(code)
+    out: dict[str, Any] = {}
+    for a in anc[:2]:
+        if a.kind in ("chapter", "block"):
+            break
+        stack = [a.code]
+        depth = 0
+        while stack and depth < 3:
+            nxt = []
+            for c in stack:
+                for k in kb.children(c):
+                    out[k.code] = k
+                    nxt.append(k.code)
+            stack, depth = nxt, depth + 1
+    return list(out.values())
+
+
+# -------------------------------------------------------------------------------------------
+# Combination codes (I.B.9, I.A.15 "with", I.C.4.a, I.C.9.a)
+# -------------------------------------------------------------------------------------------
+def run_diabetes_combination(state: RulesState) -> list[Edit]:
+    """Diabetes + a complication the "with" convention links -> the combination code
+    (I.A.15, I.C.4.a), keeping the complication code where the tabular asks for it."""
+    edits: list[Edit] = []
+    dm = [c for c in state.dx if undot(c.code)[:3] in T.DIABETES_CATEGORIES]
+    if not dm:
+        return edits
+    for cat in sorted({undot(c.code)[:3] for c in dm}):
+        base = [c for c in dm if undot(c.code)[:3] == cat]
+        plain = [c for c in base if undot(c.code) in (cat + "9", cat + "8")]
+        present = {undot(c.code) for c in base}
+        added: list[str] = []
+        for comp in list(state.dx):
+            spec = _longest(comp.code, T.DIABETES_COMPLICATIONS)
+            if spec is None:
+                continue
+            suffix, keep, label = spec
+            target = f"{cat}.{suffix}"
+            if undot(target) in present or target in added:
+                continue
+            if not state.kb.is_billable(target, state.as_of):
+                continue
+            if _UNRELATED.search(state.window_for(comp)):
+                edits.append(Edit("COMBINATION-NOT-LINKED", "info",
+                                  f"{comp.code} is documented as not due to diabetes; no combination code.",
+                                  f"{G} I.A.15 (\"with\": unless the documentation clearly states the conditions are unrelated)",
+                                  codes=[comp.code], evidence=_ev(comp)))
+                continue
+            fix: dict[str, Any] = {"add": [{"code": target, "evidence": _ev(comp) + (_ev(base[0]) if base else []),
+                                            "before": (plain[0].code if plain else comp.code)}]}
+            rm = [] if keep else [comp.code]
+            rm += [p.code for p in plain]
+            if rm:
+                fix["remove"] = rm
+            added.append(target)
+            edits.append(Edit("COMBINATION-CODE", "warning",
+                              f"Diabetes with {label}: the \"with\" convention links them; report {target}"
+                              + (f" with {comp.code} as an additional code." if keep else f" instead of {comp.code}.")
+                              + (f" {', '.join(p.code for p in plain)} (without complications) no longer applies." if plain else ""),
+                              f"{G} I.A.15 (\"with\"), I.C.4.a (diabetes: as many codes as needed to describe complications)",
+                              codes=[c for c in [target, comp.code] + [p.code for p in plain]], evidence=_ev(comp), fix=fix))
+    return edits
+
+
+def _longest(code: str, table: dict[str, tuple[str, bool, str]]) -> tuple[str, bool, str] | None:
+    c = undot(code)
+    best = None
+    for k, v in table.items():
+        ku = undot(k)
+        if c.startswith(ku) and (best is None or len(ku) > len(best[0])):
+            best = (ku, v)
+    return best[1] if best else None
+
+
+def ckd_stage_from_text(state: RulesState) -> tuple[str, EvidenceSpan] | None:
+    """The CKD stage documented in the note -> (N18 code, span)."""
+    rx = re.compile(r"\b(?:ckd|chronic kidney disease|chronic renal (?:disease|failure|insufficiency))[, ]*"
+                    r"(?:\(?\s*(?:ckd\s*)?)?stage\s*(5d|[1-5][ab]?|v|iv|iii[ab]?|ii|i)\b"
+                    r"|\bstage\s*(5d|[1-5][ab]?|v|iv|iii[ab]?|ii|i)\s*(?:ckd|chronic kidney disease)\b"
+                    r"|\bckd\s*(5d|[1-5][ab]?)\b"
+                    r"|\b(esrd|end[- ]stage (?:renal|kidney) disease)\b", re.I)
+    roman = {"i": "1", "ii": "2", "iii": "3", "iiia": "3a", "iiib": "3b", "iv": "4", "v": "5"}
+    for sp in state.search(rx, limit=5):
+        m = rx.fullmatch(sp.text) or rx.search(sp.text)
+        assert m is not None
+        val = next(g for g in m.groups() if g)
+        v = val.lower()
+        if v.startswith("esrd") or v.startswith("end") or v == "5d":
+            key = "esrd"
+        else:
+            key = roman.get(v, v)
+        code = T.CKD_STAGE_CODES.get(key)
+        if code:
+            return code, sp
+    return None
+
+
+def run_hypertension_combination(state: RulesState) -> list[Edit]:
+    """Hypertension with heart disease and/or CKD: presumed linked -> I11/I12/I13 with the
+    heart failure and CKD stage codes added (I.C.9.a.1-3)."""
+    edits: list[Edit] = []
+    htn = [c for c in state.dx if undot(c.code)[:3] in ("I10", "I11", "I12", "I13")]
+    if not htn:
+        return edits
+    heart = [c for c in state.dx if T.has_prefix(c.code, T.HYPERTENSIVE_HEART)]
+    hf = [c for c in heart if undot(c.code).startswith("I50")]
+    ckd = [c for c in state.dx if undot(c.code).startswith("N18")]
+    stage_from_note = None
+    if not ckd and (any(undot(c.code)[:3] in ("I12", "I13") for c in htn) or state.mentions(r"\bckd\b|chronic kidney disease|\besrd\b")):
+        stage_from_note = ckd_stage_from_text(state)
+    late = any(T.has_prefix(c.code, T.CKD_LATE) for c in ckd) or (stage_from_note is not None and stage_from_note[0] in T.CKD_LATE)
+    has_ckd = bool(ckd) or stage_from_note is not None
+    for c in heart + ckd:
+        if _UNRELATED.search(state.window_for(c)):
+            edits.append(Edit("COMBINATION-NOT-LINKED", "info",
+                              f"{c.code} is documented as not due to hypertension; the I.C.9.a presumption does not apply.",
+                              f"{G} I.C.9.a (unless the documentation clearly states the condition is unrelated)",
+                              codes=[c.code], evidence=_ev(c)))
+            return edits
+    if heart and has_ckd:
+        target = "I13.2" if late else ("I13.0" if hf else "I13.10")
+        clause = "I.C.9.a.3 (hypertensive heart and chronic kidney disease)"
+    elif heart:
+        target = "I11.0" if hf else "I11.9"
+        clause = "I.C.9.a.1 (hypertension with heart disease)"
+    elif has_ckd:
+        target = "I12.0" if late else "I12.9"
+        clause = "I.C.9.a.2 (hypertensive chronic kidney disease)"
+    else:
+        return edits
+    current = [c for c in htn]
+    fix: dict[str, Any] = {}
+    if not any(undot(c.code) == undot(target) for c in current):
+        if not state.kb.is_billable(target, state.as_of):
+            return edits
+        fix["replace"] = {current[0].code: target}
+        if len(current) > 1:
+            fix["remove"] = [c.code for c in current[1:]]
+    adds = []
+    if stage_from_note is not None:
+        adds.append({"code": stage_from_note[0], "evidence": [stage_from_note[1]]})
+    if adds:
+        fix["add"] = adds
+    if not fix:
+        return edits
+    ev = [e for c in current + heart + ckd for e in c.evidence]
+    parts = [f"report {target}" + (f" (replacing {', '.join(c.code for c in current)})" if "replace" in fix else "")]
+    if hf:
+        parts.append(f"with {', '.join(c.code for c in hf)} for the type of heart failure")
+    if has_ckd:
+        stage = ckd[0].code if ckd else stage_from_note[0]  # type: ignore[index]
+        parts.append(f"with {stage} for the CKD stage" + (" (stage documented in the note)" if stage_from_note else ""))
+    edits.append(Edit("COMBINATION-CODE", "warning",
+                      "Hypertension with " + ("heart disease and CKD" if heart and has_ckd else "heart disease" if heart else "CKD")
+                      + " is presumed linked: " + "; ".join(parts) + ".",
+                      f"{G} {clause}", codes=[target] + [c.code for c in current + heart + ckd]
+                      + ([stage_from_note[0]] if stage_from_note else []), evidence=ev, fix=fix))
+    return edits
+
+
+# -------------------------------------------------------------------------------------------
+# Signs and symptoms (I.B.4-I.B.5, I.C.18.a-b)
+# -------------------------------------------------------------------------------------------
+def run_integral_symptoms(state: RulesState) -> list[Edit]:
+    """Signs/symptoms routinely associated with a confirmed diagnosis are not coded separately
+    (I.B.5, I.C.18.b); R codes in the same body system as a confirmed diagnosis are flagged."""
+    edits: list[Edit] = []
+    confirmed = [c for c in state.dx if not undot(c.code).startswith("R") and c.assertion in ("affirmed", "uncertain")
+                 and not (c.assertion == "uncertain" and not state.inpatient)]
+    for sym in list(state.dx):
+        su = undot(sym.code)
+        if not (su.startswith("R") or su.startswith("H920")):
+            continue
+        owner = None
+        for c in confirmed:
+            integral = _longest_tuple(c.code, T.INTEGRAL_SYMPTOMS)
+            if integral and T.has_prefix(sym.code, integral):
+                owner = c
+                break
+        if owner is not None:
+            edits.append(Edit("SYMPTOM-INTEGRAL", "warning",
+                              f"{sym.code} ({state.describe(sym.code) or 'symptom'}) is routinely associated with "
+                              f"{owner.code} and is not coded separately.",
+                              f"{G} I.B.5, I.C.18.b (signs and symptoms integral to a definitive diagnosis)",
+                              codes=[sym.code, owner.code], evidence=_ev(sym), fix={"remove": [sym.code]}))
+            continue
+        for lo, hi, chapters in T.SYMPTOM_BODY_SYSTEM:
+            if lo <= su[:3] <= hi:
+                same = [c for c in confirmed if undot(c.code)[:1] in chapters]
+                if same:
+                    edits.append(Edit("SYMPTOM-SAME-SYSTEM", "info",
+                                      f"{sym.code} is a symptom in the same body system as confirmed {same[0].code}; "
+                                      "code it only if it is not routinely associated with that diagnosis.",
+                                      f"{G} I.B.4-I.B.5, I.C.18.a-b", codes=[sym.code, same[0].code], evidence=_ev(sym)))
+                break
+    return edits
+
+
+def _longest_tuple(code: str, table: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
+    c = undot(code)
+    best = None
+    for k, v in table.items():
+        ku = undot(k)
+        if c.startswith(ku) and (best is None or len(ku) > len(best[0])):
+            best = (ku, v)
+    return best[1] if best else None
+
+
+# -------------------------------------------------------------------------------------------
+# Excludes1 (I.A.12.a)
+# -------------------------------------------------------------------------------------------
+def run_excludes1(state: RulesState) -> list[Edit]:
+    """Two codes in an Excludes1 relation are never reported together (I.A.12.a): resolved by
+    evidence and confidence in engine mode, flagged as a conflicting-code error on a claim."""
+    edits: list[Edit] = []
+    seen: set[frozenset[str]] = set()
+    for a, b, note in state.kb.excludes1_pairs([c.code for c in state.dx]):
+        key = frozenset((undot(a), undot(b)))
+        if key in seen or len(key) < 2:
+            continue
+        seen.add(key)
+        fa, fb = state.find(a), state.find(b)
+        if fa is None or fb is None:
+            continue
+        cite = f"{G} I.A.12.a (Excludes1: the two conditions cannot occur together)"
+        note_txt = note.strip().rstrip(".")
+        if state.mode == "claim":
+            edits.append(Edit("EXCLUDES1", "error",
+                              f"{fa.code} and {fb.code} are an Excludes1 pair (\"{note_txt}\"); report only one "
+                              "unless the conditions are documented as unrelated.",
+                              cite, codes=[fa.code, fb.code]))
+            continue
+        drop = _weaker(fa, fb)
+        if drop is None:
+            edits.append(Edit("EXCLUDES1", "warning",
+                              f"{fa.code} and {fb.code} are an Excludes1 pair (\"{note_txt}\") with equal support; "
+                              "the coder must choose one (both kept only if documented as unrelated).",
+                              cite, codes=[fa.code, fb.code], evidence=_ev(fa) + _ev(fb)))
+        else:
+            keep = fb if drop is fa else fa
+            edits.append(Edit("EXCLUDES1", "warning",
+                              f"{fa.code} and {fb.code} are an Excludes1 pair (\"{note_txt}\"); kept {keep.code} "
+                              f"(stronger evidence/confidence), removed {drop.code}.",
+                              cite, codes=[fa.code, fb.code], evidence=_ev(drop), fix={"remove": [drop.code]}))
+    return edits
+
+
+def _weaker(a: FinalCode, b: FinalCode) -> FinalCode | None:
+    def score(fc: FinalCode) -> tuple[float, int]:
+        return (fc.confidence if fc.confidence is not None else 0.5, len(fc.evidence))
+
+    sa, sb = score(a), score(b)
+    if a.source == "rule" and b.source != "rule":
+        return b  # a code a rule derived (combination, completion) outranks the raw one
+    if b.source == "rule" and a.source != "rule":
+        return a
+    if abs(sa[0] - sb[0]) >= 0.1:
+        return a if sa[0] < sb[0] else b
+    if sa[1] != sb[1]:
+        return a if sa[1] < sb[1] else b
+    return None
+
+
+# -------------------------------------------------------------------------------------------
+# Code first / use additional code / code also (I.A.13, I.B.7, I.B.8, I.A.17)
+# -------------------------------------------------------------------------------------------
+def run_companions(state: RulesState) -> list[Edit]:
+    """Etiology/manifestation and multiple-coding notes: propose the companion code when the
+    engine suggested one; flag when a required companion is missing."""
+    edits: list[Edit] = []
+    kb = state.kb
+    noted: set[tuple[str, str]] = set()
+    for fc in list(state.dx):
+        code = kb.find(fc.code)
+        if code is None:
+            continue
+        notes = kb.inherited_notes(fc.code)
+        current = [c.code for c in state.dx]
+        for kind in ("code_first", "use_additional", "code_also"):
+            for src, text, refs in notes.get(kind, []):
+                if not refs or (src, kind) in noted:
+                    continue
+                noted.add((src, kind))
+                if any(kb.ref_matches(r, c) for r in refs for c in current if undot(c) != undot(fc.code)):
+                    continue
+                cand = _candidate_for(state, refs, fc.code)
+                label = {"code_first": "Code first", "use_additional": "Use additional code",
+                         "code_also": "Code also"}[kind]
+                cite = {"code_first": f"{G} I.A.13 (etiology/manifestation: code first the underlying condition)",
+                        "use_additional": f"{G} I.A.13, I.B.7 (multiple coding for a single condition: use additional code)",
+                        "code_also": f"{G} I.A.17 (code also)"}[kind]
+                short = " ".join(text.split())[:140]
+                if cand is not None:
+                    spec: dict[str, Any] = {"code": cand.code, "confidence": cand.confidence,
+                                            "evidence": [EvidenceSpan(e.start, e.end, e.text) for e in cand.evidence]}
+                    spec["before" if kind == "code_first" else "after"] = fc.code
+                    edits.append(Edit(f"{kind.upper().replace('_', '-')}", "warning",
+                                      f"{label} note at {fc.code} ({short}): the note supports {cand.code}; added.",
+                                      cite, codes=[fc.code, cand.code], evidence=spec["evidence"], fix={"add": [spec]}))
+                elif kind == "code_first" and code.manifestation:
+                    edits.append(Edit("CODE-FIRST-REQUIRED", "error",
+                                      f"{fc.code} is a manifestation code: the underlying condition ({', '.join(refs[:6])}) "
+                                      "must be coded and sequenced first.",
+                                      cite, codes=[fc.code], evidence=_ev(fc)))
+                elif kind == "use_additional" and _ckd_stage_required(refs):
+                    found = ckd_stage_from_text(state)
+                    if found:
+                        edits.append(Edit("USE-ADDITIONAL", "warning",
+                                          f"{label} note at {fc.code}: the CKD stage is documented; added {found[0]}.",
+                                          cite, codes=[fc.code, found[0]], evidence=[found[1]],
+                                          fix={"add": [{"code": found[0], "evidence": [found[1]], "after": fc.code}]}))
+                    else:
+                        edits.append(Edit("USE-ADDITIONAL-REQUIRED", "warning",
+                                          f"{fc.code} needs an additional code for the CKD stage (N18.-); stage not documented.",
+                                          cite, codes=[fc.code], evidence=_ev(fc)))
+                else:
+                    edits.append(Edit(f"{kind.upper().replace('_', '-')}-NOTE", "info",
+                                      f"{label} note at {fc.code}: {short} - add it if documented.",
+                                      cite, codes=[fc.code]))
+    return edits
+
+
+def _ckd_stage_required(refs: tuple[str, ...] | list[str]) -> bool:
+    return any(undot(r).startswith("N18") for r in refs) and len(refs) <= 2
+
+
+def _candidate_for(state: RulesState, refs: Any, owner: str) -> Any:
+    best = None
+    for s in state.candidates:
+        if s.system != "icd10cm" or s.assertion != "affirmed" or undot(s.code) == undot(owner):
+            continue
+        if s.confidence < 0.2 or state.has(s.code):
+            continue
+        if not state.kb.is_billable(s.code, state.as_of):
+            continue
+        if any(state.kb.ref_matches(r, s.code) for r in refs):
+            if best is None or s.confidence > best.confidence:
+                best = s
+    return best
+
+
+# -------------------------------------------------------------------------------------------
+# Sequencing: principal (Section II) / first-listed (IV.A); manifestation never first (I.A.13)
+# -------------------------------------------------------------------------------------------
+_PDX_HEADERS = re.compile(r"^\s*(principal diagnos[ie]s|primary diagnos[ie]s|discharge diagnos[ie]s|final diagnos[ie]s|"
+                          r"reason for (admission|visit|encounter)|chief complaint|admitting diagnos[ie]s|"
+                          r"diagn[oó]stico principal|motivo de (consulta|ingreso))\b", re.I | re.M)
+
+
+def _pdx_regions(text: str) -> list[tuple[int, int]]:
+    out = []
+    for m in _PDX_HEADERS.finditer(text):
+        end = text.find("\n\n", m.end())
+        out.append((m.start(), end if end >= 0 else min(len(text), m.end() + 400)))
+    return out
+
+
+def sequence_key(state: RulesState, fc: FinalCode, regions: list[tuple[int, int]]) -> int:
+    """Lower = earlier. Tiers: 0 must be first, 1 documented as reason for admission, 2 other,
+    3 symptom with a related confirmed diagnosis, 4 never principal."""
+    u = undot(fc.code)
+    code = state.kb.find(fc.code)
+    if (code is not None and code.manifestation) or "V00" <= u[:3] <= "Y99" or T.in_ranges(fc.code, T.SECONDARY_ONLY):
+        return 4  # I.A.13, I.C.20, I.C.21.c.16
+    if T.in_ranges(fc.code, T.FIRST_LISTED_ONLY):
+        return 0  # I.C.21.c.16 first-listed-only Z codes
+    if u.startswith("O"):
+        return 0  # I.C.15.a.1 obstetric codes sequenced first
+    if T.has_prefix(fc.code, T.SEPSIS_CODES) and any(undot(c.code)[0] in "JNKL" for c in state.dx):
+        return 0  # I.C.1.d.4 sepsis present on admission with a localized infection: sepsis first
+    if re.match(r"T(3[6-9]|4\d|50)\.?\w{3}[1-4]", u):
+        return 0  # I.C.19.e.5.b poisoning first, then its manifestations
+    if u.startswith("R") and any(not undot(c.code).startswith(("R", "Z")) for c in state.dx):
+        return 3  # II.A symptom codes not principal when a related diagnosis is established
+    if any(lo <= e.start < hi for e in fc.evidence for lo, hi in regions):
+        return 1
+    return 2
+
+
+def run_sequencing(state: RulesState) -> list[Edit]:
+    """Principal diagnosis (Section II) / first-listed diagnosis (IV.A), and etiology before
+    manifestation (I.A.13)."""
+    if len(state.dx) == 0:
+        return []
+    regions = _pdx_regions(state.text)
+    before = [c.code for c in state.dx]
+    order = sorted(range(len(state.dx)), key=lambda i: (sequence_key(state, state.dx[i], regions), i))
+    seq = [state.dx[i].code for i in order]
+    # I.A.13: etiology ("code first" target) immediately before its manifestation.
+    for fc in list(state.dx):
+        for _src, _t, refs in state.kb.inherited_notes(fc.code).get("code_first", []):
+            etiol = [c for c in seq if c != fc.code and any(state.kb.ref_matches(r, c) for r in refs)]
+            if etiol and seq.index(etiol[0]) > seq.index(fc.code):
+                seq.remove(etiol[0])
+                seq.insert(seq.index(fc.code), etiol[0])
+    edits: list[Edit] = []
+    word = "principal" if state.inpatient else "first-listed"
+    clause = "Section II (selection of principal diagnosis)" if state.inpatient else "Section IV.A (first-listed condition)"
+    if seq != before:
+        severity = "warning" if seq[0] != before[0] else "info"
+        if seq[0] != before[0]:
+            new_first, old_first = state.find(seq[0]), state.find(before[0])
+            if (new_first is not None and old_first is not None
+                    and sequence_key(state, new_first, regions) >= sequence_key(state, old_first, regions)):
+                reason = f"the tabular note at {before[0]} says to code first {seq[0]}, I.A.13"
+            else:
+                reason = _reason(state, old_first, regions)
+        else:
+            reason = "secondary order"
+        edits.append(Edit("SEQUENCING", severity,
+                          f"Sequenced {seq[0]} as the {word} diagnosis" + (f" instead of {before[0]} ({reason})." if seq[0] != before[0] else
+                                                                          "; secondary codes reordered (etiology before manifestation)."),
+                          f"{G} {clause}, I.A.13", codes=[seq[0], before[0]], fix={"sequence": seq}))
+    return edits
+
+
+def _reason(state: RulesState, fc: FinalCode | None, regions: list[tuple[int, int]]) -> str:
+    if fc is None:
+        return "sequencing rules"
+    k = sequence_key(state, fc, regions)
+    u = undot(fc.code)
+    code = state.kb.find(fc.code)
+    if k == 4:
+        if code is not None and code.manifestation:
+            return "a manifestation code is never principal, I.A.13"
+        if "V00" <= u[:3] <= "Y99":
+            return "external cause codes are never principal, I.C.20"
+        return "this Z code is reported only as a secondary code, I.C.21.c.16"
+    if k == 3:
+        return "a symptom is not principal when a related diagnosis is established, II.A"
+    return "higher sequencing priority"
+
+
+def assign_roles(state: RulesState) -> None:
+    """Mark the first diagnosis principal (inpatient) / first-listed (other settings)."""
+    for i, c in enumerate(state.dx):
+        c.role = ("principal" if state.inpatient else "first-listed") if i == 0 else "secondary"
+    for c in state.px:
+        c.role = "procedure"
+
+
+# -------------------------------------------------------------------------------------------
+# ICD-10-PCS: valid codes from the tables (A.2, B1-B6) and multiple procedures (B3.2)
+# -------------------------------------------------------------------------------------------
+_PCS_RX = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
+
+
+def run_pcs(state: RulesState) -> list[Edit]:
+    """Every procedure must be a valid 7-character code from the PCS tables (ICD-10-PCS
+    Guidelines A.2-A.3); multiple procedures are coded separately per B3.2."""
+    edits: list[Edit] = []
+    P = "ICD-10-PCS Official Guidelines FY2026"
+    seen: dict[str, int] = {}
+    for fc in list(state.px):
+        u = undot(fc.code)
+        seen[u] = seen.get(u, 0) + 1
+        if not _PCS_RX.match(u):
+            edits.append(Edit("PCS-INVALID", "error", f"{fc.code} is not a 7-character ICD-10-PCS code (letters O and I are not used).",
+                              f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code], evidence=_ev(fc),
+                              fix={"remove": [fc.code]} if state.mode == "engine" else None))
+        elif state.kb.find(u) is None or not state.kb.is_billable(u, state.as_of):
+            edits.append(Edit("PCS-INVALID", "error", f"{fc.code} is not a valid code in the ICD-10-PCS tables for the date of service.",
+                              f"{P} A.2 (a code is built from a PCS table row)", codes=[fc.code], evidence=_ev(fc),
+                              fix={"remove": [fc.code]} if state.mode == "engine" else None))
+    for u, n in seen.items():
+        if n > 1:
+            edits.append(Edit("PCS-REPEATED", "info",
+                              f"{u} is reported {n} times: correct only when the same root operation is repeated at "
+                              "different body sites that share one body-part value (B3.2b).",
+                              f"{P} B3.2b (multiple procedures)", codes=[u]))
+    if state.text:
+        conv = state.search(r"convert(ed|ion)? to (an )?open|open conversion", limit=1)
+        if conv:
+            # B3.2d: intended root operation attempted with one approach, converted to a different approach.
+            approaches = {undot(c.code)[5] for c in state.px if len(undot(c.code)) == 7}
+            if not ({"0"} <= approaches and ({"4"} & approaches or any(undot(c.code)[2] == "J" for c in state.px))):
+                edits.append(Edit("PCS-MULTIPLE-CONVERSION", "warning",
+                                  "The note documents a conversion to open: code the open procedure and the "
+                                  "laparoscopic/endoscopic inspection (root operation Inspection) separately.",
+                                  f"{P} B3.2d (procedure converted to a different approach)",
+                                  codes=[c.code for c in state.px], evidence=conv))
+        sites = state.search(r"\b(also|additionally|then|second|separate(ly)?)\b[^.\n]{0,60}\b(excis|resect|biops|repair|"
+                             r"drain|remov|releas|fusion|replac)", limit=3)
+        if sites and len(state.px) == 1:
+            edits.append(Edit("PCS-MULTIPLE-POSSIBLE", "info",
+                              "The note may describe more than one procedure (different body part, repeated at another "
+                              "site, or a different objective); each is coded separately.",
+                              f"{P} B3.2a-c (multiple procedures)", codes=[c.code for c in state.px], evidence=sites))
+    return edits

@@ -1,0 +1,80 @@
+"""Cached artifacts, the process-wide singleton, and versions by date of service."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from opencac.codesets import clear_knowledge_cache, load_knowledge
+from opencac.codesets.versions import add_version, parse_order_file
+from opencac.errors import CodeSetSourceError, CodeSetVersionError, UnknownCodeError
+
+from .conftest import FIXTURES, isolated_env
+
+
+def test_singleton_and_cache_round_trip(kb, kb_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_knowledge() is kb
+    for p in kb.paths.values():
+        assert p.is_file()
+    clear_knowledge_cache()
+
+    def boom(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise AssertionError("should load from the cache, not recompile")
+
+    monkeypatch.setattr("opencac.codesets.build.compile_artifacts", boom)
+    again = load_knowledge()
+    assert again is not kb
+    assert again.get("E11.9") == kb.get("E11.9")
+    assert again.get("0DTJ4ZZ") == kb.get("0DTJ4ZZ")
+    assert again.versions == kb.versions
+    with pytest.raises(CodeSetVersionError):
+        load_knowledge(fy=1999)
+
+
+def test_corrupt_cache_is_one_clear_error(tmp_path: Path, kb) -> None:  # type: ignore[no-untyped-def]
+    from opencac.codesets.kb import KnowledgeBase
+
+    bad = {k: tmp_path / p.name for k, p in kb.paths.items()}
+    for p in bad.values():
+        p.write_bytes(b"not a pickle")
+    with pytest.raises(CodeSetSourceError):
+        KnowledgeBase(bad)
+
+
+def test_order_file() -> None:
+    nodes = parse_order_file(FIXTURES / "icd10cm_order_2019.txt")
+    by = {n.code: n for n in nodes}
+    assert by["M54.5"].billable and by["M54.5"].parent == "M54" and not by["M54"].billable
+    assert by["R51"].billable
+
+
+@pytest.mark.slow
+def test_older_fiscal_year(tmp_path: Path) -> None:
+    with isolated_env(tmp_path):
+        info = add_version(2019, tabular=FIXTURES / "tabular_fy2019.xml")
+        assert info["fy"] == 2019 and info["codes"] == 8
+        with pytest.raises(CodeSetVersionError):
+            add_version(2018, tabular=FIXTURES / "tabular_fy2019.xml")  # file says FY2019
+        kb = load_knowledge()
+        try:
+            assert kb.cm_fiscal_years == (2019, 2026)
+            day = dt.date(2018, 11, 1)  # FY2019
+            assert kb.is_billable("R51", day) and not kb.is_billable("R51")
+            assert kb.is_billable("M54.5", day) and not kb.is_billable("M54.5", dt.date(2025, 11, 1))
+            assert not kb.is_billable("M54.50", day)
+            assert kb.as_of_equivalent("M54.50", day) == "M54.5"
+            assert kb.as_of_equivalent("R51.9", day) == "R51"
+            assert kb.as_of_equivalent("R51.9", dt.date(2026, 1, 1)) == "R51.9"
+            assert kb.current_equivalents("R51")[0] == "R51.9"
+            r519 = kb.get("R51.9")
+            assert (r519.valid_from_fy, r519.valid_to_fy) == (2026, None)
+            assert kb.get("R99").valid_to_fy is None
+            with pytest.raises(CodeSetVersionError):
+                kb.get("R51.9", as_of=day)
+            assert kb.get("R51", as_of=day).code == "R51"
+            with pytest.raises(UnknownCodeError):
+                kb.get("Q99.999", as_of=day)
+        finally:
+            clear_knowledge_cache()

@@ -1,0 +1,59 @@
+"""``opencac codes`` via typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from opencac.cli.main import app
+
+runner = CliRunner()
+
+
+def test_lookup_json(kb_env: Path) -> None:
+    res = runner.invoke(app, ["codes", "lookup", "e119", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["code"] == "E11.9" and data["billable"] is True
+    assert [h["code"] for h in data["hierarchy"]] == ["4", "E08-E13", "E11"]
+    assert any(n["at"] == "E11" for n in data["notes"]["excludes1"])
+
+
+def test_lookup_table_and_pcs(kb_env: Path) -> None:
+    res = runner.invoke(app, ["codes", "lookup", "T81.40XA", "--as-of", "2025-12-01"])
+    assert res.exit_code == 0, res.output
+    assert "initial encounter" in res.output and "billable" in res.output
+    res = runner.invoke(app, ["codes", "lookup", "0DTJ4ZZ"])
+    assert res.exit_code == 0 and "Percutaneous Endoscopic" in res.output and "Appendix" in res.output
+
+
+def test_lookup_unknown_code_exit_2(kb_env: Path) -> None:
+    res = runner.invoke(app, ["codes", "lookup", "ZZZ.999"])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "OC-E102" in lines[0]
+    res = runner.invoke(app, ["codes", "lookup", "E11.9", "--as-of", "yesterday"])
+    assert res.exit_code == 2 and "YYYY-MM-DD" in res.output
+
+
+def test_search(kb_env: Path) -> None:
+    res = runner.invoke(app, ["codes", "search", "type 2 diabetes mellitus with diabetic chronic kidney disease",
+                              "--json", "--limit", "5"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert rows[0]["code"] == "E11.22"
+    res = runner.invoke(app, ["codes", "search", "resection appendix", "--system", "icd10pcs", "--json"])
+    rows = json.loads(res.output)
+    assert rows and all(r["system"] == "icd10pcs" for r in rows)
+    assert any(r["code"].startswith("0DTJ") for r in rows[:3])
+    res = runner.invoke(app, ["codes", "search", "x", "--system", "snomed"])
+    assert res.exit_code == 2 and "OC-E101" in res.output
+
+
+def test_info(kb_env: Path) -> None:
+    res = runner.invoke(app, ["codes", "info", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert "icd10cm-2026" in data["versions"] and data["counts"]["icd10pcs_codes"] > 70000

@@ -1,0 +1,102 @@
+"""ICD-10-CM index loaders: CMS XML (fixtures in the official format) and the flattened CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opencac.codesets.cmindex import expand, load_index_dir, read_csv, read_xml
+from opencac.errors import CodeSetSourceError
+
+from .conftest import FIXTURES
+
+
+def _phrases(terms):  # type: ignore[no-untyped-def]
+    return {(t[0], t[1]) for t in terms}
+
+
+def test_xml_index_fixture() -> None:
+    kind, rows = read_xml(FIXTURES / "index_sample.xml")
+    assert kind == "index"
+    terms = expand(kind, rows)
+    ph = _phrases(terms)
+    assert ("Diabetes type 2 with chronic kidney disease", "E11.22") in ph
+    assert ("Diabetes mellitus type 2 with chronic kidney disease", "E11.22") in ph  # with the nonessential word
+    assert ("Diabetes", "E11.9") in ph and ("Diabetes mellitus", "E11.9") in ph
+    assert ("Disease kidney", "N28.9") in ph and ("Disease kidney functional", "N28.9") in ph
+    # "see" is resolved to the target term's code and kept on the entry
+    see = [t for t in terms if t[0] == "Disease sugar"]
+    assert see and see[0][1] == "E11.9" and see[0][6] == "Diabetes, type 2"
+    # "see also" kept beside the row's own code
+    gly = [t for t in terms if t[0] == "Glycosuria"]
+    assert gly and gly[0][1] == "R81" and gly[0][7] == "Diabetes"
+    assert all(t[3] == "index" for t in terms)
+
+
+def test_xml_neoplasm_and_drug_fixtures() -> None:
+    kind, rows = read_xml(FIXTURES / "neoplasm_sample.xml")
+    assert kind == "neoplasm"
+    ph = _phrases(expand(kind, rows))
+    assert ("malignant neoplasm of intestine large", "C18.9") in ph
+    assert ("secondary malignant neoplasm of intestine large", "C78.5") in ph
+    assert ("benign neoplasm of intestine large", "D12.6") in ph
+    assert ("colon", "C18.9") not in ph  # see -> resolves to a row without its own code
+    kind, rows = read_xml(FIXTURES / "drug_sample.xml")
+    assert kind == "drug"
+    terms = expand(kind, rows)
+    ph = _phrases(terms)
+    assert ("poisoning by Acetaminophen", "T39.1X1") in ph
+    assert ("adverse effect of Acetaminophen", "T39.1X5") in ph
+    assert ("underdosing of Acetaminophen", "T39.1X6") in ph
+    assert all(t[3] == "drug" for t in terms)
+
+
+def test_csv_fixture_nonessential_and_see() -> None:
+    kind, rows = read_csv(FIXTURES / "index_sample.csv")
+    assert kind == "index"
+    terms = expand(kind, rows)
+    ph = _phrases(terms)
+    assert ("Abasia", "F44.4") in ph and ("hysterical Abasia", "F44.4") in ph and ("Abasia astasia", "F44.4") in ph
+    assert ("Headache tension", "G44.209") in ph and ("Headache tension type", "G44.209") in ph
+    hemi = [t for t in terms if t[0] == "Hemicrania"]
+    assert hemi and hemi[0][1] == "G43.909" and hemi[0][6] == "Migraine"
+    aura = [t for t in terms if t[0] == "Migraine with aura"]
+    assert aura and aura[0][1] == "G43.109" and aura[0][7] == "Migraine, classical"
+    assert not [t for t in terms if t[0].startswith("Mellitus")]  # see target absent -> no entry
+
+
+def test_load_index_dir_prefers_xml(tmp_path: Path) -> None:
+    for name in ("index_sample.xml", "index_sample.csv", "drug_sample.xml"):
+        (tmp_path / name).write_bytes((FIXTURES / name).read_bytes())
+    terms, info = load_index_dir(tmp_path)
+    assert info["fy"] == 2025
+    assert "index_sample.xml" in info["extra"]["index"] and "drug" in info["extra"]
+    assert not any(t[1] == "F44.4" for t in terms)  # CSV of the same kind is not used
+
+
+def test_bad_index_files(tmp_path: Path) -> None:
+    with pytest.raises(CodeSetSourceError):
+        load_index_dir(tmp_path)
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(CodeSetSourceError):
+        read_csv(tmp_path / "x.csv")
+    (tmp_path / "y.xml").write_text("<ICD10CM.tabular/>")
+    with pytest.raises(CodeSetSourceError):
+        read_xml(tmp_path / "y.xml")
+
+
+@pytest.mark.shared
+def test_real_cms_index(cm_index_dir: Path) -> None:
+    kind, rows = read_csv(cm_index_dir / "ICD10CM_2025_Index.csv")
+    assert kind == "index" and len(rows) > 50000
+    ph = _phrases(expand(kind, rows))
+    assert ("Diabetes type 2 with chronic kidney disease", "E11.22") in ph
+    assert ("Diabetes mellitus type 2 with chronic kidney disease", "E11.22") in ph
+    assert ("Abdominalgia", "R10.9") in ph  # see "Pain, abdominal"
+    xml = cm_index_dir / "icd-10-cm-neoplasm-2025.xml"
+    if xml.is_file():
+        kind, rows = read_xml(xml)
+        assert kind == "neoplasm"
+        ph = _phrases(expand(kind, rows))
+        assert any(code == "C18.9" and "malignant neoplasm of" in p for p, code in ph)

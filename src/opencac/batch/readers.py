@@ -35,6 +35,8 @@ class SourceDoc:
         path: the note file (directory inputs), read by the worker.
         context: an encounter context as a JSON-ready dict, when the input carries one.
         error: a reader-level problem with this record (bad JSON line, missing text...).
+        data: the note file's bytes, when read ahead by the driver (Ray runs ship bytes,
+            since cluster nodes may not see the driver's files); ``path`` still names it.
     """
 
     ordinal: int
@@ -43,6 +45,7 @@ class SourceDoc:
     path: str | None = None
     context: dict[str, Any] | None = None
     error: str | None = None
+    data: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -67,7 +67,7 @@ class BatchConfig:
     max_bytes: int = DEFAULT_MAX_NOTE_BYTES
     routing_policy: Path | None = None
     engine_factory: Callable[[], Engine] | None = field(default=None, repr=False)
-    ray_wave: int = 50_000
+    ray_wave: int = 20_000
 
     def validate(self) -> None:
         """Raise ``BatchConfigError`` for settings that cannot work."""

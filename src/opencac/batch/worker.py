@@ -117,8 +117,8 @@ class DocumentCoder:
             if doc.error is not None:
                 raise BatchDocumentError(doc.error)
             if doc.path is not None:
-                text = read_note_bytes(Path(doc.path).read_bytes(), name=Path(doc.path).name,
-                                       max_bytes=self.max_bytes)
+                raw = doc.data if doc.data is not None else Path(doc.path).read_bytes()
+                text = read_note_bytes(raw, name=Path(doc.path).name, max_bytes=self.max_bytes)
             else:
                 text = read_note_bytes((doc.text or "").encode("utf-8", "surrogatepass"),
                                        name=f"document {doc.doc_id}", max_bytes=self.max_bytes)

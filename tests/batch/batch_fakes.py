@@ -59,3 +59,17 @@ class FakeFactory:
 
     def __call__(self) -> FakeEngine:
         return FakeEngine(self.delay)
+
+
+@dataclass(frozen=True)
+class CountingFactory:
+    """Like ``FakeFactory``, but appends one line per engine load to ``log`` (to count loads)."""
+
+    log: str
+
+    def __call__(self) -> FakeEngine:
+        import os
+
+        with open(self.log, "a", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return FakeEngine(0.0)

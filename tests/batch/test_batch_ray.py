@@ -11,7 +11,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'opencac[ray]'")
 
 import batch_fakes  # noqa: E402
-from batch_fakes import FakeFactory  # noqa: E402
+from batch_fakes import CountingFactory, FakeFactory  # noqa: E402
 
 from opencac.batch.runner import BatchConfig, run_batch  # noqa: E402
 
@@ -52,8 +52,13 @@ def test_ray_directory_input_in_waves_with_bad_files(tmp_path: Path, ray_local: 
     (inp / "n05.txt").write_bytes(b"\x00\x00binary")
     (inp / "n09.txt").write_bytes(b"   ")
     common = {"rules": False, "chunk_size": 3, "engine_factory": FakeFactory()}
-    s_ray = run_batch(BatchConfig(input=inp, out=tmp_path / "ray", workers=2, ray="local", ray_wave=5, **common))
+    log = tmp_path / "loads.log"
+    s_ray = run_batch(BatchConfig(input=inp, out=tmp_path / "ray", workers=2, ray="local", ray_wave=100,
+                                  **(common | {"engine_factory": CountingFactory(str(log))})))
+    assert len(log.read_text().split()) <= 2  # one engine per actor, not per batch or document
     s_loc = run_batch(BatchConfig(input=inp, out=tmp_path / "loc", workers=0, **common))
-    assert (s_ray.coded, s_ray.failures) == (s_loc.coded, s_loc.failures) == (12, 2)
+    s_wav = run_batch(BatchConfig(input=inp, out=tmp_path / "wav", workers=2, ray="local", ray_wave=5, **common))
+    assert (s_ray.coded, s_ray.failures) == (s_loc.coded, s_loc.failures) == (s_wav.coded, s_wav.failures) == (12, 2)
+    assert (tmp_path / "wav" / "results.jsonl").read_bytes() == (tmp_path / "loc" / "results.jsonl").read_bytes()
     for name in ("results.jsonl", "failures.jsonl"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "loc" / name).read_bytes(), name

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from batch_fakes import FakeFactory
+from batch_fakes import CountingFactory, FakeFactory
 
 from opencac.batch.checkpoint import Ledger
 from opencac.batch.runner import BatchConfig, run_batch
@@ -157,3 +157,12 @@ def test_engine_that_cannot_load_fails_the_run_clearly(tmp_path: Path) -> None:
 class BrokenFactory:
     def __call__(self) -> None:
         raise ModelNotFoundError("no such model: nope")
+
+
+def test_engine_loaded_once_per_worker_not_per_document(tmp_path: Path) -> None:
+    inp = _notes(tmp_path / "in", 24)
+    log = tmp_path / "loads.log"
+    s = run_batch(_cfg(inp, tmp_path / "out", workers=2, chunk_size=2, engine_factory=CountingFactory(str(log))))
+    loads = log.read_text().split()
+    assert s.coded == 24
+    assert 1 <= len(loads) <= 2 and len(set(loads)) == len(loads)  # at most one load per worker process

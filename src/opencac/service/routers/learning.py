@@ -1,0 +1,391 @@
+"""Learning and routing in the workbench: decision hook, routing of coded encounters, admin pages.
+
+Importing this module (the app includes it as a router module) installs one SQLAlchemy
+``before_flush`` hook that:
+
+* turns every new ``decisions`` row (accept / reject / modify / add / remove) into
+  ``learning_examples`` rows tied to the suggestion's evidence, and feeds the in-process
+  :class:`~opencac.learning.OnlineLearner` at once (feedback memory + organisation priors);
+* on a finalised code set, remembers the encounter as a training document;
+* when a coding run turns ``done``, routes the encounter with the active routing policy:
+  ``encounters.queue`` = route, ``encounters.priority`` (worklist sorts it descending) and
+  ``route_reason``, plus a ``route_decisions`` row with the reasons and complexity factors.
+
+The hook never raises into the workbench's transaction: a failure is logged (type only, no
+note text) and the flush goes on.
+
+Pages (admin): ``/admin/routing`` (thresholds, target precision -> projected automation) and
+``/admin/models`` (versions, promote, roll back). JSON under ``/api/v1/routing`` and
+``/api/v1/models``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
+
+from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
+from opencac.errors import PolicyError
+from opencac.learning.feedback import Decision as LearnDecision
+from opencac.learning.feedback import TrainingDocument, canon
+from opencac.learning.online import OnlineLearner
+from opencac.learning.registry import ModelRegistry
+from opencac.routing import RoutingPolicy, route
+from opencac.service.dependencies import csrf_token_for, get_read_session, get_session, require_roles
+from opencac.store.learning_models import LearningExample, RouteDecisionRow, RoutingPolicyRow
+from opencac.store.models import CodingRun, Decision, Document, Encounter, FinalCodeSet, Suggestion, User
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+#: ``encounters.priority`` per route decision (the worklist sorts priority descending).
+WORKLIST_PRIORITY = {("coder_review", 1): 30, ("cdi_query", 1): 28, ("cdi_query", 2): 25, ("coder_review", 2): 20,
+                     ("cdi_query", 3): 15, ("coder_review", 3): 10, ("straight_through", 3): 0}
+
+_lock = threading.Lock()
+_learners: dict[str | None, OnlineLearner] = {}
+_tables_ok: dict[str, bool] = {}
+_policy_cache: dict[str, tuple[int | None, RoutingPolicy]] = {}
+
+
+def _model_path() -> str | None:
+    return os.environ.get("OPENCAC_MODEL") or None
+
+
+def learner(model_path: str | None = None) -> OnlineLearner:
+    """The process-wide online learner of a model (overlay only until the engine is needed)."""
+    key = model_path if model_path is not None else _model_path()
+    with _lock:
+        lr = _learners.get(key)
+        if lr is None:
+            lr = OnlineLearner(key if key and Path(key).exists() else None)
+            _learners[key] = lr
+        return lr
+
+
+def _tables_present(session: Session) -> bool:
+    bind = session.get_bind()
+    key = str(bind.url)
+    if key not in _tables_ok:
+        names = set(inspect(session.connection()).get_table_names())
+        _tables_ok[key] = {"learning_examples", "route_decisions", "routing_policies"} <= names
+    return _tables_ok[key]
+
+
+def active_policy(session: Session) -> tuple[int | None, RoutingPolicy]:
+    """The active stored policy (id, policy), else ``$OPENCAC_ROUTING_POLICY``, else defaults."""
+    if _tables_present(session):
+        row = session.execute(select(RoutingPolicyRow).where(RoutingPolicyRow.active.is_(True))
+                              .order_by(RoutingPolicyRow.id.desc())).scalars().first()
+        if row is not None:
+            return row.id, RoutingPolicy.from_dict(row.policy)
+    path = os.environ.get("OPENCAC_ROUTING_POLICY")
+    if path and Path(path).is_file():
+        return None, RoutingPolicy.load(path)
+    return None, RoutingPolicy()
+
+
+# --- the hook ----------------------------------------------------------------------------------
+def _examples_for(session: Session, dec: Decision) -> list[LearningExample]:
+    sug = session.get(Suggestion, dec.suggestion_id) if dec.suggestion_id else None
+    system = sug.system if sug is not None else None
+    if system is None:
+        return []
+    evidence = list(sug.evidence or []) if sug is not None else []
+    conf = sug.confidence if sug is not None else None
+    common = {"encounter_id": dec.encounter_id, "system": system, "evidence": evidence, "user_id": dec.user_id,
+              "org": "default"}
+    out = []
+    if dec.action in ("accept", "add"):
+        code = dec.new_code or dec.code or (sug.code if sug else "")
+        out.append(LearningExample(code=code, label=True, action=dec.action, confidence=conf, **common))
+    elif dec.action in ("reject", "remove"):
+        out.append(LearningExample(code=dec.code or sug.code, label=False, action=dec.action, confidence=conf, **common))
+    elif dec.action == "modify":
+        out.append(LearningExample(code=dec.code or sug.code, label=False, action="modify", confidence=conf, **common))
+        if dec.new_code:
+            out.append(LearningExample(code=dec.new_code, label=True, action="modify", **common))
+    return out
+
+
+def _doc_text(session: Session, encounter_id: int) -> str | None:
+    doc = session.execute(select(Document).where(Document.encounter_id == encounter_id)
+                          .order_by(Document.id)).scalars().first()
+    return doc.text if doc is not None else None
+
+
+def _on_decision(session: Session, dec: Decision) -> None:
+    rows = _examples_for(session, dec)
+    if not rows:
+        return
+    text = _doc_text(session, dec.encounter_id)
+    lr = learner()
+    for r in rows:
+        if _tables_present(session):
+            session.add(r)
+        if text is not None:
+            lr.decide(LearnDecision(f"enc-{dec.encounter_id}", r.code, r.system, "accept" if r.label else "reject",
+                                    evidence=r.evidence, confidence=r.confidence, user=str(dec.user_id)), text=text)
+            r.applied = True
+
+
+def _on_final(session: Session, fcs: FinalCodeSet) -> None:
+    text = _doc_text(session, fcs.encounter_id)
+    if text is None:
+        return
+    doc = TrainingDocument(f"enc-{fcs.encounter_id}", text)
+    for c in fcs.codes or []:
+        if c.get("system") in doc.codes:
+            doc.codes[c["system"]].append(canon(str(c.get("code", ""))))
+    learner().overlay.learn_documents([doc])
+
+
+def result_from_rows(enc: Encounter, run: CodingRun, rows: list[Suggestion]) -> CodingResult:
+    """Rebuild a ``CodingResult`` from stored suggestion rows (for routing)."""
+    res = CodingResult(f"enc-{enc.id}", context=EncounterContext(setting=enc.setting or "outpatient"),
+                       rules=run.rules, model=run.model or "")
+    for s in sorted(rows, key=lambda r: r.rank or 0):
+        ev = [Evidence(int(e.get("start", 0)), int(e.get("end", 0)), str(e.get("text", "")),
+                       str(e.get("section") or ""), e.get("sentence")) for e in (s.evidence or [])]
+        res.ranked(s.system).append(CodeSuggestion(
+            s.code, s.system, s.description or "", float(s.confidence or 0.0), ev, s.assertion or "affirmed",
+            list(s.rationale or []), dict(s.signals or {}), s.rank or 0, bool(s.selected)))
+    return res
+
+
+def route_encounter(session: Session, enc: Encounter, run: CodingRun, rows: list[Suggestion],
+                    text: str | None = None) -> Any:
+    """Route an encounter from its run's suggestion rows; sets the worklist fields; returns the decision."""
+    policy_id, policy = active_policy(session)
+    d = route(result_from_rows(enc, run, rows), policy, text)
+    enc.queue = d.route
+    # keep an explicit ingest priority when it is higher (an urgent encounter stays urgent)
+    enc.priority = max(int(enc.priority or 0), WORKLIST_PRIORITY.get((d.route, d.priority), 10))
+    enc.route_reason = (d.reasons[0] if d.reasons else d.route)[:200]
+    if _tables_present(session):
+        session.add(RouteDecisionRow(encounter_id=enc.id, run_id=run.id, route=d.route, priority=d.priority,
+                                     complexity=d.complexity, reasons=d.reasons, factors=_jsonable(d.factors),
+                                     audit_sample=d.audit_sample, policy_id=policy_id))
+    return d
+
+
+def _jsonable(factors: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(factors, default=str))
+
+
+def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+    try:
+        with session.no_autoflush:
+            for obj in list(session.new):
+                if isinstance(obj, Decision):
+                    _on_decision(session, obj)
+                elif isinstance(obj, FinalCodeSet):
+                    _on_final(session, obj)
+            for obj in list(session.dirty):
+                if isinstance(obj, CodingRun) and obj.status == "done" and "status" in _changed(obj):
+                    enc = session.get(Encounter, obj.encounter_id)
+                    rows = [s for s in session.new if isinstance(s, Suggestion) and s.run_id == obj.id]
+                    if enc is not None:
+                        route_encounter(session, enc, obj, rows, _doc_text(session, enc.id))
+    except Exception as exc:  # noqa: BLE001 - learning/routing must never break a coder's save
+        log.error("learning/routing hook failed: %s", type(exc).__name__)
+
+
+def _changed(obj: Any) -> set[str]:
+    st = inspect(obj)
+    return {a.key for a in st.attrs if a.history.has_changes()}
+
+
+def install_hook() -> None:
+    """Install the ``before_flush`` hook (idempotent)."""
+    if not event.contains(Session, "before_flush", _before_flush):
+        event.listen(Session, "before_flush", _before_flush)
+
+
+install_hook()
+
+try:  # navigation links for admins
+    from opencac.ui import register_nav
+
+    register_nav("Routing", "/admin/routing", roles=("admin",), order=60)
+    register_nav("Models", "/admin/models", roles=("admin",), order=61)
+except ImportError:  # pragma: no cover - UI layer absent
+    pass
+
+
+# --- JSON API ----------------------------------------------------------------------------------
+class TargetIn(BaseModel):
+    """A new target precision for the active policy."""
+
+    target_precision: float = Field(..., gt=0.5, le=1.0, examples=[0.95])
+
+
+def _registry(request: Request) -> ModelRegistry:
+    extra = getattr(request.app.state.settings, "extra", {}) or {}
+    return ModelRegistry(extra.get("model_registry") or None)
+
+
+@router.get("/api/v1/routing/policy", tags=["routing"])
+def get_policy(user: User = Depends(require_roles("admin", "auditor")),
+               session: Session = Depends(get_read_session)) -> dict[str, Any]:
+    """The active routing policy (thresholds, fits on validation, projected automation)."""
+    pid, pol = active_policy(session)
+    return {"id": pid, "policy": pol.to_dict()}
+
+
+@router.put("/api/v1/routing/policy", tags=["routing"])
+def put_policy(body: dict[str, Any], user: User = Depends(require_roles("admin")),
+               session: Session = Depends(get_session)) -> dict[str, Any]:
+    """Store a routing policy (``RoutingPolicy.to_dict()``, e.g. from ``opencac thresholds fit``) as active."""
+    pol = RoutingPolicy.from_dict(body)
+    return {"id": _store_policy(session, pol, user), "policy": pol.to_dict()}
+
+
+@router.post("/api/v1/routing/policy/target", tags=["routing"])
+def set_target(body: TargetIn, user: User = Depends(require_roles("admin")),
+               session: Session = Depends(get_session)) -> dict[str, Any]:
+    """Move the active policy to another target precision; answers the projected automation."""
+    from opencac.routing.fit import retarget
+
+    _, pol = active_policy(session)
+    new = retarget(pol, body.target_precision)
+    pid = _store_policy(session, new, user)
+    return {"id": pid, "target_precision": new.target_precision, "thresholds": new.thresholds,
+            "projected_straight_through_rate": new.projection.get("straight_through_rate")}
+
+
+def _store_policy(session: Session, pol: RoutingPolicy, user: User) -> int:
+    from opencac.store.events import record_event
+
+    if not _tables_present(session):
+        raise PolicyError("the routing tables are missing: run the database migrations (0003_learning).")
+    for row in session.execute(select(RoutingPolicyRow).where(RoutingPolicyRow.active.is_(True))).scalars():
+        row.active = False
+    row = RoutingPolicyRow(name=f"target {pol.target_precision:.2f}", policy=pol.to_dict(),
+                           target_precision=pol.target_precision, active=True, created_by_id=user.id)
+    session.add(row)
+    session.flush()
+    record_event(session, user, "routing_policy.activate", "routing_policy", row.id, None,
+                 {"target_precision": pol.target_precision, "thresholds": pol.thresholds})
+    session.commit()
+    return row.id
+
+
+@router.get("/api/v1/routing/encounters/{encounter_id}", tags=["routing"])
+def encounter_route(encounter_id: int, user: User = Depends(require_roles("coder", "auditor", "cdi")),
+                    session: Session = Depends(get_read_session)) -> dict[str, Any]:
+    """The latest route decision of an encounter (route, priority, reasons, complexity factors)."""
+    from opencac.errors import NotFoundError
+
+    row = session.execute(select(RouteDecisionRow).where(RouteDecisionRow.encounter_id == encounter_id)
+                          .order_by(RouteDecisionRow.id.desc())).scalars().first()
+    if row is None:
+        raise NotFoundError(f"encounter {encounter_id} has not been routed yet.")
+    return {"encounter_id": encounter_id, "route": row.route, "priority": row.priority, "complexity": row.complexity,
+            "reasons": row.reasons, "factors": row.factors, "audit_sample": row.audit_sample}
+
+
+@router.get("/api/v1/models", tags=["models"])
+def list_models(request: Request, user: User = Depends(require_roles("admin"))) -> list[dict[str, Any]]:
+    """Registered model versions."""
+    return [v.to_dict() for v in _registry(request).list()]
+
+
+@router.post("/api/v1/models/{version}/promote", tags=["models"])
+def promote_model(version: str, request: Request, force: bool = False,
+                  user: User = Depends(require_roles("admin"))) -> dict[str, Any]:
+    """Promote a version (409 when it scores worse on validation, unless ``force``)."""
+    return _registry(request).promote(version, force=force, by=user.username).to_dict()
+
+
+@router.post("/api/v1/models/rollback", tags=["models"])
+def rollback_model(request: Request, user: User = Depends(require_roles("admin"))) -> dict[str, Any]:
+    """Return production to the previous version."""
+    return _registry(request).rollback(by=user.username).to_dict()
+
+
+@router.get("/api/v1/learning/examples", tags=["learning"])
+def list_examples(encounter_id: int | None = None, limit: int = 100,
+                  user: User = Depends(require_roles("admin", "auditor")),
+                  session: Session = Depends(get_read_session)) -> list[dict[str, Any]]:
+    """Labelled examples learnt from decisions (newest first)."""
+    q = select(LearningExample).order_by(LearningExample.id.desc()).limit(max(1, min(limit, 1000)))
+    if encounter_id is not None:
+        q = q.where(LearningExample.encounter_id == encounter_id)
+    return [{"id": e.id, "encounter_id": e.encounter_id, "system": e.system, "code": e.code, "label": e.label,
+             "action": e.action, "confidence": e.confidence, "applied": e.applied, "evidence": e.evidence}
+            for e in session.execute(q).scalars()]
+
+
+# --- pages -------------------------------------------------------------------------------------
+def _render(request: Request, user: User, name: str, **ctx: Any) -> HTMLResponse:
+    from opencac.ui import nav_items
+
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request, name, {"user": user, "csrf_token": csrf_token_for(request), "nav": nav_items(user.role_list), **ctx})
+
+
+@router.get("/admin/routing", response_class=HTMLResponse, include_in_schema=False)
+def routing_page(request: Request, user: User = Depends(require_roles("admin")),
+                 session: Session = Depends(get_read_session), message: str | None = None) -> HTMLResponse:
+    pid, pol = active_policy(session)
+    fits = sorted(pol.fits.items())
+    curve = pol.projection.get("curve") or []
+    return _render(request, user, "admin_routing.html", policy=pol, policy_id=pid, fits=fits, curve=curve,
+                   message=message)
+
+
+@router.post("/admin/routing/target", include_in_schema=False)
+def routing_target_form(request: Request, target_precision: float = Form(...),
+                        user: User = Depends(require_roles("admin")),
+                        session: Session = Depends(get_session)) -> RedirectResponse:
+    set_target(TargetIn(target_precision=target_precision), user, session)
+    return RedirectResponse("/admin/routing?message=target+precision+updated", status_code=303)
+
+
+@router.get("/admin/models", response_class=HTMLResponse, include_in_schema=False)
+def models_page(request: Request, user: User = Depends(require_roles("admin")),
+                message: str | None = None) -> HTMLResponse:
+    reg = _registry(request)
+    return _render(request, user, "admin_models.html", versions=reg.list(), history=reg.history()[-10:],
+                   message=message)
+
+
+@router.post("/admin/models/{version}/promote", include_in_schema=False)
+def models_promote_form(version: str, request: Request, force: bool = Form(False),
+                        user: User = Depends(require_roles("admin"))) -> RedirectResponse:
+    from urllib.parse import quote
+
+    from opencac.errors import PromotionRefusedError
+
+    try:
+        _registry(request).promote(version, force=force, by=user.username)
+        msg = f"{version} promoted"
+    except PromotionRefusedError as exc:
+        msg = str(exc)
+    return RedirectResponse(f"/admin/models?message={quote(msg)}", status_code=303)
+
+
+@router.post("/admin/models/rollback", include_in_schema=False)
+def models_rollback_form(request: Request, user: User = Depends(require_roles("admin"))) -> RedirectResponse:
+    from urllib.parse import quote
+
+    from opencac.errors import RegistryError
+
+    try:
+        mv = _registry(request).rollback(by=user.username)
+        msg = f"rolled back to {mv.version}"
+    except RegistryError as exc:
+        msg = str(exc)
+    return RedirectResponse(f"/admin/models?message={quote(msg)}", status_code=303)

@@ -1,0 +1,138 @@
+"""Workbench integration: coding runs get routed (worklist queue/priority), decisions become
+labelled examples and feed the online learner, admin pages and JSON routes."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence  # noqa: E402
+
+NOTE = "Assessment: community acquired pneumonia of the right lower lobe. Plan: antibiotics."
+
+
+def fake_coder(text: str, context: EncounterContext) -> CodingResult:
+    res = CodingResult("note", context=context)
+    res.diagnoses = [
+        CodeSuggestion("J18.9", "icd10cm", "Pneumonia, unspecified organism", 0.97,
+                       [Evidence(12, 43, "community acquired pneumonia", "assessment")], selected=True, rank=1),
+        CodeSuggestion("I10", "icd10cm", "Essential hypertension", 0.40, [], selected=False, rank=2),
+    ]
+    res.rules = {"edits": [], "queries": []}
+    return res
+
+
+@pytest.fixture()
+def app_env(tmp_path, monkeypatch):
+    from opencac.service import app as app_mod
+    from opencac.service.settings import Settings
+
+    monkeypatch.setenv("OPENCAC_EXTRA_ROUTERS", "opencac.service.routers.learning")
+    monkeypatch.setenv("OPENCAC_MODEL_REGISTRY", str(tmp_path / "registry"))
+    monkeypatch.delenv("OPENCAC_MODEL", raising=False)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.db'}", secret_key="k" * 32, start_worker=False,
+                        apply_rules=False)
+    app = app_mod.create_app(settings, coder=fake_coder)
+    from opencac.service.routers import learning as lr
+    from opencac.store import learning_models  # noqa: F401
+    from opencac.store.models import Base
+
+    # The tables come from migration 0003_learning; create them here when it is not installed yet.
+    tables = [Base.metadata.tables[n] for n in ("routing_policies", "learning_examples", "route_decisions")]
+    Base.metadata.create_all(app.state.engine, tables=tables)
+    lr._tables_ok.clear()
+    lr._learners.clear()
+    return app, lr
+
+
+def _user(app, roles=("admin",)):
+    from opencac.store.accounts import create_user, issue_token
+
+    with app.state.session_factory() as s:
+        create_user(s, "ada", "correct horse battery", roles=roles)
+        s.commit()
+        tok = issue_token(s, "ada")
+        s.commit()
+    return tok if isinstance(tok, str) else tok[0]
+
+
+def _ingest_and_code(app) -> int:
+    from opencac.service.ingest import IngestData, create_encounter
+
+    with app.state.session_factory() as s:
+        enc = create_encounter(s, IngestData(text=NOTE, setting="inpatient"), None, 100_000)
+        s.commit()
+        eid = enc.id
+    app.state.worker.drain()
+    return eid
+
+
+def test_coded_encounter_is_routed_and_decisions_are_learnt(app_env) -> None:
+    app, lr = app_env
+    from sqlalchemy import select
+
+    from opencac.service import workflow
+    from opencac.store.learning_models import LearningExample, RouteDecisionRow
+    from opencac.store.models import Encounter, Suggestion, User
+
+    eid = _ingest_and_code(app)
+    with app.state.session_factory() as s:
+        enc = s.get(Encounter, eid)
+        # default policy: default threshold 0.95 -> J18.9 (0.97) passes -> straight through
+        assert enc.queue == "straight_through" and enc.priority == 0
+        row = s.execute(select(RouteDecisionRow).where(RouteDecisionRow.encounter_id == eid)).scalars().one()
+        assert row.route == "straight_through" and "conditions" in row.factors
+
+    _user(app)
+    with app.state.session_factory() as s:
+        user = s.execute(select(User)).scalars().first()
+        sug = s.execute(select(Suggestion).where(Suggestion.code == "I10")).scalars().one()
+        enc = s.get(Encounter, eid)
+        workflow.decide(s, user, eid, enc.version, "reject", suggestion_id=sug.id, reason_code="not_documented")
+        s.commit()
+        exs = s.execute(select(LearningExample)).scalars().all()
+        assert [(e.code, e.label, e.action, e.applied) for e in exs] == [("I10", False, "reject", True)]
+    # the in-process learner took it at once
+    votes = lr.learner().overlay.votes(NOTE)
+    assert votes[("icd10cm", "i10")][1] > 0
+
+
+def test_admin_routes_and_pages(app_env) -> None:
+    from fastapi.testclient import TestClient
+
+    from opencac.routing import RoutingPolicy
+
+    app, _ = app_env
+    tok = _user(app)
+    h = {"Authorization": f"Bearer {tok}"}
+    c = TestClient(app)
+    pol = RoutingPolicy(thresholds={"icd10cm:*": 0.9}, projection={"curve": [
+        {"target_precision": 0.9, "thresholds": {"icd10cm:*": 0.8}, "recall": {"icd10cm:*": 0.5},
+         "straight_through_rate": 0.4},
+        {"target_precision": 0.95, "thresholds": {"icd10cm:*": 0.9}, "recall": {"icd10cm:*": 0.3},
+         "straight_through_rate": 0.2}]})
+    r = c.put("/api/v1/routing/policy", json=pol.to_dict(), headers=h)
+    assert r.status_code == 200, r.text
+    r = c.post("/api/v1/routing/policy/target", json={"target_precision": 0.9}, headers=h)
+    assert r.status_code == 200 and r.json()["thresholds"] == {"icd10cm:*": 0.8}
+    assert r.json()["projected_straight_through_rate"] == 0.4
+    got = c.get("/api/v1/routing/policy", headers=h).json()
+    assert got["policy"]["target_precision"] == 0.9
+    page = c.get("/admin/routing", headers={**h, "accept": "text/html"})
+    assert page.status_code == 200 and "Projected automation by target precision" in page.text
+    assert c.get("/api/v1/models", headers=h).json() == []
+    page = c.get("/admin/models", headers={**h, "accept": "text/html"})
+    assert page.status_code == 200 and "No versions registered" in page.text
+    r = c.post("/api/v1/models/rollback", headers=h)
+    assert r.status_code == 400 and "nothing to roll back" in r.text
+
+
+def test_coder_may_not_change_policy(app_env) -> None:
+    from fastapi.testclient import TestClient
+
+    app, _ = app_env
+    tok = _user(app, roles=("coder",))
+    r = TestClient(app).post("/api/v1/routing/policy/target", json={"target_precision": 0.9},
+                             headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 403

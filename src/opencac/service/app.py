@@ -1,0 +1,196 @@
+"""The FastAPI application of the coding workbench.
+
+``create_app(settings)`` builds the app: migrates the database to ``head``, wires sessions,
+auth, the background coding worker, the UI (templates + static files) and every router module
+in ``ROUTER_MODULES`` that exists. Other helpers add routers without editing this file by
+creating one of the listed modules, each exposing ``router: fastapi.APIRouter``
+(``opencac.service.routers.audits``, ``...models``, ``...routing``); missing ones are skipped.
+Extra modules can also be named in ``$OPENCAC_EXTRA_ROUTERS`` (comma-separated).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from opencac.errors import AuthenticationError, InputTooLargeError, OpenCACError
+from opencac.service.coding import Coder, get_coder, make_coder
+from opencac.service.security import RateLimiter, SessionCodec
+from opencac.service.settings import Settings
+from opencac.service.worker import CodingWorker
+from opencac.store.db import READONLY_OPTION, make_engine, session_factory, upgrade
+
+log = logging.getLogger(__name__)
+
+#: Router modules included when present (each exposes ``router``). Order = route precedence.
+ROUTER_MODULES: list[str] = [
+    "opencac.service.routers.auth",
+    "opencac.service.routers.users",
+    "opencac.service.routers.ingest",
+    "opencac.service.routers.encounters",
+    "opencac.service.routers.codes",
+    "opencac.service.routers.audit_log",
+    "opencac.service.routers.pages",
+    "opencac.service.routers.audits",  # audit helper
+    "opencac.service.routers.models",  # learning helper
+    "opencac.service.routers.routing",  # learning/routing helper
+]
+
+API_DESCRIPTION = """OpenCAC coding workbench API.
+
+Authenticate with `Authorization: Bearer <token>` (get one from `POST /api/v1/auth/token` or
+`opencac users token NAME`). Roles: coder, auditor, cdi, admin (admin may do everything).
+Errors answer `{"error": {"code": "OC-E###", "message": "..."}}`. Changes to an encounter carry the
+`version` you read; a stale version answers 409 and changes nothing.
+"""
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def _error_json(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OpenCACError)
+    async def _opencac_error(request: Request, exc: OpenCACError) -> Response:
+        if _wants_html(request):
+            if isinstance(exc, AuthenticationError):
+                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            from opencac.service.routers.pages import render_error
+
+            return render_error(request, exc.http_status, str(exc))
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+        return _error_json(exc.http_status, exc.code, str(exc), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errs = exc.errors()
+        first = errs[0] if errs else {}
+        loc = ".".join(str(x) for x in first.get("loc", ()))
+        msg = f"OC-E408: invalid request: {loc}: {first.get('msg', 'invalid input')}"
+        if len(errs) > 1:
+            msg += f" (+{len(errs) - 1} more)"
+        return JSONResponse({"error": {"code": "OC-E408", "message": msg},
+                             "detail": [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errs]},
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error_json(exc.status_code, f"HTTP-{exc.status_code}", str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Never log the request body (it may hold note text): the type and the route only.
+        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return _error_json(500, "OC-E400", "internal error; the incident was logged (no patient data).")
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    body_limit = settings.max_document_bytes * 2 + 65536
+
+    @app.middleware("http")
+    async def _limits_and_headers(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > body_limit
+            except ValueError:
+                too_big = False
+            if too_big:
+                exc = InputTooLargeError(f"request body is {int(length):,} bytes; the limit is {body_limit:,} bytes "
+                                         f"(documents up to {settings.max_document_bytes:,} bytes; set "
+                                         "OPENCAC_MAX_DOCUMENT_BYTES to change).")
+                return _error_json(413, exc.code, str(exc))
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith(("/docs", "/redoc")):
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                "frame-ancestors 'none'; form-action 'self'")
+        return response
+
+
+def router_modules() -> list[str]:
+    """The router modules to include (``ROUTER_MODULES`` + ``$OPENCAC_EXTRA_ROUTERS``)."""
+    extra = [m.strip() for m in os.environ.get("OPENCAC_EXTRA_ROUTERS", "").split(",") if m.strip()]
+    return ROUTER_MODULES + extra
+
+
+def create_app(settings: Settings | None = None, *, coder: Coder | None = None) -> FastAPI:
+    """Build the workbench app.
+
+    Args:
+        settings: service settings (default ``Settings.from_env()``).
+        coder: a coder to use instead of the engine (tests); ``app.dependency_overrides[get_coder]``
+            works as well.
+
+    Returns:
+        The FastAPI app; ``app.state`` holds ``settings``, ``engine``, ``session_factory``,
+        ``read_session_factory``, ``codec``, ``login_limiter``, ``worker``.
+    """
+    settings = settings or Settings.from_env()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.start_worker:
+            app.state.worker.start()
+        try:
+            yield
+        finally:
+            app.state.worker.stop()
+
+    app = FastAPI(title="OpenCAC workbench", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory(engine)
+    app.state.read_session_factory = session_factory(engine.execution_options(**{READONLY_OPTION: True}))
+    app.state.codec = SessionCodec(settings.resolved_secret(), settings.session_hours * 3600)
+    app.state.login_limiter = RateLimiter(settings.login_max_attempts, settings.login_window_s)
+    if coder is not None:
+        app.dependency_overrides[get_coder] = lambda: coder
+
+    def coder_provider() -> Coder:
+        override = app.dependency_overrides.get(get_coder)
+        return override() if override is not None else make_coder(settings.model_path, settings.apply_rules)
+
+    app.state.coder_provider = coder_provider
+    app.state.worker = CodingWorker(app.state.session_factory, coder_provider, settings.worker_poll_s)
+
+    from opencac import ui
+
+    app.mount("/static", StaticFiles(directory=str(ui.static_dir())), name="static")
+    app.state.templates = ui.make_templates()
+    _install_error_handlers(app)
+    _install_middleware(app, settings)
+    for name in router_modules():
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        app.include_router(mod.router)
+    return app
+
+
+def notify_worker(request: Request) -> None:
+    """Wake the coding worker (after an ingest)."""
+    request.app.state.worker.notify()

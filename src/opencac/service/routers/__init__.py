@@ -1,0 +1,1 @@
+"""One router per concern; ``opencac.service.app.ROUTER_MODULES`` lists them."""

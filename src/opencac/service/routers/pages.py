@@ -1,0 +1,225 @@
+"""Server-rendered pages of the review workbench (Jinja2 + small vanilla JS for partial updates).
+
+Forms post with the session's CSRF token; requests sent by the page script carry ``X-Partial: 1``
+and get back only the ``#review`` fragment (``_review.html``), others a 303 redirect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from opencac.coding.types import SETTINGS
+from opencac.errors import AuthenticationError, ConflictError, OpenCACError, RateLimitedError
+from opencac.service import workflow
+from opencac.service.coding import get_knowledge
+from opencac.service.dependencies import (
+    READERS,
+    csrf_token_for,
+    get_read_session,
+    get_session,
+    optional_user,
+    require_roles,
+)
+from opencac.service.routers.auth import login_attempt
+from opencac.service.security import SESSION_COOKIE
+from opencac.service.views import suggestion_out, worklist_item
+from opencac.store.events import record_event, verify_events
+from opencac.store.models import ENCOUNTER_STATUSES, REASON_CODES, AuditEvent, Document, Suggestion, User
+
+router = APIRouter(include_in_schema=False)
+
+
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200,
+           user: User | None = None) -> Response:
+    """Render a page with the common context (user, CSRF token, navigation)."""
+    from opencac.ui import nav_items
+
+    user = user or getattr(request.state, "user", None)
+    ctx = {"request": request, "user": user, "csrf_token": csrf_token_for(request),
+           "nav": nav_items(user.role_list if user else [])}
+    ctx.update(context)
+    return request.app.state.templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+def render_error(request: Request, status: int, message: str) -> Response:
+    """An error page (used by the app's error handler for HTML requests)."""
+    return render(request, "error.html", {"status": status, "message": message}, status_code=status)
+
+
+def _safe_next(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/worklist"
+    return target
+
+
+@router.get("/", response_class=HTMLResponse)
+def home() -> Response:
+    return RedirectResponse("/worklist", status_code=303)
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/worklist") -> Response:  # noqa: A002
+    return render(request, "login.html", {"next": _safe_next(next), "error": None, "username": ""}, user=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(request: Request, username: str = Form(..., max_length=80), password: str = Form(..., max_length=1000),
+                 next: str = Form("/worklist"), session: Session = Depends(get_session)) -> Response:  # noqa: A002
+    try:
+        user = login_attempt(request, session, username, password)
+    except (AuthenticationError, RateLimitedError) as exc:
+        return render(request, "login.html", {"next": _safe_next(next), "error": exc.message, "username": username},
+                      status_code=exc.http_status, user=None)
+    record_event(session, user, "auth.login", "user", user.id, None, {"channel": "web"})
+    session.commit()
+    settings = request.app.state.settings
+    cookie, _data = request.app.state.codec.new_cookie(user.id)
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp.set_cookie(SESSION_COOKIE, cookie, max_age=settings.session_hours * 3600, httponly=True,
+                    samesite="strict", secure=settings.secure_cookies, path="/")
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request, user: User = Depends(require_roles())) -> Response:
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+@router.get("/worklist", response_class=HTMLResponse)
+def worklist_page(request: Request, status: str | None = None, setting: str | None = None, band: str | None = None,
+                  edits: str | None = None, assigned: str | None = None, sort: str = "priority",
+                  offset: int = Query(0, ge=0), user: User = Depends(require_roles(*READERS)),
+                  session: Session = Depends(get_read_session)) -> Response:
+    f = workflow.WorklistFilter(status=status or None, setting=setting or None, band=band or None,
+                                edits=None if not edits else edits == "true", assigned=assigned or None,
+                                sort=sort or "priority", limit=50, offset=offset)
+    rows, total = workflow.worklist(session, f, user)
+    ids = {e.assigned_to_id for e in rows if e.assigned_to_id}
+    names = dict(session.execute(select(User.id, User.username).where(User.id.in_(ids))).all()) if ids else {}
+    params = {k: v for k, v in {"status": status, "setting": setting, "band": band, "edits": edits,
+                                "assigned": assigned, "sort": sort}.items() if v}
+    return render(request, "worklist.html", {
+        "items": [worklist_item(e, names) for e in rows], "total": total, "f": f,
+        "statuses": ENCOUNTER_STATUSES, "settings": SETTINGS, "sorts": list(workflow.SORTS),
+        "prev_url": "/worklist?" + urlencode({**params, "offset": max(0, offset - f.limit)}),
+        "next_url": "/worklist?" + urlencode({**params, "offset": offset + f.limit})}, user=user)
+
+
+def _review_context(session: Session, user: User, encounter_id: int) -> dict[str, Any]:
+    st = workflow.encounter_state(session, encounter_id)
+    text = st.documents[0].text if st.documents else ""
+    sugg = []
+    for s in st.suggestions:
+        d = suggestion_out(s, text)
+        d["band"] = workflow.band_of(s.confidence)
+        sugg.append(d)
+    code_of = {s.id: s.code for s in st.suggestions}
+    docs = []
+    for doc in st.documents:
+        segs = [(seg, ids, ", ".join(code_of[i] for i in ids if i in code_of))
+                for seg, ids in workflow.highlight_segments(doc.text, [s for s in st.suggestions if doc is st.documents[0]])]
+        docs.append({"id": doc.id, "kind": doc.kind, "segments": segs})
+    drg = (st.rules or {}).get("drg") if st.rules else None
+    return {"state": st, "enc": st.encounter, "docs": docs, "suggestions": sugg, "edits": st.edits,
+            "queries": st.queries, "final": st.final, "working": workflow.working_codes(st.suggestions),
+            "drg": drg if isinstance(drg, dict) else None, "run": st.run, "warnings": st.warnings,
+            "reasons": REASON_CODES, "can_review": user.has_role("coder") and st.encounter.status not in ("new", "coding")}
+
+
+@router.get("/encounters/{encounter_id}", response_class=HTMLResponse)
+def encounter_page(request: Request, encounter_id: int, user: User = Depends(require_roles(*READERS)),
+                   session: Session = Depends(get_session)) -> Response:
+    ctx = _review_context(session, user, encounter_id)
+    workflow.record_views(session, user, ctx["state"], "web")
+    session.commit()
+    return render(request, "encounter.html", ctx, user=user)
+
+
+def _after_action(request: Request, session: Session, user: User, encounter_id: int, status: int = 200,
+                  **extra: Any) -> Response:
+    if request.headers.get("x-partial"):
+        ctx = _review_context(session, user, encounter_id)
+        ctx.update(extra)
+        return render(request, "_review.html", ctx, status_code=status, user=user)
+    if status >= 400:
+        ctx = _review_context(session, user, encounter_id)
+        ctx.update(extra)
+        return render(request, "encounter.html", ctx, status_code=status, user=user)
+    return RedirectResponse(f"/encounters/{encounter_id}", status_code=303)
+
+
+@router.post("/encounters/{encounter_id}/decide", response_class=HTMLResponse)
+def decide_form(request: Request, encounter_id: int, action: str = Form(..., max_length=10),
+                version: int = Form(...), suggestion_id: int | None = Form(None), code: str | None = Form(None, max_length=100),
+                reason_code: str | None = Form(None, max_length=30), reason_text: str | None = Form(None, max_length=2000),
+                citation: str | None = Form(None, max_length=300), user: User = Depends(require_roles("coder")),
+                session: Session = Depends(get_session), kb: Any = Depends(get_knowledge)) -> Response:
+    if code and " " in code.strip():
+        code = code.strip().split(" ")[0]  # a type-ahead pick "E11.9 — description"
+    try:
+        workflow.decide(session, user, encounter_id, version, action, suggestion_id=suggestion_id, code=code,
+                        reason_code=reason_code or None, reason_text=reason_text, citation=citation, kb=kb)
+        session.commit()
+    except ConflictError as exc:
+        session.rollback()
+        return _after_action(request, session, user, encounter_id, 409, conflict=exc.message)
+    except OpenCACError as exc:
+        session.rollback()
+        return _after_action(request, session, user, encounter_id, exc.http_status, error=exc.message)
+    label = {"accept": "Accepted", "reject": "Rejected", "modify": "Modified", "add": "Added"}.get(action, action)
+    return _after_action(request, session, user, encounter_id, message=f"{label}.")
+
+
+@router.post("/encounters/{encounter_id}/finalize", response_class=HTMLResponse)
+def finalize_form(request: Request, encounter_id: int, version: int = Form(...),
+                  user: User = Depends(require_roles("coder")), session: Session = Depends(get_session),
+                  kb: Any = Depends(get_knowledge)) -> Response:
+    try:
+        fcs = workflow.finalize(session, user, encounter_id, version, kb=kb)
+        n = len(fcs.codes)
+        session.commit()
+    except ConflictError as exc:
+        session.rollback()
+        return _after_action(request, session, user, encounter_id, 409, conflict=exc.message)
+    except OpenCACError as exc:
+        session.rollback()
+        return _after_action(request, session, user, encounter_id, exc.http_status, error=exc.message)
+    return _after_action(request, session, user, encounter_id, message=f"Finalised: {n} codes.")
+
+
+@router.get("/encounters/{encounter_id}/audit", response_class=HTMLResponse)
+def encounter_audit_page(request: Request, encounter_id: int, user: User = Depends(require_roles(*READERS)),
+                         session: Session = Depends(get_read_session)) -> Response:
+    enc = workflow.get_encounter(session, encounter_id)
+    sids = [str(i) for i in session.execute(select(Suggestion.id).where(Suggestion.encounter_id == enc.id)).scalars()]
+    dids = [str(i) for i in session.execute(select(Document.id).where(Document.encounter_id == enc.id)).scalars()]
+    from opencac.store.models import CodingRun
+
+    rids = [str(i) for i in session.execute(select(CodingRun.id).where(CodingRun.encounter_id == enc.id)).scalars()]
+    cond = [and_(AuditEvent.entity == "encounter", AuditEvent.entity_id == str(enc.id))]
+    for entity, ids in (("suggestion", sids), ("document", dids), ("coding_run", rids)):
+        if ids:
+            cond.append(and_(AuditEvent.entity == entity, AuditEvent.entity_id.in_(ids)))
+    events = session.execute(select(AuditEvent).where(or_(*cond)).order_by(AuditEvent.seq)).scalars().all()
+    return render(request, "audit_trail.html", {"enc": enc, "events": events}, user=user)
+
+
+@router.get("/audit-log", response_class=HTMLResponse)
+def audit_log_page(request: Request, user: User = Depends(require_roles("auditor")),
+                   session: Session = Depends(get_read_session)) -> Response:
+    report = verify_events(session)
+    events = session.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(200)).scalars().all()
+    return render(request, "audit_log.html", {"report": report, "events": events}, user=user)

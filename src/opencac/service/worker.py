@@ -1,0 +1,213 @@
+"""Background coding: a worker thread that claims queued coding runs from the database.
+
+Crash-safe: the queue *is* the ``coding_runs`` table. On start, runs left ``running`` by a
+crashed process are put back to ``queued``; the worker claims one run at a time with a
+conditional update (``queued`` -> ``running``), so two workers never code the same run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from opencac.coding.types import CodingResult, EncounterContext
+from opencac.service.coding import Coder
+from opencac.store.events import record_event
+from opencac.store.models import CodingRun, Document, Edit, Encounter, Patient, Query, Suggestion, utcnow
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 3
+
+
+def encounter_context(enc: Encounter, patient: Patient | None) -> EncounterContext:
+    """The ``EncounterContext`` of a stored encounter."""
+    age = None
+    when = enc.discharge_date or enc.date_of_service
+    if patient is not None and patient.birth_date is not None and when is not None:
+        b = patient.birth_date
+        age = when.year - b.year - ((when.month, when.day) < (b.month, b.day))
+    sex = (patient.sex or "U") if patient else "U"
+    return EncounterContext(setting=enc.setting, age=age, sex=sex if sex in ("F", "M", "U") else "U",
+                            date_of_service=enc.date_of_service, admission_date=enc.admission_date,
+                            discharge_date=enc.discharge_date, discharge_status=enc.discharge_status or "01")
+
+
+def requeue_interrupted(factory: sessionmaker[Session]) -> int:
+    """Put runs left ``running`` (by a crash) back to ``queued``; returns how many."""
+    with factory() as session:
+        n = session.execute(update(CodingRun).where(CodingRun.status == "running")
+                            .values(status="queued")).rowcount  # type: ignore[attr-defined]
+        session.commit()
+    if n:
+        log.warning("re-queued %d coding run(s) interrupted by a restart", n)
+    return int(n or 0)
+
+
+def claim_next(factory: sessionmaker[Session]) -> int | None:
+    """Claim the oldest queued run (queued -> running); its id, or None."""
+    with factory() as session:
+        for run_id in session.execute(select(CodingRun.id).where(CodingRun.status == "queued")
+                                      .order_by(CodingRun.id).limit(5)).scalars().all():
+            n = session.execute(update(CodingRun).where(CodingRun.id == run_id, CodingRun.status == "queued")
+                                .values(status="running", started_at=utcnow(),
+                                        attempts=CodingRun.attempts + 1)).rowcount  # type: ignore[attr-defined]
+            if n:
+                session.execute(update(Encounter).where(Encounter.id == select(CodingRun.encounter_id)
+                                                        .where(CodingRun.id == run_id).scalar_subquery(),
+                                                        Encounter.status == "new").values(status="coding"))
+                session.commit()
+                return int(run_id)
+        session.commit()
+    return None
+
+
+def _store_result(session: Session, run: CodingRun, enc: Encounter, result: CodingResult) -> None:
+    rows = []
+    for s in list(result.diagnoses) + list(result.procedures):
+        rows.append(Suggestion(
+            encounter_id=enc.id, run_id=run.id, system=s.system, code=s.code, description=s.description,
+            confidence=float(s.confidence), assertion=s.assertion, rank=s.rank, selected=bool(s.selected),
+            evidence=[{"start": e.start, "end": e.end, "section": e.section, "sentence": e.sentence}
+                      for e in s.evidence],
+            rationale=list(s.rationale), signals={k: float(v) for k, v in (s.signals or {}).items()},
+            source="engine", state="pending"))
+    session.add_all(rows)
+    rules = result.rules or None
+    edits = list((rules or {}).get("edits") or [])
+    for e in edits:
+        e = e if isinstance(e, dict) else {"message": str(e)}
+        session.add(Edit(encounter_id=enc.id, run_id=run.id, edit_id=str(e.get("id", ""))[:100],
+                         severity=str(e.get("severity", "warning"))[:20], message=str(e.get("message", "")),
+                         citation=(str(e["citation"])[:300] if e.get("citation") else None),
+                         codes=list(e.get("codes") or [])))
+    for q in list((rules or {}).get("queries") or []):
+        q = q if isinstance(q, dict) else {"text": str(q)}
+        text = q.get("text") or q.get("question") or q.get("message") or ""
+        session.add(Query(encounter_id=enc.id, run_id=run.id, kind=str(q.get("kind") or q.get("id") or "")[:100],
+                          text=str(text), codes=list(q.get("codes") or [])))
+    run.model = result.model
+    run.codeset_versions = dict(result.codeset)
+    run.rules = rules
+    run.warnings = list(result.warnings)
+    selected = [s.confidence for s in rows if s.selected] or [s.confidence for s in rows]
+    enc.min_confidence = min(selected) if selected else None
+    enc.edit_count = len(edits)
+    enc.suggestion_count = len(rows)
+
+
+def process_run(factory: sessionmaker[Session], run_id: int, coder: Coder) -> str:
+    """Code one claimed run and store suggestions, edits and queries; returns the final run status."""
+    with factory() as session:
+        run = session.get(CodingRun, run_id)
+        if run is None:
+            return "missing"
+        doc = session.get(Document, run.document_id)
+        enc = session.get(Encounter, run.encounter_id)
+        assert doc is not None and enc is not None
+        ctx = encounter_context(enc, enc.patient)
+        text = doc.text
+        session.rollback()  # release the read (and SQLite lock) while coding
+    try:
+        result = coder(text, ctx)
+        error = None
+    except Exception as exc:  # noqa: BLE001 - the run records the failure; no note text in the log
+        result, error = None, f"{type(exc).__name__}: {str(exc)[:300]}"
+        log.error("coding run %d failed: %s", run_id, type(exc).__name__)
+    with factory() as session:
+        run = session.get(CodingRun, run_id)
+        enc = session.get(Encounter, run.encounter_id) if run else None
+        if run is None or enc is None:
+            return "missing"
+        run.finished_at = utcnow()
+        if result is None:
+            run.status = "queued" if run.attempts < MAX_ATTEMPTS else "failed"
+            run.error = error
+            if run.status == "failed":
+                enc.status = "error"
+                enc.version += 1
+                record_event(session, "worker", "coding_run.failed", "coding_run", run.id, None,
+                             {"encounter_id": enc.id, "error": error})
+        else:
+            _store_result(session, run, enc, result)
+            run.status = "done"
+            enc.status = "ready"
+            enc.version += 1
+            enc.updated_at = utcnow()
+            enc.updated_by_id = None
+            record_event(session, "worker", "coding_run.done", "coding_run", run.id, None,
+                         {"encounter_id": enc.id, "model": result.model, "codeset": dict(result.codeset),
+                          "diagnoses": [s.code for s in result.diagnoses],
+                          "procedures": [s.code for s in result.procedures],
+                          "edits": enc.edit_count})
+        session.commit()
+        log.info("coding run %d %s (encounter %d, %d suggestions)", run_id, run.status, enc.id, enc.suggestion_count)
+        return run.status
+
+
+class CodingWorker:
+    """An in-process worker thread; ``notify()`` wakes it after an ingest."""
+
+    def __init__(self, factory: sessionmaker[Session], coder_provider: Callable[[], Coder],
+                 poll_s: float = 1.0) -> None:
+        self._factory = factory
+        self._coder_provider = coder_provider
+        self._poll_s = poll_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.processed = 0
+
+    def start(self) -> None:
+        """Re-queue interrupted runs and start the thread."""
+        requeue_interrupted(self._factory)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="opencac-coding-worker", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """Wake the worker (new work queued)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the current run."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def drain(self) -> int:
+        """Process queued runs in the calling thread until none is left (tests, CLI); returns how many."""
+        n = 0
+        while (run_id := claim_next(self._factory)) is not None:
+            process_run(self._factory, run_id, self._coder_provider())
+            n += 1
+        self.processed += n
+        return n
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.drain()
+            except Exception as exc:  # noqa: BLE001 - keep the worker alive; never log note text
+                log.error("coding worker error: %s", type(exc).__name__)
+            self._wake.wait(self._poll_s)
+            self._wake.clear()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+
+def worker_status(factory: sessionmaker[Session]) -> dict[str, Any]:
+    """Counts of coding runs by status."""
+    from sqlalchemy import func
+
+    with factory() as session:
+        rows = session.execute(select(CodingRun.status, func.count()).group_by(CodingRun.status)).all()
+    return {str(s): int(n) for s, n in rows}

@@ -60,7 +60,7 @@ class GroupResult:
         difference: rate - reference rate.
         ratio: rate / reference rate.
         p_value: Test of this group vs all others (None when too few).
-        p_adjusted: Holm-adjusted p-value.
+        p_adjusted: Holm-adjusted p-value (across all comparisons in the report).
         test: ``chi-square`` or ``fisher``.
     """
 
@@ -166,8 +166,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 def _table(
-    records: Sequence[EncounterRecord], attribute: str, outcome: str, threshold: float, alpha: float,
-    min_group_size: int, reference: str, require_significance: bool,
+    records: Sequence[EncounterRecord], attribute: str, outcome: str, min_group_size: int, reference: str,
 ) -> OutcomeByAttribute:
     _, get, higher_better = OUTCOMES[outcome]
     groups: dict[str, list[bool]] = defaultdict(list)
@@ -196,16 +195,6 @@ def _table(
             g.difference = g.rate - ref_rate
             g.ratio = g.rate / ref_rate if ref_rate else None
         g.p_value, g.test = two_by_two_test(g.k, g.n, total_k - g.k, total_n - g.n)
-    adj = holm([g.p_value for g in judged if g.p_value is not None])
-    for g, pa in zip([g for g in judged if g.p_value is not None], adj, strict=True):
-        g.p_adjusted = pa
-    for g in judged:
-        if g.difference is None:
-            continue
-        worse = -g.difference if higher_better else g.difference
-        significant = g.p_adjusted is not None and g.p_adjusted < alpha
-        if worse > threshold and (significant or not require_significance):
-            g.status = "alert"
     return OutcomeByAttribute(attribute, outcome, overall, ref_label, ref_rate, results)
 
 
@@ -251,12 +240,23 @@ def fairness_report(
             notes.append(f"No records carry the {OUTCOMES[o][0].lower()} outcome; it was not assessed.")
             continue
         for a in attributes:
-            tables.append(_table(records, a, o, threshold, alpha, min_group_size, reference, require_significance))
-    n_tests = sum(1 for t in tables for g in t.groups if g.p_value is not None)
+            tables.append(_table(records, a, o, min_group_size, reference))
+    tested = [g for t in tables for g in t.groups if g.p_value is not None]
+    for g, pa in zip(tested, holm([g.p_value for g in tested]), strict=True):  # type: ignore[misc]
+        g.p_adjusted = pa
+    for t in tables:
+        higher_better = OUTCOMES[t.outcome][2]
+        for g in t.groups:
+            if g.difference is None:
+                continue
+            worse = -g.difference if higher_better else g.difference
+            significant = g.p_adjusted is not None and g.p_adjusted < alpha
+            if worse > threshold and (significant or not require_significance):
+                g.status = "alert"
     notes.append(
-        f"{n_tests} group-versus-rest comparisons were tested; p-values are Holm-adjusted within each "
-        f"attribute and outcome to limit false alarms from multiple comparisons. Across all tables, about "
-        f"{n_tests * alpha:.1f} comparisons would reach p < {alpha} by chance alone if nothing differed.")
+        f"{len(tested)} group-versus-rest comparisons were tested. Unadjusted, about {len(tested) * alpha:.1f} "
+        f"of them would reach p < {alpha} by chance alone even if no group differed, so p-values are "
+        f"Holm-adjusted across all comparisons in this report (family-wise error rate {alpha}).")
     return FairnessReport(tables, threshold, alpha, min_group_size, reference, require_significance,
                           len(records), notes)
 

@@ -166,3 +166,17 @@ def test_engine_loaded_once_per_worker_not_per_document(tmp_path: Path) -> None:
     loads = log.read_text().split()
     assert s.coded == 24
     assert 1 <= len(loads) <= 2 and len(set(loads)) == len(loads)  # at most one load per worker process
+
+
+def test_rules_layer_output_is_kept_in_jsonl_and_parquet(tmp_path: Path) -> None:
+    pytest.importorskip("opencac.edits.api", reason="the rules layer has not landed yet")
+    pq = pytest.importorskip("pyarrow.parquet")
+    inp = _notes(tmp_path / "in", 3)
+    run_batch(_cfg(inp, tmp_path / "j", workers=0, rules=True))
+    run_batch(_cfg(inp, tmp_path / "p", workers=0, rules=True, output_format="parquet"))
+    rows = _rows(tmp_path / "j" / "results.jsonl")
+    assert all(isinstance(r["rules"], dict) and "final_codes" in r["rules"] for r in rows)
+    table = pq.read_table(tmp_path / "p" / "results.parquet").to_pylist()
+    for r, t in zip(rows, table, strict=True):
+        assert t["final_codes"] == [f["code"] for f in r["rules"]["final_codes"]]
+        assert json.loads(t["rules"]) == r["rules"]

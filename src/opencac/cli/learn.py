@@ -69,8 +69,8 @@ def learn(
     from opencac.learning.evaluation import load_documents
     from opencac.learning.online import OnlineLearner
 
-    docs = load_documents(corpus, org=org)
     learner = OnlineLearner(model, update_engine=engine_update, memory_positives=memory_positives)
+    docs = load_documents(corpus, org=org)
     rep = learner.learn_documents(docs)
     learner.save(out)
     data: dict[str, Any] = {"model": str(out), **rep.to_dict()}

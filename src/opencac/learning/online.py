@@ -235,7 +235,7 @@ class OnlineLearner:
         if self.update_engine and self.model is not None:
             try:
                 rep.engine_updated = engine_update(self.engine, docs)
-            except NotImplementedError:
+            except (NotImplementedError, ImportError):  # no engine installed / no update support
                 rep.engine_updated = False
             if not rep.engine_updated:
                 rep.notes.append("the engine offers no incremental update; learnt by the feedback overlay only")

@@ -1,0 +1,156 @@
+"""Learning and routing measures on CodiEsp (issue 5).
+
+Trained on CodiEsp train; dev split by sorted doc id into a tuning half (even positions) and a
+held-out half (odd positions). Measures, all on the held-out half:
+
+1. code-level recall at precision >= 0.95 for diagnoses (D) and procedures (P), thresholds
+   fitted on the tuning half (and the precision they actually reach on the held-out half);
+2. expected calibration error before and after calibration (isotonic and Platt, fitted on tuning);
+3. the feedback loop: MAP of the model trained on train, of the same model after
+   ``opencac learn`` on the tuning half, and of a full retrain on train + tuning half;
+4. the time ``opencac learn`` takes to learn 250 documents (all of dev).
+
+Usage::
+
+    .venv/bin/python bench/learning_codiesp.py [--data ../shared/data/codiesp] [--work /tmp/oc-learn-bench]
+        [--target 0.95] [--skip-retrain] [--out bench/learning_results.json]
+
+Models are trained with ``opencac train`` and learnt with ``opencac learn`` (subprocesses: the
+benchmark contract); coding for measurement uses ``opencac.learning.LearnedEngine`` in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+OPENCAC = [str(REPO / ".venv" / "bin" / "opencac")]
+AS_OF = dt.date(2018, 6, 1)
+
+
+def run(cmd: list[str]) -> float:
+    """Run a command, echo it, return its wall time (raises on failure)."""
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t0
+
+
+def write_jsonl(docs: list[Any], path: Path) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for d in docs:
+            codes = [{"code": c, "system": s} for s in ("icd10cm", "icd10pcs") for c in d.codes[s]]
+            fh.write(json.dumps({"id": d.id, "text": d.text, "codes": codes}) + "\n")
+    return path
+
+
+def code_all(model: Path, docs: list[Any]) -> tuple[list[Any], float]:
+    from opencac.coding.types import EncounterContext
+    from opencac.learning.online import LearnedEngine
+
+    eng = LearnedEngine.load(model)
+    ctx = EncounterContext(setting="inpatient", date_of_service=AS_OF)
+    t0 = time.perf_counter()
+    res = [eng.code(d.text, doc_id=d.id, context=ctx) for d in docs]
+    return res, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "codiesp")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/oc-learn-bench"))
+    ap.add_argument("--target", type=float, default=0.95)
+    ap.add_argument("--skip-retrain", action="store_true")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "learning_results.json")
+    ap.add_argument("--train-args", default="", help="extra arguments for `opencac train` (space-separated)")
+    args = ap.parse_args()
+
+    from opencac.learning.evaluation import load_documents, metrics_on, split_even_odd
+    from opencac.routing import Calibrator, expected_calibration_error, fit_thresholds, records_from_results
+    from opencac.routing.thresholds import precision_recall_at, threshold_for_precision
+
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    train_dir, dev_dir = args.data / "train", args.data / "dev"
+    dev = load_documents(dev_dir)
+    tune, held = split_even_odd(dev)
+    print(f"dev {len(dev)} docs -> tuning {len(tune)} (even), held-out {len(held)} (odd)", flush=True)
+    tune_jsonl = write_jsonl(tune, work / "dev_tune.jsonl")
+    extra = args.train_args.split() if args.train_args else []
+    out: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "target": args.target,
+                           "tuning_docs": len(tune), "held_docs": len(held), "cpu_count": os.cpu_count()}
+
+    m0 = work / "m0_train"
+    if not (m0 / "manifest.json").is_file():
+        out["train_seconds"] = run(OPENCAC + ["train", "--corpus", str(train_dir), "--out", str(m0)] + extra)
+
+    # 1-2: thresholds and calibration, from the base model's scores
+    res_tune, _ = code_all(m0, tune)
+    res_held, secs = code_all(m0, held)
+    out["code_seconds_per_doc"] = secs / len(held)
+    gold_t = {s: {d.id: d.codes[s] for d in tune} for s in ("icd10cm", "icd10pcs")}
+    gold_h = {s: {d.id: d.codes[s] for d in held} for s in ("icd10cm", "icd10pcs")}
+    rec_t, gc_t = records_from_results(res_tune, gold_t)
+    rec_h, gc_h = records_from_results(res_held, gold_h)
+    fits = fit_thresholds(rec_t, args.target, gc_t, by_setting=False, min_selected=5)
+    out["routing"] = {}
+    for system, label in (("icd10cm", "D"), ("icd10pcs", "P")):
+        key = f"{system}:*"
+        f = fits[key]
+        rh = [r for r in rec_h if r.system == system]
+        prec, rec, n_sel = precision_recall_at(rh, f.threshold, gc_h.get(key))
+        oracle = threshold_for_precision([r.score for r in rh], [r.label for r in rh], args.target,
+                                         n_gold=gc_h.get(key), min_selected=5)
+        rt = [r for r in rec_t if r.system == system]
+        ece_before = expected_calibration_error([r.score for r in rh], [r.label for r in rh])
+        after = {}
+        for method in ("isotonic", "platt"):
+            cal = Calibrator(method).fit([r.score for r in rt], [r.label for r in rt])
+            after[method] = expected_calibration_error(cal.predict([r.score for r in rh]), [r.label for r in rh])
+        out["routing"][label] = {
+            "threshold_from_tuning": f.threshold, "tuning_precision": f.precision, "tuning_recall": f.recall,
+            "held_precision": prec, "held_recall": rec, "held_codes_above": n_sel, "held_gold_codes": gc_h.get(key),
+            "held_oracle_recall_at_target": oracle.recall, "held_oracle_threshold": oracle.threshold,
+            "ece_before": ece_before, "ece_after_isotonic": after["isotonic"], "ece_after_platt": after["platt"],
+            "held_suggestions": len(rh),
+        }
+        print(label, json.dumps(out["routing"][label]), flush=True)
+
+    # 3: feedback loop
+    base = metrics_on(res_held, held)
+    m1 = work / "m1_learnt"
+    out["learn_tuning_seconds"] = run(OPENCAC + ["learn", "--model", str(m0), "--corpus", str(tune_jsonl),
+                                                 "--out", str(m1)])
+    res_m1, _ = code_all(m1, held)
+    learnt = metrics_on(res_m1, held)
+    out["map"] = {"before_learning": base, "after_learning": learnt}
+    print("MAP before", base, "\nMAP after learn", learnt, flush=True)
+    if not args.skip_retrain:
+        m2 = work / "m2_retrain"
+        if not (m2 / "manifest.json").is_file():
+            out["retrain_seconds"] = run(OPENCAC + ["train", "--corpus", str(train_dir), "--corpus", str(tune_jsonl),
+                                                    "--out", str(m2)] + extra)
+        res_m2, _ = code_all(m2, held)
+        out["map"]["full_retrain"] = metrics_on(res_m2, held)
+        print("MAP retrain", out["map"]["full_retrain"], flush=True)
+
+    # 4: learning 250 documents (all of dev), timed end to end (process start, load, learn, save)
+    m3 = work / "m3_learn250"
+    out["learn_250_seconds"] = run(OPENCAC + ["learn", "--model", str(m0), "--corpus", str(dev_dir), "--out", str(m3)])
+    man = json.loads((m3 / "learning" / "manifest.json").read_text())
+    out["learn_250_library_seconds"] = man["history"][-1]["seconds"]
+    out["learn_250_engine_updated"] = man["history"][-1]["engine_updated"]
+    args.out.write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -126,7 +126,7 @@ def run_principal(state: RulesState) -> list[Edit]:
     edits: list[Edit] = []
     code = state.kb.find(pdx.code)
     word = "principal" if state.inpatient else "first-listed"
-    if code is not None and code.manifestation:
+    if code is not None and state.is_manifestation(pdx.code):
         edits.append(Edit("MCE-MANIFESTATION-PDX", "error",
                           f"{pdx.code} is a manifestation code and cannot be the {word} diagnosis; sequence the underlying condition first.",
                           f"{MCE}, edit 6 (manifestation code as principal diagnosis); {G} I.A.13", codes=[pdx.code]))

@@ -185,9 +185,12 @@ def _unspecified_leaf(state: RulesState, code: str) -> str | None:
     for _ in range(3):
         nxt = []
         for c in frontier:
+            parent = state.kb.find(c)
+            pdesc = parent.description.lower().split(",")[0] if parent is not None else ""
             kids = state.kb.children(c)
             uns = [k for k in kids if "unspecified" in k.description.lower() or k.code.endswith("9")]
-            uns.sort(key=lambda k: ("unspecified" not in k.description.lower(), len(k.code), k.code))
+            uns.sort(key=lambda k: (not k.description.lower().startswith(pdesc), "unspecified" not in k.description.lower(),
+                                    not k.code.endswith("9"), len(k.code), k.code))
             for k in uns[:1]:
                 if state.kb.is_billable(k.code, state.as_of):
                     return k.code
@@ -258,6 +261,7 @@ def run_specificity(state: RulesState) -> list[Edit]:
         have = _attrs(code.description)
         if not (documented - have):
             continue
+        documented |= have  # what the code already states is established (COPD is chronic)
         core = _core(code.description)
         best: list[tuple[int, str, str]] = []
         for sib in _family(kb, fc.code):
@@ -573,7 +577,7 @@ def run_companions(state: RulesState) -> list[Edit]:
         notes = kb.inherited_notes(fc.code)
         current = [c.code for c in state.dx]
         for kind in ("code_first", "use_additional", "code_also"):
-            for src, text, refs in notes.get(kind, []):
+            for src, text, refs in _grouped(notes.get(kind, [])):
                 if not refs or (src, kind) in noted:
                     continue
                 noted.add((src, kind))
@@ -593,7 +597,7 @@ def run_companions(state: RulesState) -> list[Edit]:
                     edits.append(Edit(f"{kind.upper().replace('_', '-')}", "warning",
                                       f"{label} note at {fc.code} ({short}): the note supports {cand.code}; added.",
                                       cite, codes=[fc.code, cand.code], evidence=spec["evidence"], fix={"add": [spec]}))
-                elif kind == "code_first" and code.manifestation:
+                elif kind == "code_first" and state.is_manifestation(fc.code):
                     edits.append(Edit("CODE-FIRST-REQUIRED", "error",
                                       f"{fc.code} is a manifestation code: the underlying condition ({', '.join(refs[:6])}) "
                                       "must be coded and sequenced first.",
@@ -614,6 +618,16 @@ def run_companions(state: RulesState) -> list[Edit]:
                                       f"{label} note at {fc.code}: {short} - add it if documented.",
                                       cite, codes=[fc.code]))
     return edits
+
+
+def _grouped(notes: list[tuple[str, str, tuple[str, ...]]]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """One instruction per (source node): a note's lines and their references merged."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for src, text, refs in notes:
+        texts, rs = out.setdefault(src, ([], []))
+        texts.append(text.strip())
+        rs.extend(r for r in refs if r not in rs)
+    return [(src, "; ".join(t), tuple(r)) for src, (t, r) in out.items()]
 
 
 def _ckd_stage_required(refs: tuple[str, ...] | list[str]) -> bool:
@@ -656,7 +670,7 @@ def sequence_key(state: RulesState, fc: FinalCode, regions: list[tuple[int, int]
     3 symptom with a related confirmed diagnosis, 4 never principal."""
     u = undot(fc.code)
     code = state.kb.find(fc.code)
-    if (code is not None and code.manifestation) or "V00" <= u[:3] <= "Y99" or T.in_ranges(fc.code, T.SECONDARY_ONLY):
+    if (code is not None and state.is_manifestation(fc.code)) or "V00" <= u[:3] <= "Y99" or T.in_ranges(fc.code, T.SECONDARY_ONLY):
         return 4  # I.A.13, I.C.20, I.C.21.c.16
     if T.in_ranges(fc.code, T.FIRST_LISTED_ONLY):
         return 0  # I.C.21.c.16 first-listed-only Z codes
@@ -684,7 +698,7 @@ def run_sequencing(state: RulesState) -> list[Edit]:
     seq = [state.dx[i].code for i in order]
     # I.A.13: etiology ("code first" target) immediately before its manifestation.
     for fc in list(state.dx):
-        for _src, _t, refs in state.kb.inherited_notes(fc.code).get("code_first", []):
+        for _src, _t, refs in _grouped(state.kb.inherited_notes(fc.code).get("code_first", [])):
             etiol = [c for c in seq if c != fc.code and any(state.kb.ref_matches(r, c) for r in refs)]
             if etiol and seq.index(etiol[0]) > seq.index(fc.code):
                 seq.remove(etiol[0])
@@ -717,7 +731,7 @@ def _reason(state: RulesState, fc: FinalCode | None, regions: list[tuple[int, in
     u = undot(fc.code)
     code = state.kb.find(fc.code)
     if k == 4:
-        if code is not None and code.manifestation:
+        if code is not None and state.is_manifestation(fc.code):
             return "a manifestation code is never principal, I.A.13"
         if "V00" <= u[:3] <= "Y99":
             return "external cause codes are never principal, I.C.20"
@@ -768,7 +782,7 @@ def run_pcs(state: RulesState) -> list[Edit]:
         conv = state.search(r"convert(ed|ion)? to (an )?open|open conversion", limit=1)
         if conv:
             # B3.2d: intended root operation attempted with one approach, converted to a different approach.
-            approaches = {undot(c.code)[5] for c in state.px if len(undot(c.code)) == 7}
+            approaches = {undot(c.code)[4] for c in state.px if len(undot(c.code)) == 7}
             if not ({"0"} <= approaches and ({"4"} & approaches or any(undot(c.code)[2] == "J" for c in state.px))):
                 edits.append(Edit("PCS-MULTIPLE-CONVERSION", "warning",
                                   "The note documents a conversion to open: code the open procedure and the "

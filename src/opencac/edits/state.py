@@ -95,6 +95,23 @@ class RulesState:
                 return s
         return None
 
+    def is_manifestation(self, code: str) -> bool:
+        """A manifestation code (never principal, I.A.13): worded "in (other) diseases classified
+        elsewhere" at the code or its (sub)category. ``Code.manifestation`` is not used alone
+        because the code set also sets it on codes that merely carry a "code first" note
+        (I50, K31.84), which may be principal."""
+        c = self.kb.find(code)
+        if c is None or c.system.value != "icd10cm":
+            return False
+        if "classified elsewhere" in c.description.lower():
+            return True
+        for a in self.kb.ancestors(code)[:3]:
+            if a.kind in ("chapter", "block"):
+                break
+            if "classified elsewhere" in a.description.lower():
+                return True
+        return False
+
     def describe(self, code: str) -> str:
         c = self.kb.find(code)
         return c.description if c is not None else ""

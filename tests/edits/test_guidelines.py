@@ -1,0 +1,68 @@
+"""Table-driven guideline suite: each case names the Official Guidelines clause or
+convention it exercises (see ``guideline_cases.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from edits.guideline_cases import CASES
+from edits.helpers import make_result
+from opencac.edits import apply_rules, check_claim
+from opencac.edits.model import RulesOutcome
+
+
+def run_case(case: dict[str, Any], kb: Any) -> RulesOutcome:
+    if "claim" in case:
+        return check_claim(case["claim"], kb=kb, strict=True)
+    result = make_result(case["text"], case.get("dx"), case.get("px"), case.get("context"), kb=kb)
+    out = apply_rules(result, case["text"], kb=kb, strict=True)
+    assert result.rules == out.to_dict()
+    return out
+
+
+def check_expectations(case: dict[str, Any], out: RulesOutcome) -> None:
+    dx = [c.code for c in out.diagnoses]
+    px = [c.code for c in out.procedures]
+    ids = set(out.edit_ids())
+    where = f"{case['id']} [{case['clause']}]: dx={dx} px={px} edits={sorted(ids)}"
+    if "final" in case:
+        assert dx == case["final"], where
+    if "final_px" in case:
+        assert px == case["final_px"], where
+    for code in case.get("has", []):
+        assert code in dx + px, where
+    for code in case.get("lacks", []):
+        assert code not in dx + px, where
+    if "principal" in case:
+        assert dx and dx[0] == case["principal"], where
+    if "role" in case:
+        assert out.diagnoses[0].role == case["role"], where
+    for eid in case.get("edits", []):
+        assert eid in ids, where
+    for eid in case.get("no_edits", []):
+        assert eid not in ids, where
+    if "errors" in case:
+        assert out.has_errors() == case["errors"], where
+    topics = [q.topic for q in out.queries]
+    for t in case.get("queries", []):
+        assert t in topics, f"{where} queries={topics}"
+    if case.get("no_queries"):
+        assert topics == [], f"{where} queries={topics}"
+    for e in out.edits:
+        assert e.citation, f"{case['id']}: edit {e.id} has no citation"
+        assert e.severity in ("error", "warning", "info")
+        assert e.rule, f"{case['id']}: edit {e.id} does not name its rule"
+
+
+def test_suite_size_and_clauses() -> None:
+    assert len(CASES) >= 80
+    ids = [c["id"] for c in CASES]
+    assert len(ids) == len(set(ids)), "case ids must be unique"
+    assert all(c.get("clause") for c in CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c['id']}|{c['clause']}" for c in CASES])
+def test_guideline_case(case: dict[str, Any], kb: Any) -> None:
+    check_expectations(case, run_case(case, kb))

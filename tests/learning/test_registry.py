@@ -89,3 +89,34 @@ def test_errors(tmp_path) -> None:
     (tmp_path / "reg" / "registry.json").write_text("{oops")
     with pytest.raises(RegistryError, match="not valid JSON"):
         reg.list()
+
+
+def test_retrain_runs_the_training_command_and_reports_failure(tmp_path, monkeypatch) -> None:
+    import sys
+
+    from opencac.errors import ModelFormatError
+    from opencac.learning import retrain as rt
+    from opencac.learning.feedback import TrainingDocument
+
+    # a stand-in `opencac` that records its arguments and writes a manifest for `train --out DIR`
+    script = tmp_path / "fake_opencac.py"
+    script.write_text(
+        "import json, pathlib, sys\n"
+        "args = sys.argv[1:]\n"
+        "out = pathlib.Path(args[args.index('--out') + 1])\n"
+        "corpora = [args[i + 1] for i, a in enumerate(args) if a == '--corpus']\n"
+        "if 'fail' in str(out): print('OC-E203: bad corpus', file=sys.stderr); sys.exit(2)\n"
+        "out.mkdir(parents=True)\n"
+        "n = sum(1 for _ in open(corpora[-1]))\n"
+        "(out / 'manifest.json').write_text(json.dumps({'corpora': corpora, 'history_docs': n}))\n")
+    monkeypatch.setattr(rt, "_opencac_command", lambda: [sys.executable, str(script)])
+    docs = [TrainingDocument("e1", "note one", {"icd10cm": ["j189"], "icd10pcs": []}),
+            TrainingDocument("e2", "note two", {"icd10cm": ["i10"], "icd10pcs": ["bw03zzz"]})]
+    rep = rt.retrain(docs, tmp_path / "new", base_corpora=[tmp_path / "base.jsonl"])
+    man = json.loads((tmp_path / "new" / "manifest.json").read_text())
+    assert man["history_docs"] == 2 and man["corpora"][0].endswith("base.jsonl")
+    assert rep.documents == 2 and rep.corpora == [str(tmp_path / "base.jsonl")]
+    with pytest.raises(ModelFormatError, match="OC-E203: bad corpus"):
+        rt.retrain(docs, tmp_path / "fail")
+    with pytest.raises(ModelFormatError, match="nothing to train on"):
+        rt.retrain([], tmp_path / "x")

@@ -190,6 +190,26 @@ def models_rollback(registry: RegistryOpt = None) -> None:
     typer.echo(f"rolled back: {mv.version} is now in production ({mv.path})")
 
 
+@models_app.command("retrain")
+@handle_errors
+def models_retrain(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The new model directory.")],
+    corpus: Annotated[list[Path], typer.Option("--corpus", "-c", help="Coded corpora to train on (CodiEsp dir / JSONL; repeatable).")],
+    registry: RegistryOpt = None,
+    validation: Annotated[Path | None, typer.Option("--validation", help="Fixed validation set: score and register (promoted only if not worse).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Date of service for validation coding.")] = None,
+) -> None:
+    """Full retrain from all coded history (given as corpora), then register it when --validation is given."""
+    from opencac.learning.retrain import retrain
+
+    rep = retrain([], out, corpus)
+    typer.echo(f"retrained on {len(rep.corpora)} corpus/corpora in {rep.seconds:.0f} s; wrote {out}")
+    if validation is not None:
+        r = _register(out, registry, validation, as_of)
+        typer.echo(f"registered {r['version']}; " + ("promoted to production" if r["promoted"] else
+                                                     "not promoted: " + "; ".join(r["notes"])))
+
+
 # --- thresholds --------------------------------------------------------------------------
 @thresholds_app.command("fit")
 @handle_errors

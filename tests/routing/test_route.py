@@ -174,3 +174,12 @@ def test_fit_policy_from_results_and_projection() -> None:
     assert pol.fits["icd10cm:*"]["recall"] == pytest.approx(30 / 40)
     proj = projected_automation(results, pol)
     assert proj["encounters"] == 40 and proj["straight_through_rate"] == pytest.approx(0.75)
+
+
+def test_applied_fix_does_not_block_and_drg_impact_raises_cdi_priority(policy: RoutingPolicy) -> None:
+    rules = {"edits": [{"id": "E11-COMBO", "severity": "error", "message": "combination code", "applied": True}]}
+    assert route(_result(rules=rules), policy).route == STRAIGHT_THROUGH
+    q = {"queries": [{"id": "Q1", "question": "Acuity of heart failure?"}]}
+    assert route(_result(rules={**q, "drg": {"drg": "293", "impacts": []}}), policy).priority == 2
+    moving = {**q, "drg": {"drg": "293", "impacts": [{"change": "query Q1 -> I50.21", "weight_delta": 0.45}]}}
+    assert route(_result(rules=moving), policy).priority == 1

@@ -272,14 +272,19 @@ def route(result: CodingResult, policy: RoutingPolicy, text: str | None = None) 
         if not policy.passes(system, setting, s.confidence):
             failing[s.code] = (round(s.confidence, 4), policy.threshold_for(system, setting))
     blocking = {x.lower() for x in policy.blocking_edit_severities}
-    blocking_edits = [e for e in _open_edits(result) if str(e.get("severity", "warning")).lower() in blocking]
+    # An edit whose fix the rules layer already applied to the final codes does not block.
+    blocking_edits = [e for e in _open_edits(result)
+                      if str(e.get("severity", "warning")).lower() in blocking and not e.get("applied")]
     queries = _open_queries(result)
 
     if queries and policy.cdi_on_queries:
         reasons.append(f"{len(queries)} open documentation quer{'y' if len(queries) == 1 else 'ies'} for the physician")
         if failing:
             reasons.append(f"{len(failing)} proposed code(s) below threshold")
-        prio = PRIORITY_HIGH if (result.rules or {}).get("drg") or cx.score > policy.complexity_limit else PRIORITY_MEDIUM
+        drg = (result.rules or {}).get("drg") or {}
+        impacts = drg.get("impacts") if isinstance(drg, dict) else None
+        moves_drg = any((i or {}).get("weight_delta") for i in impacts or [])
+        prio = PRIORITY_HIGH if moves_drg or cx.score > policy.complexity_limit else PRIORITY_MEDIUM
         return RouteDecision(result.doc_id, CDI_QUERY, prio, reasons, cx.factors, cx.score, False, failing)
 
     if not proposed:

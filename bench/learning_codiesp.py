@@ -124,6 +124,21 @@ def main() -> None:
         }
         print(label, json.dumps(out["routing"][label]), flush=True)
 
+    # reliability diagrams of the held-out half, before and after isotonic calibration (fitted on tuning)
+    from opencac.routing import ScoredCode, calibration_report, plot_reliability
+
+    cal_h = []
+    for system in ("icd10cm", "icd10pcs"):
+        rt = [r for r in rec_t if r.system == system]
+        cal = Calibrator("isotonic").fit([r.score for r in rt], [r.label for r in rt])
+        for r in rec_h:
+            if r.system == system:
+                cal_h.append(ScoredCode(r.doc_id, r.code, system, "calibrated", float(cal.predict(r.score)), r.label))
+    reports = {f"raw {k}": v for k, v in calibration_report(rec_h, by_setting=False).items()}
+    reports.update({f"isotonic {k}": v for k, v in calibration_report(cal_h, by_setting=False).items()})
+    out["reliability_png"] = str(plot_reliability(reports, work / "reliability_heldout.png",
+                                                  title="CodiEsp dev held-out half"))
+
     # 3: feedback loop
     base = metrics_on(res_held, held)
     m1 = work / "m1_learnt"

@@ -58,7 +58,7 @@ def main() -> int:
     t0 = time.perf_counter()
     m = MentionMatcher.build(entries)
     t_build = time.perf_counter() - t0
-    print(f"build: {t_build:.1f} s -> {len(m):,} distinct normalised phrases, {len(m.bag_tokens_):,} bags")
+    print(f"build: {t_build:.1f} s -> {len(m):,} distinct normalised phrases, {len(m.bag_keys_):,} bags")
 
     with tempfile.TemporaryDirectory() as td:
         p = Path(td) / "matcher.pkl"

@@ -19,9 +19,11 @@ Two kinds of mention:
 from __future__ import annotations
 
 import bisect
+import gc
 import pickle
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,65 @@ _BAG_IGNORE = frozenset(
 )
 _BAG_BLOCK = frozenset({"without", "except", "not", "no", "elsewhere"})
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 4
+_UNKNOWN = "\x01"  # stands for a note token that no phrase contains
+
+
+def _char(i: int) -> str:
+    """The private-alphabet character of token id ``i`` (skipping the surrogate range)."""
+    c = 0x100 + i
+    return chr(c if c < 0xD800 else c + 0x800)
+
+
+class _Ragged(Sequence[tuple[int, ...]]):
+    """A list of int tuples stored flat (values + offsets)."""
+
+    def __init__(self, flat: array, offsets: array) -> None:
+        self._flat, self._offs = flat, offsets
+
+    def __len__(self) -> int:
+        return len(self._offs) - 1
+
+    def __getitem__(self, i: int) -> tuple[int, ...]:  # type: ignore[override]
+        return tuple(self._flat[self._offs[i] : self._offs[i + 1]])
+
+
+class _PayloadStore(Sequence[list[Any]]):
+    """Payload lists pickled in chunks of ``CHUNK`` phrases, decoded on access (and cached).
+
+    Chunking lets pickle share class references and repeated strings inside a chunk;
+    decoding on access keeps :meth:`MentionMatcher.load` fast.
+    """
+
+    CHUNK = 16
+
+    def __init__(self, blob: bytes, offsets: array, n: int) -> None:
+        self.blob, self.offsets, self.n = blob, offsets, n
+        self._chunks: dict[int, list[list[Any]]] = {}
+
+    @classmethod
+    def pack(cls, payloads: Sequence[list[Any]]) -> _PayloadStore:
+        parts: list[bytes] = []
+        offsets = array("q", [0])
+        pos = 0
+        for i in range(0, len(payloads), cls.CHUNK):
+            b = pickle.dumps(list(payloads[i : i + cls.CHUNK]), protocol=pickle.HIGHEST_PROTOCOL)
+            parts.append(b)
+            pos += len(b)
+            offsets.append(pos)
+        return cls(b"".join(parts), offsets, len(payloads))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> list[Any]:  # type: ignore[override]
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        c, r = divmod(i, self.CHUNK)
+        chunk = self._chunks.get(c)
+        if chunk is None:
+            chunk = self._chunks[c] = pickle.loads(self.blob[self.offsets[c] : self.offsets[c + 1]])
+        return chunk[r]
 
 
 @dataclass(slots=True)
@@ -117,9 +177,10 @@ class MentionMatcher:
         self.bag = bag
         self.bag_max_tokens = bag_max_tokens
         self.automaton_: Any = None
+        self.vocab_: dict[str, str] = {}
         self.phrases_: list[str] = []
-        self.payloads_: list[list[Any]] = []
-        self.bag_tokens_: list[tuple[str, ...]] = []
+        self.payloads_: _PayloadStore | list[list[Any]] = []
+        self.bag_keys_: list[str] = []
         self.bag_pids_: list[tuple[int, ...]] = []
         self.bag_anchor_: dict[str, list[int]] = {}
 
@@ -147,7 +208,12 @@ class MentionMatcher:
         return cls(stop_phrases=stop_phrases, bag=bag, bag_max_tokens=bag_max_tokens).fit(entries)
 
     def fit(self, entries: Iterable[tuple[str, Any]]) -> MentionMatcher:
-        """Compile the automaton from ``(phrase, payload)`` pairs; returns ``self``."""
+        """Compile the automaton from ``(phrase, payload)`` pairs; returns ``self``.
+
+        Every normalised token gets one character of a private alphabet, so the
+        Aho-Corasick automaton runs over token strings: whole-token matching by
+        construction and a trie a fraction of the size of a character-level one.
+        """
         import ahocorasick
 
         norm_cache: dict[str, str] = {}
@@ -169,12 +235,15 @@ class MentionMatcher:
                 phrases.append(norm)
                 payloads.append([])
             payloads[pid].append(payload)
-        del norm_cache
+        del norm_cache, pid_of
+        vocab: dict[str, str] = {}
         automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for pid, norm in enumerate(phrases):
-            automaton.add_word(f" {norm} ", pid)
+            key = "".join(vocab.get(w) or vocab.setdefault(w, _char(len(vocab))) for w in norm.split(" "))
+            automaton.add_word(key, pid)
         automaton.make_automaton()
         self.automaton_ = automaton
+        self.vocab_ = vocab
         self.phrases_ = phrases
         self.payloads_ = payloads
         if self.bag:
@@ -182,27 +251,31 @@ class MentionMatcher:
         return self
 
     def _build_bags(self) -> None:
-        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        vocab = self.vocab_
+        ignore = {vocab[w] for w in _BAG_IGNORE if w in vocab}
+        groups: dict[str, list[int]] = defaultdict(list)
         for pid, norm in enumerate(self.phrases_):
             words = norm.split(" ")
             if len(words) < 2 or any(w in _BAG_BLOCK for w in words):
                 continue
-            content = tuple(sorted({w for w in words if w not in _BAG_IGNORE}))
+            content = "".join(sorted({vocab[w] for w in words} - ignore))
             if len(content) < 2 or len(content) > self.bag_max_tokens:
                 continue
             groups[content].append(pid)
         freq: dict[str, int] = defaultdict(int)
         for content in groups:
-            for w in content:
-                freq[w] += 1
-        self.bag_tokens_ = []
-        self.bag_pids_ = []
+            for c in content:
+                freq[c] += 1
+        keys: list[str] = []
+        pids_out: list[tuple[int, ...]] = []
         anchor: dict[str, list[int]] = defaultdict(list)
         for content, pids in groups.items():
-            bid = len(self.bag_tokens_)
-            self.bag_tokens_.append(content)
-            self.bag_pids_.append(tuple(pids))
-            anchor[min(content, key=lambda w: (freq[w], w))].append(bid)
+            a, b = sorted(sorted(content, key=lambda c: (freq[c], c))[:2])
+            anchor[a + b].append(len(keys))  # the two rarest tokens, in code-point order
+            keys.append(content)
+            pids_out.append(tuple(pids))
+        self.bag_keys_ = keys
+        self.bag_pids_ = pids_out
         self.bag_anchor_ = dict(anchor)
 
     def __len__(self) -> int:
@@ -210,17 +283,32 @@ class MentionMatcher:
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Write the compiled matcher to ``path`` (one pickle file; payloads must pickle)."""
+        """Write the compiled matcher to ``path`` (one file; payloads must pickle).
+
+        Payloads are stored one pickled record per phrase and decoded only when a
+        phrase matches, so loading stays fast with hundreds of thousands of payloads.
+        """
+        if self.automaton_ is None:
+            raise ModelFormatError("the mention matcher is not built; nothing to save.")
+        store = self.payloads_ if isinstance(self.payloads_, _PayloadStore) else _PayloadStore.pack(self.payloads_)
+        flat = array("i")
+        offs = array("q", [0])
+        for pids in self.bag_pids_:
+            flat.extend(pids)
+            offs.append(len(flat))
         state = {
             "format": _FORMAT_VERSION,
             "params": {"stop_phrases": sorted(self.stop_phrases), "bag": self.bag,
                        "bag_max_tokens": self.bag_max_tokens},
             "automaton": self.automaton_,
-            "phrases": self.phrases_,
-            "payloads": self.payloads_,
-            "bag_tokens": self.bag_tokens_,
-            "bag_pids": self.bag_pids_,
-            "bag_anchor": self.bag_anchor_,
+            "vocab": "\n".join(f"{w}\t{c}" for w, c in self.vocab_.items()),
+            "phrases": "\n".join(self.phrases_),
+            "payload_blob": store.blob,
+            "payload_offsets": store.offsets.tobytes(),
+            "payload_count": len(store),
+            "bag_keys": "\n".join(self.bag_keys_),
+            "bag_pids": (flat.tobytes(), offs.tobytes()),
+            "bag_anchor": {c: array("i", v).tobytes() for c, v in self.bag_anchor_.items()},
         }
         p = Path(path)
         tmp = p.with_name(p.name + ".tmp")
@@ -236,6 +324,8 @@ class MentionMatcher:
             ModelFormatError: the file is missing, not a saved matcher, or another format version.
         """
         p = Path(path)
+        enabled = gc.isenabled()
+        gc.disable()  # millions of small objects: the cyclic GC would dominate load time
         try:
             with p.open("rb") as fh:
                 state = pickle.load(fh)
@@ -243,58 +333,74 @@ class MentionMatcher:
             raise ModelFormatError(f"mention matcher file {str(p)!r} does not exist.") from None
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a format error
             raise ModelFormatError(f"{str(p)!r} is not a saved mention matcher ({type(exc).__name__}).") from None
+        finally:
+            if enabled:
+                gc.enable()
         if not isinstance(state, dict) or state.get("format") != _FORMAT_VERSION:
             raise ModelFormatError(
                 f"{str(p)!r} is not a mention matcher of format {_FORMAT_VERSION}; rebuild it with MentionMatcher.build."
             )
         m = cls(**state["params"])
         m.automaton_ = state["automaton"]
-        m.phrases_ = state["phrases"]
-        m.payloads_ = state["payloads"]
-        m.bag_tokens_ = state["bag_tokens"]
-        m.bag_pids_ = state["bag_pids"]
-        m.bag_anchor_ = state["bag_anchor"]
+        m.vocab_ = dict(line.split("\t", 1) for line in state["vocab"].split("\n")) if state["vocab"] else {}
+        m.phrases_ = state["phrases"].split("\n") if state["phrases"] else []
+        offsets = array("q")
+        offsets.frombytes(state["payload_offsets"])
+        m.payloads_ = _PayloadStore(state["payload_blob"], offsets, state["payload_count"])
+        m.bag_keys_ = state["bag_keys"].split("\n") if state["bag_keys"] else []
+        flat, offs = array("i"), array("q")
+        flat.frombytes(state["bag_pids"][0])
+        offs.frombytes(state["bag_pids"][1])
+        m.bag_pids_ = _Ragged(flat, offs)  # type: ignore[assignment]
+        anchor: dict[str, list[int]] = {}
+        for c, raw in state["bag_anchor"].items():
+            a = array("i")
+            a.frombytes(raw)
+            anchor[c] = a  # type: ignore[assignment]
+        m.bag_anchor_ = anchor
         return m
 
     # -- matching -------------------------------------------------------------------------
-    def _exact(self, tokens: list[Token]) -> Iterator[tuple[int, int, int]]:
-        """Yield ``(pid, first token, last token)`` for every whole-token match."""
-        starts: dict[int, int] = {}
-        parts: list[str] = [" "]
-        pos = 1
-        for i, t in enumerate(tokens):
-            starts[pos] = i
-            parts.append(t.norm)
-            parts.append(" ")
-            pos += len(t.norm) + 1
-        hay = "".join(parts)
-        phrases = self.phrases_
-        for end_idx, pid in self.automaton_.iter(hay):
-            phrase = phrases[pid]
-            first = starts[end_idx - len(phrase)]
-            yield pid, first, first + phrase.count(" ")
+    def _encode(self, tokens: list[Token]) -> str:
+        vocab = self.vocab_
+        return "".join(vocab.get(t.norm, _UNKNOWN) for t in tokens)
 
-    def _bags(self, tokens: list[Token], exact_pids: set[int]) -> Iterator[tuple[int, tuple[int, ...]]]:
-        """Yield ``(bag id, token indices)`` for bag-of-words matches in one sentence."""
+    def _exact(self, enc: str) -> Iterator[tuple[int, int, int]]:
+        """Yield ``(pid, first token, last token)`` for every whole-token match."""
+        phrases = self.phrases_
+        for end_idx, pid in self.automaton_.iter(enc):
+            yield pid, end_idx - phrases[pid].count(" "), end_idx
+
+    def _bags(self, enc: str, exact_pids: set[int]) -> Iterator[tuple[int, tuple[int, ...]]]:
+        """Yield ``(bag id, token indices)`` for bag-of-words matches in one sentence.
+
+        Bags are indexed by their two rarest tokens: every pair of distinct sentence
+        tokens is looked up, then the bag's other tokens are checked.
+        """
         where: dict[str, list[int]] = defaultdict(list)
-        for i, t in enumerate(tokens):
-            if t.norm not in _BAG_IGNORE:
-                where[t.norm].append(i)
+        for i, c in enumerate(enc):
+            if c != _UNKNOWN:
+                where[c].append(i)
         if len(where) < 2:
             return
-        for w in where:
-            for bid in self.bag_anchor_.get(w, ()):
-                content = self.bag_tokens_[bid]
-                if not all(c in where for c in content):
+        keys, bag_pids, anchor = self.bag_keys_, self.bag_pids_, self.bag_anchor_
+        chars = sorted(where)
+        for i, a in enumerate(chars):
+            for b in chars[i + 1 :]:
+                bids = anchor.get(a + b)
+                if not bids:
                     continue
-                if any(p in exact_pids for p in self.bag_pids_[bid]):
-                    continue
-                ref = where[w][0]
-                idx = tuple(sorted(min(where[c], key=lambda k: abs(k - ref)) for c in content))
-                width = idx[-1] - idx[0] + 1
-                if width > 4 * len(content) + 2:
-                    continue
-                yield bid, idx
+                for bid in bids:
+                    content = keys[bid]
+                    if len(content) > 2 and not all(x in where for x in content):
+                        continue
+                    if any(p in exact_pids for p in bag_pids[bid]):
+                        continue
+                    ref = where[a][0]
+                    idx = tuple(sorted(min(where[x], key=lambda k: abs(k - ref)) for x in content))
+                    if idx[-1] - idx[0] + 1 > 4 * len(content) + 2:
+                        continue
+                    yield bid, idx
 
     def find(
         self,
@@ -330,18 +436,19 @@ class MentionMatcher:
             tokens = tokenize(text[sent.start : sent.end], MATCH_STOPWORDS)
             if not tokens:
                 continue
+            enc = self._encode(tokens)
             found: list[tuple[frozenset[int], Mention]] = []
             exact_pids: set[int] = set()
-            for pid, a, b in self._exact(tokens):
+            for pid, a, b in self._exact(enc):
                 exact_pids.add(pid)
                 s0, e0 = sent.start + tokens[a].start, sent.start + tokens[b].end
                 found.append((frozenset(range(a, b + 1)),
                               Mention(s0, e0, text[s0:e0], self.phrases_[pid], self.payloads_[pid], si)))
             if use_bag and self.bag_anchor_:
-                for bid, idx in self._bags(tokens, exact_pids):
+                for bid, idx in self._bags(enc, exact_pids):
                     s0, e0 = sent.start + tokens[idx[0]].start, sent.start + tokens[idx[-1]].end
                     width = idx[-1] - idx[0] + 1
-                    score = round(0.25 + 0.5 * len(self.bag_tokens_[bid]) / max(width, len(idx)), 4)
+                    score = round(0.25 + 0.5 * len(self.bag_keys_[bid]) / max(width, len(idx)), 4)
                     for pid in self.bag_pids_[bid]:
                         found.append((frozenset(idx), Mention(s0, e0, text[s0:e0], self.phrases_[pid],
                                                               self.payloads_[pid], si, score=score, kind="bag")))

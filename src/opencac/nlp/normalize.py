@@ -310,6 +310,7 @@ _JOIN_PREFIXES = frozenset(
 )
 
 _EXPANSION_CACHE: dict[str, tuple[str, ...]] = {}
+_STEM_CACHE: dict[str, str] = {}
 
 
 def _expansion(low: str) -> tuple[str, ...]:
@@ -425,7 +426,11 @@ def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
             elif prev_norm in _ROMAN_CONTEXT and low in _NUMBER_WORDS:
                 norm = _NUMBER_WORDS[low]
             else:
-                norm = stem(low)
+                norm = _STEM_CACHE.get(low)
+                if norm is None:
+                    if len(_STEM_CACHE) > 500_000:
+                        _STEM_CACHE.clear()
+                    norm = _STEM_CACHE[low] = stem(low)
             prev_norm = norm
             if " " in norm:
                 for w in norm.split():

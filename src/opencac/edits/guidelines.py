@@ -514,7 +514,7 @@ def run_excludes1(state: RulesState) -> list[Edit]:
     evidence and confidence in engine mode, flagged as a conflicting-code error on a claim."""
     edits: list[Edit] = []
     seen: set[frozenset[str]] = set()
-    for a, b, note in state.kb.excludes1_pairs([c.code for c in state.dx]):
+    for a, b, note in state.kb.excludes1_pairs([c.code for c in state.dx if state.kb.find(c.code) is not None]):
         key = frozenset((undot(a), undot(b)))
         if key in seen or len(key) < 2:
             continue
@@ -574,7 +574,7 @@ def run_companions(state: RulesState) -> list[Edit]:
         code = kb.find(fc.code)
         if code is None:
             continue
-        notes = kb.inherited_notes(fc.code)
+        notes = state.notes(fc.code)
         current = [c.code for c in state.dx]
         for kind in ("code_first", "use_additional", "code_also"):
             for src, text, refs in _grouped(notes.get(kind, [])):
@@ -613,7 +613,8 @@ def run_companions(state: RulesState) -> list[Edit]:
                         edits.append(Edit("USE-ADDITIONAL-REQUIRED", "warning",
                                           f"{fc.code} needs an additional code for the CKD stage (N18.-); stage not documented.",
                                           cite, codes=[fc.code], evidence=_ev(fc)))
-                else:
+                elif kb.find(src) is not None and kb.find(src).kind not in ("chapter", "block"):
+                    # block/chapter-wide notes (e.g. tobacco exposure at I10-I1A) are left out as noise
                     edits.append(Edit(f"{kind.upper().replace('_', '-')}-NOTE", "info",
                                       f"{label} note at {fc.code}: {short} - add it if documented.",
                                       cite, codes=[fc.code]))
@@ -698,7 +699,7 @@ def run_sequencing(state: RulesState) -> list[Edit]:
     seq = [state.dx[i].code for i in order]
     # I.A.13: etiology ("code first" target) immediately before its manifestation.
     for fc in list(state.dx):
-        for _src, _t, refs in _grouped(state.kb.inherited_notes(fc.code).get("code_first", [])):
+        for _src, _t, refs in _grouped(state.notes(fc.code).get("code_first", [])):
             etiol = [c for c in seq if c != fc.code and any(state.kb.ref_matches(r, c) for r in refs)]
             if etiol and seq.index(etiol[0]) > seq.index(fc.code):
                 seq.remove(etiol[0])

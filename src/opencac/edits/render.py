@@ -31,7 +31,8 @@ def render_rules(outcome: RulesOutcome, console: Any, *, show_info: bool = True)
             et.add_column(col)
         for e in edits:
             fix = "applied" if e.applied else ("proposed" if e.fix else "")
-            et.add_row(f"[{_SEV_STYLE[e.severity]}]{e.severity}[/]", e.id, e.message, e.citation, fix)
+            cite = e.citation.replace("ICD-10-CM Official Guidelines for Coding and Reporting FY2026", "ICD-10-CM OG")
+            et.add_row(f"[{_SEV_STYLE[e.severity]}]{e.severity}[/]", e.id, e.message, cite, fix)
         console.print(et)
     else:
         console.print("[green]No edits.[/green]")

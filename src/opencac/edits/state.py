@@ -112,6 +112,10 @@ class RulesState:
                 return True
         return False
 
+    def notes(self, code: str) -> dict[str, list[tuple[str, str, tuple[str, ...]]]]:
+        """``kb.inherited_notes`` for a known code, ``{}`` for an unknown one."""
+        return self.kb.inherited_notes(code) if self.kb.find(code) is not None else {}
+
     def describe(self, code: str) -> str:
         c = self.kb.find(code)
         return c.description if c is not None else ""

@@ -48,13 +48,13 @@ PRIORITY = ("negated", "family", "hypothetical", "uncertain", "historical")
 _LEXICON: list[tuple[str, str, str, int]] = [
     # --- pseudo-triggers: look like triggers, are not ---------------------------------------
     *[(p, "pseudo", "pre", 0) for p in (
-        r"no change", r"no significant change", r"no interval change", r"no increase", r"no further",
+        r"no changes?", r"no significant changes?", r"no interval changes?", r"without changes?", r"no increase", r"no further",
         r"not only", r"not necessarily", r"not drain", r"gram[- ]negative", r"gram[- ]positive",
         r"without difficulty", r"without delay", r"no longer than", r"history of (?:the )?present illness",
         r"history and physical", r"(?:year|month|week|day)s?[- ]old", r"not been able to", r"no other",
         r"whether or not", r"not certain whether", r"negative pressure", r"negative predictive",
         r"possible to", r"if necessary", r"if needed", r"as needed", r"if required", r"even if",
-        r"family physician", r"family doctor", r"family members? (?:were|was) informed", r"prior to",
+        r"family physician", r"family doctor", r"(?:history|antecedents|background) of interest", r"family members? (?:were|was) informed", r"prior to",
         r"previous to", r"with the exception", r"no one", r"mother tongue", r"should be noted",
         r"it should be", r"previously healthy", r"previously asymptomatic",
     )],
@@ -67,6 +67,8 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"does not (?:show|reveal|present|have|demonstrate)", r"do not (?:show|have)",
         r"(?:fails|failed) to (?:reveal|show|demonstrate)", r"showed no", r"shows no", r"revealed no",
         r"reveals no", r"with no", r"no longer", r"not have", r"no known", r"unremarkable for",
+        r"did not (?:report|refer|mention|complain of|notice)",
+        r"negative (?:serology|serologies|culture|cultures|test|tests|results?|pcr|study|studies|smear|screening) (?:for|of)",
         r"no (?:personal |previous |past |prior |known |significant )?history of", r"no previous",
         r"no prior", r"no family history of", r"without (?:a )?history of", r"no suspicion of",
         r"no risk of", r"negative history of", r"denies (?:any )?history of", r"exclusion of",
@@ -95,6 +97,7 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"suggests", r"compatible with", r"consistent with", r"indicative of",
         r"impression of", r"possibility of", r"diagnostic suspicion", r"in favou?r of", r"appears to be",
         r"seems to be", r"to exclude", r"to discard",
+        r"(?:may|might|could) be (?:due|secondary) to", r"(?:probably|possibly|likely|presumably) (?:due|secondary) to",
     )],
     *[(p, "uncertain", "post", 5) for p in (
         r"(?:is|was|were|are) suspected", r"suspected", r"cannot be (?:ruled out|excluded|discarded)",
@@ -111,10 +114,16 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"past medical history of", r"past surgical history", r"medical history of", r"a history of",
         r"remote history of", r"known history of", r"antecedents? of", r"background of", r"previous history of",
     )],
+    *[(p, "historical", "pre", 25) for p in (r"with (?:a )?(?:personal |past |medical )?history of",)],
+    *[(p, "historical", "both", 8) for p in (
+        r"(?:\d+|a few|several|many|two|three|four|five|six|seven|eight|nine|ten|some) (?:years|months|weeks|decades) "
+        r"(?:before|earlier|previously)",
+    )],
+    *[(p, "historical", "pre", 6) for p in (r"at the age of \d+", r"at \d+ years of age", r"as a child")],
     *[(p, "historical", "pre", 3) for p in (
         r"previous", r"prior", r"former", r"old", r"status post", r"s/p", r"post[- ]?surgical",
         r"previously (?:diagnosed|treated|operated) (?:with|for|of)", r"previously",
-        r"surgically treated", r"history", r"childhood",
+        r"surgically treated", r"childhood",
     )],
     *[(p, "historical", "post", 6) for p in (
         r"(?:\d+|several|many|two|three|four|five|some) (?:years|months|weeks|decades) ago", r"years ago",
@@ -127,16 +136,21 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"family history of", r"family history", r"family history positive for", r"fhx of", r"fh of",
         r"familial history of", r"family antecedents? of",
     )],
-    *[(p, "family", "both", 6) for p in (
+    *[(p, "family", "pre", 6) for p in (
         r"(?:mother|father|sister|brother|sibling|aunt|uncle|grandmother|grandfather|grandparent|cousin|"
         r"son|daughter|niece|nephew|parent|twin)(?:'s|s)?",
-        r"maternal", r"paternal", r"relatives?", r"in the family", r"first[- ]degree relatives?",
-        r"in (?:his|her) family", r"family members?",
+        r"maternal", r"paternal", r"relatives?", r"first[- ]degree relatives?", r"family members?",
+    )],
+    *[(p, "family", "post", 4) for p in (
+        r"in (?:his|her|the|a|their|one|two|several|both) (?:\w+ )?(?:mother|father|sisters?|brothers?|siblings?|"
+        r"aunts?|uncles?|grandmothers?|grandfathers?|grandparents?|cousins?|sons?|daughters?|nieces?|nephews?|"
+        r"parents?|twin|relatives?|family members?|family)",
+        r"in the family", r"in (?:his|her) family", r"in relatives", r"in several relatives",
     )],
     # --- hypothetical ---------------------------------------------------------------------
     *[(p, "hypothetical", "pre", 8) for p in (
-        r"if", r"in case of", r"in the event of", r"should", r"unless", r"risk of", r"at risk for",
-        r"at risk of", r"risk for", r"to prevent", r"prevent", r"prevention of", r"to avoid", r"avoid",
+        r"if", r"in case of", r"in the event of", r"should", r"unless", r"risks? of", r"at risk for",
+        r"at risk of", r"risks? for", r"to prevent", r"prevent", r"prevention of", r"to avoid", r"avoid",
         r"prophylaxis of", r"prophylaxis for", r"prophylaxis against", r"prophylactic", r"watch for",
         r"monitor for", r"return if", r"call if", r"screening for", r"screening of", r"would",
         r"could develop", r"may develop", r"in order to avoid", r"scheduled for", r"planned",
@@ -154,7 +168,12 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"due to", r"because", r"since", r"cause of", r"source of", r"etiology of", r"reason for",
         r"presents", r"presented", r"presenting", r"complains", r"complained", r"reports", r"reported",
         r"developed", r"showed", r"shows", r"revealed", r"reveals", r"he", r"she", r"the patient",
-        r"patient", r"admitted", r"diagnosed with", r"while", r"whereas", r"remains", r"consulted",
+        r"patient", r"admitted", r"while", r"whereas", r"remains", r"consulted", r"so", r"therefore",
+        r"thus", r"hence", r"then", r"after which", r"so that",
+    )],
+    # --- terminations that end every scope except "family" (whose condition it is) ------------
+    *[(p, "term_nf", "both", 0) for p in (
+        r"(?:was|is|were|been) diagnosed (?:with|of)", r"diagnosed with", r"was admitted", r"underwent",
     )],
 ]
 
@@ -277,6 +296,8 @@ def _cuts(t: Trigger, other: Trigger) -> bool:
         return False
     if other.category == "term":
         return True
+    if other.category == "term_nf":
+        return t.category != "family"
     if other.category == t.category:
         return False
     return not (t.category == "family" or other.category == "family")
@@ -284,7 +305,7 @@ def _cuts(t: Trigger, other: Trigger) -> bool:
 
 def _applies(sentence: str, triggers: tuple[Trigger, ...], t: Trigger, s: int, e: int) -> bool:
     """Whether trigger ``t`` covers the target ``[s, e)`` (sentence-relative)."""
-    if t.category in ("pseudo", "term") or (t.start < e and s < t.end):
+    if t.category in ("pseudo", "term", "term_nf") or (t.start < e and s < t.end):
         return False
     if t.end <= s and t.direction in ("pre", "both"):
         window = t.window

@@ -4,7 +4,7 @@
 auth, the background coding worker, the UI (templates + static files) and every router module
 in ``ROUTER_MODULES`` that exists. Other helpers add routers without editing this file by
 creating one of the listed modules, each exposing ``router: fastapi.APIRouter``
-(``opencac.service.routers.audits``, ``...models``, ``...routing``); missing ones are skipped.
+(``opencac.service.routers.audits``, ``...learning``, ``...models``, ``...routing``); missing ones are skipped.
 Extra modules can also be named in ``$OPENCAC_EXTRA_ROUTERS`` (comma-separated).
 """
 
@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opencac.errors import AuthenticationError, InputTooLargeError, OpenCACError
@@ -42,6 +43,7 @@ ROUTER_MODULES: list[str] = [
     "opencac.service.routers.audit_log",
     "opencac.service.routers.pages",
     "opencac.service.routers.audits",  # audit helper
+    "opencac.service.routers.learning",  # learning helper (decision hook, /admin/routing, /admin/models)
     "opencac.service.routers.models",  # learning helper
     "opencac.service.routers.routing",  # learning/routing helper
 ]
@@ -90,6 +92,20 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return _error_json(exc.status_code, f"HTTP-{exc.status_code}", str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> Response:
+        return _error_json(422, "OC-E408", "OC-E408: a number in the request is out of range for the database.")
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> Response:
+        # Bad values the database itself rejects (out-of-range integers, invalid text) are the
+        # client's fault: 422. Anything else is ours: 500, logged without parameters.
+        if isinstance(exc, DataError) or isinstance(getattr(exc, "orig", None), OverflowError):
+            return _error_json(422, "OC-E408", "OC-E408: a value in the request is out of range or invalid "
+                                               "for the database.")
+        log.error("database error on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+        return _error_json(500, "OC-E400", "internal database error; the incident was logged (no patient data).")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

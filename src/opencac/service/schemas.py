@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+
+
+#: Database integer ids and versions (PostgreSQL ``integer``).
+MAX_INT = 2_147_483_647
+IntId = Annotated[int, Field(ge=1, le=MAX_INT)]
+Version = Annotated[int, Field(ge=0, le=MAX_INT, description="the encounter version you read")]
 
 
 def _ex(example: dict[str, Any]) -> ConfigDict:
@@ -269,12 +276,12 @@ class DecisionIn(BaseModel):
     model_config = _ex({"action": "reject", "suggestion_id": 5, "reason_code": "not_documented",
                         "reason_text": "ruled out in the assessment", "citation": "ICD-10-CM IV.H", "version": 2})
     action: Literal["accept", "reject", "modify", "add"]
-    suggestion_id: int | None = None
+    suggestion_id: IntId | None = None
     code: str | None = Field(None, max_length=10, description="new code for modify / add")
     reason_code: str | None = Field(None, max_length=30)
     reason_text: str | None = Field(None, max_length=2000)
     citation: str | None = Field(None, max_length=300)
-    version: int = Field(description="the encounter version you are changing")
+    version: Version
 
 
 class DecisionResult(BaseModel):
@@ -287,12 +294,12 @@ class DecisionResult(BaseModel):
 
 class VersionIn(BaseModel):
     model_config = _ex({"version": 3})
-    version: int
+    version: Version
 
 
 class AssignIn(BaseModel):
     model_config = _ex({"version": 3, "username": "alice"})
-    version: int
+    version: Version
     username: str | None = Field(None, max_length=80, description="None to unassign")
 
 
@@ -338,3 +345,7 @@ class StatusOut(BaseModel):
     status: str
     runs: dict[str, int]
     worker: bool
+
+
+#: Path parameter of encounter routes.
+EncounterId = Annotated[int, Path(ge=1, le=MAX_INT, description="encounter id", examples=[12])]

@@ -15,6 +15,7 @@ from opencac.service.coding import get_knowledge
 from opencac.service.dependencies import READERS, REVIEWERS, get_read_session, get_session, require_roles
 from opencac.service.export import export_csv, export_fhir
 from opencac.service.schemas import (
+    EncounterId,
     AssignIn,
     DecisionIn,
     DecisionResult,
@@ -55,7 +56,7 @@ def list_encounters(
 
 @router.get("/{encounter_id}", response_model=EncounterOut, responses=ERRORS,
             summary="One encounter with note, suggestions, evidence, edits, DRG and queries")
-def get_encounter(encounter_id: int, user: User = Depends(require_roles(*READERS)),
+def get_encounter(encounter_id: EncounterId, user: User = Depends(require_roles(*READERS)),
                   session: Session = Depends(get_session)) -> dict:
     """Viewing records a ``document.view`` audit event per document."""
     st = workflow.encounter_state(session, encounter_id)
@@ -67,7 +68,7 @@ def get_encounter(encounter_id: int, user: User = Depends(require_roles(*READERS
 
 @router.post("/{encounter_id}/decisions", response_model=DecisionResult, responses=WRITE_ERRORS,
              summary="Accept, reject or modify a suggestion, or add a code")
-def post_decision(encounter_id: int, body: DecisionIn, user: User = Depends(require_roles(*REVIEWERS)),
+def post_decision(encounter_id: EncounterId, body: DecisionIn, user: User = Depends(require_roles(*REVIEWERS)),
                   session: Session = Depends(get_session), kb: Any = Depends(get_knowledge)) -> dict:
     """Reject and modify need ``reason_code`` (see ``GET /api/v1/reasons``). A stale ``version`` answers 409."""
     d = workflow.decide(session, user, encounter_id, body.version, body.action, suggestion_id=body.suggestion_id,
@@ -85,7 +86,7 @@ def post_decision(encounter_id: int, body: DecisionIn, user: User = Depends(requ
 
 @router.post("/{encounter_id}/finalize", response_model=FinalCodeSetOut, responses=WRITE_ERRORS,
              summary="Finalise the code set")
-def post_finalize(encounter_id: int, body: VersionIn, user: User = Depends(require_roles(*REVIEWERS)),
+def post_finalize(encounter_id: EncounterId, body: VersionIn, user: User = Depends(require_roles(*REVIEWERS)),
                   session: Session = Depends(get_session), kb: Any = Depends(get_knowledge)) -> dict:
     """Creates a new final code-set version (the previous one is kept) and records the change."""
     fcs = workflow.finalize(session, user, encounter_id, body.version, kb=kb)
@@ -96,7 +97,7 @@ def post_finalize(encounter_id: int, body: VersionIn, user: User = Depends(requi
 
 @router.post("/{encounter_id}/assign", response_model=DecisionResult, responses=WRITE_ERRORS,
              summary="Assign the encounter to a user (or unassign)")
-def post_assign(encounter_id: int, body: AssignIn, user: User = Depends(require_roles("coder", "cdi")),
+def post_assign(encounter_id: EncounterId, body: AssignIn, user: User = Depends(require_roles("coder", "cdi")),
                 session: Session = Depends(get_session)) -> dict:
     """Assignment feeds the worklist's "assigned to me" filter."""
     assignee = None
@@ -112,7 +113,7 @@ def post_assign(encounter_id: int, body: AssignIn, user: User = Depends(require_
 
 @router.get("/{encounter_id}/export/fhir", responses=ERRORS, summary="Export the final code set as FHIR R4",
             response_description="a FHIR R4 Bundle with a Claim, Conditions and Procedures")
-def get_export_fhir(encounter_id: int, user: User = Depends(require_roles(*READERS)),
+def get_export_fhir(encounter_id: EncounterId, user: User = Depends(require_roles(*READERS)),
                     session: Session = Depends(get_session)) -> dict:
     """Validated with ``fhir.resources`` R4B before it is returned (409 before finalisation)."""
     bundle = export_fhir(session, encounter_id)
@@ -123,7 +124,7 @@ def get_export_fhir(encounter_id: int, user: User = Depends(require_roles(*READE
 
 @router.get("/{encounter_id}/export/csv", response_class=PlainTextResponse, responses=ERRORS,
             summary="Export the final code set as CSV")
-def get_export_csv(encounter_id: int, user: User = Depends(require_roles(*READERS)),
+def get_export_csv(encounter_id: EncounterId, user: User = Depends(require_roles(*READERS)),
                    session: Session = Depends(get_session)) -> PlainTextResponse:
     """One row per code: encounter, version, system, sequence, code, description, source."""
     text = export_csv(session, encounter_id)

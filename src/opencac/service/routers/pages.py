@@ -28,6 +28,7 @@ from opencac.service.dependencies import (
 )
 from opencac.service.routers.auth import login_attempt
 from opencac.service.security import SESSION_COOKIE
+from opencac.service.schemas import MAX_INT, EncounterId
 from opencac.service.views import suggestion_out, worklist_item
 from opencac.store.events import record_event, verify_events
 from opencac.store.models import ENCOUNTER_STATUSES, REASON_CODES, AuditEvent, Document, Suggestion, User
@@ -140,7 +141,7 @@ def _review_context(session: Session, user: User, encounter_id: int) -> dict[str
 
 
 @router.get("/encounters/{encounter_id}", response_class=HTMLResponse)
-def encounter_page(request: Request, encounter_id: int, user: User = Depends(require_roles(*READERS)),
+def encounter_page(request: Request, encounter_id: EncounterId, user: User = Depends(require_roles(*READERS)),
                    session: Session = Depends(get_session)) -> Response:
     ctx = _review_context(session, user, encounter_id)
     workflow.record_views(session, user, ctx["state"], "web")
@@ -162,8 +163,8 @@ def _after_action(request: Request, session: Session, user: User, encounter_id: 
 
 
 @router.post("/encounters/{encounter_id}/decide", response_class=HTMLResponse)
-def decide_form(request: Request, encounter_id: int, action: str = Form(..., max_length=10),
-                version: int = Form(...), suggestion_id: int | None = Form(None), code: str | None = Form(None, max_length=100),
+def decide_form(request: Request, encounter_id: EncounterId, action: str = Form(..., max_length=10),
+                version: int = Form(..., ge=0, le=MAX_INT), suggestion_id: int | None = Form(None, ge=1, le=MAX_INT), code: str | None = Form(None, max_length=100),
                 reason_code: str | None = Form(None, max_length=30), reason_text: str | None = Form(None, max_length=2000),
                 citation: str | None = Form(None, max_length=300), user: User = Depends(require_roles("coder")),
                 session: Session = Depends(get_session), kb: Any = Depends(get_knowledge)) -> Response:
@@ -184,7 +185,7 @@ def decide_form(request: Request, encounter_id: int, action: str = Form(..., max
 
 
 @router.post("/encounters/{encounter_id}/finalize", response_class=HTMLResponse)
-def finalize_form(request: Request, encounter_id: int, version: int = Form(...),
+def finalize_form(request: Request, encounter_id: EncounterId, version: int = Form(..., ge=0, le=MAX_INT),
                   user: User = Depends(require_roles("coder")), session: Session = Depends(get_session),
                   kb: Any = Depends(get_knowledge)) -> Response:
     try:
@@ -201,7 +202,7 @@ def finalize_form(request: Request, encounter_id: int, version: int = Form(...),
 
 
 @router.get("/encounters/{encounter_id}/audit", response_class=HTMLResponse)
-def encounter_audit_page(request: Request, encounter_id: int, user: User = Depends(require_roles(*READERS)),
+def encounter_audit_page(request: Request, encounter_id: EncounterId, user: User = Depends(require_roles(*READERS)),
                          session: Session = Depends(get_read_session)) -> Response:
     enc = workflow.get_encounter(session, encounter_id)
     sids = [str(i) for i in session.execute(select(Suggestion.id).where(Suggestion.encounter_id == enc.id)).scalars()]

@@ -84,6 +84,8 @@ def test_hand_built_audit_exact_metrics() -> None:
     wb.record_coding("C", AuditorCoding(("N39.0", "E87.1", "B96.20"), drg="690", drg_weight=0.7869), auditor="aud1")
     kinds = sorted(f.kind for f in wb.findings)
     assert kinds == ["drg", "extra", "incorrect", "missing", "principal"]
+    (pdx,) = [f for f in wb.findings if f.kind == "principal"]
+    assert (pdx.encounter_id, pdx.final_code, pdx.audited_code) == ("A", "I50.9", "I50.23")
     assert {f.root_cause for f in wb.findings if f.encounter_id == "A"} == {"ai_error"}
     assert {f.root_cause for f in wb.findings if f.encounter_id == "C"} == {"coder_error"}
     m = compute_metrics(wb.final_scores(), base_rate=6000.0, n_boot=500)

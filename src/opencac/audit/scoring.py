@@ -226,6 +226,8 @@ class EncounterScore:
     service_date: str | None = None
     final_drg: str | None = None
     audited_drg: str | None = None
+    final_principal: str | None = None
+    audited_principal: str | None = None
 
     def count(self, verdict: str) -> int:
         """Number of codes with this verdict."""
@@ -314,7 +316,8 @@ def score_encounter(final: CodedEncounter, audited: AuditorCoding) -> EncounterS
         sequencing_correct=sequencing, poa_mismatches=poa_bad, drg_correct=drg_ok,
         weight_change=round(wchange, 4), coded_by=final.coded_by, model_version=final.model_version,
         confidence=final.confidence, service_date=final.service_date, final_drg=final.drg,
-        audited_drg=audited.drg,
+        audited_drg=audited.drg, final_principal=f_codes[0] if f_codes else None,
+        audited_principal=a_codes[0] if a_codes else None,
     )
 
 
@@ -332,8 +335,8 @@ def findings_from_score(
         if v.verdict != "correct":
             out.append(Finding(score.encounter_id, v.verdict, v.final_code, v.audited_code, rc, rationale, citation))
     if score.principal_correct is False:
-        f0 = next((v.final_code for v in score.verdicts if v.final_code), None)
-        out.append(Finding(score.encounter_id, "principal", f0, None, rc, rationale, citation))
+        out.append(Finding(score.encounter_id, "principal", score.final_principal, score.audited_principal, rc,
+                           rationale, citation))
     if not score.sequencing_correct:
         out.append(Finding(score.encounter_id, "sequencing", None, None, rc, rationale, citation))
     for c in score.poa_mismatches:

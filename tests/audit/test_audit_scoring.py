@@ -207,3 +207,48 @@ def test_upheld_without_citation_is_refused(tmp_path: Path) -> None:
                  "X,I10,I10|E78.5,Lipid panel,upheld\n")
     with pytest.raises(AuditOverrideError, match="X"):
         load_audit_file(p)
+
+
+def test_load_audit_file_json_with_per_finding_defence(tmp_path: Path) -> None:
+    import json
+
+    from opencac.audit.sampling import simple_random_sample
+    from opencac.audit.synthetic import synthetic_population
+
+    frame = synthetic_population(50, seed=1)
+    sample = simple_random_sample(frame, 2, seed=3)
+    data = {
+        "audit": {"name": "JSON audit", "auditor": "A. Auditor", "mode": "review", "base_rate": 5000},
+        "scope": {"settings": ["inpatient"]},
+        "sample": sample.to_dict(),
+        "encounters": [
+            {"encounter_id": sample.ids[0], "coded_by": "ai_straight_through", "model_version": "m1",
+             "final": {"codes": ["I50.9", "I10"], "drg": "293", "drg_weight": 0.6737},
+             "audited": {"codes": ["I50.23", "I10"], "drg": "291", "drg_weight": 1.3378},
+             "rationale": "Echo documents acute on chronic systolic failure",
+             "citation": "ICD-10-CM Official Guidelines I.C.9.a.1", "root_cause": "documentation",
+             "findings": [{"kind": "drg", "final_code": "293", "audited_code": "291", "root_cause": "edit_missed",
+                           "rationale": "MCC missed by the grouper edit", "citation": "MS-DRG v43 definitions",
+                           "responses": [{"by": "coder1", "text": "agree"}], "determination": "upheld"}]},
+            {"encounter_id": sample.ids[1], "final": {"codes": ["J18.9"]}, "audited": {"codes": ["J18.9"]}},
+        ],
+    }
+    p = tmp_path / "audit.json"
+    p.write_text(json.dumps(data))
+    af = load_audit_file(p)
+    assert af.name == "JSON audit" and af.mode == "review" and af.base_rate == 5000
+    assert af.scope is not None and af.scope.settings == ("inpatient",)
+    assert af.sample is not None and af.sample.ids == sample.ids and af.sample.reproduces(frame)
+    by_kind = {f.kind: f for f in af.workbook.findings}
+    assert set(by_kind) == {"incorrect", "principal", "drg"}
+    assert by_kind["drg"].root_cause == "edit_missed" and by_kind["drg"].determination == "upheld"
+    assert by_kind["drg"].responses[0].text == "agree"
+    assert by_kind["incorrect"].root_cause == "documentation" and by_kind["incorrect"].determination is None
+    assert af.kappa() is None
+    p.write_text(json.dumps({"encounters": [{"encounter_id": "X", "final": {"codes": ["I10"]},
+                                             "audited": {"codes": ["I10"]}, "root_cause": "bad_luck"}]}))
+    load_audit_file(p)  # no findings: the root cause is never applied
+    p.write_text(json.dumps({"encounters": [{"encounter_id": "X", "final": {"codes": ["I10"]},
+                                             "audited": {"codes": ["E11.9"]}, "root_cause": "bad_luck"}]}))
+    with pytest.raises(AuditInputError, match="bad_luck"):
+        load_audit_file(p)

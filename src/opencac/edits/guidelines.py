@@ -63,6 +63,16 @@ def _history_edit(state: RulesState, fc: FinalCode, assertion: str, present: boo
     target = T.longest_prefix(fc.code, table)
     if undot(fc.code).startswith("Z8") or undot(fc.code) == "I252":
         return []  # already a history code
+    if assertion == "historical" and target is None:
+        # A chronic condition listed in the past history (hypertension, diabetes, COPD...) usually
+        # still exists; I.C.21.c.4 history codes are for conditions that no longer exist.
+        if not present:
+            return []
+        return [Edit("HISTORY-CHRONIC", "info",
+                     f"{fc.code} is documented in the history; coded as a current condition - if it no longer "
+                     "exists, report the matching Z86-Z87 personal-history code instead.",
+                     f"{G} I.C.21.c.4 (history codes: conditions that no longer exist); III.B (previous conditions)",
+                     codes=[fc.code], evidence=_ev(fc))]
     kind = "family history" if assertion == "family" else "personal history"
     cite = f"{G} I.C.21.c.4 (history of; Z80-Z84 family, Z85-Z87 personal)"
     if target and undot(fc.code).startswith(("I21", "I22")) and assertion == "historical":
@@ -187,7 +197,7 @@ def _unspecified_leaf(state: RulesState, code: str) -> str | None:
         for c in frontier:
             parent = state.kb.find(c)
             pdesc = parent.description.lower().split(",")[0] if parent is not None else ""
-            kids = state.kb.children(c)
+            kids = [k for k in state.kb.children(c) if k.code != c]
             uns = [k for k in kids if "unspecified" in k.description.lower() or k.code.endswith("9")]
             uns.sort(key=lambda k: (not k.description.lower().startswith(pdesc), "unspecified" not in k.description.lower(),
                                     not k.code.endswith("9"), len(k.code), k.code))
@@ -765,7 +775,13 @@ def run_pcs(state: RulesState) -> list[Edit]:
     for fc in list(state.px):
         u = undot(fc.code)
         seen[u] = seen.get(u, 0) + 1
-        if not _PCS_RX.match(u):
+        if len(u) < 7 and state.kb.find(u) is not None:
+            # A table / row prefix: keep it as the coder's starting point, but it cannot be billed.
+            edits.append(Edit("PCS-INCOMPLETE", "error",
+                              f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters): complete the "
+                              "remaining axes from the PCS table.",
+                              f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code], evidence=_ev(fc)))
+        elif not _PCS_RX.match(u):
             edits.append(Edit("PCS-INVALID", "error", f"{fc.code} is not a 7-character ICD-10-PCS code (letters O and I are not used).",
                               f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code], evidence=_ev(fc),
                               fix={"remove": [fc.code]} if state.mode == "engine" else None))

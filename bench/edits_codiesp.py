@@ -1,0 +1,171 @@
+"""Rules-layer benchmark on CodiEsp dev: share of notes with at least one edit or query, and
+the engine's MAP with and without the rules layer (it must not fall).
+
+Usage (from the repo root)::
+
+    .venv/bin/python bench/edits_codiesp.py [--model MODEL_DIR] [--split dev] [--limit N]
+        [--setting inpatient|outpatient] [--out bench/edits_codiesp.json]
+
+Without ``--model`` the out-of-the-box (dictionary-only) engine is used. Notes are the
+English translations (``text_files_en``); gold codes ``{split}D.tsv`` / ``{split}P.tsv``.
+MAP is the CodiEsp metric: mean over documents of the average precision of the ranked codes
+(no cut-off), codes compared without dots, case-insensitive.
+
+Ranking with the rules layer: the final code set first (each code at the engine rank of the
+suggestion it came from; a rule-added code at the best rank among the codes its edit names),
+then the other suggestions in engine order, then the codes a rule removed (demoted, not
+dropped). Writes figures as JSON and prints a Markdown summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "codiesp"
+
+
+def canon(code: str) -> str:
+    return code.replace(".", "").strip().upper()
+
+
+def average_precision(ranked: list[str], gold: set[str]) -> float:
+    if not gold:
+        return 0.0
+    hits, total, seen = 0, 0.0, set()
+    for i, c in enumerate(ranked, 1):
+        c = canon(c)
+        if c in seen:
+            continue
+        seen.add(c)
+        if c in gold:
+            hits += 1
+            total += hits / (len(seen))
+    return total / len(gold)
+
+
+def read_gold(path: Path) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = collections.defaultdict(set)
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if "\t" in line:
+            doc, code = line.split("\t")[:2]
+            out[doc.strip()].add(canon(code))
+    return out
+
+
+def rules_ranking(suggestions: list[Any], final: list[Any], outcome: Any) -> list[str]:
+    """Re-rank one system's suggestions with the rules outcome (see module docstring)."""
+    rank = {canon(s.code): i for i, s in enumerate(suggestions)}
+    removed = {canon(c) for e in outcome.edits if e.applied and e.fix for c in
+               list((e.fix.get("remove") or [])) + list((e.fix.get("replace") or {}).keys())}
+    pos: dict[str, float] = {}
+    for j, fc in enumerate(final):
+        k = canon(fc.code)
+        if k in rank:
+            pos[k] = rank[k]
+            continue
+        related = [rank[canon(c)] for e in outcome.edits if e.applied and fc.code in e.codes
+                   for c in e.codes if canon(c) in rank]
+        pos[k] = (min(related) - 0.5) if related else len(rank) + j
+    head = sorted(pos, key=lambda k: pos[k])
+    rest = [canon(s.code) for s in suggestions if canon(s.code) not in pos and canon(s.code) not in removed]
+    tail = [canon(s.code) for s in suggestions if canon(s.code) not in pos and canon(s.code) in removed]
+    return head + rest + tail
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="model directory (default: dictionary-only engine)")
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--setting", default="inpatient", choices=["inpatient", "outpatient", "emergency", "professional"])
+    ap.add_argument("--out", default=str(ROOT / "bench" / "edits_codiesp.json"))
+    args = ap.parse_args(argv)
+
+    split = Path(args.data) / args.split
+    if not (split / "text_files_en").is_dir():
+        print(f"CodiEsp split not found under {split}", file=sys.stderr)
+        return 2
+    try:
+        from opencac.coding.engine import CodingEngine
+    except ImportError as exc:
+        print(f"the coding engine is not available yet ({exc}); nothing to benchmark", file=sys.stderr)
+        return 3
+    from opencac.coding.types import EncounterContext
+    from opencac.edits import apply_rules
+
+    files = sorted((split / "text_files_en").glob("*.txt"))[: args.limit]
+    ids = [f.stem for f in files]
+    texts = [f.read_text(encoding="utf-8") for f in files]
+    gold = {"icd10cm": read_gold(split / f"{args.split}D.tsv"), "icd10pcs": read_gold(split / f"{args.split}P.tsv")}
+
+    t0 = time.perf_counter()
+    eng = CodingEngine.load(args.model)
+    ctx = EncounterContext(setting=args.setting, age=None, sex="U", discharge_date=dt.date(2025, 11, 3),
+                           date_of_service=dt.date(2025, 11, 3))
+    results = eng.code_many(texts, ids, ctx)
+    t_engine = time.perf_counter() - t0
+
+    ap_base: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}
+    ap_rules: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}
+    with_edit = with_any = with_query = 0
+    edit_counts: collections.Counter[str] = collections.Counter()
+    query_counts: collections.Counter[str] = collections.Counter()
+    drg_agree = drg_total = 0
+    t1 = time.perf_counter()
+    for doc_id, text, res in zip(ids, texts, results):
+        outcome = apply_rules(res, text, kb=eng.kb)
+        sev = [e for e in outcome.edits if e.severity in ("error", "warning")]
+        with_edit += bool(sev or outcome.queries)
+        with_any += bool(outcome.edits or outcome.queries)
+        with_query += bool(outcome.queries)
+        edit_counts.update({e.id for e in outcome.edits})
+        query_counts.update({q.topic for q in outcome.queries})
+        if outcome.drg is not None and outcome.drg.crosscheck:
+            drg_total += 1
+            drg_agree += bool(outcome.drg.crosscheck.get("agrees"))
+        for system, sugg, final in (("icd10cm", res.diagnoses, outcome.diagnoses),
+                                    ("icd10pcs", res.procedures, outcome.procedures)):
+            g = gold[system].get(doc_id, set())
+            if not g:
+                continue
+            ap_base[system].append(average_precision([s.code for s in sugg], g))
+            ap_rules[system].append(average_precision(rules_ranking(sugg, final, outcome), g))
+    t_rules = time.perf_counter() - t1
+    n = len(ids)
+
+    def mean(x: list[float]) -> float:
+        return round(sum(x) / len(x), 4) if x else 0.0
+
+    figures = {
+        "split": args.split, "notes": n, "engine": eng.name, "setting": args.setting,
+        "share_notes_with_warning_error_or_query": round(with_edit / n, 4) if n else 0.0,
+        "share_notes_with_any_edit_or_query": round(with_any / n, 4) if n else 0.0,
+        "share_notes_with_query": round(with_query / n, 4) if n else 0.0,
+        "map_d_engine": mean(ap_base["icd10cm"]), "map_d_with_rules": mean(ap_rules["icd10cm"]),
+        "map_p_engine": mean(ap_base["icd10pcs"]), "map_p_with_rules": mean(ap_rules["icd10pcs"]),
+        "drg_grouper_agreement": round(drg_agree / drg_total, 4) if drg_total else None,
+        "seconds_engine": round(t_engine, 1), "ms_rules_per_note": round(1000 * t_rules / max(n, 1), 1),
+        "top_edits": edit_counts.most_common(15), "queries": query_counts.most_common(),
+        "command": "bench/edits_codiesp.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    Path(args.out).write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    print(f"| figure | value |\n|---|---|")
+    for k, v in figures.items():
+        if k not in ("top_edits", "queries"):
+            print(f"| {k} | {v} |")
+    print("\nTop edits:", ", ".join(f"{k} {v}" for k, v in figures["top_edits"]))
+    print("Queries:", ", ".join(f"{k} {v}" for k, v in figures["queries"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

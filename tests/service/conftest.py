@@ -12,19 +12,14 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakes import FakeKB, fake_coder  # noqa: E402
+from svc_fakes import FakeKB, fake_coder  # noqa: E402
+from svc_helpers import PASSWORD, USERS  # noqa: E402
 
 from opencac.service.app import create_app  # noqa: E402
 from opencac.service.coding import get_knowledge  # noqa: E402
 from opencac.service.settings import Settings  # noqa: E402
 from opencac.store.accounts import create_user, issue_token  # noqa: E402
 from opencac.store.testing import postgres_unreachable_reason, temp_database  # noqa: E402
-
-NOTE = ("Chief complaint: follow-up.\nAssessment: Type 2 diabetes, well controlled. Hypertension noted.\n"
-        "No pneumonia on chest film.\nPlan: continue metformin.\n")
-USERS = {"coder1": "coder", "coder2": "coder", "auditor1": "auditor", "cdi1": "cdi", "admin1": "admin"}
-PASSWORD = "s3cret-password"
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -64,18 +59,3 @@ def tokens(app: Any) -> dict[str, str]:
 def client(app: Any) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def ingest(client: TestClient, token: str, text: str = NOTE, setting: str = "outpatient", drain: bool = True) -> int:
-    r = client.post("/api/v1/ingest", json={"text": text, "encounter": {"setting": setting,
-                                                                          "date_of_service": "2025-11-03"},
-                                            "patient": {"birth_date": "1950-03-02", "sex": "F", "payer": "Medicare"}},
-                    headers=auth(token))
-    assert r.status_code == 201, r.text
-    if drain:
-        client.app.state.worker.drain()  # type: ignore[attr-defined]
-    return int(r.json()["encounter_id"])

@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any
 
-from conftest import NOTE, auth, ingest
+from svc_helpers import NOTE, auth, ingest
 from fastapi.testclient import TestClient
 
 

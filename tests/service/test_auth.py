@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, auth, ingest
+from svc_helpers import PASSWORD, auth, ingest
 from fastapi.testclient import TestClient
 
 

@@ -6,7 +6,7 @@ import base64
 import copy
 from typing import Any
 
-from conftest import auth
+from svc_helpers import auth
 from fastapi.testclient import TestClient
 
 NOTE = "Discharge summary. Assessment: type 2 diabetes mellitus. Appendectomy performed laparoscopically."

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import NOTE, PASSWORD, auth, ingest
+from svc_helpers import NOTE, PASSWORD, auth, ingest
 from fastapi.testclient import TestClient
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import USERS, PASSWORD, auth
-from fakes import FakeKB, fake_coder
+from svc_helpers import USERS, PASSWORD, auth
+from svc_fakes import FakeKB, fake_coder
 from fastapi.testclient import TestClient
 
 EXAMPLES = int(os.environ.get("OPENCAC_SCHEMATHESIS_EXAMPLES", "25"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from conftest import auth, ingest
+from svc_helpers import auth, ingest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 

@@ -297,7 +297,25 @@ _IRREGULAR: dict[str, str] = {
     "thrombotic": "thrombosis", "hypoglycemic": "hypoglycemia", "hyperglycemic": "hyperglycemia",
     "uremic": "uremia", "septicemic": "septicemia", "leukemic": "leukemia", "malnourished": "malnutrition",
     "fractured": "fracture", "dislocated": "dislocation", "pneumonic": "pneumonia", "tuberculous": "tuberculosis",
-}
+    "nauseous": "nausea", "nauseated": "nausea", "feverish": "fever", "vomit": "vomiting", "jaundiced": "jaundice",
+    "cachectic": "cachexia", "dehydrated": "dehydration", "infarcted": "infarction", "ulcerated": "ulcer",
+    # anatomical adjective -> organ noun: the index words a site both ways ("Failure, renal" /
+    # "Failure, kidney"; "Steatosis, liver" for the note's "hepatic steatosis")
+    "renal": "kidney", "nephric": "kidney", "hepatic": "liver", "pulmonary": "lung", "cardiac": "heart",
+    "gastric": "stomach", "cerebral": "brain", "encephalic": "brain", "ocular": "eye", "cutaneous": "skin",
+    "osseous": "bone", "splenic": "spleen", "pancreatic": "pancreas", "colonic": "colon", "rectal": "rectum",
+    "uterine": "uterus", "ovarian": "ovary", "testicular": "testis", "prostatic": "prostate", "vesical": "bladder",
+    "esophageal": "esophagus", "oesophageal": "esophagus", "duodenal": "duodenum",
+    "gingival": "gum", "lingual": "tongue", "nasal": "nose", "dental": "tooth", "mammary": "breast",
+    "vertebral": "vertebra", "costal": "rib", "femoral": "femur", "humeral": "humerus", "tibial": "tibia",
+    "fibular": "fibula", "radial": "radius", "ulnar": "ulna", "clavicular": "clavicle", "scapular": "scapula",
+    "pelvic": "pelvis", "cranial": "skull", "thoracic": "thorax", "abdominal": "abdomen", "intestinal": "intestine",
+    "laryngeal": "larynx", "pharyngeal": "pharynx", "tracheal": "trachea", "bronchial": "bronchus",
+    "ureteral": "ureter", "ureteric": "ureter", "urethral": "urethra", "vaginal": "vagina", "vulvar": "vulva",
+    "thyroidal": "thyroid", "retinal": "retina", "corneal": "cornea",
+    "venous": "vein", "arterial": "artery", "muscular": "muscle", "articular": "joint",
+    "peritoneal": "peritoneum", "pleural": "pleura", "pericardial": "pericardium", "meningeal": "meninges",
+    }
 _PROTECTED_ENDINGS = ("ss", "us", "is", "as", "os")
 
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8"}
@@ -411,11 +429,15 @@ def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
             else _split_hyphens(word, start)
         for piece, s, e in pieces:
             low = piece.lower()
+            key = low
             is_abbr = low in _ABBR_ANY and not (prev_norm in _ROMAN_CONTEXT and low in _ROMAN)
             if not is_abbr and low in _UPPER_ONLY and piece.isupper() and len(piece) > 1:
                 is_abbr = True
+            if not is_abbr and len(low) > 2 and low[-1] == "s":  # plural abbreviation: "UTIs", "CTs"
+                key = low[:-1]
+                is_abbr = key in _ABBR_ANY or (key in _UPPER_ONLY and piece[:-1].isupper() and len(key) > 1)
             if is_abbr:
-                exp = _expansion(low)
+                exp = _expansion(key)
                 for w in exp:
                     if w not in stop:
                         out.append(Token(w, s, e))
@@ -431,6 +453,11 @@ def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
                     if len(_STEM_CACHE) > 500_000:
                         _STEM_CACHE.clear()
                     norm = _STEM_CACHE[low] = stem(low)
+                if norm in _ABBR_ANY and norm != low:  # a stem that is an abbreviation: keep idempotent
+                    exp = _expansion(norm)
+                    out.extend(Token(w, s, e) for w in exp if w not in stop)
+                    prev_norm = exp[-1]
+                    continue
             prev_norm = norm
             if " " in norm:
                 for w in norm.split():

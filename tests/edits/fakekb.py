@@ -80,7 +80,7 @@ class FakeKB:
 
     def normalize(self, code: str) -> str:
         u = undot(code)
-        if u in PCS:
+        if u in PCS or not re.match(r"^[A-Z]\d", u):
             return u
         return cm.add_dot(u) if len(u) > 3 else u
 

@@ -149,6 +149,12 @@ def exact_sample_size(
     n_max = _MAX_N if population is None else population
     start = 1
     chunk = 20_000
+    if population is not None:
+        # Sampling without replacement never needs more than with replacement (plus a margin for
+        # the rounding of k), so scan the hypergeometric only up to the binomial size first.
+        n_bin = exact_sample_size(confidence, tolerable_rate, expected_error, None, sided)[0]
+        if n_bin is not None:
+            chunk = min(n_max, n_bin + 50)
     while start <= n_max:
         ns = np.arange(start, min(start + chunk, n_max + 1))
         ks = np.ceil(ns * expected_error - 1e-9).astype(int)
@@ -162,6 +168,7 @@ def exact_sample_size(
             i = int(ok[0])
             return int(ns[i]), int(ks[i]), method
         start += chunk
+        chunk = 20_000
     return None, None, method
 
 

@@ -179,3 +179,20 @@ def test_code_search_and_reasons(client: TestClient, tokens: dict[str, str]) -> 
     r = client.get("/api/v1/codes/search?q=appendix&system=icd10pcs", headers=auth(tokens["coder1"]))
     assert [h["code"] for h in r.json()] == ["0DTJ4ZZ"]
     assert "not_documented" in client.get("/api/v1/reasons", headers=auth(tokens["coder1"])).json()
+
+
+def test_finalise_refuses_non_billable_codes(client: TestClient, tokens: dict[str, str]) -> None:
+    t = tokens["coder1"]
+    eid = ingest(client, t, "Known diabetic, seen today.")
+    enc = _enc(client, t, eid)
+    r = client.post(f"/api/v1/encounters/{eid}/finalize", headers=auth(t), json={"version": enc["version"]})
+    assert r.status_code == 400 and "E11 is not billable" in r.json()["error"]["message"]
+    assert _enc(client, t, eid)["final"] is None
+    e11 = _sugg(enc, "E11")
+    r = client.post(f"/api/v1/encounters/{eid}/decisions", headers=auth(t),
+                    json={"action": "modify", "suggestion_id": e11["id"], "code": "E11.9", "version": enc["version"],
+                          "reason_code": "more_specific"})
+    assert r.status_code == 200, r.text
+    r = client.post(f"/api/v1/encounters/{eid}/finalize", headers=auth(t),
+                    json={"version": r.json()["encounter_version"]})
+    assert r.status_code == 200 and [c["code"] for c in r.json()["codes"]] == ["E11.9"]

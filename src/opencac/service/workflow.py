@@ -354,6 +354,12 @@ def finalize(session: Session, user: User, encounter_id: int, version: int | Non
         raise InputError(f"encounter {encounter_id} has no diagnosis code to finalise: accept or add at least one.")
     if kb is not None:
         as_of = enc.discharge_date or enc.date_of_service
+        bad = [c["code"] for c in codes if hasattr(kb, "is_billable") and not kb.is_billable(c["code"], as_of=as_of)]
+        if bad:
+            # A claim carries only complete (billable) codes: ICD-10-CM Official Guidelines I.B.2.
+            raise InputError(f"cannot finalise encounter {encounter_id}: {', '.join(bad)} "
+                             f"{'is' if len(bad) == 1 else 'are'} not billable on {as_of or 'today'} "
+                             "(a header or incomplete code): modify to a complete code, or reject.")
         for c in codes:
             if not c["description"]:
                 try:

@@ -14,4 +14,4 @@ from opencac.batch.runner import BatchConfig, run_batch  # noqa: E402
 if __name__ == "__main__":
     inp, out, workers, chunk, delay = sys.argv[1:6]
     run_batch(BatchConfig(input=Path(inp), out=Path(out), workers=int(workers), chunk_size=int(chunk),
-                          rules=False, tsv=True, engine_factory=FakeFactory(float(delay))))
+                          rules=False, tsv=True, engine_factory=FakeFactory(float(delay)), checkpoint_interval_s=0.0))

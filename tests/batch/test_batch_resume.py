@@ -146,7 +146,8 @@ def test_sigkill_then_resume_real_engine_cli(tmp_path: Path, codiesp_dir: Path) 
     ref, out = tmp_path / "ref", tmp_path / "out"
 
     def args(dst: Path) -> list[str]:
-        return [*CLI, "-i", str(inp), "-o", str(dst), "--workers", "2", "--chunk-size", "2", "--tsv", "--no-progress"]
+        return [*CLI, "-i", str(inp), "-o", str(dst), "--workers", "2", "--chunk-size", "2", "--checkpoint-interval", "0",
+                "--tsv", "--no-progress"]
 
     subprocess.run(args(ref), check=True, timeout=300, stdout=subprocess.DEVNULL)
     first = run_and_kill(args(out), out, 3, timeout=300)

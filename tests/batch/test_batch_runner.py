@@ -31,7 +31,8 @@ def _notes(d: Path, n: int = 12, bad: dict[int, bytes] | None = None) -> Path:
 
 
 def _cfg(inp: Path, out: Path, **kw: object) -> BatchConfig:
-    base: dict[str, object] = {"rules": False, "chunk_size": 3, "engine_factory": FakeFactory()}
+    base: dict[str, object] = {"rules": False, "chunk_size": 3, "engine_factory": FakeFactory(),
+                               "checkpoint_interval_s": 0.0}
     base.update(kw)
     return BatchConfig(input=inp, out=out, **base)  # type: ignore[arg-type]
 

@@ -132,16 +132,30 @@ def apply_rules(result: CodingResult, text: str, kb: Any = None, *, registry: Ru
     ctx = result.context or EncounterContext()
     state = RulesState(ctx=ctx, text=text or "", kb=kb, mode="engine",
                        candidates=list(result.diagnoses) + list(result.procedures))
+    # A code is reported once (I.B.12): when the engine selected the same code twice, the
+    # best-supported mention wins (affirmed first, then confidence) and the evidence is merged.
+    pref = {"affirmed": 0, "uncertain": 1, "historical": 2, "hypothetical": 3, "family": 4, "negated": 5}
+    chosen: dict[tuple[str, str], Any] = {}
+    extra_ev: dict[tuple[str, str], list[Any]] = {}
     for s in list(result.diagnoses) + list(result.procedures):
         if not s.selected:
             continue
+        key = (s.system, s.code.replace(".", "").upper())
+        best = chosen.get(key)
+        if best is None:
+            chosen[key] = s
+        else:
+            if (pref.get(s.assertion, 9), -s.confidence) < (pref.get(best.assertion, 9), -best.confidence):
+                chosen[key] = s
+            extra_ev.setdefault(key, []).extend(best.evidence if chosen[key] is s else s.evidence)
+    for key, s in chosen.items():
         known = kb.find(s.code) is not None
         code = kb.normalize(s.code) if known else s.code
         state_list = state.dx if s.system == "icd10cm" else state.px
         state_list.append(FinalCode(
             code=code, system=s.system, description=s.description or (kb.find(code).description if known else ""),
             source="engine", confidence=s.confidence, assertion=s.assertion,
-            evidence=[EvidenceSpan(e.start, e.end, e.text) for e in s.evidence],
+            evidence=[EvidenceSpan(e.start, e.end, e.text) for e in list(s.evidence) + extra_ev.get(key, [])],
             poa=(ctx.poa.get(code) or ctx.poa.get(code.replace(".", ""))) if s.system == "icd10cm" else None))
     defaults = _defaults(ctx, None)
     outcome = run_rules(state, registry, strict=strict)

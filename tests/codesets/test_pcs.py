@@ -49,3 +49,15 @@ def test_pcs_terms(kb) -> None:
     sources = {t.source for t in kb.terms(CodeSystem.ICD10PCS) if t.code in ("0DTJ", "0DTJ4ZZ")}
     assert {"pcs-index", "pcs-table", "tabular"} <= sources
     assert "icd10pcs-2025" in kb.versions and kb.versions["icd10pcs-2025"].fiscal_year == 2025
+
+
+def test_ambiguous_prefix_needs_system(kb) -> None:
+    # "B020": ICD-10-CM B02.0 (zoster encephalitis) and ICD-10-PCS B020 (CT of the brain)
+    assert kb.get("B020").system is CodeSystem.ICD10CM
+    pcs = kb.get("b020", system="icd10pcs")
+    assert pcs.system is CodeSystem.ICD10PCS and pcs.code == "B020"
+    assert [a.code for a in kb.ancestors("B020", system="pcs")] == ["B02", "B0", "B"]
+    assert all(c.code.startswith("B020") for c in kb.children("B020", system="pcs"))
+    assert kb.get("b030").code == "B030"  # not a CM code: found in PCS without a hint
+    assert kb.current_equivalents("B030", system="pcs")[0].startswith("B030")
+    assert kb.find("W19.XXX").code == "W19"  # placeholder X without its 7th character

@@ -43,13 +43,14 @@ def _console() -> Any:
 def lookup(
     code: Annotated[str, typer.Argument(help="A code: E11.9, e119, S72.001A, 0DTJ4ZZ ...")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="Date of service YYYY-MM-DD (code set in effect then).")] = None,
+    system: Annotated[str | None, typer.Option("--system", help="icd10cm or icd10pcs, for codes such as B020 that are both.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Description, billable status, hierarchy, notes (incl. inherited), 7th characters, validity, PCS axes."""
     from opencac.codesets import load_knowledge
     from opencac.codesets.kb import describe
 
-    info = describe(load_knowledge(), code, _date(as_of))
+    info = describe(load_knowledge(), code, _date(as_of), system)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return

@@ -151,52 +151,73 @@ class KnowledgeBase:
         return self._terms
 
     # ------------------------------------------------------------------ codes
-    def normalize(self, code: str) -> str:
+    def normalize(self, code: str, system: CodeSystem | str | None = None) -> str:
         """Canonical form: ``'e119'`` -> ``'E11.9'``, ``'bw03zzz'`` -> ``'BW03ZZZ'``.
+
+        Undotted strings that are both an ICD-10-CM code and an ICD-10-PCS prefix (``'B020'``:
+        B02.0 zoster encephalitis / B020 CT of the brain) are read as ICD-10-CM unless
+        ``system`` says otherwise.
 
         Raises:
             UnknownCodeError: when ``code`` is not shaped like any ICD-10-CM/PCS code.
         """
         raw = (code or "").strip().upper()
-        if raw in self._cm:
-            return raw
+        want = CodeSystem.parse(system) if system is not None else None
         plain = raw.replace(".", "").replace(" ", "")
         dotted = plain[:3] + ("." + plain[3:] if len(plain) > 3 else "")
+        if want is CodeSystem.ICD10PCS:
+            if re.fullmatch(r"[0-9A-HJ-NP-Z]{1,7}", plain) and "." not in raw:
+                return plain
+            raise UnknownCodeError(f"{code!r} is not an ICD-10-PCS code (expected 7 characters such as '0DTJ4ZZ', "
+                                   "or a 1-6 character prefix such as '0DTJ').")
+        if want is CodeSystem.ICD10CM:
+            if raw in self._cm and "-" in raw or raw.isdigit() and raw in self._cm:
+                return raw
+            if _CM_RE.match(plain):
+                return dotted
+            raise UnknownCodeError(f"{code!r} is not an ICD-10-CM code (expected e.g. 'E11.9' or 'e119').")
+        if raw in self._cm:
+            return raw
         if "." in raw or dotted in self._cm:
             if _CM_RE.match(plain):
                 return dotted
         if _PCS_RE.match(plain) or (plain and plain[0].isdigit() and 1 <= len(plain) <= 7):
             return plain
-        if _CM_RE.match(plain):
-            return dotted
         if 1 <= len(plain) <= 6 and re.fullmatch(r"[0-9A-HJ-NP-Z]+", plain) and plain in self._pcs_node_data():
             return plain
+        if _CM_RE.match(plain):
+            return dotted
         raise UnknownCodeError(f"{code!r} is not an ICD-10-CM or ICD-10-PCS code "
                                "(expected e.g. 'E11.9', 'e119' or a 7-character PCS code such as '0DTJ4ZZ').")
 
     def system_of(self, code: str) -> CodeSystem:
         """The code system a code belongs to (by lookup, then by shape)."""
+        obj = self.find(code)
+        if obj is not None:
+            return obj.system
         c = self.normalize(code)
-        if c in self._cm:
-            return CodeSystem.ICD10CM
-        if c in self._pcs_data() or c in self._pcs_node_data():
-            return CodeSystem.ICD10PCS
-        return CodeSystem.ICD10CM if "." in c or _CM_RE.match(c) and not c[0].isdigit() and len(c) < 7 \
-            else CodeSystem.ICD10PCS
+        return CodeSystem.ICD10PCS if _PCS_RE.match(c) or c[:1].isdigit() else CodeSystem.ICD10CM
 
-    def find(self, code: str) -> Code | None:
-        """The code, or ``None`` when unknown (any loaded version)."""
+    def find(self, code: str, system: CodeSystem | str | None = None) -> Code | None:
+        """The code, or ``None`` when unknown (any loaded version); ``system`` disambiguates."""
         try:
-            c = self.normalize(code)
+            c = self.normalize(code, system)
         except UnknownCodeError:
             return None
+        want = CodeSystem.parse(system) if system is not None else None
         hit = self._codes.get(c)
         if hit is not None:
             return hit
-        if c in self._cm:
+        obj: Code | None
+        if c in self._cm and want is not CodeSystem.ICD10PCS:
             obj = self._make_cm(c)
-        else:
+        elif want is not CodeSystem.ICD10PCS and "." in c and c.endswith("X") and c.rstrip("X").rstrip(".") in self._cm:
+            # placeholder X written without the 7th character (CodiEsp's "W19.XXX"): the category
+            return self.find(c.rstrip("X").rstrip("."), CodeSystem.ICD10CM)
+        elif want is not CodeSystem.ICD10CM:
             obj = self._make_pcs(c)
+        else:
+            obj = None
         if obj is not None:
             self._codes[c] = obj
         return obj
@@ -233,14 +254,14 @@ class KnowledgeBase:
                         billable=False, parent=c[:-1] or None, chapter=c[:1], block=c[:3] if len(c) >= 3 else None)
         return None
 
-    def get(self, code: str, as_of: dt.date | None = None) -> Code:
+    def get(self, code: str, as_of: dt.date | None = None, system: CodeSystem | str | None = None) -> Code:
         """The code; with ``as_of``, it must be valid on that date of service.
 
         Raises:
             UnknownCodeError: the code is in no loaded code set.
             CodeSetVersionError: the code exists but not in the code set in effect on ``as_of``.
         """
-        obj = self.find(code)
+        obj = self.find(code, system)
         if obj is None:
             raise UnknownCodeError(f"unknown code {code!r}: not in ICD-10-CM FY{self._newest} "
                                    f"or ICD-10-PCS (loaded: {', '.join(sorted(self._versions_raw))}).")
@@ -252,20 +273,20 @@ class KnowledgeBase:
                     f"(valid FY{obj.valid_from_fy or '?'}-{obj.valid_to_fy or 'now'}).")
         return obj
 
-    def is_billable(self, code: str, as_of: dt.date | None = None) -> bool:
+    def is_billable(self, code: str, as_of: dt.date | None = None, system: CodeSystem | str | None = None) -> bool:
         """Whether the code is a valid, complete (leaf) code on that date of service."""
-        obj = self.find(code)
+        obj = self.find(code, system)
         if obj is None:
             return False
         if obj.system is CodeSystem.ICD10PCS:
             return obj.billable
         return obj.code in self._billable[self.version_for(as_of)]
 
-    def children(self, code: str) -> list[Code]:
+    def children(self, code: str, system: CodeSystem | str | None = None) -> list[Code]:
         """Direct children (CM hierarchy; PCS: prefix nodes then 7-character codes)."""
-        obj = self.get(code)
+        obj = self.get(code, system=system)
         if obj.system is CodeSystem.ICD10CM:
-            return [self.find(c) for c in self._children_map().get(obj.code, [])]  # type: ignore[misc]
+            return [self.find(c, obj.system) for c in self._children_map().get(obj.code, [])]  # type: ignore[misc]
         c = obj.code
         if len(c) >= 7:
             return []
@@ -273,17 +294,17 @@ class KnowledgeBase:
             keys = sorted(k for k in self._pcs_node_data() if len(k) == len(c) + 1 and k.startswith(c))
         else:
             keys = sorted(k for k in self._pcs_data() if k.startswith(c))
-        return [self.find(k) for k in keys]  # type: ignore[misc]
+        return [self.find(k, obj.system) for k in keys]  # type: ignore[misc]
 
-    def ancestors(self, code: str) -> list[Code]:
+    def ancestors(self, code: str, system: CodeSystem | str | None = None) -> list[Code]:
         """Ancestors, nearest first, up to the chapter (PCS: up to the section)."""
-        obj = self.get(code)
+        obj = self.get(code, system=system)
         out: list[Code] = []
         p = obj.parent
         seen = {obj.code}
         while p and p not in seen:
             seen.add(p)
-            a = self.find(p) if obj.system is CodeSystem.ICD10CM or p in self._pcs_node_data() else None
+            a = self.find(p, obj.system)
             if a is None:
                 break
             out.append(a)
@@ -363,15 +384,15 @@ class KnowledgeBase:
 
     def pcs_axes(self, code: str) -> list[tuple[str, str, str]]:
         """``[(axis name, char, meaning)]`` for a 7-character PCS code."""
-        obj = self.get(code)
+        obj = self.get(code, system=CodeSystem.ICD10PCS if len(code.strip()) == 7 else None)
         if obj.system is not CodeSystem.ICD10PCS or not obj.axes:
             raise UnknownCodeError(f"{code!r} is not a complete 7-character ICD-10-PCS code.")
         return list(obj.axes)
 
     # ------------------------------------------------------------------ equivalents
-    def billable_descendants(self, code: str) -> list[str]:
-        """Billable codes at or below a CM code in the newest data, "unspecified"/initial first."""
-        obj = self.find(code)
+    def billable_descendants(self, code: str, system: CodeSystem | str | None = None) -> list[str]:
+        """Billable codes at or below a code in the newest data, "unspecified"/initial first."""
+        obj = self.find(code, system)
         if obj is None:
             return []
         if obj.system is CodeSystem.ICD10PCS:
@@ -381,8 +402,12 @@ class KnowledgeBase:
         out: list[str] = []
         stack = [obj.code]
         chmap = self._children_map()
+        seen: set[str] = set()
         while stack:
             c = stack.pop()
+            if c in seen:
+                continue
+            seen.add(c)
             if c in bill:
                 out.append(c)
             stack.extend(chmap.get(c, []))
@@ -393,7 +418,7 @@ class KnowledgeBase:
 
         return sorted(out, key=rank)
 
-    def current_equivalents(self, code: str) -> list[str]:
+    def current_equivalents(self, code: str, system: CodeSystem | str | None = None) -> list[str]:
         """FY-newest billable code(s) for a code from an older code set.
 
         A code still billable -> ``[code]``; a code that became a category (7th character
@@ -401,14 +426,14 @@ class KnowledgeBase:
         billable descendants, ones titled "unspecified" (or "initial encounter") first; a code
         not in the newest data -> ``[]`` (no replacement is guessed).
         """
-        obj = self.find(code)
+        obj = self.find(code, system)
         if obj is None or obj.system is CodeSystem.ICD10PCS and len(obj.code) == 7:
             return [obj.code] if obj is not None else []
         if obj.system is CodeSystem.ICD10CM and obj.code not in self._present[self._newest]:
             return []
-        return self.billable_descendants(obj.code)
+        return self.billable_descendants(obj.code, obj.system)
 
-    def as_of_equivalent(self, code: str, day: dt.date | int) -> str | None:
+    def as_of_equivalent(self, code: str, day: dt.date | int, system: CodeSystem | str | None = None) -> str | None:
         """The code that was valid on ``day`` for a (newer) code: itself if billable then,
         else its nearest ancestor that was a billable code in that day's code set.
 
@@ -416,7 +441,7 @@ class KnowledgeBase:
         Returns ``None`` when the loaded data has no code valid then (nothing is guessed):
         with only FY2026 loaded, FY2026 answers for every date.
         """
-        obj = self.find(code)
+        obj = self.find(code, system)
         if obj is None:
             return None
         if obj.system is CodeSystem.ICD10PCS:
@@ -453,9 +478,11 @@ class KnowledgeBase:
         """
         want = CodeSystem.parse(system).value if system is not None else None
         out: dict[str, float] = {}
-        exact = self.find(text.strip()) if len(text.strip()) <= 8 else None
+        rows_system: dict[str, str] = {}
+        exact = self.find(text.strip(), want) if len(text.strip()) <= 8 else None
         if exact is not None and (want is None or exact.system.value == want):
             out[exact.code] = 1.0
+            rows_system[exact.code] = exact.system.value
         q = [t for t in dict.fromkeys(tokenize(text)) if t not in STOPWORDS]
         if q:
             postings, tlen = self._search_index()
@@ -477,19 +504,25 @@ class KnowledgeBase:
                 code = row[1]
                 if score > out.get(code, 0.0):
                     out[code] = score
+                    rows_system[code] = row[2]
         ranked = sorted(out.items(), key=lambda kv: (-kv[1], kv[0]))
         result: list[tuple[Code, float]] = []
+        seen: set[str] = set()
         for code, score in ranked:
-            obj = self.find(code)
+            sys_hint = CodeSystem.ICD10PCS if rows_system.get(code) == "icd10pcs" else CodeSystem.ICD10CM
+            obj = self.find(code, sys_hint)
             if obj is None:
                 base = code.rstrip("-").rstrip(".")
-                obj = self.find(base) if base else None
-            if obj is None or any(r[0].code == obj.code for r in result):
+                obj = self.find(base, sys_hint) if base else None
+            if obj is None or obj.code in seen:
                 continue
+            seen.add(obj.code)
             result.append((obj, round(score, 4)))
-            if len(result) >= limit:
+            if len(result) >= limit * 3:
                 break
-        return result
+        # equal scores: billable codes first
+        result.sort(key=lambda r: (-r[1], not r[0].billable, r[0].code))
+        return result[:limit]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -512,24 +545,26 @@ def build_postings(rows: list[tuple[Any, ...]]) -> tuple[dict[str, array], array
     return postings, tlen
 
 
-def describe(kb: KnowledgeBase, code: str, as_of: dt.date | None = None) -> dict[str, Any]:
+def describe(kb: KnowledgeBase, code: str, as_of: dt.date | None = None,
+             system: CodeSystem | str | None = None) -> dict[str, Any]:
     """Everything a coder looks up about a code, as plain data (used by ``opencac codes lookup``).
 
     Raises:
         UnknownCodeError: the code is in no loaded code set.
     """
-    obj = kb.get(code)
+    obj = kb.get(code, system=system)
     v = kb.version_for(as_of)
     out: dict[str, Any] = {
         "code": obj.code,
         "system": obj.system.value,
         "description": obj.description,
         "kind": obj.kind,
-        "billable": kb.is_billable(obj.code, as_of),
+        "billable": kb.is_billable(obj.code, as_of, obj.system),
         "as_of": as_of.isoformat() if as_of else None,
         "hierarchy": [{"code": a.code, "kind": a.kind, "description": a.description}
-                      for a in reversed(kb.ancestors(obj.code))],
-        "children": [{"code": c.code, "description": c.description} for c in kb.children(obj.code)[:200]],
+                      for a in reversed(kb.ancestors(obj.code, obj.system))],
+        "children": [{"code": c.code, "description": c.description}
+                     for c in kb.children(obj.code, obj.system)[:200]],
     }
     if obj.system is CodeSystem.ICD10CM:
         out["fiscal_year"] = v
@@ -543,5 +578,7 @@ def describe(kb: KnowledgeBase, code: str, as_of: dt.date | None = None) -> dict
         if not out["billable"]:
             out["billable_codes"] = kb.current_equivalents(obj.code)[:50]
     else:
+        if not obj.axes:
+            out["billable_codes"] = kb.current_equivalents(obj.code, obj.system)[:50]
         out["axes"] = [{"axis": a, "char": c, "meaning": m} for a, c, m in obj.axes]
     return out

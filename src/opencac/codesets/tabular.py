@@ -190,6 +190,8 @@ def parse_tabular(path: Path) -> tuple[int, list[CMNode]]:
         nodes.append(CMNode(chap, "chapter", _text(ch.find("desc")), None, chap, None, False, _notes(ch), (), False))
         for sec in ch.findall("section"):
             block = sec.get("id", "")
+            if "-" not in block:  # a block of one category (e.g. "B10") must not collide with it
+                block = f"{block}-{block}"
             nodes.append(CMNode(block, "block", _text(sec.find("desc")), chap, chap, block, False, _notes(sec),
                                 _seventh(sec), False))
             for diag in sec.findall("diag"):

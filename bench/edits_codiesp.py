@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap_base: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}
     ap_rules: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}
+    ap_sel: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}  # control: selected first, no rules
     with_edit = with_any = with_query = 0
     edit_counts: collections.Counter[str] = collections.Counter()
     query_counts: collections.Counter[str] = collections.Counter()
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             ap_base[system].append(average_precision([s.code for s in sugg], g))
             ap_rules[system].append(average_precision(rules_ranking(sugg, final, outcome), g))
+            ap_sel[system].append(average_precision([s.code for s in sugg if s.selected]
+                                                    + [s.code for s in sugg if not s.selected], g))
     t_rules = time.perf_counter() - t1
     n = len(ids)
 
@@ -152,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "share_notes_with_query": round(with_query / n, 4) if n else 0.0,
         "map_d_engine": mean(ap_base["icd10cm"]), "map_d_with_rules": mean(ap_rules["icd10cm"]),
         "map_p_engine": mean(ap_base["icd10pcs"]), "map_p_with_rules": mean(ap_rules["icd10pcs"]),
+        "map_d_control_selected_first": mean(ap_sel["icd10cm"]), "map_p_control_selected_first": mean(ap_sel["icd10pcs"]),
         "drg_grouper_agreement": round(drg_agree / drg_total, 4) if drg_total else None,
         "seconds_engine": round(t_engine, 1), "ms_rules_per_note": round(1000 * t_rules / max(n, 1), 1),
         "top_edits": edit_counts.most_common(15), "queries": query_counts.most_common(),

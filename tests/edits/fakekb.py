@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import simple_icd_10_cm as cm
 
-from opencac.codesets.types import Code, CodeSetVersion, CodeSystem
+from opencac.codesets.types import Code, CodeSetVersion, CodeSystem, fiscal_year
 from opencac.errors import UnknownCodeError
 
 _CODE = r"[A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{0,4})?"
@@ -36,6 +36,8 @@ PCS: dict[str, str] = {
     "0HBT0ZZ": "Excision of Right Breast, Open Approach",
     "0HBU0ZZ": "Excision of Left Breast, Open Approach",
 }
+#: code -> (first valid fiscal year, last valid fiscal year); others valid in every year.
+VALIDITY: dict[str, tuple[int | None, int | None]] = {"U09.9": (2022, None), "U07.1": (2020, None)}
 PCS_AXES = ("Section", "Body System", "Root Operation", "Body Part", "Approach", "Device", "Qualifier")
 
 
@@ -107,6 +109,7 @@ class FakeKB:
         return Code(CodeSystem.ICD10CM, c, desc, kind=kind, billable=cm.is_leaf(c) and kind in ("code", "category"),
                     parent=cm.get_parent(c) or None, chapter=anc[-1] if anc else None,
                     manifestation="in diseases classified elsewhere" in desc.lower(),
+                    valid_from_fy=VALIDITY.get(c, (None, None))[0], valid_to_fy=VALIDITY.get(c, (None, None))[1],
                     seventh_characters=tuple(sorted((cm.get_seven_chr_def(c) or {}).items())))
 
     def get(self, code: str, as_of: dt.date | None = None) -> Code:
@@ -117,7 +120,9 @@ class FakeKB:
 
     def is_billable(self, code: str, as_of: dt.date | None = None) -> bool:
         c = self.find(code)
-        return c is not None and c.billable
+        if c is None or not c.billable:
+            return False
+        return as_of is None or c.valid_in(fiscal_year(as_of))
 
     def children(self, code: str) -> list[Code]:
         c = self.find(code)

@@ -371,8 +371,8 @@ class MentionMatcher:
         for end_idx, pid in self.automaton_.iter(enc):
             yield pid, end_idx - phrases[pid].count(" "), end_idx
 
-    def _bags(self, enc: str, exact_pids: set[int]) -> Iterator[tuple[int, tuple[int, ...]]]:
-        """Yield ``(bag id, token indices)`` for bag-of-words matches in one sentence.
+    def _bags(self, enc: str, exact_pids: set[int]) -> Iterator[tuple[int, tuple[int, ...], tuple[int, ...]]]:
+        """Yield ``(bag id, phrase ids, token indices)`` for bag-of-words matches in one sentence.
 
         Bags are indexed by their two rarest tokens: every pair of distinct sentence
         tokens is looked up, then the bag's other tokens are checked.
@@ -394,13 +394,14 @@ class MentionMatcher:
                     content = keys[bid]
                     if len(content) > 2 and not all(x in where for x in content):
                         continue
-                    if any(p in exact_pids for p in bag_pids[bid]):
+                    pids = tuple(p for p in bag_pids[bid] if p not in exact_pids)
+                    if not pids:
                         continue
                     ref = where[a][0]
                     idx = tuple(sorted(min(where[x], key=lambda k: abs(k - ref)) for x in content))
                     if idx[-1] - idx[0] + 1 > 4 * len(content) + 2:
                         continue
-                    yield bid, idx
+                    yield bid, pids, idx
 
     def find(
         self,
@@ -445,11 +446,11 @@ class MentionMatcher:
                 found.append((frozenset(range(a, b + 1)),
                               Mention(s0, e0, text[s0:e0], self.phrases_[pid], self.payloads_[pid], si)))
             if use_bag and self.bag_anchor_:
-                for bid, idx in self._bags(enc, exact_pids):
+                for bid, pids, idx in self._bags(enc, exact_pids):
                     s0, e0 = sent.start + tokens[idx[0]].start, sent.start + tokens[idx[-1]].end
                     width = idx[-1] - idx[0] + 1
                     score = round(0.25 + 0.5 * len(self.bag_keys_[bid]) / max(width, len(idx)), 4)
-                    for pid in self.bag_pids_[bid]:
+                    for pid in pids:
                         found.append((frozenset(idx), Mention(s0, e0, text[s0:e0], self.phrases_[pid],
                                                               self.payloads_[pid], si, score=score, kind="bag")))
             if not found:

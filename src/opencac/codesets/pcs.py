@@ -82,6 +82,9 @@ def _common_words(texts: list[list[str]]) -> list[str]:
 
 
 _TOKEN_RE = re.compile(r"[^\s,]+")
+#: "<type> of|into|on|to|in <object>[ using ...| with ...|, ...]" in PCS titles
+_INTO_RE = re.compile(r"^.*? into (.+?)(?: using | with |, |$)")
+_OBJECT_RE = re.compile(r"^.*? (?:of|into|to|on|in) (.+?)(?: using | with |, |$)")
 
 
 def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
@@ -109,8 +112,22 @@ def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
             for c in members:
                 groups[c[pos]].append(c)
             for value, cs in groups.items():
-                common = [w for w in _common_words([words[c] for c in cs]) if w not in table_set]
-                meaning = " ".join(common).strip(" ,")
+                meaning = ""
+                if pos == 3:  # body part / region: the title's object, by majority over the codes
+                    votes: dict[str, int] = defaultdict(int)
+                    for c in cs:
+                        m = _INTO_RE.match(codes[c]) or _OBJECT_RE.match(codes[c])
+                        if m:
+                            votes[m.group(1).strip()] += 1
+                    if votes:
+                        top, n = max(votes.items(), key=lambda kv: (kv[1], -len(kv[0])))
+                        if n * 2 >= len(cs):
+                            meaning = top
+                        else:  # no majority: the words the objects share
+                            meaning = " ".join(_common_words([_TOKEN_RE.findall(v) for v in votes])) or top
+                if not meaning:
+                    common = [w for w in _common_words([words[c] for c in cs]) if w not in table_set]
+                    meaning = " ".join(common).strip(" ,")
                 if not meaning and value == "Z":
                     meaning = "None"
                 out[(table, pos, value)] = meaning

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from edits.fakekb import FAKE_KB
+from .fakekb import FAKE_KB
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from edits.helpers import make_result
+from .helpers import make_result
 from opencac.edits import Edit, Rule, RuleRegistry, apply_rules, check_claim, default_registry, rule
 from opencac.edits.registry import ENTRY_POINT_GROUP
 from opencac.errors import ClaimFormatError, RuleError, UnknownCodeError

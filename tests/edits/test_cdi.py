@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from edits.guideline_cases import CASES
-from edits.helpers import make_result
+from .guideline_cases import CASES
+from .helpers import make_result
 from opencac.edits import apply_rules
 from opencac.edits.cdi import GAPS
 from opencac.edits.model import Query

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from edits.helpers import make_result
+from .helpers import make_result
 from opencac.edits import apply_rules, check_claim
 from opencac.edits.drg import drg_version_for, group_codes
 from opencac.errors import GrouperError

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from edits.guideline_cases import CASES
-from edits.test_guidelines import check_expectations, run_case
+from .guideline_cases import CASES
+from .test_guidelines import check_expectations, run_case
 
 FAST = CASES
 

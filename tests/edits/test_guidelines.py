@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from edits.guideline_cases import CASES
-from edits.helpers import make_result
+from .guideline_cases import CASES
+from .helpers import make_result
 from opencac.edits import apply_rules, check_claim
 from opencac.edits.model import RulesOutcome
 

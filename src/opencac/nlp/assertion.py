@@ -28,7 +28,6 @@ decided procedure is, almost always, then performed.
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -328,15 +327,8 @@ _SECTION_DEFAULT = {"family_history": "family", "past_history": "historical"}
 
 
 def _sentence_of(doc: Document, start: int) -> Span:
-    if doc.sentences:
-        starts = [s.start for s in doc.sentences]
-        i = bisect.bisect_right(starts, start) - 1
-        if i >= 0 and doc.sentences[i].start <= start < max(doc.sentences[i].end, start + 1):
-            return doc.sentences[i]
-    # no sentence layer: the line around the span
-    lo = doc.text.rfind("\n", 0, start) + 1
-    hi = doc.text.find("\n", start)
-    return Span(lo, len(doc.text) if hi < 0 else hi, "sentence")
+    sent = doc.sentence_at(start)
+    return sent if sent is not None else doc.line_at(start)  # no sentence layer: the line
 
 
 def assert_span(

@@ -85,6 +85,13 @@ _HF_CONTEXT = re.compile(r"\b(?:heart failure|cardiac failure|hf|chf|hfref|hfpef
                          r"heart insufficiency|ventricular failure)\b", re.IGNORECASE)
 
 
+_QUALIFIER = re.compile(
+    r"\s*(?:stage|grade|left|right|bilateral|both|acute|chronic|subacute|initial|subsequent|sequela|type|"
+    r"unstageable|systolic|diastolic|combined)\b",
+    re.IGNORECASE,
+)
+
+
 def _nearest(pattern: re.Pattern[str], text: str, s: int, e: int) -> re.Match[str] | None:
     """The match nearest the target ``[s, e)`` (inside it counts as distance 0)."""
     best: re.Match[str] | None = None
@@ -96,13 +103,9 @@ def _nearest(pattern: re.Pattern[str], text: str, s: int, e: int) -> re.Match[st
     return best
 
 
-def _sentence_span(doc: Document, start: int, end: int) -> Span:
-    for s in doc.sentences:
-        if s.start <= start < s.end or (s.start <= start and end <= s.end):
-            return s
-    lo = doc.text.rfind("\n", 0, start) + 1
-    hi = doc.text.find("\n", end)
-    return Span(lo, len(doc.text) if hi < 0 else hi, "sentence")
+def _sentence_span(doc: Document, start: int) -> Span:
+    sent = doc.sentence_at(start)
+    return sent if sent is not None else doc.line_at(start)
 
 
 def extract_attributes(doc: Document, start: int, end: int, *, sentence: Span | None = None) -> dict[str, str]:
@@ -117,7 +120,7 @@ def extract_attributes(doc: Document, start: int, end: int, *, sentence: Span | 
     Returns:
         Only the attributes found, e.g. ``{"laterality": "left", "acuity": "acute"}``.
     """
-    sent = sentence if sentence is not None else _sentence_span(doc, start, end)
+    sent = sentence if sentence is not None else _sentence_span(doc, start)
     lo = max(sent.start, start - WINDOW)
     hi = min(max(sent.end, end), end + WINDOW)
     text = doc.text[lo:hi]
@@ -126,6 +129,12 @@ def extract_attributes(doc: Document, start: int, end: int, *, sentence: Span | 
     c_lo = max(text.rfind(",", 0, s), text.rfind(";", 0, s)) + 1
     cut = [i for i in (text.find(",", e), text.find(";", e)) if i >= 0]
     c_hi = min(cut) if cut else len(text)
+    # a short trailing clause qualifies the mention: "ulcer of the sacrum, stage 2", "femur, left"
+    if c_hi < len(text):
+        nxt = [i for i in (text.find(",", c_hi + 1), text.find(";", c_hi + 1)) if i >= 0]
+        n_hi = min(nxt) if nxt else len(text)
+        if len(text[c_hi + 1 : n_hi].split()) <= 3 and _QUALIFIER.match(text, c_hi + 1):
+            c_hi = n_hi
     clause = text[c_lo:c_hi]
     cs, ce = s - c_lo, e - c_lo
     near = text[max(0, s - 12) : e + 12]

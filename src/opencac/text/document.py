@@ -54,6 +54,38 @@ class Document:
                 return s.label
         return ""
 
+    def sentence_index(self, offset: int) -> int:
+        """Return the index in ``sentences`` of the sentence containing ``offset`` (-1 if none).
+
+        Sentences are sorted and non-overlapping, so this is a binary search.
+        """
+        lo, hi = 0, len(self.sentences)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.sentences[mid].start <= offset:
+                lo = mid + 1
+            else:
+                hi = mid
+        i = lo - 1
+        if i >= 0 and self.sentences[i].start <= offset < self.sentences[i].end:
+            return i
+        return -1
+
+    def sentence_at(self, offset: int) -> Span | None:
+        """Return the sentence span containing ``offset``, or ``None``."""
+        i = self.sentence_index(offset)
+        return self.sentences[i] if i >= 0 else None
+
+    def line_at(self, offset: int) -> Span:
+        """Return the line containing ``offset`` (label ``"line"``, end before the newline)."""
+        lo = self.text.rfind("\n", 0, offset) + 1
+        hi = self.text.find("\n", offset)
+        return Span(lo, len(self.text) if hi < 0 else hi, "line")
+
+    def span_text(self, span: Span) -> str:
+        """Return the original text covered by ``span``."""
+        return self.text[span.start : span.end]
+
 
 def read_note_bytes(data: bytes, *, name: str = "input", max_bytes: int = DEFAULT_MAX_NOTE_BYTES) -> str:
     """Decode a note's bytes strictly, with one clear error for each kind of bad input.

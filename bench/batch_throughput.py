@@ -6,6 +6,7 @@ each configuration, from scratch (``--restart``), and reports:
 * wall time and notes/s end to end (engine loading included);
 * steady-state notes/s (from the first committed chunk to the last: engine load excluded);
 * scaling efficiency = rate(2 workers) / rate(1 worker) (target >= 1.8);
+* worker CPU milliseconds per note (load-independent: the basis of docs/hour/core);
 * peak RSS per worker (``ru_maxrss`` of the worker processes / Ray actors) and of the driver;
 * the 1-minute load average before and after each run (the machine is shared).
 
@@ -45,10 +46,12 @@ def one_run(notes: Path, work: Path, workers: int, ray: str | None, model: str |
         marks.append((time.perf_counter(), done))
 
     load_before = os.getloadavg()[0]
+    c0 = time.process_time()
     t0 = time.perf_counter()
     summary = run_batch(BatchConfig(input=notes, out=out, model=model, workers=workers, ray=ray, rules=rules,
                                     chunk_size=chunk_size, resume=False), progress=progress)
     wall = time.perf_counter() - t0
+    driver_cpu = time.process_time() - c0
     load_after = os.getloadavg()[0]
     commits = [m for m in marks[1:-1]]  # drop the initial (0) and final (after assembly) calls
     steady = None
@@ -63,6 +66,9 @@ def one_run(notes: Path, work: Path, workers: int, ray: str | None, model: str |
         "steady_notes_per_s": round(steady, 3) if steady else None,
         "first_chunk_s": round(commits[0][0] - t0, 2) if commits else None,
         "peak_rss_mb_per_worker": summary.peak_rss_mb_per_worker,
+        "worker_cpu_ms_per_doc": summary.cpu_ms_per_doc,
+        "docs_per_cpu_hour": round(3600_000 / summary.cpu_ms_per_doc) if summary.cpu_ms_per_doc else None,
+        "driver_cpu_ms_per_doc": round(1000 * driver_cpu / max(1, docs), 3),
         "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "load1_before": round(load_before, 2), "load1_after": round(load_after, 2),
     }

@@ -62,11 +62,12 @@ class RayCoder:
             n = len(docs)
             return {"ordinal": [d.ordinal for d in docs], "doc_id": [d.doc_id for d in docs],
                     "status": ["fatal"] * n, "line": [""] * n, "rss_kb": [peak_rss_kb()] * n,
-                    "fatal": [self.fatal] * n}
+                    "fatal": [self.fatal] * n, "cpu_s": [0.0] * n}
         res = self.coder.code_chunk(docs)
         return {"ordinal": [r[0] for r in res.rows], "doc_id": [r[1] for r in res.rows],
                 "status": [r[2] for r in res.rows], "line": [r[3] for r in res.rows],
-                "rss_kb": [res.max_rss_kb] * len(res.rows), "fatal": [""] * len(res.rows)}
+                "rss_kb": [res.max_rss_kb] * len(res.rows), "fatal": [""] * len(res.rows),
+                "cpu_s": [res.cpu_s / max(1, len(res.rows))] * len(res.rows)}
 
 
 def _item(doc: SourceDoc) -> dict[str, Any]:
@@ -149,7 +150,7 @@ def run_ray(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callab
                     return
                 rows = list(zip(data["ordinal"], data["doc_id"], data["status"], data["line"], strict=True))
                 if rows:
-                    yield ChunkResult(rows, 0, max(data["rss_kb"]))
+                    yield ChunkResult(rows, 0, max(data["rss_kb"]), cpu_s=float(sum(data["cpu_s"])))
     finally:
         if started:
             ray.shutdown()

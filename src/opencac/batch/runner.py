@@ -238,6 +238,7 @@ def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSumm
             results, runner = _run_local(chunks, cfg, factory, policy), "local"
         peak_kb = 0
         coded_now = 0
+        cpu_s = 0.0
         seq = ledger.next_seq()
         # Group commit: a commit costs a few fsyncs (~tens of ms) whatever its size, so
         # results that arrive within ``checkpoint_interval_s`` share one. Rows not yet
@@ -263,6 +264,7 @@ def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSumm
             _raise_fatal(res)
             buffer.extend(res.rows)
             coded_now += len(res.rows)
+            cpu_s += res.cpu_s
             peak_kb = max(peak_kb, res.max_rss_kb)
             if time.perf_counter() - last_commit >= cfg.checkpoint_interval_s or len(buffer) >= _MAX_BUFFER:
                 commit()
@@ -275,6 +277,8 @@ def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSumm
         summary.workers = cfg.workers
         summary.runner = runner
         summary.peak_rss_mb_per_worker = round(peak_kb / 1024, 1)
+        summary.worker_cpu_s = round(cpu_s, 3)
+        summary.cpu_ms_per_doc = round(1000 * cpu_s / coded_now, 3) if coded_now else 0.0
         summary.outputs["summary"] = str(out / "summary.json")
         atomic_write_lines(out / "summary.json", [json.dumps(summary.to_dict(), indent=2)])
         if progress:

@@ -10,6 +10,7 @@ import json
 import os
 import resource
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,12 +55,14 @@ class ChunkResult:
         pid: the worker process id.
         max_rss_kb: the worker's peak resident memory so far (KiB).
         fatal: ``(error class name, message)`` when the worker could not load its engine.
+        cpu_s: CPU seconds the worker spent coding the chunk (independent of machine load).
     """
 
     rows: list[tuple[int, str, str, str]]
     pid: int
     max_rss_kb: int
     fatal: tuple[str, str] | None = None
+    cpu_s: float = 0.0
 
 
 class DocumentCoder:
@@ -138,11 +141,12 @@ class DocumentCoder:
 
     def code_chunk(self, docs: Sequence[SourceDoc]) -> ChunkResult:
         """Code a chunk of documents, in order; one JSON line per document."""
+        c0 = time.process_time()
         rows = []
         for doc in docs:
             status, row = self.code_one(doc)
             rows.append((doc.ordinal, doc.doc_id, status, dumps(row)))
-        return ChunkResult(rows, os.getpid(), peak_rss_kb())
+        return ChunkResult(rows, os.getpid(), peak_rss_kb(), cpu_s=time.process_time() - c0)
 
 
 def failure_row(doc_id: str, exc: BaseException) -> dict[str, Any]:

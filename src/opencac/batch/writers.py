@@ -53,6 +53,8 @@ class BatchSummary:
         docs_per_s: documents coded per second in this run.
         workers: worker count; runner: ``local`` | ``ray`` | ``inline``.
         peak_rss_mb_per_worker: the largest peak RSS seen in any worker (MiB).
+        worker_cpu_s: CPU seconds the workers spent coding in this run (load-independent).
+        cpu_ms_per_doc: ``worker_cpu_s`` per document coded in this run, in milliseconds.
         outputs: output files by kind.
     """
 
@@ -71,6 +73,8 @@ class BatchSummary:
     workers: int = 0
     runner: str = ""
     peak_rss_mb_per_worker: float = 0.0
+    worker_cpu_s: float = 0.0
+    cpu_ms_per_doc: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

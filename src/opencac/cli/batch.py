@@ -97,6 +97,7 @@ def _print_summary(d: dict[str, Any]) -> None:
         t.add_row("resumed (already done)", f"{d['resumed_from']:,}")
     t.add_row("runner / workers", f"{d['runner']} / {d['workers']}")
     t.add_row("this run", f"{d['elapsed_s']:.1f} s, {d['docs_per_s']:.2f} docs/s")
+    t.add_row("worker CPU per document", f"{d['cpu_ms_per_doc']:.1f} ms")
     t.add_row("peak RSS per worker", f"{d['peak_rss_mb_per_worker']:.0f} MiB")
     for k, v in d["outputs"].items():
         t.add_row(k, v)

@@ -78,3 +78,18 @@ def test_older_fiscal_year(tmp_path: Path) -> None:
                 kb.get("Q99.999", as_of=day)
         finally:
             clear_knowledge_cache()
+
+
+def test_prune_keeps_recent_keys(tmp_path: Path) -> None:
+    import os
+
+    from opencac.codesets.build import _prune
+
+    for i in range(6):
+        for part in ("cm", "pcs", "terms"):
+            p = tmp_path / f"{part}-key{i}.pkl"
+            p.write_bytes(b"x")
+            os.utime(p, (1000 + i, 1000 + i))
+    _prune(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("cm-*.pkl")) == ["cm-key4.pkl", "cm-key5.pkl"]
+    assert len(list(tmp_path.glob("*.pkl"))) == 6

@@ -199,6 +199,21 @@ def artifact_paths(cache: Path, key: str) -> dict[str, Path]:
     return {part: cache / f"{part}-{key}.pkl" for part in ("cm", "pcs", "terms")}
 
 
+KEEP_KEYS = 4
+
+
+def _prune(cache: Path, keep: int) -> None:
+    """Delete artifacts of all but the ``keep`` most recently compiled cache keys."""
+    try:
+        cms = sorted(cache.glob("cm-*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in cms[keep:]:
+            key = old.name[3:-4]
+            for part in ("cm", "pcs", "terms"):
+                (cache / f"{part}-{key}.pkl").unlink(missing_ok=True)
+    except OSError:  # another process pruning at the same time
+        pass
+
+
 def compile_artifacts(src: Sources, cache: Path, progress: Callable[[str], None] = _progress) -> dict[str, Path]:
     """Parse all sources and write the artifacts; returns their paths."""
     t0 = time.perf_counter()
@@ -258,6 +273,7 @@ def compile_artifacts(src: Sources, cache: Path, progress: Callable[[str], None]
 
     postings, term_len = build_postings(uniq)
     _dump({"format": FORMAT_VERSION, "terms": uniq, "postings": postings, "term_len": term_len}, paths["terms"])
+    _prune(cache, keep=KEEP_KEYS)
     progress(f"knowledge base compiled in {time.perf_counter() - t0:.1f} s: {len(cm)} CM nodes, "
              f"{len(pcs_codes)} PCS codes, {len(uniq)} terms -> {cache}")
     return paths

@@ -170,9 +170,8 @@ def encounter_state(session: Session, encounter_id: int) -> EncounterState:
                                 .order_by(Document.id)).scalars())
     run = session.execute(select(CodingRun).where(CodingRun.encounter_id == enc.id)
                           .order_by(CodingRun.id.desc()).limit(1)).scalar_one_or_none()
-    sugg = list(session.execute(select(Suggestion).where(Suggestion.encounter_id == enc.id)
-                                .order_by(Suggestion.system, Suggestion.source, Suggestion.rank, Suggestion.id))
-                .scalars())
+    sugg = sorted(session.execute(select(Suggestion).where(Suggestion.encounter_id == enc.id)).scalars(),
+                  key=lambda s: (s.system, s.source == "coder", s.rank, s.id))
     edits = list(session.execute(select(Edit).where(Edit.encounter_id == enc.id).order_by(Edit.id)).scalars())
     queries = list(session.execute(select(Query).where(Query.encounter_id == enc.id).order_by(Query.id)).scalars())
     decisions = list(session.execute(select(Decision).where(Decision.encounter_id == enc.id)
@@ -254,7 +253,7 @@ def decide(session: Session, user: User, encounter_id: int, version: int | None,
             raise ConflictError(f"code {new_code} is already on encounter {encounter_id} (suggestion {dup[0]}).")
         bump_version(session, enc.id, version, user, f"addition of {new_code}", status="in_review")
         sug = Suggestion(encounter_id=enc.id, run_id=None, system=system, code=new_code, description=desc,
-                         confidence=None, evidence=[], rationale=["added by coder"], source="coder",
+                         confidence=None, evidence=[], rationale=[], source="coder",
                          state="added", selected=True, rank=10_000)
         session.add(sug)
         session.flush()

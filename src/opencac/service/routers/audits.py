@@ -45,7 +45,8 @@ from opencac.audit.scoring import (
     findings_from_score,
     score_encounter,
 )
-from opencac.errors import AuditInputError, AuditStateError, NotFoundError
+from opencac.errors import AuditInputError, AuditStateError, NotFoundError, UnknownCodeError
+from opencac.service.coding import get_knowledge
 from opencac.service.dependencies import csrf_token_for, get_read_session, get_session, require_roles
 from opencac.store.audit_models import Audit, AuditDetermination, AuditFinding, AuditResponse, AuditSample
 from opencac.store.events import record_event
@@ -282,11 +283,15 @@ def _codes(values: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def record_coding(session: Session, user: User, audit_id: int, sample_id: int, body: CodingIn) -> AuditSample:
+def record_coding(session: Session, user: User, audit_id: int, sample_id: int, body: CodingIn,
+                  kb: Any = None) -> AuditSample:
     """Record the auditor's coding, score it and draft findings; records ``audit.recode``.
+
+    Codes are normalised and checked against the code sets when ``kb`` is given.
 
     Raises:
         AuditStateError: Findings of this encounter already have responses or determinations.
+        UnknownCodeError: A code is not in ICD-10-CM / ICD-10-PCS.
     """
     a = _audit(session, audit_id)
     s = _sample(session, audit_id, sample_id)
@@ -298,6 +303,8 @@ def record_coding(session: Session, user: User, audit_id: int, sample_id: int, b
     if body.root_cause is not None and body.root_cause not in ROOT_CAUSES:
         raise AuditInputError(f"root cause {body.root_cause!r} is not known", options=ROOT_CAUSES)
     codes = _codes(body.codes)
+    if kb is not None:
+        codes = tuple(_known(kb, c) for c in codes)
     before = s.audited
     audited = {"codes": list(codes), "poa": {k.upper(): v.upper() for k, v in body.poa.items()},
                "drg": body.drg or None, "drg_weight": body.drg_weight}
@@ -318,6 +325,13 @@ def record_coding(session: Session, user: User, audit_id: int, sample_id: int, b
                  {"audit_id": a.id, "encounter_id": s.encounter_id, "codes": list(codes), "drg": audited["drg"],
                   "accurate": score.accurate, "findings": len(s.findings)})
     return s
+
+
+def _known(kb: Any, code: str) -> str:
+    norm = kb.normalize(code)
+    if kb.find(norm) is None:
+        raise UnknownCodeError(f"{code!r} is not an ICD-10-CM or ICD-10-PCS code in the loaded code sets")
+    return str(norm)
 
 
 def _coded(s: AuditSample) -> CodedEncounter:
@@ -422,7 +436,36 @@ def build_audit_report(session: Session, a: Audit) -> Any:
     fair = fairness_report(records_with_outcomes(frame, {s.encounter_id: s.accurate for s in scores})) if frame else None
     creator = a.created_by.username if a.created_by else ""
     return build_report(scores, wb.findings, audit_name=a.name, auditor=creator, mode=a.mode, scope=scope,
-                        sample=sample, fairness=fair, base_rate=a.base_rate, seed=int(a.seed or 0))
+                        sample=sample, kappa=second_audit_kappa(session, a, scores), fairness=fair,
+                        base_rate=a.base_rate, seed=int(a.seed or 0))
+
+
+def second_audit_kappa(session: Session, a: Audit, scores: list[Any]) -> Any:
+    """Cohen's kappa (encounter accurate / not) against other audits of the same encounters.
+
+    For each encounter of this audit also audited in another audit, the earliest other
+    audit's coding is scored against the same frozen final coding and paired with this one.
+    Returns None when no encounter was audited twice.
+    """
+    from opencac.audit.metrics import cohens_kappa, paired_labels
+
+    ids = [s.encounter_id for s in a.samples if s.status == "audited"]
+    if not ids:
+        return None
+    others = session.execute(select(AuditSample).where(
+        AuditSample.encounter_id.in_(ids), AuditSample.audit_id != a.id, AuditSample.status == "audited")
+        .order_by(AuditSample.audited_at, AuditSample.id)).scalars().all()
+    mine = {s.encounter_id: s for s in a.samples}
+    second = {}
+    for o in others:
+        if o.encounter_id in second or not o.audited:
+            continue
+        second[o.encounter_id] = score_encounter(
+            _coded(mine[o.encounter_id]),
+            AuditorCoding(tuple(o.audited.get("codes") or ()), o.audited.get("poa") or {}, o.audited.get("drg"),
+                          o.audited.get("drg_weight")))
+    la, lb = paired_labels(scores, list(second.values()))
+    return cohens_kappa(la, lb) if la else None
 
 
 def audit_out(a: Audit, detail: bool = False) -> dict[str, Any]:
@@ -508,9 +551,10 @@ def api_sample_get(audit_id: int, sample_id: int, user: User = Depends(require_r
 @router.post("/api/v1/audits/{audit_id}/samples/{sample_id}/coding", tags=["audits"],
              summary="Record the auditor's coding and score it")
 def api_coding(audit_id: int, sample_id: int, body: CodingIn, user: User = Depends(require_roles(*AUDITORS)),
-               session: Session = Depends(get_session)) -> dict[str, Any]:
-    """Scores each code (correct / incorrect / missing / extra), principal, sequencing, POA and DRG."""
-    s = record_coding(session, user, audit_id, sample_id, body)
+               session: Session = Depends(get_session), kb: Any = Depends(get_knowledge)) -> dict[str, Any]:
+    """Scores each code (correct / incorrect / missing / extra), principal, sequencing, POA and DRG.
+    Codes are checked against ICD-10-CM / ICD-10-PCS (404 for an unknown code)."""
+    s = record_coding(session, user, audit_id, sample_id, body, kb)
     session.commit()
     return sample_out(s, reveal=True)
 
@@ -672,7 +716,8 @@ def page_sample_detail(request: Request, audit_id: int, sample_id: int, message:
 @router.post("/audits/{audit_id}/samples/{sample_id}/coding", include_in_schema=False)
 def page_coding(audit_id: int, sample_id: int, codes: str = Form(..., max_length=2000), poa: str = Form(""),
                 drg: str = Form(""), drg_weight: str = Form(""), root_cause: str = Form(""),
-                user: User = Depends(require_roles(*AUDITORS)), session: Session = Depends(get_session)) -> Response:
+                user: User = Depends(require_roles(*AUDITORS)), session: Session = Depends(get_session),
+                kb: Any = Depends(get_knowledge)) -> Response:
     try:
         poa_map = {k.strip(): v.strip() for k, v in (p.split(":", 1) for p in _split(poa.replace("|", ",")))}
         weight = float(drg_weight) if drg_weight.strip() else None
@@ -680,7 +725,7 @@ def page_coding(audit_id: int, sample_id: int, codes: str = Form(..., max_length
         raise AuditInputError("POA entries look like CODE:Y, and the DRG weight is a number") from None
     record_coding(session, user, audit_id, sample_id,
                   CodingIn(codes=[codes], poa=poa_map, drg=drg.strip() or None, drg_weight=weight,
-                           root_cause=root_cause or None))
+                           root_cause=root_cause or None), kb)
     session.commit()
     return RedirectResponse(f"/audits/{audit_id}/samples/{sample_id}?message=coding+recorded", status_code=303)
 

@@ -6,12 +6,12 @@
   var current = -1;
 
   function rows() { return Array.prototype.slice.call(document.querySelectorAll("li.sugg")); }
-  function select(i, focus) {
+  function select(i, focus, relink) {
     var r = rows(); if (!r.length) return;
     current = Math.max(0, Math.min(i, r.length - 1));
     r.forEach(function (el, j) { el.classList.toggle("current", j === current); });
     if (focus !== false) { r[current].focus({ preventScroll: true }); r[current].scrollIntoView({ block: "nearest" }); }
-    linkFromCode(r[current].dataset.id, false);
+    if (relink !== false) linkFromCode(r[current].dataset.id, false);
   }
   function currentRow() { var r = rows(); return r[current] || null; }
 
@@ -40,7 +40,7 @@
     var out = document.getElementById("linked-codes");
     if (out) out.textContent = "Codes for this phrase: " + codes.join(", ");
     var first = document.getElementById("sugg-" + ids[0]);
-    if (first) { first.scrollIntoView({ block: "nearest" }); var i = rows().indexOf(first); if (i >= 0) select(i, false); }
+    if (first) { first.scrollIntoView({ block: "nearest" }); var i = rows().indexOf(first); if (i >= 0) select(i, false, false); }
   }
   document.addEventListener("click", function (ev) {
     var t = ev.target;
@@ -48,7 +48,7 @@
     var mark = t.closest("mark[data-sugg]");
     if (mark) { linkFromMark(mark); return; }
     var code = t.closest(".code-link");
-    if (code) { var i = rows().indexOf(code.closest("li.sugg")); if (i >= 0) select(i, false); linkFromCode(code.dataset.sugg); return; }
+    if (code) { var i = rows().indexOf(code.closest("li.sugg")); if (i >= 0) select(i, false, false); linkFromCode(code.dataset.sugg); return; }
     var help = t.closest("[data-help]");
     if (help) { toggleHelp(); return; }
     var opt = t.closest(".typeahead li[data-code]");
@@ -67,7 +67,7 @@
     ev.preventDefault();
     var keep = current;
     var body = new URLSearchParams(new FormData(form));
-    fetch(form.action, { method: "POST", body: body, credentials: "same-origin",
+    fetch(form.getAttribute("action"), { method: "POST", body: body, credentials: "same-origin",
       headers: { "X-Partial": "1", "X-CSRF-Token": csrf, "Accept": "text/html" } })
       .then(function (resp) { return resp.text().then(function (html) { return { ok: resp.ok, status: resp.status, html: html }; }); })
       .then(function (r) {

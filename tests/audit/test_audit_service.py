@@ -134,3 +134,26 @@ def test_pages_and_errors(app: Any, client: TestClient) -> None:
     assert client.get("/api/v1/audits", headers=auth(tok["coder1"])).status_code == 403
     r = client.get(f"/api/v1/audits/{aid}/metrics", headers=aud)
     assert r.status_code == 409 and "OC-E605" in r.text
+
+
+def test_second_audit_gives_kappa(app: Any, client: TestClient) -> None:
+    tok = tokens(app)
+    seed_finalised(client, tok["coder1"])
+    aud = auth(tok["auditor1"])
+    audit_ids = []
+    for name in ("first", "second"):
+        aid = client.post("/api/v1/audits", json={"name": name, "n": 3, "seed": 1}, headers=aud).json()["id"]
+        samples = client.post(f"/api/v1/audits/{aid}/sample", headers=aud).json()["samples"]
+        for s in samples:
+            codes = s["final"]["codes"]
+            if name == "second" and codes[0] == "J18.9":
+                codes = codes[:1]  # the second auditor disagrees on the pneumonia encounter (drops I10)
+            r = client.post(f"/api/v1/audits/{aid}/samples/{s['id']}/coding", json={"codes": codes}, headers=aud)
+            assert r.status_code == 200
+        audit_ids.append(aid)
+    html = client.get(f"/audits/{audit_ids[1]}/report.html", headers=aud).text
+    assert "3 encounters were audited twice" in html
+    first = client.get(f"/api/v1/audits/{audit_ids[0]}", headers=aud).json()["samples"][0]
+    r = client.post(f"/api/v1/audits/{audit_ids[0]}/samples/{first['id']}/coding", json={"codes": ["X99.999"]},
+                    headers=aud)
+    assert r.status_code == 404 and "OC-E102" in r.text

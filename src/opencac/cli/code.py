@@ -1,0 +1,255 @@
+"""``opencac code`` / ``train`` / ``predict`` / ``evaluate``: the coding engine's commands.
+
+Thin wrappers over :mod:`opencac.coding`; heavy imports happen inside the command bodies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from opencac.cli._common import handle_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``code``, ``train``, ``predict`` and ``evaluate`` to the ``opencac`` app."""
+    app.command("code")(code)
+    app.command("train")(train)
+    app.command("predict")(predict)
+    app.command("evaluate")(evaluate)
+
+
+def _parse_date(value: str | None, option: str) -> dt.date | None:
+    from opencac.errors import InputError
+
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r} is not a date; expected YYYY-MM-DD.") from None
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=_err_console(), transient=False)
+
+
+def _err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+# --------------------------------------------------------------------------------- code
+@handle_errors
+def code(
+    file: Annotated[str, typer.Argument(help="Note file (UTF-8 text), or '-' for stdin.")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model directory from 'opencac train'; omit for the out-of-the-box engine.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+    setting: Annotated[str, typer.Option("--setting", help="inpatient | outpatient | professional | emergency.")] = "outpatient",
+    age: Annotated[int | None, typer.Option("--age", help="Patient age in years.")] = None,
+    sex: Annotated[str, typer.Option("--sex", help="F | M | U.")] = "U",
+    date_of_service: Annotated[str | None, typer.Option("--date-of-service", help="YYYY-MM-DD; selects the code set (default today).")] = None,
+    max_bytes: Annotated[int, typer.Option("--max-bytes", help="Largest note accepted, in bytes.")] = 5 * 1024 * 1024,
+    top: Annotated[int, typer.Option("--top", help="Suggestions shown per code system.")] = 15,
+) -> None:
+    """Code one clinical note: ranked ICD-10-CM / ICD-10-PCS suggestions with evidence."""
+    from opencac.coding.types import SETTINGS, EncounterContext
+    from opencac.errors import InputError, InputNotFoundError
+    from opencac.text.document import read_note_bytes
+
+    if setting not in SETTINGS:
+        raise InputError(f"--setting {setting!r} is not a known setting.", options=SETTINGS)
+    if sex.upper() not in ("F", "M", "U"):
+        raise InputError(f"--sex {sex!r} is not valid.", options=("F", "M", "U"))
+    if age is not None and not 0 <= age <= 130:
+        raise InputError(f"--age {age} is out of range; expected 0-130.")
+    if file == "-":
+        data = sys.stdin.buffer.read(max_bytes + 1)
+        name = "stdin"
+    else:
+        p = Path(file)
+        if not p.exists():
+            raise InputNotFoundError(f"note file {file} does not exist.")
+        if p.is_dir():
+            raise InputError(f"{file} is a directory; expected a note file (use 'opencac predict' for a folder).")
+        with open(p, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+        name = p.name
+    text = read_note_bytes(data, name=name, max_bytes=max_bytes)
+    ctx = EncounterContext(setting=setting, age=age, sex=sex.upper(),
+                           date_of_service=_parse_date(date_of_service, "--date-of-service"))
+    from opencac.coding.engine import CodingEngine
+
+    engine = CodingEngine.load(model)
+    doc_id = Path(file).stem if file != "-" else "stdin"
+    result = engine.code(text, doc_id=doc_id, context=ctx)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    from rich.console import Console
+
+    render_result(result, Console(), top=top)
+
+
+def render_result(result: Any, console: Any, top: int = 15) -> None:
+    """Print a :class:`~opencac.coding.types.CodingResult` as tables (one per code system)."""
+    from rich.table import Table
+
+    console.print(f"[bold]{result.doc_id}[/]  model: {result.model}  code sets: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(result.codeset.items())))
+    for title, sugg in (("Diagnoses (ICD-10-CM)", result.diagnoses), ("Procedures (ICD-10-PCS)", result.procedures)):
+        table = Table(title=title, title_justify="left", show_lines=False)
+        for col, kw in (("#", {"justify": "right"}), ("code", {}), ("description", {"max_width": 40}),
+                        ("conf", {"justify": "right"}), ("sel", {}), ("assertion", {}),
+                        ("evidence", {"max_width": 40}), ("why", {"max_width": 48})):
+            table.add_column(col, **kw)
+        for s in sugg[:top]:
+            ev = "; ".join(f"\"{e.text}\" @{e.start}" for e in s.evidence[:2])
+            table.add_row(str(s.rank), s.code, s.description, f"{s.confidence:.2f}", "yes" if s.selected else "",
+                          s.assertion, ev, s.rationale[0] if s.rationale else "")
+        if not sugg:
+            table.add_row("", "-", "no suggestions", "", "", "", "", "")
+        console.print(table)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+# -------------------------------------------------------------------------------- train
+@handle_errors
+def train(
+    corpus: Annotated[list[Path], typer.Option("--corpus", "-c", help="CodiEsp split directory or JSONL file (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    folds: Annotated[int, typer.Option("--folds", help="Out-of-fold splits for the ranker's training features.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+) -> None:
+    """Train a coding model on coded documents (CodiEsp layout or JSONL)."""
+    from opencac.coding.corpus import load_corpus
+    from opencac.coding.engine import CodingEngine
+    from opencac.errors import InputError
+
+    if folds < 2:
+        raise InputError(f"--folds {folds} is too small; expected 2 or more.")
+    docs = load_corpus(corpus)
+    engine = CodingEngine.load(None)
+    with _progress() as prog:
+        tasks: dict[str, Any] = {}
+
+        def cb(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = prog.add_task({"analyse": "analysing notes", "train": "training"}.get(stage, stage),
+                                             total=total)
+            prog.update(tasks[stage], completed=done)
+
+        model = engine.train(docs, folds=folds, seed=seed, progress=cb)
+    model.save(out)
+    m = model.manifest.get("metrics", {})
+    typer.echo(f"model written to {out} ({len(docs)} documents)")
+    for system, v in m.items():
+        typer.echo(f"  {system}: out-of-fold MAP {v['oof_map']:.3f}, ECE {v['oof_ece']:.3f}, "
+                   f"threshold {v['threshold']:.2f}, candidate recall {v['candidate_recall']:.3f}")
+
+
+# ------------------------------------------------------------------------------ predict
+@handle_errors
+def predict(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model directory ('none' for the out-of-the-box engine).")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="Directory of .txt notes (or a CodiEsp split dir).")],
+    system: Annotated[str, typer.Option("--system", "-s", help="icd10cm | icd10pcs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions TSV: doc_id<TAB>code, best first.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Date of service YYYY-MM-DD for every note (default today).")] = None,
+    with_confidence: Annotated[bool, typer.Option("--with-confidence", help="Add confidence and selected (1/0) columns.")] = False,
+    max_codes: Annotated[int | None, typer.Option("--max-codes", help="At most this many codes per note (default all candidates).")] = None,
+) -> None:
+    """Code every note of a folder into a CodiEsp-style predictions file (the benchmark contract)."""
+    from opencac.codesets.types import CodeSystem
+    from opencac.coding.engine import CodingEngine
+    from opencac.coding.types import EncounterContext
+    from opencac.errors import InputError, InputNotFoundError
+    from opencac.text.document import read_note_bytes
+
+    sysname = _parse_system(system)
+    del CodeSystem
+    day = _parse_date(as_of, "--as-of")
+    if not input.exists():
+        raise InputNotFoundError(f"input {input} does not exist.")
+    folder = input / "text_files_en" if (input / "text_files_en").is_dir() else input
+    if not folder.is_dir():
+        raise InputError(f"--input {input} is not a directory of .txt notes.")
+    files = sorted(folder.glob("*.txt"))
+    if not files:
+        raise InputError(f"{folder} holds no .txt notes.")
+    engine = CodingEngine.load(None if model in (None, "none", "") else model)
+    texts, ids, skipped = [], [], 0
+    for f in files:
+        try:
+            texts.append(read_note_bytes(f.read_bytes(), name=f.name))
+            ids.append(f.stem)
+        except InputError as exc:
+            skipped += 1
+            typer.echo(f"skipped: {exc}", err=True)
+    ctx = EncounterContext(date_of_service=day)
+    with _progress() as prog:
+        task = prog.add_task("coding", total=len(texts))
+        results = engine.code_many(texts, ids, ctx, max_suggestions=max_codes,
+                                   progress=lambda n: prog.advance(task, n))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n_rows = 0
+    with open(out, "w", encoding="utf-8") as fh:
+        for res in results:
+            for s in res.ranked(sysname):
+                if with_confidence:
+                    fh.write(f"{res.doc_id}\t{s.code}\t{s.confidence:.4f}\t{int(s.selected)}\n")
+                else:
+                    fh.write(f"{res.doc_id}\t{s.code}\n")
+                n_rows += 1
+    typer.echo(f"wrote {n_rows} rows for {len(results)} notes to {out}" + (f" ({skipped} skipped)" if skipped else ""))
+
+
+def _parse_system(value: str) -> str:
+    from opencac.errors import UnknownCodeSystemError
+
+    v = value.strip().lower()
+    if v not in ("icd10cm", "icd10pcs"):
+        raise UnknownCodeSystemError(f"unknown code system {value!r}.", options=("icd10cm", "icd10pcs"))
+    return v
+
+
+# ----------------------------------------------------------------------------- evaluate
+@handle_errors
+def evaluate(
+    gold: Annotated[Path, typer.Option("--gold", "-g", help="Gold TSV: doc_id<TAB>code.")],
+    pred: Annotated[Path, typer.Option("--pred", "-p", help="Predictions TSV: doc_id<TAB>code[<TAB>confidence[<TAB>selected]], best first.")],
+    threshold: Annotated[float, typer.Option("--threshold", help="Confidence threshold when the file has confidences but no selected column.")] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """CodiEsp MAP, micro precision/recall/F1 and a per-chapter breakdown."""
+    from opencac.coding.evaluate import evaluate as run_eval
+    from opencac.coding.evaluate import read_gold, read_predictions
+
+    rep = run_eval(read_gold(gold), read_predictions(pred), threshold=threshold)
+    if as_json:
+        typer.echo(json.dumps(rep.to_dict(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    con.print(f"MAP {rep.map:.4f}  (gold documents {rep.n_gold_docs}, gold codes {rep.n_gold_codes}, "
+              f"predicted documents {rep.n_pred_docs})")
+    con.print(f"micro P {rep.precision:.4f}  R {rep.recall:.4f}  F1 {rep.f1:.4f}  at {rep.selection}")
+    t = Table(title="per chapter / section", title_justify="left")
+    for col in ("chapter", "gold", "tp", "fp", "fn", "P", "R", "F1"):
+        t.add_column(col, justify="left" if col == "chapter" else "right")
+    for ch, v in rep.chapters.items():
+        t.add_row(ch, str(int(v["gold"])), str(int(v["tp"])), str(int(v["fp"])), str(int(v["fn"])),
+                  f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}")
+    con.print(t)

@@ -1,0 +1,230 @@
+"""Candidate generation and features: knowledge-layer hits + supervised signals + hierarchy.
+
+For one document and one code system, :func:`build_candidates` gathers
+
+* dictionary candidates: every code a dictionary phrase leads to; incomplete index codes
+  (``D49.51-``, PCS ``0TB``) and their training-corpus completions;
+* hierarchy candidates: the parent category of a matched code and the training codes under
+  the same category (siblings) - this is how codes never seen in training, or seen only
+  under a sibling, get proposed with the support of both layers;
+* supervised candidates: the top codes of the ridge, kNN and lexicon models;
+
+and computes one feature row per candidate (:data:`FEATURES`). Codes are canonical keys
+(lowercase, no dots) throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from opencac.coding.corpus import canon
+from opencac.coding.dictionary import DictHit
+
+SOURCES = ("tabular", "inclusion", "index", "eindex", "neoplasm", "pcs-index", "pcs-table", "imaging")
+ASSERTION_KEYS = ("affirmed", "negated", "uncertain", "historical", "family", "hypothetical")
+
+FEATURES: tuple[str, ...] = (
+    # supervised
+    "kr", "kr_rank", "knn", "knn_rank", "lex", "lex_rank", "prior_log", "in_train",
+    "cat_kr_max", "cat_knn_sum", "cat_lex_max", "cat_prior_log", "cat_n_train",
+    "cat4_kr_max", "cat4_knn_sum", "cat4_prior_log",
+    # dictionary
+    "d_n", "d_best", "d_exact", "d_unsubsumed", "d_maxtok", "d_nsent", "d_incomplete",
+    *(f"d_src_{s}" for s in SOURCES),
+    *(f"d_as_{a}" for a in ASSERTION_KEYS), "d_aff_frac",
+    "d_desc_n", "d_desc_best", "d_anc_n", "d_anc_best", "cat_d_n", "cat_d_best",
+    # code
+    "code_len", "kb_known", "billable", "via_dict", "via_parent", "via_sibling", "via_sup",
+    # document
+    "doc_hits", "doc_len",
+)
+FEATURE_INDEX = {f: i for i, f in enumerate(FEATURES)}
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A candidate code with its feature values, dictionary hits and how it was found."""
+
+    code: str
+    feats: dict[str, float] = field(default_factory=dict)
+    hits: list[DictHit] = field(default_factory=list)
+    via: set[str] = field(default_factory=set)
+    rationale: list[str] = field(default_factory=list)
+
+
+def _cat(code: str) -> str:
+    return code[:3]
+
+
+def _hit_stats(hits: Sequence[DictHit]) -> dict[str, float]:
+    f: dict[str, float] = {}
+    if not hits:
+        return f
+    f["d_n"] = float(len(hits))
+    f["d_best"] = max(h.score for h in hits)
+    f["d_exact"] = float(any(h.score >= 1.0 for h in hits))
+    f["d_unsubsumed"] = float(sum(1 for h in hits if not h.subsumed))
+    f["d_maxtok"] = float(max(h.n_tokens for h in hits))
+    f["d_nsent"] = float(len({h.sentence for h in hits}))
+    f["d_incomplete"] = float(all(h.incomplete for h in hits))
+    for h in hits:
+        key = f"d_src_{h.source}"
+        f[key] = max(f.get(key, 0.0), h.score)
+        akey = f"d_as_{h.assertion}" if h.assertion in ASSERTION_KEYS else "d_as_affirmed"
+        f[akey] = f.get(akey, 0.0) + 1.0
+    f["d_aff_frac"] = f.get("d_as_affirmed", 0.0) / len(hits)
+    return f
+
+
+def build_candidates(
+    system: str,
+    hits: Sequence[DictHit],
+    sup: Any | None,
+    sig: dict[str, np.ndarray] | None,
+    row: int,
+    kb: Any | None,
+    doc_len: int,
+    top_n: int = 30,
+) -> dict[str, Candidate]:
+    """Candidates and features of one document for one code system.
+
+    Args:
+        system: ``icd10cm`` or ``icd10pcs``.
+        hits: the document's dictionary hits of that system.
+        sup: the system's :class:`~opencac.coding.supervised.SupervisedLayer` (None: dictionary only).
+        sig: ``sup.scores(...)`` for a batch of documents; ``row`` selects this document.
+        kb: the knowledge base (for code validity / billable flags; may be None).
+        doc_len: number of words of the document.
+        top_n: supervised candidates taken from each signal.
+    """
+    cands: dict[str, Candidate] = {}
+
+    def get(code: str) -> Candidate:
+        c = cands.get(code)
+        if c is None:
+            c = cands[code] = Candidate(code)
+        return c
+
+    by_code: dict[str, list[DictHit]] = {}
+    for h in hits:
+        by_code.setdefault(canon(h.code), []).append(h)
+    prefix_index = sup.prefix_index_ if sup is not None else {}
+    codes = sup.codes_ if sup is not None else []
+
+    # dictionary + hierarchy candidates
+    for code, hs in by_code.items():
+        c = get(code)
+        c.via.add("dict")
+        c.hits.extend(hs)
+        if system == "icd10cm":
+            if len(code) > 3:
+                for n in range(3, len(code)):
+                    get(code[:n]).via.add("parent")
+            for i in prefix_index.get(_cat(code), []):
+                get(codes[i]).via.add("sibling")
+        else:
+            if len(code) >= 4:
+                get(code[:4]).via.add("parent")
+            for i in prefix_index.get(code[:4] if len(code) >= 4 else code, []):
+                get(codes[i]).via.add("sibling")
+
+    # supervised candidates
+    if sup is not None and sig is not None:
+        for key in ("kr", "knn", "lex"):
+            v = sig[key][row]
+            top = np.argpartition(-v, min(top_n, len(v) - 1))[:top_n] if len(v) > top_n else np.arange(len(v))
+            for j in top:
+                if v[j] > 0:
+                    get(codes[j]).via.add("sup")
+
+    if not cands:
+        return cands
+
+    # features
+    cat_hits: dict[str, list[DictHit]] = {}
+    for code, hs in by_code.items():
+        cat_hits.setdefault(_cat(code), []).extend(hs)
+    doc_hits = float(len(hits))
+    sup_ranks: dict[str, np.ndarray] = {}
+    if sup is not None and sig is not None:
+        for key in ("kr", "knn", "lex"):
+            v = sig[key][row]
+            r = np.empty(len(v), dtype=np.float32)
+            r[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
+            sup_ranks[key] = r
+    cat_cache: dict[str, tuple[float, float, float, float, float]] = {}
+
+    def cat_sup(prefix: str) -> tuple[float, float, float, float, float]:
+        if prefix in cat_cache:
+            return cat_cache[prefix]
+        idx = prefix_index.get(prefix, [])
+        if not idx or sig is None:
+            out = (0.0, 0.0, 0.0, 0.0, 0.0)
+        else:
+            ii = np.asarray(idx)
+            out = (float(sig["kr"][row][ii].max()), float(sig["knn"][row][ii].sum()),
+                   float(sig["lex"][row][ii].max()), math.log1p(float(sup.prior_[ii].sum())), float(len(ii)))
+        cat_cache[prefix] = out
+        return out
+
+    for code, c in cands.items():
+        f = c.feats
+        f.update(_hit_stats(c.hits))
+        j = sup.index_.get(code) if sup is not None else None
+        if j is not None and sig is not None:
+            f["kr"] = float(sig["kr"][row][j])
+            f["knn"] = float(sig["knn"][row][j])
+            f["lex"] = float(sig["lex"][row][j])
+            f["kr_rank"] = float(sup_ranks["kr"][j])
+            f["knn_rank"] = float(sup_ranks["knn"][j])
+            f["lex_rank"] = float(sup_ranks["lex"][j])
+            f["prior_log"] = math.log1p(float(sup.prior_[j]))
+            f["in_train"] = 1.0
+        else:
+            f["kr_rank"] = f["knn_rank"] = f["lex_rank"] = 1e4
+        kr, kn, lx, pr, nt = cat_sup(_cat(code))
+        f["cat_kr_max"], f["cat_knn_sum"], f["cat_lex_max"], f["cat_prior_log"], f["cat_n_train"] = kr, kn, lx, pr, nt
+        if len(code) >= 4:
+            kr4, kn4, _, pr4, _ = cat_sup(code[:4])
+            f["cat4_kr_max"], f["cat4_knn_sum"], f["cat4_prior_log"] = kr4, kn4, pr4
+        # hits on descendants (this code is a prefix of a matched code) and on ancestors
+        desc = [h for k, hs in by_code.items() if k != code and k.startswith(code) for h in hs]
+        anc = [h for k, hs in by_code.items() if k != code and code.startswith(k) for h in hs]
+        if desc:
+            f["d_desc_n"] = float(len(desc))
+            f["d_desc_best"] = max(h.score for h in desc)
+        if anc:
+            f["d_anc_n"] = float(len(anc))
+            f["d_anc_best"] = max(h.score for h in anc)
+        ch = cat_hits.get(_cat(code), [])
+        if ch:
+            f["cat_d_n"] = float(len(ch))
+            f["cat_d_best"] = max(h.score for h in ch)
+        f["code_len"] = float(len(code))
+        if kb is not None:
+            obj = kb.find(code)
+            f["kb_known"] = float(obj is not None)
+            f["billable"] = float(bool(obj is not None and obj.billable))
+        f["via_dict"] = float("dict" in c.via)
+        f["via_parent"] = float("parent" in c.via)
+        f["via_sibling"] = float("sibling" in c.via)
+        f["via_sup"] = float("sup" in c.via)
+        f["doc_hits"] = doc_hits
+        f["doc_len"] = float(doc_len)
+    return cands
+
+
+def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
+    """Rows of :data:`FEATURES` (missing values as NaN, which LightGBM handles)."""
+    M = np.full((len(cands), len(FEATURES)), np.nan, dtype=np.float32)
+    for i, c in enumerate(cands):
+        for k, v in c.feats.items():
+            j = FEATURE_INDEX.get(k)
+            if j is not None:
+                M[i, j] = v
+    return M

@@ -1,0 +1,210 @@
+"""Knowledge-layer candidates: the code sets' terms matched in the note.
+
+The dictionary is every phrase of the knowledge base that leads to a code (tabular titles,
+inclusion terms, alphabetic-index paths, neoplasm/external-cause tables, PCS index and table
+phrases) plus generated imaging phrases (modality x body region -> ICD-10-PCS section B
+codes, :func:`imaging_entries`), compiled once into a :class:`~opencac.nlp.MentionMatcher`
+and cached beside the knowledge-base artifact.
+
+Index codes may be incomplete (``D49.51-``, ``0TB``): :func:`hits_from_mentions` keeps the
+complete part and marks the hit ``incomplete`` so that the engine can expand it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opencac.codesets.types import CodeSystem
+
+#: Term sources used by default (the drug table is left out: its cells lead to poisoning
+#: codes, while notes mostly name drugs as treatment).
+DEFAULT_SOURCES = frozenset({"tabular", "inclusion", "index", "eindex", "neoplasm", "pcs-index", "pcs-table",
+                             "imaging"})
+
+_SOURCE_ID = {"tabular": 0, "inclusion": 1, "index": 2, "eindex": 3, "neoplasm": 4, "drug": 5,
+              "pcs-index": 6, "pcs-table": 7, "imaging": 8}
+
+# Imaging modalities by ICD-10-PCS section B "Type" axis value (ICD-10-PCS Tables, section B:
+# 0 Plain Radiography, 1 Fluoroscopy, 2 CT, 3 MRI, 4 Ultrasonography) and how notes word them.
+IMAGING_MODALITIES: dict[str, tuple[str, ...]] = {
+    "0": ("x-ray", "x ray", "xray", "radiograph", "radiography", "radiology", "plain film", "rx", "radiological study"),
+    "1": ("fluoroscopy", "angiography", "arteriography", "venography", "phlebography", "cholangiography",
+          "urethrography", "cystography", "esophagogram", "barium"),
+    "2": ("ct", "computed tomography", "computerized tomography", "tomography", "ct scan", "cat scan", "scanner",
+          "angio-ct", "angiotac", "tac"),
+    "3": ("mri", "magnetic resonance", "magnetic resonance imaging", "nuclear magnetic resonance", "mr", "nmr",
+          "resonance"),
+    "4": ("ultrasound", "ultrasonography", "ultrasonographic", "echography", "ecography", "sonography",
+          "echo", "doppler", "echocardiography", "echocardiogram", "eco"),
+}
+
+# Extra names of body regions as notes write them (key: words of a PCS body-part value).
+_REGION_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "chest": ("thorax", "thoracic", "thoracic-abdominal", "lung", "lungs", "pulmonary"),
+    "abdomen": ("abdominal",),
+    "abdomen and pelvis": ("abdominopelvic", "abdominal-pelvic", "abdomino-pelvic", "abdomen-pelvis"),
+    "chest and abdomen": ("thoracoabdominal", "thoraco-abdominal", "thoracic-abdominal"),
+    "head": ("cranial", "cranium", "skull"),
+    "brain": ("cerebral", "cranial", "encephalic"),
+    "pelvis": ("pelvic",),
+    "heart": ("cardiac",),
+    "kidney": ("renal",),
+    "kidneys": ("renal",),
+    "neck": ("cervical",),
+    "spinal cord": ("spinal",),
+    "liver": ("hepatic",),
+}
+
+
+def _clean_region(meaning: str) -> str:
+    m = re.sub(r"\(.*?\)", "", meaning).strip()
+    m = re.sub(r"\s+and\s*$", "", m, flags=re.I)
+    m = m.replace(",", " ")
+    return re.sub(r"\s+", " ", m).strip().lower()
+
+
+def imaging_entries(kb: Any) -> Iterator[tuple[str, str]]:
+    """Generated ``(phrase, code)`` pairs for imaging: modality x body region -> section B code.
+
+    Each 4-character section B node (section, body system, type, body part, e.g. ``BW20``
+    "Computerized Tomography (CT Scan), Abdomen") gives phrases "ct abdomen", "abdomen ct",
+    "abdominal ultrasound"... built from the PCS tables' axes and the synonyms above.
+    """
+    seen: set[str] = set()
+    for c in kb.codes(CodeSystem.ICD10PCS):
+        code = c.code
+        if not code.startswith("B") or code[:4] in seen:
+            continue
+        seen.add(code[:4])
+        typ = code[2]
+        if typ not in IMAGING_MODALITIES:
+            continue
+        part = next((m for (name, _, m) in c.axes if name == "Body Part"), "")
+        region = _clean_region(part)
+        if not region or region in ("other", "none"):
+            continue
+        regions = {region, *_REGION_SYNONYMS.get(region, ())}
+        for r in regions:
+            for mod in IMAGING_MODALITIES[typ]:
+                yield f"{mod} {r}", code[:4]
+                yield f"{r} {mod}", code[:4]
+
+
+@dataclass(slots=True)
+class DictHit:
+    """One dictionary match of a code in the note (used as candidate evidence).
+
+    Attributes:
+        code: the code as the knowledge base writes it (``E79.0``, ``BW03``); incomplete
+            index codes are cut to their complete part (``D49.51-`` -> ``D49.51``).
+        system: ``icd10cm`` | ``icd10pcs``.
+        source: term source (``index``, ``tabular``, ``imaging``...).
+        incomplete: the index pointed to a code needing more characters.
+        start / end / text: the mention's offsets and text.
+        phrase: the normalised dictionary phrase matched.
+        score: 1.0 exact, lower for a bag-of-words match.
+        n_tokens: tokens in the phrase.
+        subsumed: the match lies inside a longer match.
+        assertion / trigger / section / sentence / attributes: from the mention.
+    """
+
+    code: str
+    system: str
+    source: str
+    incomplete: bool
+    start: int
+    end: int
+    text: str
+    phrase: str
+    score: float
+    n_tokens: int
+    subsumed: bool
+    assertion: str
+    trigger: str | None
+    section: str
+    sentence: int
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str, str, int]]]:
+    for t in kb.terms():
+        if t.source not in sources:
+            continue
+        yield t.phrase, (t.code, t.system.value, _SOURCE_ID.get(t.source, 9))
+    if "imaging" in sources:
+        for phrase, code in imaging_entries(kb):
+            yield phrase, (code, "icd10pcs", _SOURCE_ID["imaging"])
+
+
+_LOCK = threading.Lock()
+_MATCHERS: dict[str, Any] = {}
+
+
+def _kb_key(kb: Any) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(kb.versions.items()):
+        h.update(f"{k}:{v.fiscal_year}:{v.source}:{v.sha256}:{sorted(v.extra.items())}".encode())
+    return h.hexdigest()[:16]
+
+
+def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Path | None = None) -> Any:
+    """The dictionary matcher for ``kb`` (built once, cached on disk and in the process).
+
+    Args:
+        kb: the knowledge base.
+        sources: term sources to include.
+        cache_dir: where to cache (default: the code-set cache directory).
+    """
+    from opencac.nlp.matcher import MentionMatcher
+
+    srcs = frozenset(sources)
+    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v1"
+    with _LOCK:
+        if key in _MATCHERS:
+            return _MATCHERS[key]
+        if cache_dir is None:
+            from opencac.codesets import config
+
+            cache_dir = config.cache_dir(None) / "engine"
+        path = Path(cache_dir) / f"dictionary-{key}.pkl"
+        m = None
+        if path.is_file():
+            try:
+                m = MentionMatcher.load(path)
+            except Exception:  # a stale or partial cache file: rebuild it
+                m = None
+        if m is None:
+            m = MentionMatcher.build(_entries(kb, srcs))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            m.save(tmp)
+            tmp.replace(path)
+        _MATCHERS[key] = m
+        return m
+
+
+_SOURCE_NAME = {v: k for k, v in _SOURCE_ID.items()}
+
+
+def hits_from_mentions(mentions: Iterable[Any]) -> list[DictHit]:
+    """Turn matcher mentions into per-code hits (one per mention x payload)."""
+    out: list[DictHit] = []
+    for m in mentions:
+        n_tok = len(m.phrase.split())
+        seen: set[tuple[str, str]] = set()
+        for code, system, sid in m.payloads:
+            incomplete = code.endswith("-") or (system == "icd10pcs" and len(code) < 7)
+            c = code.rstrip("-").rstrip(".")
+            if not c or (c, system) in seen:
+                continue
+            seen.add((c, system))
+            out.append(DictHit(c, system, _SOURCE_NAME.get(sid, "other"), incomplete, m.start, m.end, m.text,
+                               m.phrase, float(m.score), n_tok, bool(m.subsumed), m.assertion, m.trigger,
+                               m.section, m.sentence, dict(m.attributes)))
+    return out

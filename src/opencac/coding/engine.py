@@ -1,0 +1,322 @@
+"""The coding engine: clinical note in, ranked ICD-10-CM and ICD-10-PCS suggestions out.
+
+    from opencac.coding.engine import CodingEngine
+    eng = CodingEngine.load()                 # out of the box: code sets only
+    eng = CodingEngine.load("models/codiesp") # with a trained model
+    res = eng.code(text)                      # CodingResult: .diagnoses / .procedures
+
+Pipeline (component names are stable; audit records cite them):
+
+1. ``opencac.nlp.analyze`` + the dictionary matcher (``opencac.coding.dictionary``): every
+   code-set phrase in the note, with assertion, section and attributes.
+2. ``opencac.coding.candidates.v1``: dictionary, hierarchy and supervised candidates with
+   features.
+3. ``opencac.coding.ranker.v1`` (trained model): LightGBM score -> isotonic confidence;
+   ``opencac.coding.heuristic.v1`` (no model): a hand-set score from match quality.
+4. Suggestions with evidence spans, assertion, rationale and signals; ``selected`` when the
+   confidence passes the model's threshold and the assertion allows it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opencac.coding.corpus import CM, PCS, SYSTEMS, CodedDocument, canon, dotted
+from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
+
+#: Assertions that never make a code part of the proposed final set. Negated and family
+#: history findings are not the patient's conditions; hypothetical ones have not happened
+#: (ICD-10-CM Official Guidelines I.B.4-6 code documented conditions; IV.H / II.H for
+#: uncertain diagnoses by setting are left to the rules layer).
+NOT_SELECTED = frozenset({"negated", "family", "hypothetical"})
+
+_SOURCE_WEIGHT = {"tabular": 1.0, "inclusion": 0.95, "index": 0.9, "neoplasm": 0.75, "eindex": 0.45,
+                  "pcs-index": 0.8, "pcs-table": 0.7, "imaging": 0.95}
+_ASSERTION_WEIGHT = {"affirmed": 1.0, "uncertain": 0.7, "historical": 0.6, "hypothetical": 0.3,
+                     "negated": 0.25, "family": 0.2}
+
+
+class CodingEngine:
+    """Codes notes with the knowledge layer and, when given, a trained model.
+
+    Use :meth:`load`; the constructor takes already-loaded parts.
+    """
+
+    def __init__(self, kb: Any, matcher: Any, model: Any | None = None, model_path: Path | None = None) -> None:
+        self.kb = kb
+        self.matcher = matcher
+        self.model = model
+        self.model_path = model_path
+        self._vocab: np.ndarray | None = None
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def load(cls, model: str | Path | None = None, kb: Any | None = None) -> CodingEngine:
+        """Load the engine: the knowledge base, the cached dictionary and, if given, a model.
+
+        Args:
+            model: a model directory from ``opencac train``; None = out-of-the-box engine.
+            kb: a knowledge base (default :func:`opencac.codesets.load_knowledge`).
+
+        Raises:
+            ModelNotFoundError / ModelFormatError: ``model`` is missing or unreadable.
+        """
+        from opencac.coding.dictionary import get_matcher
+        from opencac.coding.model import EngineModel
+
+        m = EngineModel.load(model) if model is not None else None  # fail fast before the kb
+        if kb is None:
+            from opencac.codesets import load_knowledge
+
+            kb = load_knowledge()
+        return cls(kb, get_matcher(kb), m, Path(model) if model is not None else None)
+
+    @property
+    def name(self) -> str:
+        """``dictionary-only`` or ``<model dir name> (<engine version>, <created>)``."""
+        if self.model is None:
+            return "dictionary-only"
+        mf = self.model.manifest
+        label = self.model_path.name if self.model_path is not None else "model"
+        return f"{label} ({mf.get('engine_version', '?')}, {mf.get('created', '?')})"
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The model manifest (empty for the dictionary-only engine)."""
+        return dict(self.model.manifest) if self.model is not None else {}
+
+    # -- analysis --------------------------------------------------------------------------
+    def dictionary_hits(self, text: str, doc_id: str = "note") -> tuple[Any, list[Any]]:
+        """Analyse a note and match the dictionary: ``(Document, [DictHit])``."""
+        from opencac.coding.dictionary import hits_from_mentions
+        from opencac.nlp.pipeline import analyze
+
+        doc = analyze(text, doc_id)
+        return doc, hits_from_mentions(self.matcher.find(doc))
+
+    # -- coding ----------------------------------------------------------------------------
+    def code(self, text: str, doc_id: str = "note", context: EncounterContext | None = None,
+             max_suggestions: int | None = 50) -> CodingResult:
+        """Code one note.
+
+        Args:
+            text: the note text.
+            doc_id: its id.
+            context: the encounter context (date of service selects code versions).
+            max_suggestions: keep at most this many suggestions per system (None = all).
+        """
+        return self.code_many([text], [doc_id], context, max_suggestions=max_suggestions)[0]
+
+    def code_many(self, texts: Sequence[str], doc_ids: Sequence[str] | None = None,
+                  context: EncounterContext | None = None, max_suggestions: int | None = None,
+                  progress: Callable[[int], None] | None = None, batch_size: int = 64) -> list[CodingResult]:
+        """Code many notes (vectorised; what ``opencac predict`` uses).
+
+        Args:
+            texts: note texts.
+            doc_ids: their ids (default ``note-1``...).
+            context: one encounter context for all notes.
+            max_suggestions: per system (None = every candidate, as the benchmark wants).
+            progress: called with the number of notes done after each batch.
+            batch_size: notes per vectorised batch.
+        """
+        from opencac.coding.candidates import build_candidates, feature_matrix
+
+        ctx = context or EncounterContext()
+        ids = list(doc_ids) if doc_ids is not None else [f"note-{i + 1}" for i in range(len(texts))]
+        results: list[CodingResult] = []
+        codeset = {k: f"FY{v.fiscal_year}" for k, v in getattr(self.kb, "versions", {}).items()}
+        for b0 in range(0, len(texts), batch_size):
+            bt = list(texts[b0:b0 + batch_size])
+            bids = ids[b0:b0 + batch_size]
+            analysed = [self.dictionary_hits(t, i) for t, i in zip(bt, bids)]
+            sigs: dict[str, Any] = {}
+            if self.model is not None:
+                X = self.model.featurizer_.transform(bt)
+                B = self.model.featurizer_.binary_words(bt)
+                for system, layer in self.model.layers_.items():
+                    sigs[system] = layer.scores(X, B)
+            for r, (text, did, (doc, hits)) in enumerate(zip(bt, bids, analysed)):
+                res = CodingResult(doc_id=did, model=self.name, codeset=codeset, context=ctx)
+                for system in SYSTEMS:
+                    hs = [h for h in hits if h.system == system]
+                    layer = self.model.layers_.get(system) if self.model is not None else None
+                    if layer is None:
+                        cands = build_candidates(system, hs, None, None, r, self.kb, len(text.split()))
+                        cands = {k: c for k, c in cands.items() if "dict" in c.via}
+                        clist = list(cands.values())
+                        scores = np.array([_heuristic_score(c) for c in clist])
+                        conf = 1.0 - np.exp(-scores)
+                        thr = 0.5
+                    else:
+                        cands = build_candidates(system, hs, layer, sigs[system], r, self.kb, len(text.split()),
+                                                 self.model.top_n)
+                        clist = list(cands.values())
+                        if clist:
+                            scores = self.model.rankers_[system].predict(feature_matrix(clist))
+                            conf = self.model.calibrators_[system].predict(scores)
+                        else:
+                            scores = conf = np.zeros(0)
+                        thr = self.model.thresholds_.get(system, 0.5)
+                    sugg = self._suggestions(system, text, clist, scores, conf, thr, layer,
+                                             sigs.get(system), r, ctx, max_suggestions)
+                    if system == CM:
+                        res.diagnoses = sugg
+                    else:
+                        res.procedures = sugg
+                results.append(res)
+            if progress is not None:
+                progress(len(bt))
+        return results
+
+    # -- suggestions -------------------------------------------------------------------------
+    def _suggestions(self, system: str, text: str, cands: list[Any], scores: np.ndarray, conf: np.ndarray,
+                     thr: float, layer: Any, sig: Any, row: int, ctx: EncounterContext,
+                     max_suggestions: int | None) -> list[CodeSuggestion]:
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        as_of = ctx.date_of_service
+        out: list[CodeSuggestion] = []
+        seen: set[str] = set()
+        by_code = {c.code: c for c in cands}
+        for j in order:
+            c = cands[j]
+            code = self._display(c.code, system, in_train=bool(c.feats.get("in_train")), as_of=as_of)
+            key = canon(code)
+            if key in seen:
+                continue
+            seen.add(key)
+            hits = c.hits or [h for k, o in by_code.items() if k != c.code and (k.startswith(c.code) or c.code.startswith(k)) for h in o.hits]
+            assertion = _assertion(hits)
+            evidence = _evidence(hits)
+            rationale = _rationale(c, hits)
+            if layer is not None and sig is not None:
+                ev, why = self._supervised_evidence(c, layer, sig, row, text)
+                if not evidence:
+                    evidence = ev
+                rationale.extend(why)
+            confidence = float(conf[j])
+            obj = self.kb.find(code) if self.kb is not None else None
+            out.append(CodeSuggestion(
+                code=code, system=system, description=obj.description if obj is not None else "",
+                confidence=round(confidence, 4), evidence=evidence, assertion=assertion, rationale=rationale,
+                signals={k: round(float(v), 4) for k, v in sorted(c.feats.items()) if not math.isnan(v)},
+                rank=len(out) + 1, selected=bool(confidence >= thr and assertion not in NOT_SELECTED),
+            ))
+            if max_suggestions is not None and len(out) >= max_suggestions:
+                break
+        return out
+
+    def _display(self, key: str, system: str, in_train: bool, as_of: dt.date | None) -> str:
+        obj = self.kb.find(key) if self.kb is not None else None
+        code = obj.code if obj is not None else dotted(key, system)
+        # Knowledge-layer codes are FY2026 codes; map to the code valid on the date of service
+        # when the loaded code sets know an older equivalent. Training codes stay as coded.
+        if as_of is not None and obj is not None and not in_train and hasattr(self.kb, "as_of_equivalent"):
+            try:
+                eq = self.kb.as_of_equivalent(code, as_of)
+            except Exception:
+                eq = None
+            if eq:
+                code = eq
+        return code
+
+    def _supervised_evidence(self, c: Any, layer: Any, sig: Any, row: int, text: str) -> tuple[list[Evidence], list[str]]:
+        j = layer.index_.get(c.code)
+        if j is None:
+            return [], []
+        why: list[str] = []
+        ev: list[Evidence] = []
+        lex = float(sig["lex"][row][j])
+        arg = int(sig["lex_arg"][row][j])
+        if lex > 0 and arg >= 0:
+            if self._vocab is None:
+                self._vocab = self.model.featurizer_.word_.get_feature_names_out()
+            gram = str(self._vocab[arg])
+            why.append(f"learned lexicon: '{gram}' (P(code|term)={lex:.2f})")
+            m = re.search(r"\b" + r"\W+".join(map(re.escape, gram.split())) + r"\b", text, re.I)
+            if m:
+                ev.append(Evidence(m.start(), m.end(), text[m.start():m.end()]))
+        knn = float(sig["knn"][row][j])
+        if knn > 0:
+            why.append(f"similar coded notes: weighted vote {knn:.2f}")
+        kr = float(sig["kr"][row][j])
+        if kr > 0.05:
+            why.append(f"text model score {kr:.2f}")
+        return ev, why
+
+    # -- training ----------------------------------------------------------------------------
+    def train(self, docs: Sequence[CodedDocument], folds: int = 5, seed: int = 0,
+              progress: Callable[[str, int, int], None] | None = None) -> Any:
+        """Train a model on coded documents with this engine's knowledge layer.
+
+        Returns:
+            The fitted :class:`~opencac.coding.model.EngineModel` (also installed in this engine).
+        """
+        from opencac.coding.model import EngineModel
+
+        hits = []
+        for i, d in enumerate(docs):
+            hits.append(self.dictionary_hits(d.text, d.id)[1])
+            if progress is not None:
+                progress("analyse", i + 1, len(docs))
+        model = EngineModel(folds=folds, seed=seed).fit(docs, hits, self.kb, progress or (lambda *a: None))
+        self.model = model
+        return model
+
+
+def _assertion(hits: Sequence[Any]) -> str:
+    if not hits:
+        return "affirmed"
+    if any(h.assertion == "affirmed" for h in hits):
+        return "affirmed"
+    return Counter(h.assertion for h in hits).most_common(1)[0][0]
+
+
+def _evidence(hits: Sequence[Any], limit: int = 5) -> list[Evidence]:
+    out: list[Evidence] = []
+    seen: set[tuple[int, int]] = set()
+    for h in sorted(hits, key=lambda h: (h.subsumed, -h.score, h.start)):
+        if (h.start, h.end) in seen:
+            continue
+        seen.add((h.start, h.end))
+        out.append(Evidence(h.start, h.end, h.text, h.section, h.sentence))
+        if len(out) >= limit:
+            break
+    return sorted(out, key=lambda e: e.start)
+
+
+def _rationale(c: Any, hits: Sequence[Any]) -> list[str]:
+    why: list[str] = []
+    for h in sorted(c.hits, key=lambda h: -h.score)[:3]:
+        kind = "exact" if h.score >= 1.0 else f"words ({h.score:.2f})"
+        why.append(f"{h.source} term '{h.phrase}' -> {h.code}{'-' if h.incomplete else ''} [{kind}, {h.assertion}]")
+    if not c.hits and hits:
+        rel = "parent of" if "parent" in c.via else "sibling in training data of"
+        codes = sorted({h.code for h in hits})[:3]
+        why.append(f"hierarchy: {rel} matched {', '.join(codes)}")
+    return why
+
+
+def _heuristic_score(c: Any) -> float:
+    """Score of a dictionary-only candidate (``opencac.coding.heuristic.v1``): the best match's
+    quality (exact > word-bag; longer, more specific phrases; tabular titles over index
+    paths), a bonus for repeated mentions, down-weighted when only negated/family/subsumed."""
+    best = 0.0
+    for h in c.hits:
+        w = h.score * _SOURCE_WEIGHT.get(h.source, 0.5) * (1.0 + 0.25 * min(h.n_tokens - 1, 4))
+        if h.subsumed:
+            w *= 0.6
+        if h.incomplete:
+            w *= 0.8
+        w *= _ASSERTION_WEIGHT.get(h.assertion, 1.0)
+        best = max(best, w)
+    n_sent = len({h.sentence for h in c.hits})
+    return best * (1.0 + 0.2 * min(n_sent - 1, 3))

@@ -1,0 +1,239 @@
+"""A trained coding model: featurizer + per-system supervised layers + rankers + calibrators.
+
+Saved as a directory::
+
+    MODEL/
+      manifest.json          format, engine version, code-set versions, training data hash,
+                             parameters, metrics (out-of-fold MAP, ECE, F1), created time
+      featurizer.joblib      TF-IDF vocabularies
+      layer-icd10cm.joblib   SupervisedLayer (ridge duals, kNN memory, lexicon, priors)
+      ranker-icd10cm.txt     LightGBM booster (text format)
+      calibrator-icd10cm.joblib  isotonic regression
+      (same for icd10pcs)
+
+Learning from coder decisions (issue 5): :meth:`EngineModel.update` adds coded documents to
+the supervised layers (new codes included) in seconds, leaving the featurizer and the ranker
+as trained; :func:`train_model` retrains everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opencac.coding.corpus import SYSTEMS, CodedDocument, corpus_hash
+from opencac.errors import CorpusError, ModelFormatError, ModelNotFoundError
+
+MODEL_FORMAT = "opencac-engine/1"
+ENGINE_VERSION = "opencac.engine.v1"
+
+Progress = Callable[[str, int, int], None]
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+class EngineModel:
+    """Everything learned from a coded corpus.
+
+    Args:
+        folds: out-of-fold splits for the ranker's training features.
+        seed: random seed.
+        top_n: supervised candidates per signal.
+        rounds: LightGBM boosting rounds.
+    """
+
+    def __init__(self, folds: int = 5, seed: int = 0, top_n: int = 30, rounds: int = 400) -> None:
+        self.folds = folds
+        self.seed = seed
+        self.top_n = top_n
+        self.rounds = rounds
+        self.manifest: dict[str, Any] = {}
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self, docs: Sequence[CodedDocument], hits: Sequence[Sequence[Any]], kb: Any,
+            progress: Progress = _noop) -> EngineModel:
+        """Train on coded documents whose dictionary hits were computed by the engine.
+
+        Args:
+            docs: the training documents.
+            hits: each document's dictionary hits (``CodingEngine.dictionary_hits``).
+            kb: the knowledge base.
+            progress: ``progress(stage, done, total)`` callback.
+        """
+        from opencac.coding.candidates import build_candidates, feature_matrix
+        from opencac.coding.ranker import (best_f1_threshold, cross_fit_scores, expected_calibration_error,
+                                           fit_booster, fit_calibrator)
+        from opencac.coding.supervised import SupervisedLayer, TextFeaturizer
+        from opencac.coding.evaluate import average_precision
+
+        if len(docs) < max(10, self.folds * 2):
+            raise CorpusError(f"training needs at least {max(10, self.folds * 2)} coded documents; got {len(docs)}.")
+        texts = [d.text for d in docs]
+        self.featurizer_ = TextFeaturizer().fit(texts)
+        X = self.featurizer_.transform(texts)
+        B = self.featurizer_.binary_words(texts)
+        fold = np.random.RandomState(self.seed).permutation(len(docs)) % self.folds
+        self.layers_: dict[str, Any] = {}
+        self.rankers_: dict[str, Any] = {}
+        self.calibrators_: dict[str, Any] = {}
+        self.thresholds_: dict[str, float] = {}
+        metrics: dict[str, Any] = {}
+        total_steps = len(SYSTEMS) * (self.folds + 2)
+        step = 0
+        for system in SYSTEMS:
+            labelled = [i for i, d in enumerate(docs) if d.codes[system]]
+            if len(labelled) < self.folds * 2:
+                step += self.folds + 2
+                progress("train", step, total_steps)
+                continue
+            rows, ys, groups, missed, doc_gold, doc_codes = [], [], [], 0, [], []
+            for k in range(self.folds):
+                tr = np.where(fold != k)[0]
+                te = [i for i in np.where(fold == k)[0] if docs[i].codes[system]]
+                layer = SupervisedLayer().fit(X[tr], B[tr], [docs[i].codes[system] for i in tr])
+                if te:
+                    sig = layer.scores(X[te], B[te])
+                    for r, i in enumerate(te):
+                        hs = [h for h in hits[i] if h.system == system]
+                        cands = list(build_candidates(system, hs, layer, sig, r, kb, len(docs[i].text.split()),
+                                                      self.top_n).values())
+                        gold = set(docs[i].codes[system])
+                        if not cands:
+                            missed += len(gold)
+                            continue
+                        rows.append(feature_matrix(cands))
+                        ys.append(np.array([c.code in gold for c in cands], dtype=np.float32))
+                        groups.append(len(cands))
+                        missed += len(gold - {c.code for c in cands})
+                        doc_gold.append(gold)
+                        doc_codes.append([c.code for c in cands])
+                step += 1
+                progress("train", step, total_steps)
+            Xr = np.vstack(rows)
+            yr = np.concatenate(ys)
+            oof = cross_fit_scores(Xr, yr, groups, seed=self.seed, rounds=self.rounds)
+            cal = fit_calibrator(oof, yr)
+            prob = cal.predict(oof)
+            thr, f1 = best_f1_threshold(prob, yr, missed)
+            aps = []
+            pos = 0
+            for g, n, codes in zip(doc_gold, groups, doc_codes):
+                s = oof[pos:pos + n]
+                pos += n
+                aps.append(average_precision([codes[j] for j in np.argsort(-s)], g))
+            n_gold_docs = len(labelled)
+            metrics[system] = {
+                "oof_map": float(sum(aps) / n_gold_docs),
+                "oof_ece": expected_calibration_error(prob, yr),
+                "oof_f1_at_threshold": f1,
+                "threshold": thr,
+                "candidate_recall": float(yr.sum() / (yr.sum() + missed)) if yr.sum() + missed else 0.0,
+                "n_docs": n_gold_docs,
+                "n_codes": len({c for d in docs for c in d.codes[system]}),
+            }
+            step += 1
+            progress("train", step, total_steps)
+            self.rankers_[system] = fit_booster(Xr, yr, seed=self.seed, rounds=self.rounds)
+            self.calibrators_[system] = cal
+            self.thresholds_[system] = thr
+            self.layers_[system] = SupervisedLayer().fit(X, B, [d.codes[system] for d in docs])
+            step += 1
+            progress("train", step, total_steps)
+        if not self.layers_:
+            raise CorpusError("no code system has enough coded documents to train on.")
+        self.manifest = {
+            "format": MODEL_FORMAT,
+            "engine_version": ENGINE_VERSION,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "codesets": {k: {"fiscal_year": v.fiscal_year, "source": v.source, "sha256": v.sha256}
+                         for k, v in getattr(kb, "versions", {}).items()},
+            "training_data": {"sha256": corpus_hash(docs), "n_documents": len(docs)},
+            "parameters": {"folds": self.folds, "seed": self.seed, "top_n": self.top_n, "rounds": self.rounds},
+            "systems": sorted(self.layers_),
+            "thresholds": dict(self.thresholds_),
+            "metrics": metrics,
+        }
+        return self
+
+    def update(self, docs: Sequence[CodedDocument]) -> None:
+        """Fast incremental learning: add coded documents to every supervised layer."""
+        if not docs:
+            return
+        texts = [d.text for d in docs]
+        X = self.featurizer_.transform(texts)
+        B = self.featurizer_.binary_words(texts)
+        for system, layer in self.layers_.items():
+            layer.update(X, B, [d.codes[system] for d in docs])
+        td = self.manifest.setdefault("training_data", {})
+        td["n_updates"] = int(td.get("n_updates", 0)) + len(docs)
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the model directory (created if needed)."""
+        import joblib
+
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self.featurizer_, out / "featurizer.joblib", compress=3)
+        for system in self.layers_:
+            joblib.dump(self.layers_[system], out / f"layer-{system}.joblib", compress=3)
+            self.rankers_[system].save_model(str(out / f"ranker-{system}.txt"))
+            joblib.dump(self.calibrators_[system], out / f"calibrator-{system}.joblib")
+        (out / "manifest.json").write_text(json.dumps(self.manifest, indent=2, default=_json_default) + "\n",
+                                           encoding="utf-8")
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> EngineModel:
+        """Read a model directory.
+
+        Raises:
+            ModelNotFoundError: no such directory or no manifest in it.
+            ModelFormatError: the manifest or an artifact is unreadable or of another format.
+        """
+        import joblib
+        import lightgbm as lgb
+
+        p = Path(path)
+        if not p.exists():
+            raise ModelNotFoundError(f"model {p} does not exist; train one with 'opencac train' or omit --model.")
+        if not p.is_dir() or not (p / "manifest.json").is_file():
+            raise ModelNotFoundError(f"{p} is not a model directory (no manifest.json).")
+        try:
+            manifest = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelFormatError(f"{p / 'manifest.json'} is not valid JSON ({exc}).") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != MODEL_FORMAT:
+            got = manifest.get("format") if isinstance(manifest, dict) else None
+            raise ModelFormatError(f"{p} has model format {got!r}; expected {MODEL_FORMAT!r}.")
+        m = cls(**{k: v for k, v in manifest.get("parameters", {}).items() if k in ("folds", "seed", "top_n", "rounds")})
+        m.manifest = manifest
+        try:
+            m.featurizer_ = joblib.load(p / "featurizer.joblib")
+            m.layers_, m.rankers_, m.calibrators_ = {}, {}, {}
+            for system in manifest.get("systems", []):
+                m.layers_[system] = joblib.load(p / f"layer-{system}.joblib")
+                m.rankers_[system] = lgb.Booster(model_file=str(p / f"ranker-{system}.txt"))
+                m.calibrators_[system] = joblib.load(p / f"calibrator-{system}.joblib")
+        except FileNotFoundError as exc:
+            raise ModelFormatError(f"model {p} is incomplete: {Path(str(exc.filename)).name} is missing.") from None
+        except Exception as exc:  # corrupt pickle / booster file
+            raise ModelFormatError(f"model {p} could not be read ({type(exc).__name__}).") from None
+        m.thresholds_ = {k: float(v) for k, v in manifest.get("thresholds", {}).items()}
+        return m
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    return str(o)

@@ -1,0 +1,318 @@
+"""Supervised signals learned from coded documents, one set per code system.
+
+* :class:`TextFeaturizer` - TF-IDF word 1-2 grams + character 3-5 grams (fit once, shared).
+* :class:`LinearCodeModel` - one-vs-rest logistic regression per code seen >= ``min_count`` times.
+* :class:`KnnCodeModel` - similarity-weighted code votes of the nearest training notes; an
+  updatable memory (:meth:`KnnCodeModel.add`) for fast learning from coder decisions.
+* :class:`CodeLexicon` - n-grams strongly associated with a code in training notes
+  (``P(code | n-gram)``), with counts that :meth:`CodeLexicon.update` adds to incrementally.
+* code priors (document frequency of each code), also updatable.
+
+All follow scikit-learn habits: ``__init__`` stores parameters, ``fit`` returns ``self``,
+learned state ends in ``_``. Heavy imports happen inside methods.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+_TOKEN_RE = re.compile(r"(?u)\b[a-zA-Z][a-zA-Z0-9\-]+\b")
+
+
+def clean_text(text: str) -> str:
+    """Lower-case text used by every supervised layer."""
+    return text.lower()
+
+
+class TextFeaturizer:
+    """TF-IDF word (1-2 grams) and character (3-5 grams, word-bounded) features, L2-normalised.
+
+    Args:
+        max_word_features: vocabulary cap for word n-grams.
+        max_char_features: vocabulary cap for character n-grams (0 disables them).
+    """
+
+    def __init__(self, max_word_features: int = 60000, max_char_features: int = 60000) -> None:
+        self.max_word_features = max_word_features
+        self.max_char_features = max_char_features
+
+    def fit(self, texts: Sequence[str]) -> TextFeaturizer:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.word_ = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.5, sublinear_tf=True,
+                                     max_features=self.max_word_features, token_pattern=_TOKEN_RE.pattern,
+                                     dtype=np.float32)
+        self.word_.fit([clean_text(t) for t in texts])
+        self.char_ = None
+        if self.max_char_features:
+            self.char_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, max_df=0.5,
+                                         sublinear_tf=True, max_features=self.max_char_features,
+                                         dtype=np.float32)
+            self.char_.fit([clean_text(t) for t in texts])
+        return self
+
+    def words(self, texts: Sequence[str]) -> Any:
+        """Word TF-IDF matrix (rows L2-normalised)."""
+        return self.word_.transform([clean_text(t) for t in texts])
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        """Concatenated word + char TF-IDF (each block L2-normalised, scaled by 1/sqrt 2)."""
+        import scipy.sparse as sp
+
+        w = self.words(texts)
+        if self.char_ is None:
+            return w
+        c = self.char_.transform([clean_text(t) for t in texts])
+        return sp.hstack([w, c], format="csr", dtype=np.float32) * np.float32(1 / np.sqrt(2))
+
+    def binary_words(self, texts: Sequence[str]) -> Any:
+        """Binary word n-gram presence matrix over the word vocabulary."""
+        w = self.words(texts)
+        w.data[:] = 1.0
+        return w
+
+
+class LinearCodeModel:
+    """One-vs-rest logistic regression per code (codes seen at least ``min_count`` times).
+
+    Args:
+        C: inverse regularisation strength.
+        min_count: minimum number of training documents for a code to get a classifier.
+    """
+
+    def __init__(self, C: float = 8.0, min_count: int = 1) -> None:
+        self.C = C
+        self.min_count = min_count
+
+    def fit(self, X: Any, Y: Any, codes: Sequence[str]) -> LinearCodeModel:
+        """Fit on features ``X`` (docs x feats) and binary label matrix ``Y`` (docs x codes)."""
+        from sklearn.linear_model import LogisticRegression
+
+        Y = Y.tocsc()
+        counts = np.asarray(Y.sum(axis=0)).ravel()
+        keep = [j for j in range(Y.shape[1]) if self.min_count <= counts[j] < Y.shape[0]]
+        n_feat = X.shape[1]
+        W = np.zeros((len(keep), n_feat), dtype=np.float32)
+        b = np.zeros(len(keep), dtype=np.float32)
+        for i, j in enumerate(keep):
+            y = Y[:, j].toarray().ravel()
+            clf = LogisticRegression(C=self.C, solver="liblinear", class_weight="balanced", max_iter=200)
+            clf.fit(X, y)
+            W[i] = clf.coef_[0]
+            b[i] = clf.intercept_[0]
+        self.codes_ = [codes[j] for j in keep]
+        self.coef_ = W
+        self.intercept_ = b
+        return self
+
+    def decision(self, X: Any) -> np.ndarray:
+        """Raw margins (docs x codes)."""
+        return np.asarray(X @ self.coef_.T) + self.intercept_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Per-code probabilities (docs x ``codes_``), uncalibrated."""
+        return 1.0 / (1.0 + np.exp(-self.decision(X)))
+
+
+class KnnCodeModel:
+    """Similarity-weighted code votes of the ``k`` most similar training notes.
+
+    ``score(code) = sum_{n in top-k, code in n} sim(n)^p / sum_{n in top-k} sim(n)^p``.
+    """
+
+    def __init__(self, k: int = 20, power: float = 2.0) -> None:
+        self.k = k
+        self.power = power
+
+    def fit(self, X: Any, Y: Any, codes: Sequence[str]) -> KnnCodeModel:
+        self.X_ = X.tocsr().astype(np.float32)
+        self.Y_ = Y.tocsr().astype(np.float32)
+        self.codes_ = list(codes)
+        return self
+
+    def add(self, X: Any, Y: Any) -> None:
+        """Append documents to the memory (``Y`` over the same ``codes_``)."""
+        import scipy.sparse as sp
+
+        self.X_ = sp.vstack([self.X_, X.tocsr().astype(np.float32)], format="csr")
+        self.Y_ = sp.vstack([self.Y_, Y.tocsr().astype(np.float32)], format="csr")
+
+    def scores(self, X: Any, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (code scores docs x codes, neighbour indices docs x k, neighbour sims docs x k)."""
+        S = np.asarray((X @ self.X_.T).todense(), dtype=np.float32)
+        if exclude_self:
+            np.fill_diagonal(S, -1.0)
+        k = min(self.k, S.shape[1])
+        idx = np.argpartition(-S, k - 1, axis=1)[:, :k]
+        sims = np.take_along_axis(S, idx, axis=1)
+        order = np.argsort(-sims, axis=1)
+        idx = np.take_along_axis(idx, order, axis=1)
+        sims = np.clip(np.take_along_axis(sims, order, axis=1), 0, None)
+        w = sims ** self.power
+        w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-9)
+        out = np.zeros((X.shape[0], self.Y_.shape[1]), dtype=np.float32)
+        for i in range(X.shape[0]):
+            out[i] = w[i] @ self.Y_[idx[i]].toarray()
+        return out, idx, sims
+
+
+class CodeLexicon:
+    """Learned lexicon: word n-grams associated with codes, ``P(code | n-gram)`` smoothed.
+
+    Args:
+        alpha: additive smoothing in the denominator (``n(g, c) / (n(g) + alpha)``).
+        min_pair: minimum co-occurrence count for a (n-gram, code) pair to be kept.
+    """
+
+    def __init__(self, alpha: float = 2.0, min_pair: int = 2) -> None:
+        self.alpha = alpha
+        self.min_pair = min_pair
+
+    def fit(self, B: Any, Y: Any) -> CodeLexicon:
+        """Fit from a binary doc x n-gram matrix ``B`` and doc x code label matrix ``Y``."""
+        self.co_ = (B.T.tocsr().astype(np.float32) @ Y.tocsc().astype(np.float32)).tocsr()
+        self.df_ = np.asarray(B.sum(axis=0)).ravel().astype(np.float32)
+        self._compile()
+        return self
+
+    def update(self, B: Any, Y: Any) -> None:
+        """Add the counts of new documents (same vocabulary and code list)."""
+        self.co_ = (self.co_ + (B.T.tocsr().astype(np.float32) @ Y.tocsc().astype(np.float32))).tocsr()
+        self.df_ = self.df_ + np.asarray(B.sum(axis=0)).ravel().astype(np.float32)
+        self._compile()
+
+    def _compile(self) -> None:
+        P = self.co_.tocoo()
+        keep = P.data >= self.min_pair
+        import scipy.sparse as sp
+
+        rows, cols = P.row[keep], P.col[keep]
+        vals = P.data[keep] / (self.df_[rows] + self.alpha)
+        self.P_ = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=P.shape)
+
+    def scores(self, B: Any) -> tuple[np.ndarray, np.ndarray]:
+        """For each doc and code: (max ``P(code|g)`` over present n-grams g, argmax n-gram index)."""
+        n_docs, n_codes = B.shape[0], self.P_.shape[1]
+        best = np.zeros((n_docs, n_codes), dtype=np.float32)
+        arg = np.full((n_docs, n_codes), -1, dtype=np.int64)
+        B = B.tocsr()
+        for i in range(n_docs):
+            terms = B.indices[B.indptr[i]:B.indptr[i + 1]]
+            if len(terms) == 0:
+                continue
+            sub = self.P_[terms].tocoo()
+            if sub.nnz == 0:
+                continue
+            order = np.lexsort((sub.data, sub.col))  # by code, then value ascending
+            c, v, r = sub.col[order], sub.data[order], sub.row[order]
+            last = np.r_[c[1:] != c[:-1], True]
+            best[i, c[last]] = v[last]
+            arg[i, c[last]] = terms[r[last]]
+        return best, arg
+
+
+class SupervisedLayer:
+    """All supervised signals of one code system, over the codes seen in training.
+
+    * kernel ridge regression on the TF-IDF features (a linear model in its dual form:
+      ``scores = X_q X^T (X X^T + lam I)^-1 Y``; exact, fast on thousands of notes, and
+      refit in seconds by :meth:`update`);
+    * nearest-neighbour votes (:class:`KnnCodeModel`);
+    * the learned lexicon (:class:`CodeLexicon`);
+    * code priors (training document frequency).
+
+    Args:
+        lam: ridge penalty.
+        k: neighbours for the kNN votes.
+        power: similarity exponent of the kNN votes.
+        lex_alpha / lex_min_pair: lexicon smoothing and minimum pair count.
+    """
+
+    def __init__(self, lam: float = 0.1, k: int = 20, power: float = 2.0, lex_alpha: float = 2.0,
+                 lex_min_pair: int = 1) -> None:
+        self.lam = lam
+        self.k = k
+        self.power = power
+        self.lex_alpha = lex_alpha
+        self.lex_min_pair = lex_min_pair
+
+    def fit(self, X: Any, B: Any, code_lists: Sequence[Sequence[str]]) -> SupervisedLayer:
+        """Fit from TF-IDF rows ``X``, binary word rows ``B`` and each document's codes."""
+        self.codes_ = sorted({c for cl in code_lists for c in cl})
+        self.X_ = X.tocsr().astype(np.float32)
+        self.B_ = B.tocsr().astype(np.float32)
+        self.Y_ = self._labels(code_lists)
+        self._refit()
+        return self
+
+    def _labels(self, code_lists: Sequence[Sequence[str]]) -> Any:
+        import scipy.sparse as sp
+
+        ix = {c: i for i, c in enumerate(self.codes_)}
+        rows, cols = [], []
+        for i, cl in enumerate(code_lists):
+            for c in set(cl):
+                if c in ix:
+                    rows.append(i)
+                    cols.append(ix[c])
+        return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                             shape=(len(code_lists), len(self.codes_)))
+
+    def _refit(self) -> None:
+        K = np.asarray((self.X_ @ self.X_.T).todense(), dtype=np.float64)
+        K[np.diag_indices_from(K)] += self.lam
+        self.A_ = np.linalg.solve(K, self.Y_.toarray().astype(np.float64)).astype(np.float32)
+        self.knn_ = KnnCodeModel(self.k, self.power).fit(self.X_, self.Y_, self.codes_)
+        self.lexicon_ = CodeLexicon(self.lex_alpha, self.lex_min_pair).fit(self.B_, self.Y_)
+        self.prior_ = np.asarray(self.Y_.sum(axis=0)).ravel().astype(np.float32)
+        self.n_docs_ = self.X_.shape[0]
+        self.index_ = {c: i for i, c in enumerate(self.codes_)}
+        prefixes: dict[str, list[int]] = {}
+        for i, c in enumerate(self.codes_):
+            for n in range(3, len(c) + 1):
+                prefixes.setdefault(c[:n], []).append(i)
+        self.prefix_index_ = prefixes
+
+    def update(self, X: Any, B: Any, code_lists: Sequence[Sequence[str]]) -> None:
+        """Learn from new coded documents (e.g. coder-approved results) without retraining
+        the featurizer or the ranker: new codes extend the vocabulary, and the ridge, kNN
+        memory, lexicon and priors are refit on old + new documents (seconds)."""
+        import scipy.sparse as sp
+
+        new_codes = sorted({c for cl in code_lists for c in cl} - set(self.codes_))
+        if new_codes:
+            old = self.Y_
+            self.codes_ = self.codes_ + new_codes
+            self.Y_ = sp.hstack([old, sp.csr_matrix((old.shape[0], len(new_codes)), dtype=np.float32)], format="csr")
+        self.X_ = sp.vstack([self.X_, X.tocsr().astype(np.float32)], format="csr")
+        self.B_ = sp.vstack([self.B_, B.tocsr().astype(np.float32)], format="csr")
+        self.Y_ = sp.vstack([self.Y_, self._labels(code_lists)], format="csr")
+        self._refit()
+
+    def scores(self, X: Any, B: Any) -> dict[str, np.ndarray]:
+        """Per-document signals over ``codes_``: ``kr`` (ridge), ``knn``, ``lex`` and
+        ``lex_arg`` (the best lexicon n-gram's vocabulary index), ``nn_idx`` / ``nn_sim``."""
+        S = np.asarray((X @ self.X_.T).todense(), dtype=np.float32)
+        kr = S @ self.A_
+        knn, idx, sims = self._knn_from_sims(S)
+        lex, arg = self.lexicon_.scores(B)
+        return {"kr": kr, "knn": knn, "lex": lex, "lex_arg": arg, "nn_idx": idx, "nn_sim": sims}
+
+    def _knn_from_sims(self, S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = min(self.k, S.shape[1])
+        idx = np.argpartition(-S, k - 1, axis=1)[:, :k]
+        sims = np.take_along_axis(S, idx, axis=1)
+        order = np.argsort(-sims, axis=1)
+        idx = np.take_along_axis(idx, order, axis=1)
+        sims = np.clip(np.take_along_axis(sims, order, axis=1), 0, None)
+        w = sims ** self.power
+        w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-9)
+        Yd = self.Y_
+        out = np.zeros((S.shape[0], Yd.shape[1]), dtype=np.float32)
+        for i in range(S.shape[0]):
+            out[i] = w[i] @ Yd[idx[i]].toarray()
+        return out, idx, sims

@@ -1,0 +1,66 @@
+"""Training corpora: CodiEsp layout and JSONL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from opencac.coding.corpus import CM, PCS, canon, corpus_hash, dotted, infer_system, load_corpus
+from opencac.errors import CorpusError
+
+
+def _split(tmp_path: Path) -> Path:
+    d = tmp_path / "train"
+    (d / "text_files_en").mkdir(parents=True)
+    (d / "text_files_en" / "doc1.txt").write_text("Fever and chest X-ray.", encoding="utf-8")
+    (d / "text_files_en" / "doc2.txt").write_text("Type 2 diabetes.", encoding="utf-8")
+    (d / "trainD.tsv").write_text("doc1\tr50.9\ndoc2\te11.9\ndoc2\te11.9\n", encoding="utf-8")
+    (d / "trainP.tsv").write_text("doc1\tbw03zzz\n", encoding="utf-8")
+    return d
+
+
+def test_codiesp_layout(tmp_path: Path) -> None:
+    docs = load_corpus(_split(tmp_path))
+    assert [d.id for d in docs] == ["doc1", "doc2"]
+    assert docs[0].codes == {CM: ["r509"], PCS: ["bw03zzz"]}
+    assert docs[1].codes == {CM: ["e119"], PCS: []}
+
+
+def test_jsonl(tmp_path: Path) -> None:
+    p = tmp_path / "c.jsonl"
+    rows = [{"id": "a", "text": "x", "codes": ["E11.9", "0DTJ4ZZ", "I10", {"code": "R509", "system": "icd10cm"}]},
+            {"id": "b", "text": "y", "codes": []}]
+    p.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    docs = load_corpus([p])
+    assert docs[0].codes == {CM: ["e119", "i10", "r509"], PCS: ["0dtj4zz"]}
+    assert docs[1].codes == {CM: [], PCS: []}
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError):
+        load_corpus([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError):
+        load_corpus([tmp_path / "empty"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n", encoding="utf-8")
+    with pytest.raises(CorpusError):
+        load_corpus([bad])
+
+
+def test_code_forms() -> None:
+    assert infer_system("E11.9") == CM and infer_system("i10") == CM
+    assert infer_system("bw03zzz") == PCS and infer_system("bw20") == PCS
+    with pytest.raises(CorpusError):
+        infer_system("??")
+    assert canon(" E11.9 ") == "e119"
+    assert dotted("e119", CM) == "E11.9" and dotted("bw03zzz", PCS) == "BW03ZZZ" and dotted("r52", CM) == "R52"
+
+
+def test_hash_changes_with_codes(tmp_path: Path) -> None:
+    docs = load_corpus(_split(tmp_path))
+    h1 = corpus_hash(docs)
+    docs[0].codes[CM].append("r52")
+    assert corpus_hash(docs) != h1

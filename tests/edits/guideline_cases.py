@@ -115,7 +115,13 @@ CASES: list[dict[str, Any]] = [
     c(id="seventh-undocumented-outpatient", clause="I.C.19.a 7th character required", context=OP,
       text="Right femoral neck fracture.", dx=[{"code": "S72.001", "ev": "femoral neck fracture"}],
       edits=["SEVENTH-CHARACTER-REQUIRED"]),
+    c(id="seventh-inpatient-active-treatment", clause="I.C.19.a 7th character A while receiving active treatment (inpatient)",
+      context=IP, text="Admitted for right femoral neck fracture; orthopedic follow-up planned after discharge.",
+      dx=[{"code": "S72.001", "ev": "right femoral neck fracture"}], has=["S72.001A"]),
     # --- I.B.1 header codes --------------------------------------------------------------------
+    c(id="header-redundant", clause="I.B.1 header code redundant with its coded subcode", context=OP,
+      text="Crohn's disease.", dx=[{"code": "K50.9", "ev": "Crohn's disease"}, {"code": "K50.90", "ev": "Crohn's disease"}],
+      final=["K50.90"], edits=["HEADER-REDUNDANT"]),
     c(id="header-completed", clause="I.B.1 code to the highest number of characters", context=OP,
       text="Heart failure.", dx=[{"code": "I50", "ev": "Heart failure"}], has=["I50.9"], edits=["HEADER-CODE-COMPLETED"]),
     c(id="claim-header-invalid", clause="MCE edit 1 invalid code (header N18.3)",

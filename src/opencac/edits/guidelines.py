@@ -16,10 +16,17 @@ from opencac.edits.state import RulesState, undot
 
 G = "ICD-10-CM Official Guidelines for Coding and Reporting FY2026"
 
-_EPISODE_PATTERNS = (
-    ("S", re.compile(r"\bsequela(e)?\b|\blate effects?\b|\bresidual\b", re.I)),
-    ("D", re.compile(r"\bsubsequent encounter\b|\bfollow[- ]?up\b|\broutine healing\b|\bhealing\b|\bcast (check|change)\b|\bremoval of (the )?(cast|sutures|staples)\b|\brecovery phase\b", re.I)),
-    ("A", re.compile(r"\binitial encounter\b|\bactive treatment\b|\bemergency department\b|\bED\b|\bacute\b|\bpresent(s|ed|ing)? (to|with)\b|\bsustained\b|\btoday\b", re.I)),
+#: Explicit statements of the episode of care (I.C.19.a), checked first.
+_EPISODE_STRONG = (
+    ("S", re.compile(r"\bsequela(e)?\b|\blate effects?\b", re.I)),
+    ("D", re.compile(r"\bsubsequent encounter\b|\broutine healing\b|\bcast (check|change)\b|"
+                     r"\bremoval of (the )?(cast|sutures|staples)\b|\brecovery phase\b", re.I)),
+    ("A", re.compile(r"\binitial encounter\b|\bactive treatment\b", re.I)),
+)
+#: Weaker cues, used only outside inpatient/emergency settings (where active treatment = A).
+_EPISODE_WEAK = (
+    ("D", re.compile(r"\bfollow[- ]?up (visit|appointment|encounter)\b|\bhealing\b", re.I)),
+    ("A", re.compile(r"\bemergency department\b|\bED\b|\bpresent(s|ed|ing)? (to|with)\b|\bsustained\b|\btoday\b", re.I)),
 )
 _UNRELATED = re.compile(r"\b(not (due to|related to|caused by|secondary to)|unrelated to|due to (another|other) cause)\b", re.I)
 
@@ -127,9 +134,9 @@ def run_uncertain(state: RulesState) -> list[Edit]:
 # -------------------------------------------------------------------------------------------
 # Completion: 7th characters, placeholder X, header codes (I.A.4-I.A.5, I.B.1, I.C.19.a)
 # -------------------------------------------------------------------------------------------
-def episode_from_text(text: str) -> str | None:
+def episode_from_text(text: str, strong_only: bool = False) -> str | None:
     """7th-character episode from a sentence: A initial, D subsequent, S sequela (I.C.19.a)."""
-    for char, rx in _EPISODE_PATTERNS:
+    for char, rx in _EPISODE_STRONG + (() if strong_only else _EPISODE_WEAK):
         if rx.search(text):
             return char
     return None
@@ -153,12 +160,22 @@ def run_completion(state: RulesState) -> list[Edit]:
         code = kb.find(fc.code)
         if code is None or kb.is_billable(fc.code, state.as_of):
             continue
+        u = undot(fc.code)
+        deeper = [c.code for c in state.dx if c is not fc and undot(c.code).startswith(u) and len(undot(c.code)) > len(u)]
+        if deeper:
+            # I.B.1: the more specific code(s) already on the claim make the header redundant.
+            edits.append(Edit("HEADER-REDUNDANT", "info",
+                              f"{fc.code} is a header code and the more specific {', '.join(deeper[:3])} is already coded; "
+                              f"{fc.code} is dropped.", f"{G} I.B.1 (code to the highest number of characters)",
+                              codes=[fc.code] + deeper[:3], evidence=_ev(fc), fix={"remove": [fc.code]}))
+            continue
         sevenths = dict(kb.seventh_characters(fc.code))
         if sevenths and len(undot(fc.code)) < 7:
             window = state.window_for(fc, pad=80) or ""
-            episode = episode_from_text(window)
+            acute_setting = state.ctx.setting in ("inpatient", "emergency")
+            episode = episode_from_text(window, strong_only=acute_setting)
             cite = f"{G} I.A.5 (placeholder X), I.C.19.a (7th characters for injuries)"
-            if episode is None and state.ctx.setting in ("inpatient", "emergency"):
+            if episode is None and acute_setting:
                 episode, assumed = "A", True
             else:
                 assumed = False

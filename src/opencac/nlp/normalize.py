@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["ABBREVIATIONS", "Token", "normalize", "normalize_phrase", "stem", "tokenize"]
 
@@ -337,7 +337,6 @@ _JOIN_PREFIXES = frozenset(
 )
 
 _EXPANSION_CACHE: dict[str, tuple[str, ...]] = {}
-_STEM_CACHE: dict[str, str] = {}
 
 
 def _expansion(low: str) -> tuple[str, ...]:
@@ -391,8 +390,7 @@ def stem(token: str) -> str:
     return _IRREGULAR.get(base, base)
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     """A normalised token and the original character range ``[start, end)`` it came from."""
 
     norm: str
@@ -415,6 +413,55 @@ def _split_hyphens(word: str, start: int) -> list[tuple[str, int, int]]:
     return pieces
 
 
+def _word_tokens(word: str, roman_ctx: bool) -> tuple[tuple[tuple[str, int, int], ...], str]:
+    """Normalise one word (hyphenated pieces included).
+
+    Args:
+        word: the word as written.
+        roman_ctx: whether the previous normalised token makes a roman numeral a number
+            (``type``, ``stage``, ``grade``...).
+
+    Returns:
+        ``((norm, start, end), ...)`` with offsets relative to the word, and the last
+        normalised token (the context for the next word).
+    """
+    out: list[tuple[str, int, int]] = []
+    prev_norm = "type" if roman_ctx else ""
+    pieces = [(word, 0, len(word))] if "-" not in word and "\u2010" not in word and "\u2011" not in word \
+        else _split_hyphens(word, 0)
+    for piece, s, e in pieces:
+        low = piece.lower()
+        key = low
+        is_abbr = low in _ABBR_ANY and not (prev_norm in _ROMAN_CONTEXT and low in _ROMAN)
+        if not is_abbr and low in _UPPER_ONLY and piece.isupper() and len(piece) > 1:
+            is_abbr = True
+        if not is_abbr and len(low) > 2 and low[-1] == "s":  # plural abbreviation: "UTIs", "CTs"
+            key = low[:-1]
+            is_abbr = key in _ABBR_ANY or (key in _UPPER_ONLY and piece[:-1].isupper() and len(key) > 1)
+        if is_abbr:
+            exp = _expansion(key)
+            out.extend((w, s, e) for w in exp)
+            prev_norm = exp[-1]
+            continue
+        if prev_norm in _ROMAN_CONTEXT and low in _ROMAN:
+            norm = _ROMAN[low]
+        elif prev_norm in _ROMAN_CONTEXT and low in _NUMBER_WORDS:
+            norm = _NUMBER_WORDS[low]
+        else:
+            norm = stem(low)
+            if norm in _ABBR_ANY and norm != low:  # a stem that is an abbreviation: keep idempotent
+                exp = _expansion(norm)
+                out.extend((w, s, e) for w in exp)
+                prev_norm = exp[-1]
+                continue
+        prev_norm = norm
+        out.extend((w, s, e) for w in norm.split(" "))
+    return tuple(out), prev_norm
+
+
+_WORD_CACHE: dict[tuple[str, bool], tuple[tuple[tuple[str, int, int], ...], str]] = {}
+
+
 def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
     """Normalise ``text`` into tokens with their original offsets.
 
@@ -428,52 +475,23 @@ def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
     """
     stop = stopwords if isinstance(stopwords, (set, frozenset)) else frozenset(stopwords)
     out: list[Token] = []
-    prev_norm = ""
+    roman_ctx = False
+    cache = _WORD_CACHE
     for m in _TOKEN_RE.finditer(text):
         word = m.group()
         start = m.start()
         if word in ("s", "S") and start > 0 and text[start - 1] in "'\u2019":
             continue  # possessive: "Aarskog's" -> "aarskog"
-        pieces = [(word, start, m.end())] if "-" not in word and "\u2010" not in word and "\u2011" not in word \
-            else _split_hyphens(word, start)
-        for piece, s, e in pieces:
-            low = piece.lower()
-            key = low
-            is_abbr = low in _ABBR_ANY and not (prev_norm in _ROMAN_CONTEXT and low in _ROMAN)
-            if not is_abbr and low in _UPPER_ONLY and piece.isupper() and len(piece) > 1:
-                is_abbr = True
-            if not is_abbr and len(low) > 2 and low[-1] == "s":  # plural abbreviation: "UTIs", "CTs"
-                key = low[:-1]
-                is_abbr = key in _ABBR_ANY or (key in _UPPER_ONLY and piece[:-1].isupper() and len(key) > 1)
-            if is_abbr:
-                exp = _expansion(key)
-                for w in exp:
-                    if w not in stop:
-                        out.append(Token(w, s, e))
-                prev_norm = exp[-1]
-                continue
-            if prev_norm in _ROMAN_CONTEXT and low in _ROMAN:
-                norm = _ROMAN[low]
-            elif prev_norm in _ROMAN_CONTEXT and low in _NUMBER_WORDS:
-                norm = _NUMBER_WORDS[low]
-            else:
-                norm = _STEM_CACHE.get(low)
-                if norm is None:
-                    if len(_STEM_CACHE) > 500_000:
-                        _STEM_CACHE.clear()
-                    norm = _STEM_CACHE[low] = stem(low)
-                if norm in _ABBR_ANY and norm != low:  # a stem that is an abbreviation: keep idempotent
-                    exp = _expansion(norm)
-                    out.extend(Token(w, s, e) for w in exp if w not in stop)
-                    prev_norm = exp[-1]
-                    continue
-            prev_norm = norm
-            if " " in norm:
-                for w in norm.split():
-                    if w not in stop:
-                        out.append(Token(w, s, e))
-            elif norm not in stop:
-                out.append(Token(norm, s, e))
+        got = cache.get((word, roman_ctx))
+        if got is None:
+            if len(cache) > 1_000_000:
+                cache.clear()
+            got = cache[(word, roman_ctx)] = _word_tokens(word, roman_ctx)
+        pieces, last = got
+        for norm, s, e in pieces:
+            if norm not in stop:
+                out.append(Token(norm, start + s, start + e))
+        roman_ctx = last in _ROMAN_CONTEXT
     return out
 
 

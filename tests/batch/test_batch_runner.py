@@ -181,3 +181,17 @@ def test_rules_layer_output_is_kept_in_jsonl_and_parquet(tmp_path: Path) -> None
     for r, t in zip(rows, table, strict=True):
         assert t["final_codes"] == [f["code"] for f in r["rules"]["final_codes"]]
         assert json.loads(t["rules"]) == r["rules"]
+
+
+def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path) -> None:
+    inp = _notes(tmp_path / "in", 2)
+    holder = Ledger(tmp_path / "out")  # stands for a run in progress
+    try:
+        with pytest.raises(CheckpointError) as exc:
+            run_batch(_cfg(inp, tmp_path / "out", workers=0))
+        assert "another batch run" in str(exc.value)
+        with pytest.raises(CheckpointError):
+            run_batch(_cfg(inp, tmp_path / "out", workers=0, resume=False))
+    finally:
+        holder.close()
+    assert run_batch(_cfg(inp, tmp_path / "out", workers=0)).coded == 2

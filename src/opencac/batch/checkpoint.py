@@ -64,6 +64,23 @@ def atomic_write_lines(path: Path, lines: Iterable[str]) -> None:
     _fsync_dir(path.parent)
 
 
+def _lock(path: Path, out_dir: Path) -> Any:
+    """Hold an exclusive lock on ``path`` for the life of the run (released by the OS when
+    the process dies, so a killed run never leaves a stale lock)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        return None
+    fh = path.open("a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise CheckpointError(f"another batch run is using {out_dir}; wait for it to finish or choose "
+                              "another --out.") from None
+    return fh
+
+
 class Ledger:
     """The checkpoint of one batch output directory.
 
@@ -75,11 +92,13 @@ class Ledger:
         self.root = out_dir / CHECKPOINT_DIR
         self.chunk_dir = self.root / "chunks"
         self.chunk_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = _lock(self.root / "lock", out_dir)
         try:
             self.db = sqlite3.connect(self.root / "ledger.sqlite", isolation_level=None)
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise CheckpointError(f"the checkpoint ledger in {self.root} is unreadable ({exc}); "
                                   "start again with --restart.") from None
 
@@ -90,12 +109,27 @@ class Ledger:
 
     @staticmethod
     def remove(out_dir: Path) -> None:
-        """Delete the checkpoint of ``out_dir`` (for ``--restart``)."""
-        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+        """Delete the checkpoint of ``out_dir`` (for ``--restart``).
+
+        Raises:
+            CheckpointError: another run is using ``out_dir``.
+        """
+        root = out_dir / CHECKPOINT_DIR
+        fh = _lock(root / "lock", out_dir) if (root / "lock").exists() else None
+        try:
+            shutil.rmtree(root, ignore_errors=True)
+        finally:
+            if fh is not None:
+                fh.close()
 
     def close(self) -> None:
-        """Close the ledger database."""
-        self.db.close()
+        """Close the ledger database and release the run lock."""
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.close()
+        if self._lock_fh is not None:
+            self._lock_fh.close()
+            self._lock_fh = None
 
     # -- settings ------------------------------------------------------------------------
     def check_settings(self, settings: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ def stub_engine(monkeypatch):
     import opencac.learning.online as online
 
     monkeypatch.setattr(online, "load_engine", lambda model: KeywordEngine())
+    monkeypatch.setattr(online, "load_updatable", lambda model: KeywordEngine())
 
 
 @pytest.fixture()

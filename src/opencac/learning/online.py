@@ -85,6 +85,20 @@ def engine_save(engine: Any, out: Path) -> bool:
     return True
 
 
+def load_updatable(model: str | Path) -> Any:
+    """The lightest object that can ``update`` and ``save`` a model directory.
+
+    The engine's model class (``opencac.coding.model.EngineModel``) when it exists (no
+    knowledge base to load: learning 250 documents stays well under a minute), else the
+    whole engine.
+    """
+    try:
+        from opencac.coding.model import EngineModel
+    except ImportError:
+        return load_engine(model)
+    return EngineModel.load(model)
+
+
 def load_engine(model: str | Path | None) -> Any:
     """``CodingEngine.load(model)`` (imported lazily: the engine is heavy)."""
     from opencac.coding.engine import CodingEngine
@@ -182,6 +196,7 @@ class OnlineLearner:
         overlay = FeedbackOverlay.load(self.model / LEARNING_DIR) if self.model else FeedbackOverlay()
         overlay.use_memory_positives = memory_positives
         self._engine = engine
+        self._updatable: Any = None
         self.overlay = overlay
         self._pending: list[LabelledExample] = []
         self._history: list[dict[str, Any]] = []
@@ -191,7 +206,19 @@ class OnlineLearner:
     def engine(self) -> Any:
         if self._engine is None:
             self._engine = load_engine(self.model)
+            if self._updatable is not None and getattr(self._engine, "model", None) is not None:
+                self._engine.model = self._updatable  # the in-memory model already holds the updates
         return self._engine
+
+    @property
+    def updatable(self) -> Any:
+        """What receives the engine update: the given engine, else the model loaded on its own."""
+        if self._engine is not None:
+            return self._engine
+        if self._updatable is None:
+            assert self.model is not None
+            self._updatable = load_updatable(self.model)
+        return self._updatable
 
     @property
     def learned(self) -> LearnedEngine:
@@ -234,7 +261,7 @@ class OnlineLearner:
                 self._pending += [LabelledExample(d.id, c, s, False, "reject", org=d.org) for c in d.rejected.get(s, [])]
         if self.update_engine and self.model is not None:
             try:
-                rep.engine_updated = engine_update(self.engine, docs)
+                rep.engine_updated = engine_update(self.updatable, docs)
             except (NotImplementedError, ImportError):  # no engine installed / no update support
                 rep.engine_updated = False
             if not rep.engine_updated:
@@ -261,7 +288,7 @@ class OnlineLearner:
                 shutil.rmtree(out)
             shutil.copytree(self.model, out)
         out.mkdir(parents=True, exist_ok=True)
-        engine_saved = self._engine_changed and engine_save(self.engine, out)
+        engine_saved = self._engine_changed and engine_save(self.updatable, out)
         ldir = out / LEARNING_DIR
         self.overlay.save(ldir)
         ExampleLog(ldir / "examples.jsonl").append(self._pending)

@@ -235,3 +235,10 @@ class PayloadFormatError(OpenCACError):
 
     code = "OC-E408"
     http_status = 422
+
+
+# --- 7xx: batch (continued) ----------------------------------------------------------
+class WorkerCrashError(OpenCACError):
+    """A batch worker process died (crash, out of memory) while coding one document."""
+
+    code = "OC-E705"

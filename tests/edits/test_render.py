@@ -1,0 +1,27 @@
+"""``render_rules`` prints the final codes, edits, queries and DRG on a rich console."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from opencac.edits import apply_rules
+from opencac.edits.render import render_rules
+
+from .helpers import make_result
+
+
+def test_render_rules_shows_everything(kb: Any) -> None:
+    text = "Congestive heart failure, EF 30%, on furosemide. Hypertension. Cough."
+    res = make_result(text, [{"code": "I50.9", "ev": "Congestive heart failure"}, {"code": "I10", "ev": "Hypertension"},
+                             {"code": "R05.9", "ev": "Cough"}],
+                      context={"setting": "inpatient", "age": 70, "sex": "F", "discharge_date": "2025-11-03"}, kb=kb)
+    out = apply_rules(res, text, kb=kb, strict=True)
+    con = Console(record=True, width=160)
+    render_rules(out, con)
+    txt = con.export_text()
+    assert "Final code set" in txt and "I11.0" in txt and "principal" in txt
+    assert "COMBINATION-CODE" in txt and "Physician query Q1" in txt and "Clinically undetermined" in txt
+    assert f"MS-DRG {out.drg.drg}" in txt
+    assert "defaulted: " in txt and "poa" in txt

@@ -61,3 +61,18 @@ def test_ambiguous_prefix_needs_system(kb) -> None:
     assert kb.get("b030").code == "B030"  # not a CM code: found in PCS without a hint
     assert kb.current_equivalents("B030", system="pcs")[0].startswith("B030")
     assert kb.find("W19.XXX").code == "W19"  # placeholder X without its 7th character
+
+
+def test_procedure_names_from_gems(kb) -> None:
+    hits = {(t.phrase, t.code) for t in kb.terms(CodeSystem.ICD10PCS) if "appendectomy" in t.phrase.lower()}
+    assert ("laparoscopic appendectomy", "0DTJ4ZZ") in hits  # ICD-9-CM 47.01 title, first letter restored
+    assert any(code == "0DTJ" for _p, code in hits)
+    top = [c.code for c, _s in kb.search("laparoscopic appendectomy", system="pcs", limit=3)]
+    assert top[0] == "0DTJ4ZZ"
+
+
+def test_imaging_phrases(kb) -> None:
+    top = [c.code for c, _s in kb.search("mri of the brain", system="pcs", limit=2)]
+    assert set(top) == {"B030", "B030ZZZ"}
+    top = [c.code for c, _s in kb.search("chest x-ray", system="pcs", limit=2)]
+    assert "BW03ZZZ" in top

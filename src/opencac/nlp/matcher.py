@@ -458,14 +458,19 @@ class MentionMatcher:
             for k, (toks, m) in enumerate(found):
                 m.subsumed = any(toks < other for j, (other, _) in enumerate(found) if j != k)
             section = _section_label(doc.sections, sec_starts, sent.start)
+            done: dict[tuple[int, int], tuple[str, str, str | None, dict[str, str]]] = {}
             for _, m in found:
                 if not overlapping and m.subsumed:
                     continue
-                m.section = _section_label(doc.sections, sec_starts, m.start) if sec_starts else section
-                if assertion:
-                    m.assertion, m.trigger = assert_span(doc, m.start, m.end, sentence=sent, section=m.section)
-                if attributes:
-                    m.attributes = extract_attributes(doc, m.start, m.end, sentence=sent)
+                got = done.get((m.start, m.end))
+                if got is None:
+                    sec = _section_label(doc.sections, sec_starts, m.start) if sec_starts else section
+                    a, trig = assert_span(doc, m.start, m.end, sentence=sent, section=sec) if assertion \
+                        else ("affirmed", None)
+                    attrs = extract_attributes(doc, m.start, m.end, sentence=sent) if attributes else {}
+                    got = done[(m.start, m.end)] = (sec, a, trig, attrs)
+                m.section, m.assertion, m.trigger = got[0], got[1], got[2]
+                m.attributes = dict(got[3])
                 out.append(m)
         out.sort(key=lambda m: (m.start, -(m.end - m.start), -m.score))
         return out

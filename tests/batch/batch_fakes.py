@@ -73,3 +73,22 @@ class CountingFactory:
         with open(self.log, "a", encoding="utf-8") as fh:
             fh.write(f"{os.getpid()}\n")
         return FakeEngine(0.0)
+
+
+class CrashingEngine(FakeEngine):
+    """Kills its own process (as a segfault or the OOM killer would) on the word CRASH."""
+
+    def code(self, text: str, doc_id: str = "note", context: EncounterContext | None = None) -> CodingResult:
+        if "CRASH" in text:
+            import os
+
+            os._exit(139)
+        return super().code(text, doc_id, context)
+
+
+@dataclass(frozen=True)
+class CrashingFactory:
+    """Picklable factory of ``CrashingEngine``."""
+
+    def __call__(self) -> CrashingEngine:
+        return CrashingEngine(0.0)

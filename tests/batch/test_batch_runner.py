@@ -195,3 +195,18 @@ def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path) -> None:
     finally:
         holder.close()
     assert run_batch(_cfg(inp, tmp_path / "out", workers=0)).coded == 2
+
+
+def test_a_document_that_kills_its_worker_is_isolated(tmp_path: Path) -> None:
+    from batch_fakes import CrashingFactory
+
+    inp = _notes(tmp_path / "in", 14, bad={3: b"CRASH diabetes", 10: b"fever CRASH"})
+    s = run_batch(_cfg(inp, tmp_path / "out", workers=2, chunk_size=4, engine_factory=CrashingFactory()))
+    assert (s.coded, s.failures) == (12, 2)
+    fails = {r["doc_id"]: r for r in _rows(tmp_path / "out" / "failures.jsonl")}
+    assert set(fails) == {"doc003", "doc010"}
+    assert all(f["error_code"] == "OC-E705" for f in fails.values())
+    ref = run_batch(_cfg(inp, tmp_path / "ref", workers=0, engine_factory=FakeFactory()))
+    ok_ref = [r for r in _rows(tmp_path / "ref" / "results.jsonl") if r["doc_id"] not in fails]
+    assert _rows(tmp_path / "out" / "results.jsonl") == ok_ref
+    assert ref.coded == 14

@@ -11,16 +11,18 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opencac.batch.checkpoint import Ledger, atomic_write_lines
 from opencac.batch.readers import DocumentSource, SourceDoc, open_source
-from opencac.batch.worker import ChunkResult, DocumentCoder, Engine, EngineFactory, init_worker, run_chunk
+from opencac.batch.worker import ChunkResult, DocumentCoder, Engine, EngineFactory, dumps, init_worker, run_chunk
 from opencac.batch.writers import OUTPUT_FORMATS, BatchSummary, assemble
-from opencac.errors import BatchConfigError, InputNotFoundError
+from opencac.errors import BatchConfigError, InputNotFoundError, WorkerCrashError
 from opencac.text.document import DEFAULT_MAX_NOTE_BYTES
 
 #: Most coded rows held in the driver before a commit, whatever the interval.
@@ -157,36 +159,88 @@ def _run_inline(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Ca
         yield coder.code_chunk(chunk)
 
 
+def _crash_result(doc: SourceDoc) -> ChunkResult:
+    row = {"doc_id": doc.doc_id, "error_code": WorkerCrashError.code, "error_type": "WorkerCrashError",
+           "error": "the worker process died while coding this document (a crash or out of memory); "
+                    "it was retried alone and died again"}
+    return ChunkResult([(doc.ordinal, doc.doc_id, "failed", dumps(row))], 0, 0)
+
+
 def _run_local(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callable[[], Engine],
                policy: dict[str, Any] | None) -> Iterator[ChunkResult]:
+    """Code chunks on a process pool with at most ``2 * workers`` chunks in flight.
+
+    A worker process that dies (segfault, out-of-memory kill) breaks the pool: the chunks in
+    flight are then retried one document at a time on a fresh pool, so the document that
+    kills its worker is recorded as a failure and every other document is still coded.
+    """
     import multiprocessing as mp
 
     # spawn: safe with the driver's threads (progress bar, SQLite) and the same on every OS.
     ctx = mp.get_context("spawn")
-    in_flight: set[Future[ChunkResult]] = set()
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=init_worker,
+                                   initargs=(factory, cfg.rules, cfg.max_bytes, policy))
+
+    in_flight: dict[Future[ChunkResult], list[SourceDoc]] = {}
+    suspects: deque[SourceDoc] = deque()
+    isolated: Future[ChunkResult] | None = None
     limit = 2 * cfg.workers
     it = iter(chunks)
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=init_worker,
-                             initargs=(factory, cfg.rules, cfg.max_bytes, policy)) as pool:
-        try:
-            exhausted = False
-            while True:
+    pool = new_pool()
+    try:
+        exhausted = False
+        while True:
+            if suspects:
+                # Isolation mode: one suspect document at a time, nothing else in flight,
+                # so a crash now is that document's.
+                if not in_flight:
+                    doc = suspects.popleft()
+                    isolated = pool.submit(run_chunk, [doc])
+                    in_flight[isolated] = [doc]
+            else:
                 while not exhausted and len(in_flight) < limit:
                     chunk = next(it, None)
                     if chunk is None:
                         exhausted = True
                         break
-                    in_flight.add(pool.submit(run_chunk, chunk))
-                if not in_flight:
-                    break
-                finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    yield fut.result()
-        except BaseException:
-            for fut in in_flight:
-                fut.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+                    in_flight[pool.submit(run_chunk, chunk)] = chunk
+            if not in_flight:
+                break
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            broken: list[list[SourceDoc]] = []
+            crashed_alone: SourceDoc | None = None
+            for fut in finished:
+                chunk = in_flight.pop(fut)
+                try:
+                    res = fut.result()
+                except BrokenProcessPool:
+                    if fut is isolated:
+                        crashed_alone = chunk[0]
+                    else:
+                        broken.append(chunk)
+                    continue
+                yield res
+            if broken or crashed_alone is not None:
+                # Every other future of the dead pool fails too: collect them all.
+                for fut in list(in_flight):
+                    chunk = in_flight.pop(fut)
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool:
+                        broken.append(chunk)
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = new_pool()
+                if crashed_alone is not None:
+                    yield _crash_result(crashed_alone)
+                for chunk in broken:
+                    suspects.extend(chunk)
+                suspects = deque(sorted(suspects, key=lambda d: d.ordinal))
+    finally:
+        for fut in in_flight:
+            fut.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSummary:

@@ -145,3 +145,23 @@ def test_edits_sorted_by_severity(kb: Any) -> None:
     order = {"error": 0, "warning": 1, "info": 2}
     sev = [order[e.severity] for e in out.edits]
     assert sev == sorted(sev) and sev[0] == 0
+
+
+def test_import_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, opencac.edits, opencac.edits.api, opencac.edits.rules; "
+            "heavy = [m for m in ('drgpy', 'drg', 'rich', 'hypothesis', 'opencac.codesets.kb') if m in sys.modules]; "
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"heavy modules imported at import time: {out.stdout}"
+
+
+def test_public_names_resolve() -> None:
+    import opencac.edits as e
+
+    for name in e.__all__:
+        assert getattr(e, name) is not None
+    with pytest.raises(AttributeError):
+        e.no_such_name  # noqa: B018

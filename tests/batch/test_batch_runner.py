@@ -181,6 +181,7 @@ def test_rules_layer_output_is_kept_in_jsonl_and_parquet(tmp_path: Path) -> None
     for r, t in zip(rows, table, strict=True):
         assert t["final_codes"] == [f["code"] for f in r["rules"]["final_codes"]]
         assert json.loads(t["rules"]) == r["rules"]
+        assert json.loads(t["route"]) == r.get("route")
 
 
 def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path) -> None:

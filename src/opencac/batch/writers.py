@@ -31,7 +31,7 @@ PROVISIONAL_AUTOMATION_THRESHOLD = 0.90
 #: Parquet columns (nested structures are stored as JSON strings: their schema belongs
 #: to the coding and rules layers and may grow).
 PARQUET_COLUMNS = ("doc_id", "model", "dx_codes", "px_codes", "final_codes", "codeset", "context",
-                   "diagnoses", "procedures", "warnings", "rules")
+                   "diagnoses", "procedures", "warnings", "rules", "route")
 
 
 @dataclass(slots=True)
@@ -146,6 +146,7 @@ class _ParquetSink:
             ("final_codes", pa.list_(pa.string())),
             ("codeset", pa.string()), ("context", pa.string()), ("diagnoses", pa.string()),
             ("procedures", pa.string()), ("warnings", pa.list_(pa.string())), ("rules", pa.string()),
+            ("route", pa.string()),
         ])
         self.writer = pq.ParquetWriter(path, self.schema)
         self.buf: list[dict[str, Any]] = []
@@ -162,6 +163,7 @@ class _ParquetSink:
             "codeset": js(row.get("codeset", {})), "context": js(row.get("context", {})),
             "diagnoses": js(row.get("diagnoses", [])), "procedures": js(row.get("procedures", [])),
             "warnings": [str(w) for w in row.get("warnings", [])], "rules": js(row.get("rules")),
+            "route": js(row.get("route")),
         })
         if len(self.buf) >= 2048:
             self.flush()

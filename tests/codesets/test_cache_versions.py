@@ -57,8 +57,25 @@ def test_older_fiscal_year(tmp_path: Path) -> None:
         assert info["fy"] == 2019 and info["codes"] == 8
         with pytest.raises(CodeSetVersionError):
             add_version(2018, tabular=FIXTURES / "tabular_fy2019.xml")  # file says FY2019
+        pinfo = add_version(2018, order_file=FIXTURES / "icd10pcs_order_2018.txt", system="icd10pcs")
+        assert pinfo["codes"] == 2
+        with pytest.raises(CodeSetVersionError):
+            add_version(2018, tabular=FIXTURES / "tabular_fy2019.xml", system="pcs")
         kb = load_knowledge()
         try:
+            # ICD-10-PCS FY2018 (fixture) + FY2025 (bundled)
+            d18 = dt.date(2018, 3, 1)
+            old = kb.get("5A1D00Z")
+            assert old.valid_to_fy == 2024 and not old.billable
+            assert kb.is_billable("5A1D00Z", d18) and not kb.is_billable("5A1D00Z")
+            assert kb.pcs_axes("5A1D00Z")[0][2] == "Extracorporeal or Systemic Assistance and Performance"
+            assert kb.is_billable("0DTJ4ZZ", d18) and kb.is_billable("0DTJ4ZZ")
+            assert not kb.is_billable("0DTJ0ZZ", d18) and kb.get("0DTJ0ZZ").valid_from_fy == 2025
+            assert kb.as_of_equivalent("5A1D00Z", dt.date(2025, 3, 1)) is None
+            assert "5A1D00Z" not in {c.code for c in kb.codes("icd10pcs")}
+            with pytest.raises(CodeSetVersionError):
+                kb.get("5A1D00Z", as_of=dt.date(2025, 3, 1))
+            assert "icd10pcs-2018" in kb.versions
             assert kb.cm_fiscal_years == (2019, 2026)
             day = dt.date(2018, 11, 1)  # FY2019
             assert kb.is_billable("R51", day) and not kb.is_billable("R51")

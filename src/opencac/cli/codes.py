@@ -148,14 +148,16 @@ def import_index_cmd(
 def add_version_cmd(
     fy: Annotated[int, typer.Option("--fy", help="Fiscal year of the code set, e.g. 2019.")],
     tabular: Annotated[Path | None, typer.Option("--tabular", help="Official CMS tabular XML.")] = None,
-    order: Annotated[Path | None, typer.Option("--order", help="Official CMS icd10cm_order_<year>.txt.")] = None,
+    order: Annotated[Path | None, typer.Option("--order", help="Official CMS icd10cm_order_<year>.txt (PCS: icd10pcs_order/codes_<year>.txt).")] = None,
     from_pypi: Annotated[bool, typer.Option("--from-pypi", help="Fetch it from an older simple-icd-10-cm release (FY2021).")] = False,
+    system: Annotated[str, typer.Option("--system", help="icd10cm (default) or icd10pcs (with --order).")] = "icd10cm",
 ) -> None:
-    """Add an older ICD-10-CM fiscal year, so that look-ups by date of service use it."""
+    """Add an older ICD-10-CM / ICD-10-PCS fiscal year, so that look-ups by date of service use it."""
     from opencac.codesets.versions import add_version
 
-    info = add_version(fy, tabular=tabular, order_file=order, from_pypi=from_pypi)
-    typer.echo(f"ICD-10-CM FY{info['fy']}: {info['codes']} codes ({info['billable']} billable) from {info['path']}; "
+    info = add_version(fy, tabular=tabular, order_file=order, from_pypi=from_pypi, system=system)
+    name = "ICD-10-PCS" if info["system"] == "icd10pcs" else "ICD-10-CM"
+    typer.echo(f"{name} FY{info['fy']}: {info['codes']} codes ({info['billable']} billable) from {info['path']}; "
                "the knowledge base recompiles on next use.")
 
 

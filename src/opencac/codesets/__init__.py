@@ -55,7 +55,7 @@ def load_knowledge(fy: int | None = None, cache_dir: Path | str | None = None,
 
     idx = Path(index_dir) if index_dir is not None else config.configured_index_dir()
     cdir = config.cache_dir(cache_dir) / "codesets"
-    src = default_sources(idx, config.configured_versions())
+    src = default_sources(idx, config.configured_versions(), config.configured_pcs_versions())
     key = src.key()
     ident = (fy, str(cdir), key)
     with _LOCK:

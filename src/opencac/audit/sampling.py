@@ -290,6 +290,29 @@ class TargetCriteria:
                 "weights": dict(self.weights)}
 
 
+def target_criteria_from_dict(data: Mapping[str, Any]) -> TargetCriteria:
+    """Build :class:`TargetCriteria` from a JSON object, naming any bad field.
+
+    Raises:
+        SamplingError: Unknown field or a value of the wrong type.
+    """
+    allowed = ("drg_weight_min", "confidence_below", "edits", "straight_through_only", "weights")
+    unknown = [k for k in data if k not in allowed]
+    if unknown:
+        raise SamplingError(f"unknown targeting criterion {unknown[0]!r}", options=allowed)
+    try:
+        edits = data.get("edits") or ()
+        weights = data.get("weights") or {}
+        return TargetCriteria(
+            drg_weight_min=None if data.get("drg_weight_min") is None else float(data["drg_weight_min"]),
+            confidence_below=None if data.get("confidence_below") is None else float(data["confidence_below"]),
+            edits=(edits,) if isinstance(edits, str) else tuple(str(e) for e in edits),
+            straight_through_only=bool(data.get("straight_through_only", False)),
+            weights={str(k): float(v) for k, v in dict(weights).items()})
+    except (TypeError, ValueError) as exc:
+        raise SamplingError(f"targeting criteria are malformed: {exc}") from exc
+
+
 def targeted_sample(
     records: Sequence[EncounterRecord], n: int, seed: int, criteria: TargetCriteria | Mapping[str, Any],
 ) -> Sample:
@@ -301,9 +324,7 @@ def targeted_sample(
         SamplingError: No criterion given, or no encounter meets any.
     """
     if isinstance(criteria, Mapping):
-        c = dict(criteria)
-        c["edits"] = tuple(c.get("edits") or ())
-        criteria = TargetCriteria(**c)
+        criteria = target_criteria_from_dict(criteria)
     if not (criteria.drg_weight_min or criteria.confidence_below or criteria.edits or criteria.straight_through_only):
         raise SamplingError("a targeted sample needs at least one criterion: "
                             "drg_weight_min, confidence_below, edits or straight_through_only")

@@ -123,6 +123,8 @@ class AuditScope:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditScope:
         """Inverse of :meth:`to_dict`; unknown keys raise AuditInputError."""
+        if not isinstance(data, Mapping):
+            raise AuditInputError("a scope must be an object of AuditScope fields")
         allowed = set(cls.__dataclass_fields__)
         unknown = [k for k in data if k not in allowed]
         if unknown:
@@ -137,7 +139,10 @@ class AuditScope:
                 except ValueError as exc:
                     raise AuditInputError(f"scope {k} {v!r} is not YYYY-MM-DD") from exc
             elif k in ("confidence_min", "confidence_max"):
-                kw[k] = float(v)
+                try:
+                    kw[k] = float(v)
+                except (TypeError, ValueError) as exc:
+                    raise AuditInputError(f"scope {k} {v!r} is not a number in 0..1") from exc
             elif k == "name":
                 kw[k] = str(v)
             else:

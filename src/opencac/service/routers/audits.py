@@ -19,7 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -30,7 +33,7 @@ from opencac.audit.metrics import DEFAULT_BASE_RATE
 from opencac.audit.records import EncounterRecord
 from opencac.audit.report import build_report, html_to_pdf, render_html, write_csvs
 from opencac.audit.sample_size import attribute_sample_size
-from opencac.audit.sampling import METHODS, draw_sample
+from opencac.audit.sampling import METHODS, draw_sample, target_criteria_from_dict
 from opencac.audit.scope import AuditScope
 from opencac.audit.scoring import (
     AUDIT_MODES,
@@ -55,6 +58,10 @@ from opencac.store.models import CodingRun, Document, Edit, Encounter, FinalCode
 router = APIRouter()
 
 AUDITORS = ("auditor",)
+MAX_ID = 2**31 - 1
+AuditId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="audit id", examples=[1])]
+SampleId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="sampled-encounter id", examples=[1])]
+FindingId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="audit finding id", examples=[1])]
 RESPONDERS = ("coder", "cdi", "auditor")
 
 try:  # navigation link for auditors (admin sees all)
@@ -186,21 +193,21 @@ def _snapshot(rec: EncounterRecord) -> dict[str, Any]:
 
 
 # --- operations ----------------------------------------------------------------------------------
-def _audit(session: Session, audit_id: int) -> Audit:
+def _audit(session: Session, audit_id: AuditId) -> Audit:
     a = session.get(Audit, audit_id)
     if a is None:
         raise NotFoundError(f"audit {audit_id} does not exist")
     return a
 
 
-def _sample(session: Session, audit_id: int, sample_id: int) -> AuditSample:
+def _sample(session: Session, audit_id: AuditId, sample_id: SampleId) -> AuditSample:
     s = session.get(AuditSample, sample_id)
     if s is None or s.audit_id != audit_id:
         raise NotFoundError(f"sampled encounter {sample_id} is not in audit {audit_id}")
     return s
 
 
-def _finding(session: Session, finding_id: int) -> AuditFinding:
+def _finding(session: Session, finding_id: FindingId) -> AuditFinding:
     f = session.get(AuditFinding, finding_id)
     if f is None:
         raise NotFoundError(f"audit finding {finding_id} does not exist")
@@ -214,6 +221,8 @@ def create_audit(session: Session, user: User, body: AuditCreate) -> Audit:
     if body.method not in METHODS:
         raise AuditInputError(f"sampling method {body.method!r} is not known", options=METHODS)
     scope = AuditScope.from_dict({**body.scope, "name": body.name})
+    if body.method == "targeted":
+        target_criteria_from_dict(body.criteria or {})
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31 - 1)
     plan = body.model_dump(exclude={"name", "mode", "scope", "seed", "base_rate"})
     a = Audit(name=body.name, mode=body.mode, status="planned", scope=scope.to_dict(), plan=plan,
@@ -225,7 +234,7 @@ def create_audit(session: Session, user: User, body: AuditCreate) -> Audit:
     return a
 
 
-def draw(session: Session, user: User, audit_id: int) -> Audit:
+def draw(session: Session, user: User, audit_id: AuditId) -> Audit:
     """Apply the scope to the finalised encounters and draw the sample; records ``audit.sample``.
 
     Raises:
@@ -283,7 +292,7 @@ def _codes(values: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def record_coding(session: Session, user: User, audit_id: int, sample_id: int, body: CodingIn,
+def record_coding(session: Session, user: User, audit_id: AuditId, sample_id: SampleId, body: CodingIn,
                   kb: Any = None) -> AuditSample:
     """Record the auditor's coding, score it and draft findings; records ``audit.recode``.
 
@@ -350,7 +359,7 @@ def _lib_finding(row: AuditFinding) -> Finding:
     return f
 
 
-def defend(session: Session, user: User, finding_id: int, body: DefendIn) -> AuditFinding:
+def defend(session: Session, user: User, finding_id: FindingId, body: DefendIn) -> AuditFinding:
     """Attach rationale + guideline citation (+ root cause); records ``audit.finding.defend``."""
     row = _finding(session, finding_id)
     if row.determination is not None:
@@ -370,7 +379,7 @@ def defend(session: Session, user: User, finding_id: int, body: DefendIn) -> Aud
     return row
 
 
-def respond(session: Session, user: User, finding_id: int, body: ResponseIn) -> AuditResponse:
+def respond(session: Session, user: User, finding_id: FindingId, body: ResponseIn) -> AuditResponse:
     """The coded party's response; records ``audit.finding.respond``."""
     row = _finding(session, finding_id)
     _lib_finding(row).respond(user.username, body.text)  # validates state and text
@@ -382,7 +391,7 @@ def respond(session: Session, user: User, finding_id: int, body: ResponseIn) -> 
     return r
 
 
-def determine(session: Session, user: User, finding_id: int, body: DeterminationIn) -> AuditFinding:
+def determine(session: Session, user: User, finding_id: FindingId, body: DeterminationIn) -> AuditFinding:
     """The auditor's final determination (an upheld override needs rationale + citation);
     records ``audit.finding.determine``; completes the audit when every finding is determined."""
     row = _finding(session, finding_id)
@@ -523,14 +532,14 @@ def api_create(body: AuditCreate, user: User = Depends(require_roles(*AUDITORS))
 
 
 @router.get("/api/v1/audits/{audit_id}", tags=["audits"], summary="An audit with its sample and findings")
-def api_get(audit_id: int, user: User = Depends(require_roles(*AUDITORS)),
+def api_get(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS)),
             session: Session = Depends(get_read_session)) -> dict[str, Any]:
     """Final codes are included (this is the audit manager's view)."""
     return audit_out(_audit(session, audit_id), detail=True)
 
 
 @router.post("/api/v1/audits/{audit_id}/sample", tags=["audits"], summary="Draw the sample")
-def api_sample(audit_id: int, user: User = Depends(require_roles(*AUDITORS)),
+def api_sample(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS)),
                session: Session = Depends(get_session)) -> dict[str, Any]:
     """Applies the scope to finalised encounters, draws the sample and records seed + frame hash."""
     a = draw(session, user, audit_id)
@@ -540,7 +549,7 @@ def api_sample(audit_id: int, user: User = Depends(require_roles(*AUDITORS)),
 
 @router.get("/api/v1/audits/{audit_id}/samples/{sample_id}", tags=["audits"],
             summary="One sampled encounter (final codes hidden in blind mode until re-coded)")
-def api_sample_get(audit_id: int, sample_id: int, user: User = Depends(require_roles(*RESPONDERS)),
+def api_sample_get(audit_id: AuditId, sample_id: SampleId, user: User = Depends(require_roles(*RESPONDERS)),
                    session: Session = Depends(get_read_session)) -> dict[str, Any]:
     """The worksheet for the auditor."""
     a = _audit(session, audit_id)
@@ -550,7 +559,7 @@ def api_sample_get(audit_id: int, sample_id: int, user: User = Depends(require_r
 
 @router.post("/api/v1/audits/{audit_id}/samples/{sample_id}/coding", tags=["audits"],
              summary="Record the auditor's coding and score it")
-def api_coding(audit_id: int, sample_id: int, body: CodingIn, user: User = Depends(require_roles(*AUDITORS)),
+def api_coding(audit_id: AuditId, sample_id: SampleId, body: CodingIn, user: User = Depends(require_roles(*AUDITORS)),
                session: Session = Depends(get_session), kb: Any = Depends(get_knowledge)) -> dict[str, Any]:
     """Scores each code (correct / incorrect / missing / extra), principal, sequencing, POA and DRG.
     Codes are checked against ICD-10-CM / ICD-10-PCS (404 for an unknown code)."""
@@ -561,7 +570,7 @@ def api_coding(audit_id: int, sample_id: int, body: CodingIn, user: User = Depen
 
 @router.post("/api/v1/audit-findings/{finding_id}/defend", tags=["audits"],
              summary="Rationale and guideline citation for an override")
-def api_defend(finding_id: int, body: DefendIn, user: User = Depends(require_roles(*AUDITORS)),
+def api_defend(finding_id: FindingId, body: DefendIn, user: User = Depends(require_roles(*AUDITORS)),
                session: Session = Depends(get_session)) -> dict[str, Any]:
     """Both rationale and citation are required."""
     f = defend(session, user, finding_id, body)
@@ -571,7 +580,7 @@ def api_defend(finding_id: int, body: DefendIn, user: User = Depends(require_rol
 
 @router.post("/api/v1/audit-findings/{finding_id}/responses", tags=["audits"], status_code=201,
              summary="The coded party responds to a finding")
-def api_respond(finding_id: int, body: ResponseIn, user: User = Depends(require_roles(*RESPONDERS)),
+def api_respond(finding_id: FindingId, body: ResponseIn, user: User = Depends(require_roles(*RESPONDERS)),
                 session: Session = Depends(get_session)) -> dict[str, Any]:
     """Allowed until the finding is determined."""
     respond(session, user, finding_id, body)
@@ -581,7 +590,7 @@ def api_respond(finding_id: int, body: ResponseIn, user: User = Depends(require_
 
 @router.post("/api/v1/audit-findings/{finding_id}/determination", tags=["audits"],
              summary="The auditor's final determination")
-def api_determine(finding_id: int, body: DeterminationIn, user: User = Depends(require_roles(*AUDITORS)),
+def api_determine(finding_id: FindingId, body: DeterminationIn, user: User = Depends(require_roles(*AUDITORS)),
                   session: Session = Depends(get_session)) -> dict[str, Any]:
     """upheld | overturned | modified; upholding an override needs its rationale and citation."""
     f = determine(session, user, finding_id, body)
@@ -590,7 +599,7 @@ def api_determine(finding_id: int, body: DeterminationIn, user: User = Depends(r
 
 
 @router.get("/api/v1/audits/{audit_id}/metrics", tags=["audits"], summary="Audit metrics with intervals")
-def api_metrics(audit_id: int, user: User = Depends(require_roles(*AUDITORS)),
+def api_metrics(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS)),
                 session: Session = Depends(get_read_session)) -> dict[str, Any]:
     """Precision/recall (bootstrap CI), encounter and DRG accuracy (Wilson CI), financial impact."""
     from opencac.audit.metrics import as_plain
@@ -624,7 +633,7 @@ def _report_response(session: Session, user: User, a: Audit, kind: str) -> Respo
 
 @router.get("/api/v1/audits/{audit_id}/report.pdf", tags=["audits"], summary="The audit report as PDF",
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
-def api_report_pdf(audit_id: int, user: User = Depends(require_roles(*AUDITORS)),
+def api_report_pdf(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS)),
                    session: Session = Depends(get_session)) -> Response:
     """WeasyPrint PDF for the compliance officer."""
     return _report_response(session, user, _audit(session, audit_id), "pdf")
@@ -680,7 +689,7 @@ def page_create(request: Request, name: str = Form(..., max_length=200), mode: s
 
 
 @router.get("/audits/{audit_id}", response_class=HTMLResponse, include_in_schema=False)
-def page_detail(request: Request, audit_id: int, message: str | None = None,
+def page_detail(request: Request, audit_id: AuditId, message: str | None = None,
                 user: User = Depends(require_roles(*AUDITORS)), session: Session = Depends(get_read_session)) -> Response:
     a = _audit(session, audit_id)
     findings = [(s, f) for s in a.samples for f in s.findings]
@@ -689,7 +698,7 @@ def page_detail(request: Request, audit_id: int, message: str | None = None,
 
 
 @router.post("/audits/{audit_id}/sample", include_in_schema=False)
-def page_sample(audit_id: int, user: User = Depends(require_roles(*AUDITORS)),
+def page_sample(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS)),
                 session: Session = Depends(get_session)) -> Response:
     a = draw(session, user, audit_id)
     session.commit()
@@ -697,7 +706,7 @@ def page_sample(audit_id: int, user: User = Depends(require_roles(*AUDITORS)),
 
 
 @router.get("/audits/{audit_id}/samples/{sample_id}", response_class=HTMLResponse, include_in_schema=False)
-def page_sample_detail(request: Request, audit_id: int, sample_id: int, message: str | None = None,
+def page_sample_detail(request: Request, audit_id: AuditId, sample_id: SampleId, message: str | None = None,
                        user: User = Depends(require_roles(*RESPONDERS)),
                        session: Session = Depends(get_session)) -> Response:
     a = _audit(session, audit_id)
@@ -714,7 +723,7 @@ def page_sample_detail(request: Request, audit_id: int, sample_id: int, message:
 
 
 @router.post("/audits/{audit_id}/samples/{sample_id}/coding", include_in_schema=False)
-def page_coding(audit_id: int, sample_id: int, codes: str = Form(..., max_length=2000), poa: str = Form(""),
+def page_coding(audit_id: AuditId, sample_id: SampleId, codes: str = Form(..., max_length=2000), poa: str = Form(""),
                 drg: str = Form(""), drg_weight: str = Form(""), root_cause: str = Form(""),
                 user: User = Depends(require_roles(*AUDITORS)), session: Session = Depends(get_session),
                 kb: Any = Depends(get_knowledge)) -> Response:
@@ -736,7 +745,7 @@ def _back(finding: AuditFinding, message: str) -> Response:
 
 
 @router.post("/audits/findings/{finding_id}/defend", include_in_schema=False)
-def page_defend(finding_id: int, rationale: str = Form("", max_length=5000), citation: str = Form("", max_length=300),
+def page_defend(finding_id: FindingId, rationale: str = Form("", max_length=5000), citation: str = Form("", max_length=300),
                 root_cause: str = Form(""), user: User = Depends(require_roles(*AUDITORS)),
                 session: Session = Depends(get_session)) -> Response:
     row = _finding(session, finding_id)
@@ -749,7 +758,7 @@ def page_defend(finding_id: int, rationale: str = Form("", max_length=5000), cit
 
 
 @router.post("/audits/findings/{finding_id}/respond", include_in_schema=False)
-def page_respond(finding_id: int, text: str = Form(..., max_length=5000), user: User = Depends(require_roles(*RESPONDERS)),
+def page_respond(finding_id: FindingId, text: str = Form(..., max_length=5000), user: User = Depends(require_roles(*RESPONDERS)),
                  session: Session = Depends(get_session)) -> Response:
     if not text.strip():
         raise AuditInputError("a response needs some text")
@@ -759,7 +768,7 @@ def page_respond(finding_id: int, text: str = Form(..., max_length=5000), user: 
 
 
 @router.post("/audits/findings/{finding_id}/determine", include_in_schema=False)
-def page_determine(finding_id: int, outcome: str = Form(...), note: str = Form("", max_length=5000),
+def page_determine(finding_id: FindingId, outcome: str = Form(...), note: str = Form("", max_length=5000),
                    user: User = Depends(require_roles(*AUDITORS)), session: Session = Depends(get_session)) -> Response:
     row = determine(session, user, finding_id, DeterminationIn(outcome=outcome, note=note))
     session.commit()
@@ -767,19 +776,19 @@ def page_determine(finding_id: int, outcome: str = Form(...), note: str = Form("
 
 
 @router.get("/audits/{audit_id}/report.html", include_in_schema=False)
-def page_report_html(audit_id: int, user: User = Depends(require_roles(*AUDITORS)),
+def page_report_html(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS)),
                      session: Session = Depends(get_session)) -> Response:
     return _report_response(session, user, _audit(session, audit_id), "html")
 
 
 @router.get("/audits/{audit_id}/report.pdf", include_in_schema=False)
-def page_report_pdf(audit_id: int, user: User = Depends(require_roles(*AUDITORS)),
+def page_report_pdf(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS)),
                     session: Session = Depends(get_session)) -> Response:
     return _report_response(session, user, _audit(session, audit_id), "pdf")
 
 
 @router.get("/audits/{audit_id}/{kind}", include_in_schema=False)
-def page_report_csv(audit_id: int, kind: str, user: User = Depends(require_roles(*AUDITORS)),
+def page_report_csv(audit_id: AuditId, kind: str, user: User = Depends(require_roles(*AUDITORS)),
                     session: Session = Depends(get_session)) -> Response:
     if kind not in ("findings.csv", "encounters.csv"):
         raise NotFoundError(f"no such audit export {kind!r}", options=("findings.csv", "encounters.csv"))

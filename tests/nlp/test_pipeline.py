@@ -110,3 +110,22 @@ def test_codiesp_notes_round_trip(codiesp_dir: Path) -> None:
 def test_known_headings(heading: str) -> None:
     doc = analyze(f"{heading} something here.\n")
     assert doc.sections[0].label != "other"
+
+
+def test_inline_family_and_past_history_cover_their_line_only() -> None:
+    text = "HPI:\nFever for 3 days.\nFamily history: mother with diabetes.\nHe presented with cough.\n"
+    doc = analyze(text)
+    assert [(s.label, text[s.start : s.end]) for s in doc.sections] == [
+        ("hpi", "HPI:\nFever for 3 days."),
+        ("family_history", "Family history: mother with diabetes."),
+        ("hpi", "He presented with cough."),
+    ]
+    text2 = "Past medical history: hypertension.\n- diabetes\n  asthma\nShe was admitted with pneumonia."
+    labels = [(s.label, text2[s.start : s.end]) for s in analyze(text2).sections]
+    assert labels == [("past_history", "Past medical history: hypertension.\n- diabetes\n  asthma"),
+                      ("other", "She was admitted with pneumonia.")]
+
+
+def test_block_heading_runs_to_next_heading() -> None:
+    text = "FAMILY HISTORY:\nMother with diabetes.\nFather with stroke.\nPLAN:\nFollow up."
+    assert [s.label for s in analyze(text).sections] == ["family_history", "plan"]

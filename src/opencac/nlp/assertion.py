@@ -50,7 +50,9 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"no changes?", r"no significant changes?", r"no interval changes?", r"without changes?", r"no increase", r"no further",
         r"not only", r"not necessarily", r"not drain", r"gram[- ]negative", r"gram[- ]positive",
         r"without difficulty", r"without delay", r"no longer than", r"history of (?:the )?present illness",
-        r"history and physical", r"(?:year|month|week|day)s?[- ]old", r"not been able to", r"no other",
+        r"history and physical", r"(?:year|month|week|day)s?[- ]old",
+        r"(?:\d+|an?|one|two|three|four|five|six|several|few|many)[- ](?:hours?|days?|weeks?|months?|years?)[- ]"
+        r"(?:history|evolution|course) of", r"not been able to", r"no other",
         r"whether or not", r"not certain whether", r"negative pressure", r"negative predictive",
         r"possible to", r"if necessary", r"if needed", r"as needed", r"if required", r"even if",
         r"family physician", r"family doctor", r"(?:history|antecedents|background) of interest", r"family members? (?:were|was) informed", r"prior to",
@@ -66,9 +68,11 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"does not (?:show|reveal|present|have|demonstrate)", r"do not (?:show|have)",
         r"(?:fails|failed) to (?:reveal|show|demonstrate)", r"showed no", r"shows no", r"revealed no",
         r"reveals no", r"with no", r"no longer", r"not have", r"no known", r"unremarkable for",
+        r"(?:did|does|do|had|has|have|was|were) not (?:present|presented|develop|developed|experience|experienced|show|shown)",
         r"did not (?:report|refer|mention|complain of|notice)",
         r"negative (?:serology|serologies|culture|cultures|test|tests|results?|pcr|study|studies|smear|screening) (?:for|of)",
-        r"no (?:personal |previous |past |prior |known |significant )?history of", r"no previous",
+        r"(?:with )?no (?:(?:personal|previous|past|prior|known|significant|relevant|medical|other) )*history of",
+        r"no previous",
         r"no prior", r"no family history of", r"without (?:a )?history of", r"no suspicion of",
         r"no risk of", r"negative history of", r"denies (?:any )?history of", r"exclusion of",
         r"no recurrence of", r"no data of", r"no data suggestive of", r"there was no", r"there were no",
@@ -78,7 +82,7 @@ _LEXICON: list[tuple[str, str, str, int]] = [
     )],
     *[(p, "negated", "post", 5) for p in (
         r"(?:was|were|is|are|been) ruled out", r"(?:was|were|is|are|been) excluded", r"excluded",
-        r"(?:was|were|is|are) negative(?!\s+for)", r"negative(?!\s+for)", r"(?:was|were|is|are) absent", r"not seen",
+        r"(?:was|were|is|are)(?: also| all| both| persistently)? negative(?!\s+for)", r"negative(?!\s+for)", r"(?:was|were|is|are) absent", r"not seen",
         r"not found", r"not detected", r"not identified", r"not observed", r"not present", r"not visualized",
         r"not demonstrated", r"not confirmed", r"unlikely", r"(?:was|were|is|are) not (?:seen|found|present|detected|observed)",
         r"(?:was|were|has been|have been) discarded", r"discarded", r"free", r"not evident", r"not noted",
@@ -166,10 +170,11 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"which", r"who", r"whose", r"nevertheless", r"nonetheless", r"instead", r"secondary to",
         r"due to", r"because", r"since", r"cause of", r"source of", r"etiology of", r"reason for",
         r"presents", r"presented", r"presenting", r"complains", r"complained", r"reports", r"reported",
-        r"developed", r"showed", r"shows", r"revealed", r"reveals", r"he", r"she", r"the patient",
-        r"patient", r"admitted", r"while", r"whereas", r"remains", r"consulted", r"so", r"therefore",
+        r"developed", r"showed", r"shows", r"revealed", r"reveals", r"admitted", r"while", r"whereas", r"remains", r"consulted", r"so", r"therefore",
         r"thus", r"hence", r"then", r"after which", r"so that",
     )],
+    # --- the subject changes: ends every scope except a condition ("if the patient ...") ------
+    *[(p, "term_nh", "both", 0) for p in (r"he", r"she", r"the patient", r"patient", r"they")],
     # --- terminations that end every scope except "family" (whose condition it is) ------------
     *[(p, "term_nf", "both", 0) for p in (
         r"(?:was|is|were|been) diagnosed (?:with|of)", r"diagnosed with", r"was admitted", r"underwent",
@@ -232,6 +237,7 @@ def _compile() -> dict[str, tuple[re.Pattern[str], list[tuple[str, str, int]]]]:
             buckets[ch].append((pat, cat, direction, window))
     buckets["?"].append((r"\?", "uncertain", "post", 3))
     buckets[";"].append((";", "term", "both", 0))
+    buckets[","].append((r",\s*(?:with|presenting|showing|and then)\b", "term", "both", 0))
     out: dict[str, tuple[re.Pattern[str], list[tuple[str, str, int]]]] = {}
     for ch, specs in buckets.items():
         specs.sort(key=lambda x: -len(x[0]))
@@ -249,7 +255,7 @@ def _compile() -> dict[str, tuple[re.Pattern[str], list[tuple[str, str, int]]]]:
 
 _PATTERNS: dict[str, tuple[re.Pattern[str], list[tuple[str, str, int]]]] | None = None
 _WORD_RE = re.compile(r"\w+")
-_START_RE = re.compile(r"\b\w|[?;]")
+_START_RE = re.compile(r"\b\w|[?;,]")
 
 
 @lru_cache(maxsize=8192)
@@ -297,14 +303,22 @@ def _cuts(t: Trigger, other: Trigger) -> bool:
         return True
     if other.category == "term_nf":
         return t.category != "family"
+    if other.category == "term_nh":
+        return t.category != "hypothetical"
     if other.category == t.category:
         return False
-    return not (t.category == "family" or other.category == "family")
+    if t.category == "family" or other.category == "family":
+        return False
+    if t.category == "hypothetical" and other.category == "uncertain":
+        return False  # "in case of possible changes": the condition dominates
+    if t.category == "negated" and " ".join(other.text.lower().split()) in _RELATIONAL:
+        return False  # "no lesions suggestive of X": X is negated too
+    return True
 
 
 def _applies(sentence: str, triggers: tuple[Trigger, ...], t: Trigger, s: int, e: int) -> bool:
     """Whether trigger ``t`` covers the target ``[s, e)`` (sentence-relative)."""
-    if t.category in ("pseudo", "term", "term_nf") or (t.start < e and s < t.end):
+    if t.category in ("pseudo", "term", "term_nf", "term_nh") or (t.start < e and s < t.end):
         return False
     if t.end <= s and t.direction in ("pre", "both"):
         window = t.window
@@ -322,6 +336,9 @@ def _applies(sentence: str, triggers: tuple[Trigger, ...], t: Trigger, s: int, e
         return not any(e <= o.start and o.end <= t.start and _cuts(t, o) for o in triggers)
     return False
 
+
+_RELATIONAL = frozenset({"suggestive of", "compatible with", "consistent with", "indicative of", "suspicious for",
+                         "suspicious of", "suggesting", "suggests"})
 
 _SECTION_DEFAULT = {"family_history": "family", "past_history": "historical"}
 

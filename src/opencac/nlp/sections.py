@@ -12,7 +12,7 @@ import re
 
 from opencac.text.document import Span
 
-__all__ = ["HEADINGS", "SECTION_LABELS", "find_headings", "find_sections", "heading_label"]
+__all__ = ["HEADINGS", "LINE_SCOPED", "SECTION_LABELS", "find_headings", "find_sections", "heading_label"]
 
 #: The normalised section labels.
 SECTION_LABELS = (
@@ -124,8 +124,22 @@ def find_headings(text: str) -> list[tuple[int, int, str]]:
     return heads
 
 
+#: Labels whose inline heading ("Family history: mother with diabetes.") covers only its own
+#: line (and continuation lines): in case reports the next sentence is back in the story, and
+#: these labels change the assertion of what they contain.
+LINE_SCOPED = frozenset({"family_history", "past_history", "social_history", "allergies", "medications"})
+
+_CONTINUATION_RE = re.compile(r"[ \t]+\S|[-*\u2022]|\d{1,2}[.)]\s|[a-z]")
+
+
 def find_sections(text: str, headings: list[tuple[int, int, str]] | None = None) -> list[Span]:
     """Split ``text`` into labelled sections.
+
+    A heading alone on its line opens a section that runs to the next heading. An inline
+    heading (text after the colon) does the same, except for the labels in
+    :data:`LINE_SCOPED`, whose section ends with its line (plus continuation lines: indented,
+    bulleted, numbered or starting in lower case); the text after it returns to the
+    enclosing section.
 
     Args:
         text: the original note text.
@@ -135,11 +149,36 @@ def find_sections(text: str, headings: list[tuple[int, int, str]] | None = None)
         Section spans in order, covering every non-blank part of the text; labels from
         :data:`SECTION_LABELS`.
     """
-    heads = [(s, lab) for s, _, lab in (find_headings(text) if headings is None else headings)]
+    heads = find_headings(text) if headings is None else headings
+    head_starts = {h[0] for h in heads}
+    bounds: list[tuple[int, str]] = [(0, "other")]
+    block = "other"
+    for hs, he, label in heads:
+        line_end = text.find("\n", he)
+        line_end = len(text) if line_end < 0 else line_end
+        inline = bool(text[he:line_end].strip())
+        bounds.append((hs, label))
+        if inline and label in LINE_SCOPED:
+            end = line_end
+            while end < len(text):
+                nxt = end + 1
+                nxt_end = text.find("\n", nxt)
+                nxt_end = len(text) if nxt_end < 0 else nxt_end
+                line = text[nxt:nxt_end]
+                first = nxt + len(line) - len(line.lstrip())
+                if not line.strip() or first in head_starts or not _CONTINUATION_RE.match(line):
+                    break
+                end = nxt_end
+            bounds.append((end, block))
+        else:
+            block = label
+    merged: dict[int, str] = {}
+    for start, label in bounds:
+        merged[start] = label  # a later boundary at the same offset wins
+    ordered = sorted(merged.items())
     spans: list[Span] = []
-    bounds = [(0, "other")] + heads if not heads or heads[0][0] > 0 else heads
-    for i, (start, label) in enumerate(bounds):
-        end = bounds[i + 1][0] if i + 1 < len(bounds) else len(text)
+    for i, (start, label) in enumerate(ordered):
+        end = ordered[i + 1][0] if i + 1 < len(ordered) else len(text)
         seg = text[start:end]
         stripped_end = start + len(seg.rstrip())
         lead = len(seg) - len(seg.lstrip())

@@ -46,6 +46,18 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def _fy_of(as_of: dt.date | int | str) -> int:
+    """Fiscal year of a date of service (date, datetime, ISO string) or a fiscal year itself."""
+    if isinstance(as_of, int):
+        return as_of
+    if isinstance(as_of, str):
+        try:
+            as_of = dt.date.fromisoformat(as_of.strip()[:10])
+        except ValueError as exc:
+            raise CodeSetVersionError(f"bad date of service {as_of!r}: expected YYYY-MM-DD.") from exc
+    return fiscal_year(as_of)
+
+
 def _load(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
@@ -91,7 +103,7 @@ class KnowledgeBase:
         """The loaded ICD-10-CM fiscal year that applies to a date (or fiscal year)."""
         if as_of is None:
             return self.fy
-        fy = as_of if isinstance(as_of, int) else fiscal_year(as_of)
+        fy = _fy_of(as_of)
         earlier = [y for y in self.cm_fiscal_years if y <= fy]
         return max(earlier) if earlier else self.cm_fiscal_years[0]
 
@@ -139,7 +151,7 @@ class KnowledgeBase:
         fys = self.pcs_fiscal_years
         if as_of is None:
             return fys[-1]
-        fy = as_of if isinstance(as_of, int) else fiscal_year(as_of)
+        fy = _fy_of(as_of)
         earlier = [y for y in fys if y <= fy]
         return max(earlier) if earlier else fys[0]
 

@@ -624,6 +624,12 @@ def run_companions(state: RulesState) -> list[Edit]:
                     edits.append(Edit(f"{kind.upper().replace('_', '-')}", "warning",
                                       f"{label} note at {fc.code} ({short}): the note supports {cand.code}; added.",
                                       cite, codes=[fc.code, cand.code], evidence=spec["evidence"], fix={"add": [spec]}))
+                elif kind != "code_first" and (found_in_note := _note_companion(state, refs)) is not None:
+                    ncode, nspan = found_in_note
+                    edits.append(Edit(f"{kind.upper().replace('_', '-')}", "warning",
+                                      f"{label} note at {fc.code}: the note documents it (\"{nspan.text}\"); added {ncode}.",
+                                      cite, codes=[fc.code, ncode], evidence=[nspan],
+                                      fix={"add": [{"code": ncode, "evidence": [nspan], "after": fc.code}]}))
                 elif kind == "code_first" and state.is_manifestation(fc.code):
                     edits.append(Edit("CODE-FIRST-REQUIRED", "error",
                                       f"{fc.code} is a manifestation code: the underlying condition ({', '.join(refs[:6])}) "
@@ -656,6 +662,49 @@ def _grouped(notes: list[tuple[str, str, tuple[str, ...]]]) -> list[tuple[str, s
         texts.append(text.strip())
         rs.extend(r for r in refs if r not in rs)
     return [(src, "; ".join(t), tuple(r)) for src, (t, r) in out.items()]
+
+
+#: Companion codes the note itself can support: (code, pattern). Used for "use additional
+#: code" notes when the engine did not suggest the companion (I.B.7; I.C.4.a.3 insulin and
+#: oral hypoglycemics; I.C.21.c.3 status Z codes; I.C.5.b.1 tobacco).
+_NOTE_COMPANIONS: tuple[tuple[str, str], ...] = (
+    ("Z79.4", r"\b(insulin|lantus|glargine|humalog|novolog|lispro|aspart|detemir|degludec)\b"),
+    ("Z79.84", r"\b(metformin|glipizide|glyburide|glimepiride|sitagliptin|pioglitazone|empagliflozin|"
+               r"dapagliflozin|oral (hypoglycemic|antidiabetic)s?)\b"),
+    ("Z79.85", r"\b(semaglutide|liraglutide|dulaglutide|exenatide|tirzepatide|glp-1)\b"),
+    ("Z87.891", r"\b(former smoker|ex-?smoker|quit smoking|history of (smoking|tobacco))\b"),
+    ("F17.210", r"\b(current smoker|smokes \d+|\d+ pack[- ]years?,? (current|still smok))\b"),
+)
+
+
+def _bmi_code(value: float) -> str | None:
+    """Adult BMI -> Z68 code (Z68.1 <= 19.9 ... Z68.45 >= 70)."""
+    if value < 20:
+        return "Z68.1"
+    if value < 40:
+        return f"Z68.{int(value)}"
+    for hi, code in ((45, "Z68.41"), (50, "Z68.42"), (60, "Z68.43"), (70, "Z68.44")):
+        if value < hi:
+            return code
+    return "Z68.45"
+
+
+def _note_companion(state: RulesState, refs: Any) -> tuple[str, EvidenceSpan] | None:
+    """A companion code (covered by ``refs``) that the note documents, with its span."""
+    kb = state.kb
+    for code, pattern in _NOTE_COMPANIONS:
+        if any(kb.ref_matches(r, code) for r in refs) and not state.has(code):
+            hit = state.search(pattern, limit=1)
+            if hit and kb.is_billable(code, state.as_of):
+                return code, hit[0]
+    if any(kb.ref_matches(r, "Z68.41") for r in refs) and (state.ctx.age is None or state.ctx.age >= 20):
+        # I.B.14 / I.C.21.c.3: BMI from any clinician, reported with the associated diagnosis.
+        for sp in state.search(r"\bbmi\b[^.\n\d]{0,12}(\d{2}(\.\d)?)", limit=1):
+            m = re.search(r"(\d{2}(\.\d)?)", sp.text)
+            code = _bmi_code(float(m.group(1))) if m else None
+            if code and kb.is_billable(code, state.as_of) and not state.has(code):
+                return code, sp
+    return None
 
 
 def _ckd_stage_required(refs: tuple[str, ...] | list[str]) -> bool:

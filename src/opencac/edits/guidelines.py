@@ -796,7 +796,7 @@ def run_sequencing(state: RulesState) -> list[Edit]:
             reason = "secondary order"
         edits.append(Edit("SEQUENCING", severity,
                           f"Sequenced {seq[0]} as the {word} diagnosis" + (f" instead of {before[0]} ({reason})." if seq[0] != before[0] else
-                                                                          "; secondary codes reordered (etiology before manifestation)."),
+                                                                          "; secondary codes reordered (sequencing priorities, etiology before manifestation)."),
                           f"{G} {clause}, I.A.13", codes=[seq[0], before[0]], fix={"sequence": seq}))
     return edits
 

@@ -81,3 +81,21 @@ def test_ray_real_engine_matches_local(tmp_path: Path, ray_local: None, codiesp_
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "loc" / name).read_bytes(), name
     rows = [json.loads(x) for x in (tmp_path / "ray" / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     assert any(r["diagnoses"] for r in rows) and all(isinstance(r["rules"], dict) for r in rows)
+
+
+def test_ray_actor_crash_stops_cleanly_and_resumes_locally(tmp_path: Path, ray_local: None) -> None:
+    from batch_fakes import CrashingFactory
+
+    from opencac.errors import WorkerCrashError
+
+    inp = tmp_path / "notes"
+    inp.mkdir()
+    for i in range(16):
+        (inp / f"n{i:02d}.txt").write_text("CRASH now" if i == 11 else f"note {i}: diabetes")
+    cfg = {"rules": False, "chunk_size": 2, "engine_factory": CrashingFactory(), "checkpoint_interval_s": 0.0}
+    with pytest.raises(WorkerCrashError):
+        run_batch(BatchConfig(input=inp, out=tmp_path / "out", workers=2, ray="local", **cfg))
+    s = run_batch(BatchConfig(input=inp, out=tmp_path / "out", workers=2, **cfg))
+    assert (s.coded, s.failures) == (15, 1)
+    fails = [json.loads(x) for x in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
+    assert fails[0]["doc_id"] == "n11" and fails[0]["error_code"] == "OC-E705"

@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from opencac.batch.readers import SourceDoc
 from opencac.batch.worker import ChunkResult, DocumentCoder, Engine, peak_rss_kb
-from opencac.errors import BatchConfigError, OpenCACError
+from opencac.errors import BatchConfigError, OpenCACError, WorkerCrashError
+
+#: Retries of a batch whose Ray actor died before the run gives up.
+_ACTOR_TASK_RETRIES = 2
 
 if TYPE_CHECKING:
     from opencac.batch.runner import BatchConfig
@@ -140,17 +143,35 @@ def run_ray(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callab
                 batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=cfg.workers),
                 num_cpus=1,
+                # Ray Data retries a dead actor's task forever by default: a note that kills
+                # its actor would loop. Give up after a few tries instead (progress is kept).
+                max_restarts=-1,
+                max_task_retries=_ACTOR_TASK_RETRIES,
             )
-            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                data = batch.to_pydict()
-                fatal = next((f for f in data["fatal"] if f), "")
-                if fatal:
-                    name, message = json.loads(fatal)
-                    yield ChunkResult([], 0, 0, fatal=(name, message))
-                    return
-                rows = list(zip(data["ordinal"], data["doc_id"], data["status"], data["line"], strict=True))
-                if rows:
-                    yield ChunkResult(rows, 0, max(data["rss_kb"]), cpu_s=float(sum(data["cpu_s"])))
+            try:
+                yield from _stream(ds)
+            except (OpenCACError, GeneratorExit):
+                raise
+            except Exception as exc:
+                raise WorkerCrashError(
+                    f"a Ray worker died {_ACTOR_TASK_RETRIES + 1} times while coding a batch "
+                    f"({type(exc).__name__}); what was coded is saved: run again to resume, or resume "
+                    "without --ray, where local workers isolate a document that crashes its worker."
+                ) from None
     finally:
         if started:
             ray.shutdown()
+
+
+def _stream(ds: Any) -> Iterator[ChunkResult]:
+    """Turn the mapped dataset's output batches into ``ChunkResult``s."""
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        data = batch.to_pydict()
+        fatal = next((f for f in data["fatal"] if f), "")
+        if fatal:
+            name, message = json.loads(fatal)
+            yield ChunkResult([], 0, 0, fatal=(name, message))
+            return
+        rows = list(zip(data["ordinal"], data["doc_id"], data["status"], data["line"], strict=True))
+        if rows:
+            yield ChunkResult(rows, 0, max(data["rss_kb"]), cpu_s=float(sum(data["cpu_s"])))

@@ -7,6 +7,7 @@ only code documents and return JSON lines.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -314,14 +315,21 @@ def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSumm
             if progress:
                 progress(done, total)
 
-        for res in results:
-            _raise_fatal(res)
-            buffer.extend(res.rows)
-            coded_now += len(res.rows)
-            cpu_s += res.cpu_s
-            peak_kb = max(peak_kb, res.max_rss_kb)
-            if time.perf_counter() - last_commit >= cfg.checkpoint_interval_s or len(buffer) >= _MAX_BUFFER:
-                commit()
+        try:
+            for res in results:
+                _raise_fatal(res)
+                buffer.extend(res.rows)
+                coded_now += len(res.rows)
+                cpu_s += res.cpu_s
+                peak_kb = max(peak_kb, res.max_rss_kb)
+                if time.perf_counter() - last_commit >= cfg.checkpoint_interval_s or len(buffer) >= _MAX_BUFFER:
+                    commit()
+        except BaseException:
+            # Keep what is already coded (complete rows) before giving up; never mask the cause.
+            with contextlib.suppress(Exception):
+                if buffer:
+                    commit()
+            raise
         commit()
         elapsed = time.perf_counter() - t0
         summary = assemble(ledger, out, output_format=cfg.output_format, tsv=cfg.tsv)

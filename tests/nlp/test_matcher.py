@@ -125,3 +125,17 @@ def test_load_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"not a pickle")
     with pytest.raises(ModelFormatError):
         MentionMatcher.load(bad)
+
+
+def test_spelled_out_abbreviation_in_a_phrase_is_not_doubled() -> None:
+    m = MentionMatcher.build([("Human immunodeficiency virus (HIV) disease", "B20"),
+                              ("Computerized tomography (CT) of chest", "BW24")])
+    got = {(x.text, x.phrase, x.kind) for x in m.find(analyze("HIV disease. CT of the chest."))}
+    assert ("HIV disease", "human immunodeficiency virus disease", "exact") in got
+    assert ("CT of the chest", "computerized tomography chest", "exact") in got
+
+
+def test_mentions_do_not_cross_sentences() -> None:
+    m = MentionMatcher.build([("chest pain", "R07.9")])
+    assert [x.phrase for x in m.find(analyze("Chest pain.\nNothing else."))] == ["chest pain"]
+    assert not any(x.phrase == "chest pain" for x in m.find(analyze("Look at the chest.\nPain.")))

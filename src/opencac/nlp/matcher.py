@@ -223,7 +223,7 @@ class MentionMatcher:
         for phrase, payload in entries:
             norm = norm_cache.get(phrase)
             if norm is None:
-                norm = " ".join(t.norm for t in tokenize(phrase, MATCH_STOPWORDS))
+                norm = " ".join(_collapse_repeats([t.norm for t in tokenize(phrase, MATCH_STOPWORDS)]))
                 norm_cache[phrase] = norm
             if not norm:
                 continue
@@ -474,6 +474,21 @@ class MentionMatcher:
                 out.append(m)
         out.sort(key=lambda m: (m.start, -(m.end - m.start), -m.score))
         return out
+
+
+def _collapse_repeats(words: list[str]) -> list[str]:
+    """Drop an immediately repeated run of words: a phrase that spells out an abbreviation
+    ("Human immunodeficiency virus (HIV) disease") normalises to the expansion twice."""
+    i = 0
+    out = list(words)
+    while i < len(out):
+        for n in (4, 3, 2, 1):
+            if i + 2 * n <= len(out) and out[i : i + n] == out[i + n : i + 2 * n]:
+                del out[i + n : i + 2 * n]
+                break
+        else:
+            i += 1
+    return out
 
 
 def _line_spans(text: str) -> list[Span]:

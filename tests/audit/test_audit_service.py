@@ -157,3 +157,29 @@ def test_second_audit_gives_kappa(app: Any, client: TestClient) -> None:
     r = client.post(f"/api/v1/audits/{audit_ids[0]}/samples/{first['id']}/coding", json={"codes": ["X99.999"]},
                     headers=aud)
     assert r.status_code == 404 and "OC-E102" in r.text
+
+
+def test_probe_then_full_sample(app: Any, client: TestClient) -> None:
+    tok = tokens(app)
+    seed_finalised(client, tok["coder1"])
+    aud = auth(tok["auditor1"])
+    aid = client.post("/api/v1/audits", json={"name": "probe", "method": "probe", "n": 2, "seed": 5,
+                                              "precision": 0.05}, headers=aud).json()["id"]
+    probe = client.post(f"/api/v1/audits/{aid}/sample", headers=aud).json()["samples"]
+    assert len(probe) == 2
+    r = client.post(f"/api/v1/audits/{aid}/extend", headers=aud)
+    assert r.status_code == 409 and "not audited yet" in r.text
+    for s in probe:
+        client.post(f"/api/v1/audits/{aid}/samples/{s['id']}/coding", json={"codes": s["final"]["codes"]},
+                    headers=aud)
+    r = client.post(f"/api/v1/audits/{aid}/extend", headers=aud)
+    assert r.status_code == 200, r.text
+    full = r.json()
+    from opencac.audit.sample_size import size_from_probe
+
+    expected = min(3, max(2, size_from_probe(0, 2, 0.95, 0.05, 3).recommended))
+    assert full["sample_size"] == expected
+    assert [s["encounter_id"] for s in full["samples"][:2]] == [s["encounter_id"] for s in probe]
+    assert client.post(f"/api/v1/audits/{aid}/extend", headers=aud).status_code == 409
+    html = client.get(f"/audits/{aid}/report.html", headers=aud).text
+    assert "Recommended sample size" in html

@@ -249,7 +249,9 @@ def draw(session: Session, user: User, audit_id: AuditId) -> Audit:
     plan = dict(a.plan)
     calc = None
     n = plan.get("n")
-    if n is None:
+    if n is None and plan.get("method") == "probe":
+        n = min(30, max(1, len(frame)))  # a conventional probe of 30 (or the whole frame when smaller)
+    elif n is None:
         calc = attribute_sample_size(plan.get("confidence", 0.95), plan.get("precision", 0.05),
                                      plan.get("expected_error", 0.05), max(1, len(frame)))
         n = min(calc.recommended, max(1, len(frame)))
@@ -275,6 +277,56 @@ def draw(session: Session, user: User, audit_id: AuditId) -> Audit:
     record_event(session, user, "audit.sample", "audit", a.id, None,
                  {"method": sample.method, "seed": sample.seed, "frame_hash": sample.frame_hash,
                   "frame_size": sample.frame_size, "encounters": sample.ids})
+    return a
+
+
+def extend_from_probe(session: Session, user: User, audit_id: int) -> Audit:
+    """Size the full sample from the audited probe's error count and draw the rest of it by
+    extending the probe's hash ranking over the recorded frame; records ``audit.sample.extend``.
+
+    Raises:
+        AuditStateError: Not a probe audit, already extended, or probe encounters still unaudited.
+    """
+    from opencac.audit.sampling import full_sample_from_probe
+    from opencac.audit.workfile import sample_from_dict
+
+    a = _audit(session, audit_id)
+    if (a.plan or {}).get("method") != "probe" or not a.sample_record:
+        raise AuditStateError(f"audit {audit_id} is not a probe audit with a drawn probe")
+    if (a.sample_record or {}).get("method") != "probe":
+        raise AuditStateError(f"audit {audit_id} was already extended to its full sample")
+    pending = [s.encounter_id for s in a.samples if s.status != "audited"]
+    if pending:
+        raise AuditStateError(f"{len(pending)} probe encounter(s) are not audited yet: audit them first")
+    scores = workbook(a).final_scores()
+    errors = sum(1 for sc in scores if not sc.accurate)
+    frame_ids = [str(x) for x in a.frame_ids]
+    probe = sample_from_dict({**a.sample_record, "frame_ids": frame_ids})
+    plan = a.plan or {}
+    full = full_sample_from_probe([EncounterRecord(i) for i in frame_ids], probe, errors,
+                                  plan.get("confidence", 0.95), plan.get("precision", 0.05))
+    current = {r.encounter_id: r for r in build_frame(session)}
+    have = {str(s.encounter_id) for s in a.samples}
+    added, skipped = [], []
+    for item in full.items:
+        if item.encounter_id in have:
+            continue
+        rec = current.get(item.encounter_id)
+        if rec is None:  # no longer finalised: noted, not silently replaced
+            skipped.append(item.encounter_id)
+            continue
+        a.samples.append(AuditSample(audit_id=a.id, encounter_id=int(item.encounter_id), sample_order=item.order,
+                                     reason="full sample after probe", final=_snapshot(rec)))
+        added.append(item.encounter_id)
+    if skipped:
+        full.notes.append(f"{len(skipped)} drawn encounter(s) were no longer finalised and were not added: "
+                          + ", ".join(skipped[:20]))
+    a.sample_record = {**full.to_dict(include_frame=False), "probe": {"size": probe.size, "errors": errors}}
+    if a.status == "complete":
+        a.status, a.completed_at = "in_progress", None
+    session.flush()
+    record_event(session, user, "audit.sample.extend", "audit", a.id, {"probe_size": probe.size},
+                 {"probe_errors": errors, "full_size": full.size, "added": added, "skipped": skipped})
     return a
 
 
@@ -438,7 +490,14 @@ def build_audit_report(session: Session, a: Audit) -> Any:
     sample = None
     if a.sample_record:
         sample = sample_from_dict({**a.sample_record, "frame_ids": a.frame_ids})
-        if a.plan.get("n") is None:
+        probe_info = a.sample_record.get("probe")
+        if probe_info:
+            from opencac.audit.sample_size import size_from_probe
+
+            sample.size_calc = size_from_probe(probe_info["errors"], probe_info["size"],
+                                               a.plan.get("confidence", 0.95), a.plan.get("precision", 0.05),
+                                               max(1, len(a.frame_ids)))
+        elif a.plan.get("n") is None and a.plan.get("method") != "probe":
             sample.size_calc = attribute_sample_size(a.plan.get("confidence", 0.95), a.plan.get("precision", 0.05),
                                                      a.plan.get("expected_error", 0.05), max(1, len(a.frame_ids)))
     frame = [r for r in build_frame(session) if r.encounter_id in set(a.frame_ids)]
@@ -543,6 +602,16 @@ def api_sample(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS))
                session: Session = Depends(get_session)) -> dict[str, Any]:
     """Applies the scope to finalised encounters, draws the sample and records seed + frame hash."""
     a = draw(session, user, audit_id)
+    session.commit()
+    return audit_out(a, detail=True)
+
+
+@router.post("/api/v1/audits/{audit_id}/extend", tags=["audits"],
+             summary="Size and draw the full sample from an audited probe")
+def api_extend(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS)),
+               session: Session = Depends(get_session)) -> dict[str, Any]:
+    """Uses the probe's error rate in the attribute-sampling formula; the probe stays part of the sample."""
+    a = extend_from_probe(session, user, audit_id)
     session.commit()
     return audit_out(a, detail=True)
 
@@ -666,14 +735,15 @@ def page_create(request: Request, name: str = Form(..., max_length=200), mode: s
                 settings: str = Form(""), coded_by: str = Form(""), payers: str = Form(""),
                 code_families: str = Form(""), date_from: str = Form(""), date_to: str = Form(""),
                 by: str = Form("setting"), min_per_stratum: str = Form("0"), confidence_below: str = Form(""),
-                drg_weight_min: str = Form(""), base_rate: str = Form(""),
+                drg_weight_min: str = Form(""), edits: str = Form(""), straight_through_only: str = Form(""),
+                base_rate: str = Form(""),
                 user: User = Depends(require_roles(*AUDITORS)), session: Session = Depends(get_session)) -> Response:
     try:
         criteria = None
         if method == "targeted":
             criteria = {"confidence_below": float(confidence_below) if confidence_below else None,
                         "drg_weight_min": float(drg_weight_min) if drg_weight_min else None,
-                        "straight_through_only": False, "edits": []}
+                        "straight_through_only": bool(straight_through_only), "edits": _split(edits)}
         body = AuditCreate(
             name=name, mode=mode, method=method, n=int(n) if n.strip() else None,
             seed=int(seed) if seed.strip() else None, by=by or "setting",
@@ -703,6 +773,14 @@ def page_sample(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS)
     a = draw(session, user, audit_id)
     session.commit()
     return RedirectResponse(f"/audits/{a.id}?message=sample+drawn", status_code=303)
+
+
+@router.post("/audits/{audit_id}/extend", include_in_schema=False)
+def page_extend(audit_id: AuditId, user: User = Depends(require_roles(*AUDITORS)),
+                session: Session = Depends(get_session)) -> Response:
+    a = extend_from_probe(session, user, audit_id)
+    session.commit()
+    return RedirectResponse(f"/audits/{a.id}?message=full+sample+drawn+from+the+probe", status_code=303)
 
 
 @router.get("/audits/{audit_id}/samples/{sample_id}", response_class=HTMLResponse, include_in_schema=False)

@@ -74,6 +74,21 @@ def one_run(notes: Path, work: Path, workers: int, ray: str | None, model: str |
     }
 
 
+def markdown(results: list[dict[str, Any]], scaling: list[dict[str, Any]]) -> str:
+    """The figures as Markdown tables (for bench/RESULTS-batch.md)."""
+    lines = ["| run | config | notes | wall s | notes/s (end to end) | notes/s (steady) | first commit s | "
+             "worker CPU ms/note | driver CPU ms/note | peak RSS/worker MiB | driver RSS MiB | load1 before/after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['repeat']} | {r['config']} | {r['documents']} | {r['wall_s']} | {r['notes_per_s']} | "
+                     f"{r['steady_notes_per_s']} | {r['first_chunk_s']} | {r['worker_cpu_ms_per_doc']} | "
+                     f"{r['driver_cpu_ms_per_doc']} | {r['peak_rss_mb_per_worker']} | {r['driver_peak_rss_mb']} | "
+                     f"{r['load1_before']} / {r['load1_after']} |")
+    lines += ["", "| run | speed-up | metric | value |", "|---|---|---|---|"]
+    lines += [f"| {x['repeat']} | {x['vs']} vs {x['base']} | {x['metric']} | {x['speedup']}x |" for x in scaling]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--notes", type=Path, default=DEFAULT_NOTES)
@@ -116,6 +131,7 @@ def main() -> None:
               "command": " ".join(sys.argv), "model": args.model or "out-of-the-box", "results": results,
               "scaling": scaling}
     print(json.dumps({"scaling": scaling}, indent=1))
+    print(markdown(results, scaling))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

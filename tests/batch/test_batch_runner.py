@@ -211,3 +211,18 @@ def test_a_document_that_kills_its_worker_is_isolated(tmp_path: Path) -> None:
     ok_ref = [r for r in _rows(tmp_path / "ref" / "results.jsonl") if r["doc_id"] not in fails]
     assert _rows(tmp_path / "out" / "results.jsonl") == ok_ref
     assert ref.coded == 14
+
+
+def test_context_column_reaches_the_engine_and_bad_context_fails_alone(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    recs = [{"id": "a", "text": "diabetes", "context": {"setting": "inpatient", "age": 71, "sex": "F"}},
+            {"id": "b", "text": "fever", "context": {"date_of_service": "not-a-date"}},
+            {"id": "c", "text": "pain"}]
+    src.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    s = run_batch(_cfg(src, tmp_path / "out", workers=0))
+    rows = {r["doc_id"]: r for r in _rows(tmp_path / "out" / "results.jsonl")}
+    assert (s.coded, s.failures) == (2, 1)
+    assert rows["a"]["context"]["setting"] == "inpatient" and rows["a"]["context"]["age"] == 71
+    assert rows["c"]["context"]["setting"] == "outpatient"
+    fail = _rows(tmp_path / "out" / "failures.jsonl")[0]
+    assert fail["doc_id"] == "b" and fail["error_code"] == "OC-E704" and "context" in fail["error"]

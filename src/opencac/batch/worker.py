@@ -125,7 +125,11 @@ class DocumentCoder:
             else:
                 text = read_note_bytes((doc.text or "").encode("utf-8", "surrogatepass"),
                                        name=f"document {doc.doc_id}", max_bytes=self.max_bytes)
-            context = self._context(doc.context)
+            try:
+                context = self._context(doc.context)
+            except (TypeError, ValueError) as exc:
+                raise BatchDocumentError(f"the encounter context of {doc.doc_id} is invalid "
+                                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
             result = self.engine.code(text, doc_id=doc.doc_id, context=context)
             if self._apply_rules is not None:
                 self._apply_rules(result, text)

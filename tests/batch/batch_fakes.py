@@ -92,3 +92,18 @@ class CrashingFactory:
 
     def __call__(self) -> CrashingEngine:
         return CrashingEngine(0.0)
+
+
+class LeakyEngine(FakeEngine):
+    """Raises an exception whose message quotes the note (as a KeyError on a phrase would)."""
+
+    def code(self, text: str, doc_id: str = "note", context: EncounterContext | None = None) -> CodingResult:
+        if "secret" in text:
+            raise KeyError(text)
+        return super().code(text, doc_id, context)
+
+
+@dataclass(frozen=True)
+class LeakyFactory:
+    def __call__(self) -> LeakyEngine:
+        return LeakyEngine(0.0)

@@ -226,3 +226,14 @@ def test_context_column_reaches_the_engine_and_bad_context_fails_alone(tmp_path:
     assert rows["c"]["context"]["setting"] == "outpatient"
     fail = _rows(tmp_path / "out" / "failures.jsonl")[0]
     assert fail["doc_id"] == "b" and fail["error_code"] == "OC-E704" and "context" in fail["error"]
+
+
+def test_exception_messages_that_quote_the_note_are_not_written(tmp_path: Path) -> None:
+    from batch_fakes import LeakyFactory
+
+    inp = _notes(tmp_path / "in", 3, bad={1: b"patient secret: Jane Roe, 12 Elm St"})
+    s = run_batch(_cfg(inp, tmp_path / "out", workers=0, engine_factory=LeakyFactory()))
+    text = (tmp_path / "out" / "failures.jsonl").read_text()
+    assert s.failures == 1 and "Jane Roe" not in text and "secret" not in text
+    fail = json.loads(text)
+    assert fail["error_type"] == "KeyError" and "batch_fakes.py" in fail["error"]

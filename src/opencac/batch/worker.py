@@ -11,6 +11,7 @@ import os
 import resource
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,10 +158,15 @@ def failure_row(doc_id: str, exc: BaseException) -> dict[str, Any]:
     """The failures-file record of a document: id, error code and message, no note text."""
     if isinstance(exc, OpenCACError):
         return {"doc_id": doc_id, "error_code": exc.code, "error_type": type(exc).__name__, "error": exc.message}
-    # Engine exceptions: the type and message only (messages of our own code never hold text).
-    msg = str(exc).splitlines()[0][:300] if str(exc) else ""
+    # Any other exception: its type and where it was raised, never its message, which may
+    # quote the note (a KeyError on a phrase...): no note text in logs or side files.
+    where = ""
+    tb = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ is not None else []
+    if tb:
+        frame = tb[-1]
+        where = f" at {Path(frame.filename).name}:{frame.lineno} in {frame.name}"
     return {"doc_id": doc_id, "error_code": BatchDocumentError.code, "error_type": type(exc).__name__,
-            "error": f"engine raised {type(exc).__name__}" + (f": {msg}" if msg else "")}
+            "error": f"coding raised {type(exc).__name__}{where}"}
 
 
 def dumps(row: dict[str, Any]) -> str:

@@ -57,3 +57,23 @@ def test_info(kb_env: Path) -> None:
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert "icd10cm-2026" in data["versions"] and data["counts"]["icd10pcs_codes"] > 70000
+
+
+def test_import_index_and_add_version_errors(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from .conftest import FIXTURES
+
+    monkeypatch.setenv("OPENCAC_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("OPENCAC_DATA_DIR", str(tmp_path / "data"))
+    idx = tmp_path / "index"
+    idx.mkdir()
+    (idx / "index_sample.xml").write_bytes((FIXTURES / "index_sample.xml").read_bytes())
+    res = runner.invoke(app, ["codes", "import-index", str(idx)])
+    assert res.exit_code == 0, res.output
+    stored = json.loads((tmp_path / "config" / "codesets.json").read_text())
+    assert stored["index_dir"] == str(idx.resolve())
+    res = runner.invoke(app, ["codes", "import-index", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "OC-E104" in res.output
+    res = runner.invoke(app, ["codes", "add-version", "--fy", "2019"])
+    assert res.exit_code == 2 and "exactly one source" in res.output
+    res = runner.invoke(app, ["codes", "add-version", "--fy", "2019", "--tabular", str(tmp_path / "nope.xml")])
+    assert res.exit_code == 2 and "not found" in res.output

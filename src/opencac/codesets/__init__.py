@@ -22,6 +22,8 @@ __all__ = ["Code", "CodeSetVersion", "CodeSystem", "IndexEntry", "KnowledgeBase"
 
 _LOCK = threading.Lock()
 _INSTANCES: dict[tuple[Any, ...], KnowledgeBase] = {}
+#: instances by call arguments + environment, so that repeated calls skip stat-ing the sources
+_FAST: dict[tuple[Any, ...], KnowledgeBase] = {}
 
 
 def __getattr__(name: str) -> Any:
@@ -49,7 +51,20 @@ def load_knowledge(fy: int | None = None, cache_dir: Path | str | None = None,
         CodeSetSourceError: a source file is missing or unreadable.
         CodeSetVersionError: ``fy`` is not a loaded fiscal year.
     """
+    import os
+
     from opencac.codesets import config
+
+    try:
+        cfg_mtime = (config.config_dir() / config.CONFIG_NAME).stat().st_mtime_ns
+    except OSError:
+        cfg_mtime = 0
+    fast = (fy, str(cache_dir), str(index_dir), cfg_mtime,
+            *(os.environ.get(k) for k in ("OPENCAC_CACHE_DIR", "OPENCAC_CONFIG_DIR", "OPENCAC_CM_INDEX_DIR")))
+    if not rebuild:
+        hit = _FAST.get(fast)
+        if hit is not None:
+            return hit
     from opencac.codesets.build import artifact_paths, compile_artifacts, default_sources
     from opencac.codesets.kb import KnowledgeBase
 
@@ -60,6 +75,7 @@ def load_knowledge(fy: int | None = None, cache_dir: Path | str | None = None,
     ident = (fy, str(cdir), key)
     with _LOCK:
         if not rebuild and ident in _INSTANCES:
+            _FAST[fast] = _INSTANCES[ident]
             return _INSTANCES[ident]
         paths = artifact_paths(cdir, key)
         if rebuild or not all(p.is_file() for p in paths.values()):
@@ -70,6 +86,7 @@ def load_knowledge(fy: int | None = None, cache_dir: Path | str | None = None,
             paths = compile_artifacts(src, cdir)
         kb = KnowledgeBase(paths, fy=fy)
         _INSTANCES[ident] = kb
+        _FAST[fast] = kb
         return kb
 
 
@@ -77,3 +94,4 @@ def clear_knowledge_cache() -> None:
     """Forget the process-wide knowledge-base instances (tests, after ``add-version``)."""
     with _LOCK:
         _INSTANCES.clear()
+        _FAST.clear()

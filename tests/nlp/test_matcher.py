@@ -139,3 +139,12 @@ def test_mentions_do_not_cross_sentences() -> None:
     m = MentionMatcher.build([("chest pain", "R07.9")])
     assert [x.phrase for x in m.find(analyze("Chest pain.\nNothing else."))] == ["chest pain"]
     assert not any(x.phrase == "chest pain" for x in m.find(analyze("Look at the chest.\nPain.")))
+
+
+def test_run_on_text_is_matched_in_units_with_correct_offsets(matcher: MentionMatcher) -> None:
+    text = " ".join(["word"] * 300) + ", no pneumonia " + " ".join(["word"] * 300) + " and HTN"
+    ms = _find(matcher, text)
+    got = {(m.text, m.assertion) for m in ms}
+    assert ("pneumonia", "negated") in got and ("HTN", "affirmed") in got
+    for m in ms:
+        assert text[m.start : m.end] == m.text

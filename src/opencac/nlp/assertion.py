@@ -340,6 +340,8 @@ def _applies(sentence: str, triggers: tuple[Trigger, ...], t: Trigger, s: int, e
 _RELATIONAL = frozenset({"suggestive of", "compatible with", "consistent with", "indicative of", "suspicious for",
                          "suspicious of", "suggesting", "suggests"})
 
+_MAX_CONTEXT = 400
+
 _SECTION_DEFAULT = {"family_history": "family", "past_history": "historical"}
 
 
@@ -365,6 +367,12 @@ def assert_span(
         decided it (``"section:<label>"`` when the section decided; ``None`` if affirmed).
     """
     sent = sentence if sentence is not None else _sentence_of(doc, start)
+    if sent.end - sent.start > 2 * _MAX_CONTEXT:
+        # a run-on "sentence" (no punctuation): triggers reach at most 25 words, so a window
+        # around the span keeps the work linear in the note length
+        lo = max(sent.start, start - _MAX_CONTEXT)
+        hi = min(sent.end, max(end, start) + _MAX_CONTEXT)
+        sent = Span(lo, hi, "sentence")
     text = doc.text[sent.start : sent.end]
     s, e = max(0, start - sent.start), max(0, min(end, sent.end) - sent.start)
     triggers = find_triggers(text)

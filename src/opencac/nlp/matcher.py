@@ -433,10 +433,12 @@ class MentionMatcher:
         sec_starts = [s.start for s in doc.sections]
         out: list[Mention] = []
         text = doc.text
+        units: list[tuple[int, Span, list[Token]]] = []
         for si, sent in enumerate(sentences):
-            tokens = tokenize(text[sent.start : sent.end], MATCH_STOPWORDS)
-            if not tokens:
-                continue
+            all_tokens = tokenize(text[sent.start : sent.end], MATCH_STOPWORDS)
+            for chunk in _chunks(all_tokens, text, sent.start):
+                units.append((si, sent, chunk))
+        for si, sent, tokens in units:
             enc = self._encode(tokens)
             found: list[tuple[frozenset[int], Mention]] = []
             exact_pids: set[int] = set()
@@ -474,6 +476,30 @@ class MentionMatcher:
                 out.append(m)
         out.sort(key=lambda m: (m.start, -(m.end - m.start), -m.score))
         return out
+
+
+#: Longest run of tokens matched as one unit; longer sentences (a note without punctuation or
+#: line breaks) are cut, preferably after a comma/semicolon/colon, to keep matching linear.
+MAX_UNIT_TOKENS = 120
+
+
+def _chunks(tokens: list[Token], text: str, base: int) -> list[list[Token]]:
+    """Split a sentence's tokens into units of at most :data:`MAX_UNIT_TOKENS` tokens."""
+    if len(tokens) <= MAX_UNIT_TOKENS:
+        return [tokens] if tokens else []
+    out: list[list[Token]] = []
+    i = 0
+    while i < len(tokens):
+        j = min(len(tokens), i + MAX_UNIT_TOKENS)
+        if j < len(tokens):
+            for k in range(j - 1, max(i, j - 40), -1):  # cut after punctuation if there is some
+                gap = text[base + tokens[k].end : base + tokens[k + 1].start]
+                if any(c in gap for c in ",;:()"):
+                    j = k + 1
+                    break
+        out.append(tokens[i:j])
+        i = j
+    return out
 
 
 def _collapse_repeats(words: list[str]) -> list[str]:

@@ -102,3 +102,12 @@ def test_model_card_from_model_dir(tmp_path: Path) -> None:
     assert NOT_PROVIDED in bare.to_markdown() and "Fairness of the intervention" in bare.to_markdown()
     with pytest.raises(AuditInputError):
         load_model_card_inputs(tmp_path / "missing")
+
+
+def test_tiny_fairness_population_renders_and_says_nothing_judged() -> None:
+    from opencac.audit.scoring import AuditorCoding, CodedEncounter, score_encounter
+
+    scores = [score_encounter(CodedEncounter("E1", ("I10",)), AuditorCoding(("I10",)))]
+    fr = fairness_report(synthetic_population(20, seed=1))  # every group below 30; some rates are 100%
+    html = render_html(build_report(scores, [], fairness=fr))
+    assert "no group could be judged" in html and "no group was large enough to judge" in html

@@ -49,8 +49,8 @@ def accuracy_trend(points: Sequence[TrendPoint]) -> str:
     fig, ax = plt.subplots(figsize=(6.0, 2.6))
     xs = list(range(len(points)))
     ys = [(p.encounter_accuracy.value or 0) * 100 for p in points]
-    lo = [y - (p.encounter_accuracy.low or 0) * 100 for y, p in zip(ys, points, strict=True)]
-    hi = [(p.encounter_accuracy.high or 0) * 100 - y for y, p in zip(ys, points, strict=True)]
+    lo = [max(0.0, y - (p.encounter_accuracy.low or 0) * 100) for y, p in zip(ys, points, strict=True)]
+    hi = [max(0.0, (p.encounter_accuracy.high or 0) * 100 - y) for y, p in zip(ys, points, strict=True)]
     ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", color=_BLUE, capsize=4, linewidth=1.5)
     for x, y, p in zip(xs, ys, points, strict=True):
         ax.annotate(f"{y:.0f}% (n={p.n})", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
@@ -126,7 +126,8 @@ def fairness_chart(groups: Sequence[Any], overall: float | None, title: str) -> 
         if g.rate is None:
             continue
         colour = _GREY if g.status != "ok" and g.status != "alert" else (_RED if g.status == "alert" else _BLUE)
-        ax.errorbar([g.rate * 100], [i], xerr=[[g.rate * 100 - (g.low or 0) * 100], [(g.high or 0) * 100 - g.rate * 100]],
+        ax.errorbar([g.rate * 100], [i], xerr=[[max(0.0, g.rate * 100 - (g.low or 0) * 100)],
+                                               [max(0.0, (g.high or 0) * 100 - g.rate * 100)]],
                     fmt="o", color=colour, capsize=3)
     if overall is not None:
         ax.axvline(overall * 100, color=_GREY, linestyle="--", linewidth=1)
@@ -149,8 +150,8 @@ def fairness_panels(panels: Sequence[tuple[str, Sequence[Any], float | None]], t
             if g.rate is None:
                 continue
             colour = _RED if g.status == "alert" else (_BLUE if g.status == "ok" else _GREY)
-            ax.errorbar([g.rate * 100], [i], xerr=[[g.rate * 100 - (g.low or 0) * 100],
-                                                   [(g.high or 0) * 100 - g.rate * 100]],
+            ax.errorbar([g.rate * 100], [i], xerr=[[max(0.0, g.rate * 100 - (g.low or 0) * 100)],
+                                                   [max(0.0, (g.high or 0) * 100 - g.rate * 100)]],
                         fmt="o", color=colour, capsize=3, markersize=4)
         if overall is not None:
             ax.axvline(overall * 100, color=_GREY, linestyle="--", linewidth=1)

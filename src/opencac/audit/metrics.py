@@ -58,7 +58,8 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> Estimate:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), k, n)
+    # clamp so that low <= p <= high despite rounding at p = 0 or 1
+    return Estimate(p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)), k, n)
 
 
 def _prf(tp: float, fp: float, fn: float) -> tuple[float | None, float | None, float | None]:

@@ -178,10 +178,19 @@ def _summary(report: AuditReport) -> list[str]:
     else:
         lines.append("No DRG change was found, so there is no payment impact in this sample.")
     if report.fairness is not None:
-        n_alerts = len(report.fairness.alerts)
-        lines.append("Fairness: no patient group had a significant accuracy, automation or query-rate gap "
-                     f"above {report.fairness.threshold:.0%}." if not n_alerts else
-                     f"Fairness: {n_alerts} alert(s) - see the fairness section.")
+        fr = report.fairness
+        n_alerts = len(fr.alerts)
+        judged = sum(1 for t in fr.tables for g in t.groups if g.status != TOO_FEW)
+        too_few = sum(1 for t in fr.tables for g in t.groups if g.status == TOO_FEW)
+        if n_alerts:
+            lines.append(f"Fairness: {n_alerts} alert(s) - see the fairness section.")
+        elif judged == 0:
+            lines.append(f"Fairness: every patient group had fewer than {fr.min_group_size} encounters, so no "
+                         "group could be judged; a larger sample is needed to assess fairness.")
+        else:
+            extra = f" ({too_few} group results had too few encounters to judge)" if too_few else ""
+            lines.append("Fairness: no patient group had a significant accuracy, automation or query-rate gap "
+                         f"above {fr.threshold:.0%}{extra}.")
     return lines
 
 

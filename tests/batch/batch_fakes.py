@@ -33,6 +33,8 @@ class FakeEngine:
             time.sleep(self.delay)
         if "EXPLODE" in text:
             raise RuntimeError("engine blew up")
+        if "HANG" in text:
+            time.sleep(30)
         low = text.lower()
         dx, px = [], []
         for word, (code, system, conf) in KEYWORDS.items():

@@ -237,3 +237,12 @@ def test_exception_messages_that_quote_the_note_are_not_written(tmp_path: Path) 
     assert s.failures == 1 and "Jane Roe" not in text and "secret" not in text
     fail = json.loads(text)
     assert fail["error_type"] == "KeyError" and "batch_fakes.py" in fail["error"]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_document_that_hangs_is_abandoned_after_the_timeout(tmp_path: Path, workers: int) -> None:
+    inp = _notes(tmp_path / "in", 5, bad={2: b"HANG diabetes"})
+    s = run_batch(_cfg(inp, tmp_path / "out", workers=workers, doc_timeout_s=0.5))
+    assert (s.coded, s.failures) == (4, 1)
+    fail = _rows(tmp_path / "out" / "failures.jsonl")[0]
+    assert fail["doc_id"] == "doc002" and "longer than 0.5 s" in fail["error"]

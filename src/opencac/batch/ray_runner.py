@@ -40,7 +40,7 @@ class RayCoder:
     """
 
     def __init__(self, engine_factory: Callable[[], Engine], rules: bool, max_bytes: int,
-                 routing_policy: dict[str, Any] | None = None) -> None:
+                 routing_policy: dict[str, Any] | None = None, doc_timeout_s: float = 0.0) -> None:
         import os
 
         self.pid = os.getpid()
@@ -48,7 +48,7 @@ class RayCoder:
         self.coder: DocumentCoder | None = None
         try:
             self.coder = DocumentCoder(engine_factory, rules=rules, max_bytes=max_bytes,
-                                       routing_policy=routing_policy)
+                                       routing_policy=routing_policy, doc_timeout_s=doc_timeout_s)
         except OpenCACError as exc:
             self.fatal = json.dumps([type(exc).__name__, exc.message])
         except Exception as exc:
@@ -138,7 +138,7 @@ def run_ray(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callab
             blocks = max(1, min(len(items) // cfg.chunk_size, 4 * cfg.workers * 8))
             ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
                 RayCoder,
-                fn_constructor_args=(factory, cfg.rules, cfg.max_bytes, policy),
+                fn_constructor_args=(factory, cfg.rules, cfg.max_bytes, policy, cfg.doc_timeout_s),
                 batch_size=cfg.chunk_size,
                 batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=cfg.workers),

@@ -57,6 +57,8 @@ class BatchConfig:
         ray_wave: documents handed to Ray Data per dataset (bounds driver memory).
         checkpoint_interval_s: coded chunks arriving within this many seconds are committed
             together (one fsynced file + one ledger transaction); ``0`` commits each chunk.
+        doc_timeout_s: a document still coding after this many seconds is abandoned and
+            recorded as a failure (``0`` = no limit).
     """
 
     input: Path
@@ -77,6 +79,7 @@ class BatchConfig:
     engine_factory: Callable[[], Engine] | None = field(default=None, repr=False)
     ray_wave: int = 20_000
     checkpoint_interval_s: float = 0.5
+    doc_timeout_s: float = 300.0
 
     def validate(self) -> None:
         """Raise ``BatchConfigError`` for settings that cannot work."""
@@ -86,6 +89,8 @@ class BatchConfig:
             raise BatchConfigError("--ray needs --workers of 1 or more (one actor per worker).")
         if self.checkpoint_interval_s < 0:
             raise BatchConfigError(f"checkpoint interval must be 0 or more seconds, got {self.checkpoint_interval_s}.")
+        if self.doc_timeout_s < 0:
+            raise BatchConfigError(f"document timeout must be 0 or more seconds, got {self.doc_timeout_s}.")
         if self.chunk_size < 1:
             raise BatchConfigError(f"chunk size must be 1 or more, got {self.chunk_size}.")
         if self.output_format not in OUTPUT_FORMATS:
@@ -155,7 +160,8 @@ def _raise_fatal(result: ChunkResult) -> None:
 
 def _run_inline(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callable[[], Engine],
                 policy: dict[str, Any] | None) -> Iterator[ChunkResult]:
-    coder = DocumentCoder(factory, rules=cfg.rules, max_bytes=cfg.max_bytes, routing_policy=policy)
+    coder = DocumentCoder(factory, rules=cfg.rules, max_bytes=cfg.max_bytes, routing_policy=policy,
+                          doc_timeout_s=cfg.doc_timeout_s)
     for chunk in chunks:
         yield coder.code_chunk(chunk)
 
@@ -182,7 +188,7 @@ def _run_local(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Cal
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=init_worker,
-                                   initargs=(factory, cfg.rules, cfg.max_bytes, policy))
+                                   initargs=(factory, cfg.rules, cfg.max_bytes, policy, cfg.doc_timeout_s))
 
     in_flight: dict[Future[ChunkResult], list[SourceDoc]] = {}
     suspects: deque[SourceDoc] = deque()

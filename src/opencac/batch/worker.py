@@ -6,13 +6,16 @@ the Ray actors (:mod:`opencac.batch.ray_runner`), so both produce identical rows
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import resource
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -76,12 +79,16 @@ class DocumentCoder:
         routing_policy: a routing policy as a dict (``RoutingPolicy.to_dict()``); ``None``
             = the default policy. Each row then carries its route decision.
         routing: route each result with ``opencac.routing.route`` (when importable).
+        doc_timeout_s: a document taking longer is abandoned and recorded as a failure
+            (``0`` = no limit). Uses ``SIGALRM``, so it applies only where coding runs in the
+            main thread of a POSIX process (local workers, Ray actors, inline runs).
     """
 
     def __init__(self, engine_factory: Callable[[], Engine], rules: bool = True,
                  max_bytes: int = DEFAULT_MAX_NOTE_BYTES, routing_policy: dict[str, Any] | None = None,
-                 routing: bool = True) -> None:
+                 routing: bool = True, doc_timeout_s: float = 0.0) -> None:
         self.engine = engine_factory()
+        self.doc_timeout_s = doc_timeout_s
         self.rules = rules
         self.max_bytes = max_bytes
         self._apply_rules: Callable[..., Any] | None = None
@@ -118,6 +125,14 @@ class DocumentCoder:
         failure row naming the error (never the note text).
         """
         try:
+            with _time_limit(self.doc_timeout_s):
+                return self._code_one(doc)
+        except _DocumentTimeout:
+            return "failed", failure_row(doc.doc_id, BatchDocumentError(
+                f"coding {doc.doc_id} took longer than {self.doc_timeout_s:g} s and was abandoned"))
+
+    def _code_one(self, doc: SourceDoc) -> tuple[str, dict[str, Any]]:
+        try:
             if doc.error is not None:
                 raise BatchDocumentError(doc.error)
             if doc.path is not None:
@@ -152,6 +167,30 @@ class DocumentCoder:
             status, row = self.code_one(doc)
             rows.append((doc.ordinal, doc.doc_id, status, dumps(row)))
         return ChunkResult(rows, os.getpid(), peak_rss_kb(), cpu_s=time.process_time() - c0)
+
+
+class _DocumentTimeout(BaseException):
+    """Raised by SIGALRM inside a document that ran out of time (BaseException, so that the
+    engine's own ``except Exception`` blocks cannot swallow it)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise ``_DocumentTimeout`` in this (main) thread after ``seconds``; no-op elsewhere."""
+    if seconds <= 0 or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _alarm(signum: int, frame: Any) -> None:
+        raise _DocumentTimeout()
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def failure_row(doc_id: str, exc: BaseException) -> dict[str, Any]:
@@ -198,7 +237,7 @@ _INIT_ERROR: tuple[str, str] | None = None
 
 
 def init_worker(engine_factory: Callable[[], Engine], rules: bool, max_bytes: int,
-                routing_policy: dict[str, Any] | None = None) -> None:
+                routing_policy: dict[str, Any] | None = None, doc_timeout_s: float = 0.0) -> None:
     """Pool initializer: load the engine once per worker process.
 
     A failure is kept and reported by the first task (a raising initializer would only
@@ -207,7 +246,8 @@ def init_worker(engine_factory: Callable[[], Engine], rules: bool, max_bytes: in
     global _CODER, _INIT_ERROR
     _die_with_parent()
     try:
-        _CODER = DocumentCoder(engine_factory, rules=rules, max_bytes=max_bytes, routing_policy=routing_policy)
+        _CODER = DocumentCoder(engine_factory, rules=rules, max_bytes=max_bytes, routing_policy=routing_policy,
+                               doc_timeout_s=doc_timeout_s)
     except OpenCACError as exc:
         _INIT_ERROR = (type(exc).__name__, exc.message)
     except Exception as exc:

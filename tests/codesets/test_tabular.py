@@ -90,6 +90,11 @@ def test_manifestation_flag(kb) -> None:
     assert "in diseases classified elsewhere" in g63.description
     assert g63.code_first
     assert not kb.get("E11.9").manifestation
+    assert kb.get("D63.1").manifestation  # "Anemia in chronic kidney disease", code first underlying CKD
+    assert kb.get("F02.80").manifestation  # under F02 "Dementia in other diseases classified elsewhere"
+    # a "code first" note alone is a sequencing note, not a manifestation (Guidelines I.A.13)
+    assert kb.get("N18.3").code_first or kb.inherited_notes("N18.30").get("code_first")
+    assert not kb.get("N18.30").manifestation and not kb.get("Z92.82").manifestation
 
 
 def test_refs() -> None:

@@ -31,6 +31,25 @@ NOTE_KINDS: tuple[str, ...] = (
     "inclusion_terms", "includes", "excludes1", "excludes2", "code_first", "use_additional", "code_also",
 )
 MANIFESTATION_PHRASE = "in diseases classified elsewhere"
+_ELSEWHERE_RE = re.compile(r"\bclassified elsewhere\b", re.I)
+_IN_DISEASE_RE = re.compile(r"\bin (?:[\w-]+ ){0,2}(?:diseases?|conditions?)\b", re.I)
+
+
+def is_manifestation(desc: str, notes: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
+    """Manifestation code (italicised in the tabular; never first-listed).
+
+    ICD-10-CM Official Guidelines I.A.13: manifestation codes mostly carry "in diseases
+    classified elsewhere" in their title and a "code first" note for the underlying condition.
+    Titles saying "... classified elsewhere" (".. in conditions classified elsewhere",
+    ".. due to diseases classified elsewhere") count, and so do titles "X in <disease>" that
+    carry a "code first underlying ..." note (D63.1 Anemia in chronic kidney disease). A
+    "code first" note alone does not: the same guideline says those notes also sequence codes
+    that are not manifestations (N18.-, R65.2, Z92.82), which may be principal.
+    """
+    if _ELSEWHERE_RE.search(desc):
+        return True
+    first = dict(notes).get("code_first", ())
+    return bool(first) and first[0].lower().startswith("underlying") and bool(_IN_DISEASE_RE.search(desc))
 
 
 class CMNode(NamedTuple):
@@ -169,14 +188,12 @@ def parse_tabular(path: Path) -> tuple[int, list[CMNode]]:
         seventh = own7 or inherited7
         children = el.findall("diag")
         kind = "category" if "." not in code else "code"
-        note_kinds = {k for k, _ in notes}
-        manif = MANIFESTATION_PHRASE in desc.lower() or "code_first" in note_kinds or (
-            parent_manif and kind == "code")
+        manif = is_manifestation(desc, notes) or (parent_manif and kind == "code")
         leaf = not children
         needs7 = leaf and bool(seventh)
         nodes.append(CMNode(code, kind, desc, parent, chapter, block, leaf and not needs7, notes, own7, manif))
         for child in children:
-            add_diag(child, code, chapter, block, seventh, MANIFESTATION_PHRASE in desc.lower(), excl)
+            add_diag(child, code, chapter, block, seventh, manif, excl)
         if needs7:
             plain = code.replace(".", "")
             for char, meaning in seventh:

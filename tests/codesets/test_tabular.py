@@ -114,6 +114,7 @@ def test_unknown_code(kb) -> None:
     with pytest.raises(UnknownCodeError):
         kb.normalize("not a code")
     assert kb.find("Q99.999") is None
+    assert kb.find("C79.8-").code == "C79.8" and kb.find("E11.-").code == "E11"  # index-style incomplete codes
 
 
 def test_current_equivalents_fy2026(kb) -> None:

@@ -189,6 +189,8 @@ class KnowledgeBase:
             UnknownCodeError: when ``code`` is not shaped like any ICD-10-CM/PCS code.
         """
         raw = (code or "").strip().upper()
+        if raw.endswith("-") and raw.count("-") == 1:  # index style "C79.8-" / "E11.-": the code itself
+            raw = raw[:-1].rstrip(".")
         want = CodeSystem.parse(system) if system is not None else None
         plain = raw.replace(".", "").replace(" ", "")
         dotted = plain[:3] + ("." + plain[3:] if len(plain) > 3 else "")

@@ -6,7 +6,8 @@ re-coding or review form, the score, findings with rationale + citation, respons
 determinations). The coded party (coder / CDI) may open a sampled encounter's page to respond.
 
 JSON under ``/api/v1/audits`` and ``/api/v1/audit-findings``. Every change goes through
-:func:`opencac.store.events.record_event` (ids and codes only, never note text).
+:func:`opencac.store.events.record_event` (ids and codes; free text such as rationales and
+responses only as SHA-256 fingerprints, since it may quote the note).
 
 Library seams: :mod:`opencac.audit` (scope, sampling, scoring, metrics, fairness, report).
 """
@@ -411,6 +412,14 @@ def _lib_finding(row: AuditFinding) -> Finding:
     return f
 
 
+def _digest(text: str) -> str | None:
+    """SHA-256 of free text for the audit trail (the text itself may quote the note, so the
+    event carries its fingerprint; the text is in the audit tables)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest() if text else None
+
+
 def defend(session: Session, user: User, finding_id: FindingId, body: DefendIn) -> AuditFinding:
     """Attach rationale + guideline citation (+ root cause); records ``audit.finding.defend``."""
     row = _finding(session, finding_id)
@@ -423,11 +432,12 @@ def defend(session: Session, user: User, finding_id: FindingId, body: DefendIn) 
             raise AuditInputError(f"root cause {body.root_cause!r} is not known", options=ROOT_CAUSES)
         f.root_cause = body.root_cause
     f.require_defence()
-    before = {"rationale": row.rationale, "citation": row.citation, "root_cause": row.root_cause}
+    before = {"rationale_sha256": _digest(row.rationale), "citation": row.citation, "root_cause": row.root_cause}
     row.rationale, row.citation, row.root_cause, row.updated_at = f.rationale, f.citation, f.root_cause, utcnow()
     session.flush()
     record_event(session, user, "audit.finding.defend", "audit_finding", row.id, before,
-                 {"rationale": row.rationale, "citation": row.citation, "root_cause": row.root_cause})
+                 {"rationale_sha256": _digest(row.rationale), "citation": row.citation,
+                  "root_cause": row.root_cause})
     return row
 
 
@@ -439,7 +449,7 @@ def respond(session: Session, user: User, finding_id: FindingId, body: ResponseI
     session.add(r)
     session.flush()
     record_event(session, user, "audit.finding.respond", "audit_finding", row.id, None,
-                 {"response_id": r.id, "text": r.text})
+                 {"response_id": r.id, "text_sha256": _digest(r.text)})
     return r
 
 
@@ -454,7 +464,7 @@ def determine(session: Session, user: User, finding_id: FindingId, body: Determi
     session.add(AuditDetermination(finding_id=row.id, user_id=user.id, outcome=body.outcome, note=body.note.strip()))
     session.flush()
     record_event(session, user, "audit.finding.determine", "audit_finding", row.id, before,
-                 {"determination": row.determination, "note": row.determination_note})
+                 {"determination": row.determination, "note_sha256": _digest(row.determination_note)})
     a = _audit(session, row.audit_id)
     if all(s.status == "audited" for s in a.samples) and all(
             x.determination for s in a.samples for x in s.findings):

@@ -148,3 +148,9 @@ def test_run_on_text_is_matched_in_units_with_correct_offsets(matcher: MentionMa
     assert ("pneumonia", "negated") in got and ("HTN", "affirmed") in got
     for m in ms:
         assert text[m.start : m.end] == m.text
+
+
+def test_see_references_are_cut_from_phrases() -> None:
+    m = MentionMatcher.build([("Gastrectomy Partial see Excision, Stomach", "0DB6")])
+    assert m.phrases_ == ["gastrectomy partial"]
+    assert [x.text for x in m.find(analyze("Partial gastrectomy was performed."))] == ["Partial gastrectomy"]

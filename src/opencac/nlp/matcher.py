@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import gc
 import pickle
+import re
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -60,6 +61,7 @@ _BAG_IGNORE = frozenset(
 _BAG_BLOCK = frozenset({"without", "except", "not", "no", "elsewhere"})
 
 _FORMAT_VERSION = 4
+_SEE_TAIL = re.compile(r"\s+(?:see|see also)\s+\S.*$")
 _UNKNOWN = "\x01"  # stands for a note token that no phrase contains
 
 
@@ -223,7 +225,10 @@ class MentionMatcher:
         for phrase, payload in entries:
             norm = norm_cache.get(phrase)
             if norm is None:
-                norm = " ".join(_collapse_repeats([t.norm for t in tokenize(phrase, MATCH_STOPWORDS)]))
+                # an index cross-reference kept in the phrase ("Gastrectomy Partial see Excision,
+                # Stomach") is not wording a note uses
+                bare = _SEE_TAIL.sub("", phrase)
+                norm = " ".join(_collapse_repeats([t.norm for t in tokenize(bare, MATCH_STOPWORDS)]))
                 norm_cache[phrase] = norm
             if not norm:
                 continue

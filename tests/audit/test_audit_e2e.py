@@ -87,6 +87,13 @@ def test_browser_audit_two_encounters_to_pdf(server: tuple[str, Any], tmp_path: 
             page.goto(f"{base}{links[0].rsplit('/samples', 1)[0]}")
             assert "2 of 2 audited" in page.inner_text("h2 small")
             page.screenshot(path=str(tmp_path / "audit.png"))
+            detail_url = page.url
+            page.goto(f"{base}{links[0].rsplit('/samples', 1)[0]}/report.html")
+            # the report's own styles and inline SVG charts are allowed by its CSP
+            assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == "rgb(18, 60, 105)"
+            widths = page.eval_on_selector_all("img.chart", "els => els.map(e => e.naturalWidth)")
+            assert widths and all(w > 0 for w in widths)
+            page.goto(detail_url)
             with page.expect_download() as dl:
                 page.click("#report-pdf")
             pdf = tmp_path / "report.pdf"

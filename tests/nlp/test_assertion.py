@@ -112,3 +112,9 @@ def test_document_without_sentences_uses_the_line() -> None:
     s = doc.text.index("cough")
     assert assert_span(doc, s, s + 5)[0] == "negated"
     assert assert_span(doc, 0, 5)[0] == "affirmed"
+
+
+def test_assertion_values_match_the_coding_layer() -> None:
+    from opencac.coding.types import ASSERTIONS as CODING_ASSERTIONS
+
+    assert tuple(ASSERTIONS) == tuple(CODING_ASSERTIONS)

@@ -308,6 +308,12 @@ _IRREGULAR: dict[str, str] = {
     "tumoral": "tumor", "metastatic": "metastasis", "hypothyroid": "hypothyroidism", "icteric": "jaundice",
     "icterus": "jaundice", "lithiasic": "lithiasis", "atrophic": "atrophy", "dysplastic": "dysplasia",
     "hyperplastic": "hyperplasia", "hypertrophic": "hypertrophy", "fibrous": "fibrosis", "scarring": "scar",
+    # procedure participles -> the root-operation noun ("was intubated", "the kidney was resected")
+    "intubated": "intubation", "extubated": "extubation", "biopsied": "biopsy", "transfused": "transfusion",
+    "resected": "resection", "excised": "excision", "amputated": "amputation", "drained": "drainage",
+    "catheterized": "catheterization", "catheterised": "catheterization", "ventilated": "ventilation",
+    "dialyzed": "dialysis", "transplanted": "transplantation", "irrigated": "irrigation",
+    "cauterized": "cauterization", "embolized": "embolization", "ligated": "ligation", "stented": "stent",
     # anatomical adjective -> organ noun: the index words a site both ways ("Failure, renal" /
     # "Failure, kidney"; "Steatosis, liver" for the note's "hepatic steatosis")
     "renal": "kidney", "nephric": "kidney", "hepatic": "liver", "pulmonary": "lung", "cardiac": "heart",

@@ -27,7 +27,9 @@ def test_pcs_hierarchy_and_imaging(kb) -> None:
     assert "0DTJ4ZZ" in {c.code for c in kb.children("0DTJ")}
     chest = kb.get("BW03ZZZ")  # imaging codes come from the CMS code list bundled with drg
     assert chest.description == "Plain Radiography of Chest"
-    assert dict((a, m) for a, _c, m in chest.axes)["Section"] == "Imaging"
+    axes = {a: m for a, _c, m in chest.axes}
+    assert axes["Section"] == "Imaging" and axes["Body System"] == "Anatomical Regions"  # mined from the PCS index
+    assert axes["Type"] == "Plain Radiography" and axes["Body Part"] == "Chest"
 
 
 def test_pcs_axes_rejects_partial(kb) -> None:

@@ -134,6 +134,19 @@ def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
     return out
 
 
+_SEE_TABLE_RE = re.compile(r"see ([^,\n]+), ([^*\n]+?) \*\*([0-9A-HJ-NP-Z]{3})\*\*")
+
+
+def _body_systems_from_index(rows: list[tuple[str, str]]) -> dict[str, str]:
+    """Body-system names by 2-character prefix, read off PCS index cross-references such as
+    "see Computerized Tomography (CT Scan), Ear, Nose, Mouth and Throat **B92**"."""
+    votes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for _term, content in rows:
+        for m in _SEE_TABLE_RE.finditer(content):
+            votes[m.group(3)[:2]][m.group(2).strip()] += 1
+    return {k: max(v.items(), key=lambda kv: kv[1])[0] for k, v in votes.items()}
+
+
 def load_pcs(db_path: Path | None = None, codelist: Path | None = None) -> tuple[
         dict[str, tuple[str, tuple[tuple[str, str, str], ...]]], dict[str, str], list[tuple[str, str]]]:
     """Load PCS: ``({code: (title, axes)}, {prefix: title}, [(index term, content)])``.
@@ -177,11 +190,12 @@ def load_pcs(db_path: Path | None = None, codelist: Path | None = None) -> tuple
             for row in csv.reader(fh):
                 if len(row) >= 2 and len(row[0]) == 7 and row[0] not in codes:
                     extra[row[0]] = row[1]
+    mined = _body_systems_from_index(index_rows)
     if extra:
         derived = _derive_axes(extra)
         for code, title in extra.items():
             names = axis_names(code[0])
-            meanings = [SECTIONS.get(code[0], ""), bs_names.get((code[0], code[1]), "")]
+            meanings = [SECTIONS.get(code[0], ""), bs_names.get((code[0], code[1])) or mined.get(code[:2], "")]
             meanings += [derived.get((code[:3], p, code[p]), "") for p in range(2, 7)]
             codes[code] = (title, tuple((iv(names[i]), code[i], iv(meanings[i])) for i in range(7)))
     # hierarchy nodes: section, body system, table, table + body part

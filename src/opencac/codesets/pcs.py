@@ -5,7 +5,10 @@ and Obstetrics (1) sections; ``pcs_codes`` the Medical and Surgical code titles.
 sections (imaging B, nuclear medicine C, radiation D, ...) are absent from that database, so
 their codes and titles come from the CMS code list bundled with the ``drg`` package
 (``drg/data/tuva/icd_10_pcs.csv``) when installed, and their axis meanings are derived from
-the code titles (words shared by every code with that value, see ``_derive_axes``).
+the code titles (words shared by every code with that value, see ``_derive_axes``) and their
+body-system names from the PCS index's cross-references (``_body_systems_from_index``).
+Procedure names also come from the GEMs ICD-9-CM procedure titles in the same database
+(``gem_phrases``). Older PCS fiscal years can be added from CMS order/codes files.
 """
 
 from __future__ import annotations

@@ -154,3 +154,24 @@ def test_see_references_are_cut_from_phrases() -> None:
     m = MentionMatcher.build([("Gastrectomy Partial see Excision, Stomach", "0DB6")])
     assert m.phrases_ == ["gastrectomy partial"]
     assert [x.text for x in m.find(analyze("Partial gastrectomy was performed."))] == ["Partial gastrectomy"]
+
+
+def test_empty_and_all_filtered_dictionaries(tmp_path: Path) -> None:
+    for entries in ([], [("", "x"), ("the", "y"), ("Disease", "R69")]):
+        m = MentionMatcher.build(entries)
+        assert len(m) == 0
+        assert m.find(analyze("Hypertension and disease.")) == []
+        m.save(tmp_path / "e.pkl")
+        assert MentionMatcher.load(tmp_path / "e.pkl").find(analyze("Hypertension.")) == []
+
+
+def test_unbuilt_matcher_is_an_error() -> None:
+    with pytest.raises(ModelFormatError):
+        MentionMatcher().find(analyze("x"))
+    with pytest.raises(ModelFormatError):
+        MentionMatcher().save("/nonexistent/m.pkl")
+
+
+def test_custom_stop_phrases_keep_generic_words() -> None:
+    m = MentionMatcher.build([("Disease", "R69"), ("Pain", "R52")], stop_phrases=())
+    assert [x.phrase for x in m.find(analyze("Pain and disease."))] == ["pain", "disease"]

@@ -373,6 +373,8 @@ class MentionMatcher:
     def _exact(self, enc: str) -> Iterator[tuple[int, int, int]]:
         """Yield ``(pid, first token, last token)`` for every whole-token match."""
         phrases = self.phrases_
+        if not phrases:
+            return
         for end_idx, pid in self.automaton_.iter(enc):
             yield pid, end_idx - phrases[pid].count(" "), end_idx
 

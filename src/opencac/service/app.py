@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opencac.errors import AuthenticationError, InputTooLargeError, OpenCACError
@@ -104,6 +104,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, DataError) or isinstance(getattr(exc, "orig", None), OverflowError):
             return _error_json(422, "OC-E408", "OC-E408: a value in the request is out of range or invalid "
                                                "for the database.")
+        if isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower():
+            # SQLite: another writer held the lock longer than busy_timeout. Nothing was saved.
+            log.warning("database busy on %s %s", request.method, request.url.path)
+            return _error_json(503, "OC-E406", "OC-E406: the database is busy; nothing was saved, try again.",
+                               {"Retry-After": "1"})
         log.error("database error on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
         return _error_json(500, "OC-E400", "internal database error; the incident was logged (no patient data).")
 
@@ -166,6 +171,12 @@ def create_app(settings: Settings | None = None, *, coder: Coder | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        # Sync routes run in worker threads; with SQLite many may wait for the write lock at once,
+        # so allow more threads than the default 40 that reads are not starved meanwhile.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(
+            100, anyio.to_thread.current_default_thread_limiter().total_tokens)
         if settings.start_worker:
             app.state.worker.start()
         try:

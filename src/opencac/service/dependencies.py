@@ -17,7 +17,7 @@ Stable seam for other routers::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Depends, Request
@@ -37,7 +37,11 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_session(request: Request) -> Iterator[Session]:
+# Both session dependencies are *async* generators on purpose: their clean-up (rollback, close)
+# then runs on the event loop instead of waiting for a free threadpool thread. With SQLite a
+# failed request still holds the write lock until that rollback; if clean-up had to queue behind
+# threads that are themselves waiting for the lock, every request would stall for busy_timeout.
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """A writing session; the route commits; rolled back and closed afterwards."""
     session: Session = request.app.state.session_factory()
     try:
@@ -47,7 +51,7 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def get_read_session(request: Request) -> Iterator[Session]:
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
     """A read-only session (no write lock on SQLite)."""
     session: Session = request.app.state.read_session_factory()
     try:

@@ -62,7 +62,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         kwargs.setdefault("pool_size", 20)
-        kwargs.setdefault("max_overflow", 40)
+        kwargs.setdefault("max_overflow", 100)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")

@@ -57,11 +57,12 @@ def list_encounters(
 @router.get("/{encounter_id}", response_model=EncounterOut, responses=ERRORS,
             summary="One encounter with note, suggestions, evidence, edits, DRG and queries")
 def get_encounter(encounter_id: EncounterId, user: User = Depends(require_roles(*READERS)),
-                  session: Session = Depends(get_session)) -> dict:
+                  read: Session = Depends(get_read_session), session: Session = Depends(get_session)) -> dict:
     """Viewing records a ``document.view`` audit event per document."""
-    st = workflow.encounter_state(session, encounter_id)
+    st = workflow.encounter_state(read, encounter_id)
     out = encounter_out(st)
-    workflow.record_views(session, user, st, "api")
+    read.rollback()
+    workflow.record_views(session, user, st, "api")  # a short write transaction of its own
     session.commit()
     return out
 

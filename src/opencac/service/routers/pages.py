@@ -142,11 +142,12 @@ def _review_context(session: Session, user: User, encounter_id: int) -> dict[str
 
 @router.get("/encounters/{encounter_id}", response_class=HTMLResponse)
 def encounter_page(request: Request, encounter_id: EncounterId, user: User = Depends(require_roles(*READERS)),
-                   session: Session = Depends(get_session)) -> Response:
-    ctx = _review_context(session, user, encounter_id)
+                   read: Session = Depends(get_read_session), session: Session = Depends(get_session)) -> Response:
+    ctx = _review_context(read, user, encounter_id)
+    response = render(request, "encounter.html", ctx, user=user)
     workflow.record_views(session, user, ctx["state"], "web")
     session.commit()
-    return render(request, "encounter.html", ctx, user=user)
+    return response
 
 
 def _after_action(request: Request, session: Session, user: User, encounter_id: int, status: int = 200,

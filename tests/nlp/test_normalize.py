@@ -127,3 +127,9 @@ def test_every_original_word_is_represented(text: str) -> None:
 def test_normalize_is_idempotent_on_lower_case_words(text: str) -> None:
     once = normalize(text)[0]
     assert normalize(once)[0] == once
+
+
+def test_non_prefix_written_apart_is_joined() -> None:
+    assert normalize("non Hodgkin lymphoma")[0] == normalize("non-Hodgkin lymphoma")[0] == "nonhodgkin lymphoma"
+    assert normalize("non small-cell")[0] == normalize("non-small-cell")[0]
+    assert normalize("non, small")[0] == "non small"

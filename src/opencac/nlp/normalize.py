@@ -495,6 +495,12 @@ def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
             got = cache[(word, roman_ctx)] = _word_tokens(word, roman_ctx)
         pieces, last = got
         for norm, s, e in pieces:
+            if s == 0 and out and out[-1].norm == "non" and text[out[-1].end : start].isspace():
+                # "non Hodgkin" written apart: join like the hyphenated "non-Hodgkin"
+                prev = out.pop()
+                norm = stem("non" + norm)
+                out.append(Token(norm, prev.start, start + e))
+                continue
             if norm not in stop:
                 out.append(Token(norm, start + s, start + e))
         roman_ctx = last in _ROMAN_CONTEXT

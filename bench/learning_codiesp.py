@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/oc-learn-bench"))
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--skip-retrain", action="store_true")
+    ap.add_argument("--variants", action="store_true", help="also measure engine-update-only and overlay-only learning")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "learning_results.json")
     ap.add_argument("--train-args", default="", help="extra arguments for `opencac train` (space-separated)")
     args = ap.parse_args()
@@ -148,6 +149,14 @@ def main() -> None:
     learnt = metrics_on(res_m1, held)
     out["map"] = {"before_learning": base, "after_learning": learnt}
     print("MAP before", base, "\nMAP after learn", learnt, flush=True)
+    if args.variants:
+        # which learning layer does the work: the engine's own update alone, the feedback overlay alone
+        for name, flags in (("engine_update_only", ["--no-memory-positives"]), ("overlay_only", ["--overlay-only"])):
+            mv = work / f"m1_{name}"
+            secs = run(OPENCAC + ["learn", "--model", str(m0), "--corpus", str(tune_jsonl), "--out", str(mv)] + flags)
+            res_v, _ = code_all(mv, held)
+            out["map"][name] = {**metrics_on(res_v, held), "learn_seconds": secs}
+            print("MAP", name, out["map"][name], flush=True)
     if not args.skip_retrain:
         m2 = work / "m2_retrain"
         if not (m2 / "manifest.json").is_file():

@@ -59,7 +59,8 @@ def code_all(model: Path, docs: list[Any]) -> tuple[list[Any], float]:
     eng = LearnedEngine.load(model)
     ctx = EncounterContext(setting="inpatient", date_of_service=AS_OF)
     t0 = time.perf_counter()
-    res = [eng.code(d.text, doc_id=d.id, context=ctx) for d in docs]
+    # every candidate, as `opencac predict` ranks them for the CodiEsp MAP
+    res = eng.code_many([d.text for d in docs], [d.id for d in docs], ctx, max_suggestions=None)
     return res, time.perf_counter() - t0
 
 

@@ -145,6 +145,25 @@ class LearnedEngine:
         return res
 
 
+    def code_many(
+        self, texts: Sequence[str], doc_ids: Sequence[str], context: EncounterContext | None = None,
+        org: str = "default", **kw: Any,
+    ) -> list[CodingResult]:
+        """Code many notes (the engine's vectorised ``code_many`` when it has one), then the overlay.
+
+        Extra keywords (e.g. ``max_suggestions=None`` for every candidate) go to the engine.
+        """
+        many = getattr(self.engine, "code_many", None)
+        if callable(many):
+            results = list(many(list(texts), list(doc_ids), context, **kw))
+        else:
+            results = [self.engine.code(t, doc_id=d, context=context) for t, d in zip(texts, doc_ids, strict=True)]
+        if len(self.overlay):
+            for r, t in zip(results, texts, strict=True):
+                self.overlay.adjust(r, t, org=org)
+        return results
+
+
 @dataclass(slots=True)
 class LearnReport:
     """What one learning call did.

@@ -30,12 +30,10 @@ def code_corpus(
     apply = None
     if rules:
         from opencac.edits import apply_rules as apply
-    out = []
-    for d in docs:
-        res = eng.code(d.text, doc_id=d.id, context=context)
-        if apply is not None:
+    out = eng.code_many([d.text for d in docs], [d.id for d in docs], context)
+    if apply is not None:
+        for res, d in zip(out, docs, strict=True):
             apply(res, d.text)
-        out.append(res)
     return out
 
 

@@ -93,9 +93,21 @@ def test_coded_encounter_is_routed_and_decisions_are_learnt(app_env) -> None:
         s.commit()
         exs = s.execute(select(LearningExample)).scalars().all()
         assert [(e.code, e.label, e.action, e.applied) for e in exs] == [("I10", False, "reject", True)]
-    # the in-process learner took it at once
-    votes = lr.learner().overlay.votes(NOTE)
+    # the in-process learner took it at once ...
+    db = str(app.state.engine.url)
+    votes = lr.learner(database=db).overlay.votes(NOTE)
     assert votes[("icd10cm", "i10")][1] > 0
+    # ... and the next similar encounter's I10 suggestion comes in lower, with the reason
+    eid2 = _ingest_and_code(app)
+    with app.state.session_factory() as s:
+        i10 = s.execute(select(Suggestion).where(Suggestion.encounter_id == eid2, Suggestion.code == "I10")
+                        ).scalars().one()
+        assert i10.confidence < 0.40 and any("rejected" in r for r in i10.rationale)
+        j18 = s.execute(select(Suggestion).where(Suggestion.encounter_id == eid2, Suggestion.code == "J18.9")
+                        ).scalars().one()
+        assert j18.confidence == pytest.approx(0.97)
+    # another workbench (database) does not see this one's teaching
+    assert len(lr.learner(database="sqlite:///other.db").overlay) == 0
 
 
 def test_admin_routes_and_pages(app_env) -> None:

@@ -52,24 +52,31 @@ WORKLIST_PRIORITY = {("coder_review", 1): 30, ("cdi_query", 1): 28, ("cdi_query"
                      ("cdi_query", 3): 15, ("coder_review", 3): 10, ("straight_through", 3): 0}
 
 _lock = threading.Lock()
-_learners: dict[str | None, OnlineLearner] = {}
+_learners: dict[tuple[str, str | None], OnlineLearner] = {}
 _tables_ok: dict[str, bool] = {}
-_policy_cache: dict[str, tuple[int | None, RoutingPolicy]] = {}
 
 
 def _model_path() -> str | None:
     return os.environ.get("OPENCAC_MODEL") or None
 
 
-def learner(model_path: str | None = None) -> OnlineLearner:
-    """The process-wide online learner of a model (overlay only until the engine is needed)."""
-    key = model_path if model_path is not None else _model_path()
+def learner(model_path: str | None = None, database: str = "") -> OnlineLearner:
+    """The process-wide online learner of a model and database (overlay only until the engine is needed).
+
+    Each database (workbench instance) has its own learner, so what one workbench's coders
+    teach never leaks into another's.
+    """
+    key = (database, model_path if model_path is not None else _model_path())
     with _lock:
         lr = _learners.get(key)
         if lr is None:
-            lr = OnlineLearner(key if key and Path(key).exists() else None)
+            lr = OnlineLearner(key[1] if key[1] and Path(key[1]).exists() else None)
             _learners[key] = lr
         return lr
+
+
+def _db_key(session: Session) -> str:
+    return str(session.get_bind().url)
 
 
 def _tables_present(session: Session) -> bool:
@@ -128,7 +135,7 @@ def _on_decision(session: Session, dec: Decision) -> None:
     if not rows:
         return
     text = _doc_text(session, dec.encounter_id)
-    lr = learner()
+    lr = learner(database=_db_key(session))
     for r in rows:
         if _tables_present(session):
             session.add(r)
@@ -146,13 +153,14 @@ def _on_final(session: Session, fcs: FinalCodeSet) -> None:
     for c in fcs.codes or []:
         if c.get("system") in doc.codes:
             doc.codes[c["system"]].append(canon(str(c.get("code", ""))))
-    learner().overlay.learn_documents([doc])
+    learner(database=_db_key(session)).overlay.learn_documents([doc])
 
 
-def result_from_rows(enc: Encounter, run: CodingRun, rows: list[Suggestion]) -> CodingResult:
+def result_from_rows(enc: Encounter, rows: list[Suggestion], rules: dict[str, Any] | None = None,
+                     model: str = "") -> CodingResult:
     """Rebuild a ``CodingResult`` from stored suggestion rows (for routing)."""
     res = CodingResult(f"enc-{enc.id}", context=EncounterContext(setting=enc.setting or "outpatient"),
-                       rules=run.rules, model=run.model or "")
+                       rules=rules, model=model)
     for s in sorted(rows, key=lambda r: r.rank or 0):
         ev = [Evidence(int(e.get("start", 0)), int(e.get("end", 0)), str(e.get("text", "")),
                        str(e.get("section") or ""), e.get("sentence")) for e in (s.evidence or [])]
@@ -162,11 +170,43 @@ def result_from_rows(enc: Encounter, run: CodingRun, rows: list[Suggestion]) -> 
     return res
 
 
+def apply_feedback(session: Session, enc: Encounter, rows: list[Suggestion], text: str | None) -> int:
+    """Adjust a new coding run's suggestion rows with what this workbench's coders taught so far.
+
+    Confidences move with the feedback memory and organisation priors, ranks follow, and codes
+    coders added on similar notes that the engine missed join as new suggestions. Returns how
+    many rows changed or were added.
+    """
+    lr = learner(database=_db_key(session))
+    if not len(lr.overlay) or text is None or not rows:
+        return 0
+    run_id = rows[0].run_id
+    res = result_from_rows(enc, rows)
+    before = {(s.system, s.code): s.confidence for s in res.diagnoses + res.procedures}
+    lr.overlay.adjust(res, text)
+    by_key = {(r.system, r.code): r for r in rows}
+    changed = 0
+    for s in res.diagnoses + res.procedures:
+        row = by_key.get((s.system, s.code))
+        if row is None:
+            session.add(Suggestion(encounter_id=enc.id, run_id=run_id, system=s.system, code=s.code[:10],
+                                   description=s.description, confidence=float(s.confidence), evidence=[],
+                                   rationale=list(s.rationale), signals=dict(s.signals), assertion=s.assertion,
+                                   rank=s.rank, selected=bool(s.selected), source="engine", state="pending"))
+            changed += 1
+        elif before.get((s.system, s.code)) != s.confidence or row.rank != s.rank:
+            row.confidence, row.rank, row.selected = float(s.confidence), s.rank, bool(s.selected)
+            row.rationale = list(s.rationale)
+            row.signals = {k: float(v) for k, v in s.signals.items()}
+            changed += 1
+    return changed
+
+
 def route_encounter(session: Session, enc: Encounter, run: CodingRun, rows: list[Suggestion],
                     text: str | None = None) -> Any:
     """Route an encounter from its run's suggestion rows; sets the worklist fields; returns the decision."""
     policy_id, policy = active_policy(session)
-    d = route(result_from_rows(enc, run, rows), policy, text)
+    d = route(result_from_rows(enc, rows, run.rules, run.model or ""), policy, text)
     enc.queue = d.route
     # keep an explicit ingest priority when it is higher (an urgent encounter stays urgent)
     enc.priority = max(int(enc.priority or 0), WORKLIST_PRIORITY.get((d.route, d.priority), 10))
@@ -197,7 +237,10 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
                     enc = session.get(Encounter, obj.encounter_id)
                     rows = [s for s in session.new if isinstance(s, Suggestion) and s.run_id == obj.id]
                     if enc is not None:
-                        route_encounter(session, enc, obj, rows, _doc_text(session, enc.id))
+                        text = _doc_text(session, enc.id)
+                        apply_feedback(session, enc, rows, text)
+                        rows = [s for s in session.new if isinstance(s, Suggestion) and s.run_id == obj.id]
+                        route_encounter(session, enc, obj, rows, text)
     except Exception as exc:  # noqa: BLE001 - learning/routing must never break a coder's save
         log.error("learning/routing hook failed: %s", type(exc).__name__)
 

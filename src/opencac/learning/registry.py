@@ -213,7 +213,9 @@ class ModelRegistry:
             shutil.copytree(src, dest)
         learning = man.get("learning") or {}
         hist = learning.get("history") or []
-        train_hash = _first(man, "training_data_hash", "data_hash", "train_hash", "corpus_hash")
+        td = man.get("training_data") if isinstance(man.get("training_data"), dict) else {}
+        train_hash = _first(man, "training_data_hash", "data_hash", "train_hash", "corpus_hash") or _first(
+            td, "sha256", "hash")
         if hist:
             train_hash = f"{train_hash or ''}+" + ",".join(h.get("data_hash", "")[:12] for h in hist)
         mv = ModelVersion(

@@ -10,7 +10,13 @@ Inform 2009), without medspaCy (which pins numpy<2):
   (``but``, ``however``, ``which``, ``due to``, ``;``...) and, as in pyConText, at the nearest
   trigger of another category (except ``family``, which is about *whose* condition it is and
   is never cut by, nor cuts, a temporal or certainty trigger);
-* pseudo-triggers (``no change``, ``gram negative``, ``year-old``...) are matched and ignored;
+* exceptions to that cut: a conditional (``if``, ``in case of``) is not cut by an uncertainty
+  trigger nor by a change of subject (``if the patient ...``); a negation is not cut by a
+  relational uncertainty trigger (``no lesions suggestive of X``: X is negated); a few terms
+  (``diagnosed with``, ``underwent``) end every scope except ``family``;
+* short-range triggers (``previous``, ``prior``, ``old``: window <= 4 words) stop at a comma;
+* pseudo-triggers (``no change``, ``gram negative``, ``year-old``, ``3-day history of``,
+  ``history of interest``...) are matched and ignored;
 * when several categories apply, priority decides: negated > family > hypothetical >
   uncertain > historical;
 * with no trigger, the section decides: ``family_history`` -> family, ``past_history`` ->

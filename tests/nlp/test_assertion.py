@@ -74,6 +74,15 @@ def test_per_class_floors_on_codiesp_offsets(codiesp_dir: Path, name: str) -> No
         ("Diabetes, father with hypertension.", "Diabetes", "affirmed"),
         ("The patient denies fever, chills, night sweats, weight loss, cough or dyspnea.", "dyspnea", "negated"),
         ("There was no fever and the patient presented jaundice.", "jaundice", "affirmed"),
+        ("A girl with no personal or family history of interest was referred to the allergy unit.", "allergy",
+         "affirmed"),
+        ("There is no suspicion of hyperparathyroidism or other tumors.", "tumors", "negated"),
+        ("A woman presenting a history of abdominal pain in the right hypochondrium.", "abdominal pain",
+         "affirmed"),
+        ("We planned to remove the tumors that cause the deformity.", "deformity", "affirmed"),
+        ("A 2-month history of fever.", "fever", "affirmed"),
+        ("No skin lesions suggestive of angiokeratomas.", "angiokeratomas", "negated"),
+        ("If the patient develops fever, return.", "fever", "hypothetical"),
     ],
 )
 def test_targeted_behaviour(text: str, target: str, expected: str) -> None:

@@ -61,7 +61,11 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"(?:history|evolution|course) of", r"not been able to", r"no other",
         r"whether or not", r"not certain whether", r"negative pressure", r"negative predictive",
         r"possible to", r"if necessary", r"if needed", r"as needed", r"if required", r"even if",
-        r"family physician", r"family doctor", r"(?:history|antecedents|background) of interest", r"family members? (?:were|was) informed", r"prior to",
+        r"family physician", r"family doctor", r"(?:history|antecedents|background) of interest",
+        r"(?:no |with no |without )?(?:(?:personal|family|medical|pathological|relevant|other|or|and)[ ,]+)*"
+        r"(?:history|antecedents|background) of interest",
+        r"(?:presenting|presented|presents|consulted for|complaining of|complained of|reported) (?:with )?"
+        r"an? (?:\w+ )?history of", r"family members? (?:were|was) informed", r"prior to",
         r"previous to", r"with the exception", r"no one", r"mother tongue", r"should be noted",
         r"it should be", r"previously healthy", r"previously asymptomatic",
     )],
@@ -177,7 +181,7 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"due to", r"because", r"since", r"cause of", r"source of", r"etiology of", r"reason for",
         r"presents", r"presented", r"presenting", r"complains", r"complained", r"reports", r"reported",
         r"developed", r"showed", r"shows", r"revealed", r"reveals", r"admitted", r"while", r"whereas", r"remains", r"consulted", r"so", r"therefore",
-        r"thus", r"hence", r"then", r"after which", r"so that",
+        r"thus", r"hence", r"then", r"after which", r"so that", r"that",
     )],
     # --- the subject changes: ends every scope except a condition ("if the patient ...") ------
     *[(p, "term_nh", "both", 0) for p in (r"he", r"she", r"the patient", r"patient", r"they")],
@@ -301,7 +305,7 @@ def _words_between(sentence: str, a: int, b: int) -> int:
     return len(_WORD_RE.findall(sentence, a, b)) if b > a else 0
 
 
-def _cuts(t: Trigger, other: Trigger) -> bool:
+def _cuts(t: Trigger, other: Trigger, sentence: str) -> bool:
     """Whether ``other`` ends ``t``'s scope."""
     if other.category == "pseudo" or other is t:
         return False
@@ -317,6 +321,8 @@ def _cuts(t: Trigger, other: Trigger) -> bool:
         return False
     if t.category == "hypothetical" and other.category == "uncertain":
         return False  # "in case of possible changes": the condition dominates
+    if t.category == "negated" and other.category == "uncertain" and not sentence[t.end : other.start].strip():
+        return False  # "no suspicion of X", "no possible X": the uncertainty is negated too
     if t.category == "negated" and " ".join(other.text.lower().split()) in _RELATIONAL:
         return False  # "no lesions suggestive of X": X is negated too
     return True
@@ -332,14 +338,14 @@ def _applies(sentence: str, triggers: tuple[Trigger, ...], t: Trigger, s: int, e
             return False
         if t.window <= 4 and "," in sentence[t.end : s]:
             return False  # short-range triggers ("prior", "old") stop at a comma
-        return not any(t.end <= o.start and o.end <= s and _cuts(t, o) for o in triggers)
+        return not any(t.end <= o.start and o.end <= s and _cuts(t, o, sentence) for o in triggers)
     if t.start >= e and t.direction in ("post", "both"):
         window = t.window if t.direction == "post" else max(3, t.window - 2)
         if _words_between(sentence, e, t.start) > window:
             return False
         if t.window <= 4 and "," in sentence[e : t.start]:
             return False
-        return not any(e <= o.start and o.end <= t.start and _cuts(t, o) for o in triggers)
+        return not any(e <= o.start and o.end <= t.start and _cuts(t, o, sentence) for o in triggers)
     return False
 
 

@@ -83,6 +83,9 @@ def test_per_class_floors_on_codiesp_offsets(codiesp_dir: Path, name: str) -> No
         ("A 2-month history of fever.", "fever", "affirmed"),
         ("No skin lesions suggestive of angiokeratomas.", "angiokeratomas", "negated"),
         ("If the patient develops fever, return.", "fever", "hypothetical"),
+        ("He presented to the emergency department with a history of gastrointestinal bleeding.",
+         "gastrointestinal bleeding", "affirmed"),
+        ("Due to the uncertain origin of shock, death is not certified.", "shock", "affirmed"),
     ],
 )
 def test_targeted_behaviour(text: str, target: str, expected: str) -> None:

@@ -65,7 +65,10 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"(?:no |with no |without )?(?:(?:personal|family|medical|pathological|relevant|other|or|and)[ ,]+)*"
         r"(?:history|antecedents|background) of interest",
         r"(?:presenting|presented|presents|consulted for|complaining of|complained of|reported) (?:with )?"
-        r"an? (?:\w+ )?history of", r"family members? (?:were|was) informed", r"prior to",
+        r"an? (?:\w+ )?history of",
+        r"(?:presenting|presented|presents|came|comes|admitted) to (?:the |our )?(?:\w+ ){0,3}with an? "
+        r"(?:\w+[- ])?history of",
+        r"(?:uncertain|unclear|unknown|undetermined) (?:origin|cause|etiology|aetiology|significance|nature) of", r"family members? (?:were|was) informed", r"prior to",
         r"previous to", r"with the exception", r"no one", r"mother tongue", r"should be noted",
         r"it should be", r"previously healthy", r"previously asymptomatic",
     )],

@@ -129,3 +129,9 @@ def test_inline_family_and_past_history_cover_their_line_only() -> None:
 def test_block_heading_runs_to_next_heading() -> None:
     text = "FAMILY HISTORY:\nMother with diabetes.\nFather with stroke.\nPLAN:\nFollow up."
     assert [s.label for s in analyze(text).sections] == ["family_history", "plan"]
+
+
+def test_numbered_list_items_stay_whole() -> None:
+    text = "Assessment and Plan:\n1. Fracture of the femur. Possible pneumonia.\n2. CKD stage 3b.\na. Other."
+    assert [text[s.start : s.end] for s in analyze(text).sentences] == [
+        "Assessment and Plan:", "1. Fracture of the femur.", "Possible pneumonia.", "2. CKD stage 3b.", "a. Other."]

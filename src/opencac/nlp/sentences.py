@@ -19,6 +19,7 @@ NON_FINAL_ABBREVIATIONS = frozenset(
 
 _BOUNDARY_RE = re.compile(r"[.!?]+[\"')\]]*(?=\s)")
 _WORD_BEFORE_RE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
+_LIST_MARKER_RE = re.compile(r"\s*(?:\d{1,2}|[a-zA-Z]|[ivxIVX]{1,4})")
 
 
 def _is_boundary(line: str, end: int) -> bool:
@@ -34,6 +35,8 @@ def _is_boundary(line: str, end: int) -> bool:
         punct_start -= 1
     if line[punct_start:end].startswith(("!", "?")):
         return True
+    if _LIST_MARKER_RE.fullmatch(line[:punct_start]):  # "1. Hypertension", "a. Diabetes"
+        return False
     m = _WORD_BEFORE_RE.search(line, 0, punct_start)
     if m is None:
         return True

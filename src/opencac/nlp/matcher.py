@@ -132,7 +132,8 @@ class Mention:
         text: ``doc.text[start:end]``.
         phrase: the matched normalised phrase.
         payloads: the payloads of every dictionary entry with that normalised phrase.
-        sentence: index into ``doc.sentences``.
+        sentence: index into ``doc.sentences`` (into the note's non-blank lines when the
+            document has no sentence layer).
         section: the section label.
         assertion: one of ``opencac.nlp.assertion.ASSERTIONS``.
         trigger: the assertion trigger (``None`` when affirmed without one).

@@ -11,16 +11,18 @@ English translations (``text_files_en``); gold codes ``{split}D.tsv`` / ``{split
 MAP is the CodiEsp metric: mean over documents of the average precision of the ranked codes
 (no cut-off), codes compared without dots, case-insensitive.
 
-Ranking with the rules layer: the final code set first (each code at the engine rank of the
-suggestion it came from; a rule-added code at the best rank among the codes its edit names),
-then the other suggestions in engine order, then the codes a rule removed (demoted, not
-dropped). Writes figures as JSON and prints a Markdown summary.
+Ranking with the rules layer: the rules' applied changes (``RulesOutcome.changes``) replayed
+on the engine's ranking, in place: a replacement takes the replaced code's rank, an added
+companion goes right after its anchor code, a removed code is demoted to the end (not
+dropped); sequencing (claim order) does not change the ranking. ``--ablate`` also reports
+the MAP with each built-in rule left out. Prints a Markdown summary (``--out``: JSON).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import re
 import datetime as dt
 import json
 import sys
@@ -60,24 +62,49 @@ def read_gold(path: Path) -> dict[str, set[str]]:
     return out
 
 
-def rules_ranking(suggestions: list[Any], final: list[Any], outcome: Any) -> list[str]:
-    """Re-rank one system's suggestions with the rules outcome (see module docstring)."""
-    rank = {canon(s.code): i for i, s in enumerate(suggestions)}
-    removed = {canon(c) for e in outcome.edits if e.applied and e.fix for c in
-               list((e.fix.get("remove") or [])) + list((e.fix.get("replace") or {}).keys())}
-    pos: dict[str, float] = {}
-    for j, fc in enumerate(final):
-        k = canon(fc.code)
-        if k in rank:
-            pos[k] = rank[k]
+def _is_cm(code: str) -> bool:
+    return bool(re.match(r"^[A-Z]\d[0-9A-Z]", canon(code))) and not re.match(r"^\d", code)
+
+
+def rules_ranking(suggestions: list[Any], outcome: Any, system: str) -> list[str]:
+    """Replay the rules' applied changes on the engine's ranking (see module docstring)."""
+    order = list(dict.fromkeys(canon(s.code) for s in suggestions))
+    demoted: list[str] = []
+    mine = (lambda c: _is_cm(c)) if system == "icd10cm" else (lambda c: not _is_cm(c))
+    for ch in outcome.changes:
+        code = canon(ch["code"])
+        if not mine(ch["code"]):
             continue
-        related = [rank[canon(c)] for e in outcome.edits if e.applied and fc.code in e.codes
-                   for c in e.codes if canon(c) in rank]
-        pos[k] = (min(related) - 0.5) if related else len(rank) + j
-    head = sorted(pos, key=lambda k: pos[k])
-    rest = [canon(s.code) for s in suggestions if canon(s.code) not in pos and canon(s.code) not in removed]
-    tail = [canon(s.code) for s in suggestions if canon(s.code) not in pos and canon(s.code) in removed]
-    return head + rest + tail
+        if ch["op"] in ("remove", "remove_duplicate"):
+            if code in order:
+                order.remove(code)
+                demoted.append(code)
+        elif ch["op"] == "replace":
+            new = canon(ch["new"])
+            if code in order:
+                i = order.index(code)
+                order.remove(code)
+                demoted.append(code)
+                if new in order:
+                    if order.index(new) > i:
+                        order.remove(new)
+                        order.insert(i, new)
+                else:
+                    order.insert(i, new)
+            elif new not in order:
+                order.append(new)
+        elif ch["op"] == "add":
+            anchor = canon(ch["anchor"]) if ch.get("anchor") else None
+            target = order.index(anchor) + 1 if anchor and anchor in order else len(order)
+            if code in order:
+                if order.index(code) > target:
+                    order.remove(code)
+                    order.insert(target, code)
+            else:
+                order.insert(target, code)
+            if code in demoted:
+                demoted.remove(code)
+    return order + [c for c in demoted if c not in order]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--setting", default="inpatient", choices=["inpatient", "outpatient", "emergency", "professional"])
     ap.add_argument("--out", default=None, help="also write the figures as JSON here")
+    ap.add_argument("--ablate", action="store_true", help="also: MAP with each built-in rule left out")
     args = ap.parse_args(argv)
 
     split = Path(args.data) / args.split
@@ -133,13 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         if outcome.drg is not None and outcome.drg.crosscheck:
             drg_total += 1
             drg_agree += bool(outcome.drg.crosscheck.get("agrees"))
-        for system, sugg, final in (("icd10cm", res.diagnoses, outcome.diagnoses),
-                                    ("icd10pcs", res.procedures, outcome.procedures)):
+        for system, sugg in (("icd10cm", res.diagnoses), ("icd10pcs", res.procedures)):
             g = gold[system].get(doc_id, set())
             if not g:
                 continue
             ap_base[system].append(average_precision([s.code for s in sugg], g))
-            ap_rules[system].append(average_precision(rules_ranking(sugg, final, outcome), g))
+            ap_rules[system].append(average_precision(rules_ranking(sugg, outcome, system), g))
             ap_sel[system].append(average_precision([s.code for s in sugg if s.selected]
                                                     + [s.code for s in sugg if not s.selected], g))
     t_rules = time.perf_counter() - t1
@@ -161,14 +188,37 @@ def main(argv: list[str] | None = None) -> int:
         "top_edits": edit_counts.most_common(15), "queries": query_counts.most_common(),
         "command": "bench/edits_codiesp.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
+    if args.ablate:
+        from opencac.edits import default_registry
+
+        ablation = {}
+        for name in [r.name for r in default_registry().rules()]:
+            if name == "opencac.drg.v1":
+                continue
+            reg = default_registry().copy()
+            reg.unregister(name)
+            reg.unregister("opencac.drg.v1")  # no effect on codes; saves time
+            aps: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}
+            for doc_id, text, res in zip(ids, texts, results):
+                out = apply_rules(res, text, kb=eng.kb, registry=reg)
+                for system, sugg in (("icd10cm", res.diagnoses), ("icd10pcs", res.procedures)):
+                    g = gold[system].get(doc_id, set())
+                    if g:
+                        aps[system].append(average_precision(rules_ranking(sugg, out, system), g))
+            ablation[name] = {"map_d": mean(aps["icd10cm"]), "map_p": mean(aps["icd10pcs"])}
+        figures["ablation_without_rule"] = ablation
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=2), encoding="utf-8")
     print(f"| figure | value |\n|---|---|")
     for k, v in figures.items():
-        if k not in ("top_edits", "queries"):
+        if k not in ("top_edits", "queries", "ablation_without_rule"):
             print(f"| {k} | {v} |")
     print("\nTop edits:", ", ".join(f"{k} {v}" for k, v in figures["top_edits"]))
     print("Queries:", ", ".join(f"{k} {v}" for k, v in figures["queries"]))
+    if "ablation_without_rule" in figures:
+        print("\n| rule left out | MAP D | MAP P |\n|---|---|---|")
+        for k, v in figures["ablation_without_rule"].items():
+            print(f"| {k} | {v['map_d']} | {v['map_p']} |")
     return 0
 
 

@@ -107,7 +107,7 @@ def run_rules(state: RulesState, registry: RuleRegistry | None = None, *, strict
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     edits = [e for _, e in sorted(enumerate(edits), key=lambda t: (rank[t[1].severity], t[0]))]
     return RulesOutcome(final_codes=state.dx + state.px, edits=edits, queries=list(state.queries),
-                        drg=state.scratch.get("drg"), rules_run=ran, mode=state.mode)
+                        drg=state.scratch.get("drg"), rules_run=ran, mode=state.mode, changes=list(state.changes))
 
 
 def apply_rules(result: CodingResult, text: str, kb: Any = None, *, registry: RuleRegistry | None = None,

@@ -177,6 +177,8 @@ class RulesOutcome:
         defaults: names of context fields that were not given and took their documented default.
         rules_run: versioned names of the rules that ran.
         mode: ``engine`` (fixes applied to the engine's suggestions) or ``claim`` (fixes proposed only).
+        changes: the applied changes in order (``{"rule", "op", "code", "new"|"anchor"}``), the
+            audit trail from the engine's selection to ``final_codes``.
     """
 
     final_codes: list[FinalCode] = field(default_factory=list)
@@ -187,6 +189,7 @@ class RulesOutcome:
     defaults: list[str] = field(default_factory=list)
     rules_run: list[str] = field(default_factory=list)
     mode: str = "engine"
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def diagnoses(self) -> list[FinalCode]:
@@ -216,6 +219,7 @@ class RulesOutcome:
             "queries": [q.to_dict() for q in self.queries],
             "drg": self.drg.to_dict() if self.drg else None,
             "rules_run": list(self.rules_run),
+            "changes": [dict(c) for c in self.changes],
             "summary": {
                 "errors": sum(e.severity == "error" for e in self.edits),
                 "warnings": sum(e.severity == "warning" for e in self.edits),

@@ -29,6 +29,8 @@ class RulesState:
         dx / px: the working diagnosis / procedure codes, in sequence.
         candidates: every engine suggestion (selected or not), to draw companion codes from.
         removed: codes taken out by a rule, with the rule name (audit trail).
+        changes: every applied change in order: ``{"rule", "op": add|remove|replace, "code",
+            "new" (replace), "anchor" (add)}``.
         queries: drafted physician queries.
         scratch: free space for rules to share facts (e.g. ``"uncertain_outpatient"``).
     """
@@ -41,6 +43,7 @@ class RulesState:
     px: list[FinalCode] = field(default_factory=list)
     candidates: list[CodeSuggestion] = field(default_factory=list)
     removed: list[tuple[str, str]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
     queries: list[Query] = field(default_factory=list)
     scratch: dict[str, Any] = field(default_factory=dict)
     _lower: str | None = None
@@ -191,8 +194,9 @@ class RulesState:
             cur = self.find(old)
             if cur is None:
                 continue
+            self.changes.append({"rule": rule_name, "op": "replace", "code": cur.code, "new": new})
             if self.has(new):  # replacement already present: just drop the old one
-                self._drop(cur, rule_name)
+                self._drop(cur, rule_name, log=False)
             else:
                 repl = self.make_code(new, system=cur.system, evidence=cur.evidence, added_by=rule_name,
                                       confidence=cur.confidence)
@@ -217,6 +221,8 @@ class RulesState:
                                 confidence=spec.get("confidence"))
             lst = self.dx if fc.system == "icd10cm" else self.px
             anchor = self.find(spec.get("after") or spec.get("before") or "")
+            self.changes.append({"rule": rule_name, "op": "add", "code": fc.code,
+                                 "anchor": anchor.code if anchor is not None else None})
             if anchor is not None and anchor in lst:
                 i = lst.index(anchor) + (1 if spec.get("after") else 0)
                 lst.insert(i, fc)
@@ -230,6 +236,7 @@ class RulesState:
                 for extra in hits[1:]:
                     lst.remove(extra)
                     self.removed.append((extra.code, rule_name))
+                    self.changes.append({"rule": rule_name, "op": "remove_duplicate", "code": extra.code})
                     changed = True
         seq = fix.get("sequence")
         if seq:
@@ -239,11 +246,13 @@ class RulesState:
             changed = changed or before != [c.code for c in self.dx]
         return changed
 
-    def _drop(self, fc: FinalCode, rule_name: str) -> None:
+    def _drop(self, fc: FinalCode, rule_name: str, log: bool = True) -> None:
         lst = self.dx if fc.system == "icd10cm" else self.px
         if fc in lst:
             lst.remove(fc)
         self.removed.append((fc.code, rule_name))
+        if log:
+            self.changes.append({"rule": rule_name, "op": "remove", "code": fc.code})
 
     def flag(self, *args: Any, **kwargs: Any) -> Edit:
         """Shorthand for ``Edit(...)`` (rules return edits; the runner records them)."""

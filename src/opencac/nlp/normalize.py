@@ -308,6 +308,11 @@ _IRREGULAR: dict[str, str] = {
     "tumoral": "tumor", "metastatic": "metastasis", "hypothyroid": "hypothyroidism", "icteric": "jaundice",
     "icterus": "jaundice", "lithiasic": "lithiasis", "atrophic": "atrophy", "dysplastic": "dysplasia",
     "hyperplastic": "hyperplasia", "hypertrophic": "hypertrophy", "fibrous": "fibrosis", "scarring": "scar",
+    # imaging modality spellings ("Ultrasonography, kidney" in ICD-10-PCS; "renal ultrasound" in notes)
+    "ultrasonography": "ultrasound", "ultrasonographic": "ultrasound", "sonography": "ultrasound",
+    "sonographic": "ultrasound", "echography": "ultrasound", "ecography": "ultrasound",
+    "echographic": "ultrasound", "tomographic": "tomography", "radiographic": "radiography",
+    "radiograph": "radiography", "scintigraphic": "scintigraphy", "angiographic": "angiography",
     # procedure participles -> the root-operation noun ("was intubated", "the kidney was resected")
     "intubated": "intubation", "extubated": "extubation", "biopsied": "biopsy", "transfused": "transfusion",
     "resected": "resection", "excised": "excision", "amputated": "amputation", "drained": "drainage",

@@ -504,6 +504,14 @@ def run_integral_symptoms(state: RulesState) -> list[Edit]:
             if integral and T.has_prefix(sym.code, integral):
                 owner = c
                 break
+        if owner is not None and owner.confidence is not None and owner.confidence < 0.5:
+            # The diagnosis itself is not well supported: keep the symptom, tell the coder.
+            edits.append(Edit("SYMPTOM-INTEGRAL", "warning",
+                              f"{sym.code} is routinely associated with {owner.code}; if {owner.code} is confirmed, "
+                              f"{sym.code} is not coded separately.",
+                              f"{G} I.B.5, I.C.18.b (signs and symptoms integral to a definitive diagnosis)",
+                              codes=[sym.code, owner.code], evidence=_ev(sym)))
+            continue
         if owner is not None:
             edits.append(Edit("SYMPTOM-INTEGRAL", "warning",
                               f"{sym.code} ({state.describe(sym.code) or 'symptom'}) is routinely associated with "
@@ -560,8 +568,8 @@ def run_excludes1(state: RulesState) -> list[Edit]:
         drop = _weaker(fa, fb)
         if drop is None:
             edits.append(Edit("EXCLUDES1", "warning",
-                              f"{fa.code} and {fb.code} are an Excludes1 pair (\"{note_txt}\") with equal support; "
-                              "the coder must choose one (both kept only if documented as unrelated).",
+                              f"{fa.code} and {fb.code} are an Excludes1 pair (\"{note_txt}\"), each with its own support; "
+                              "the coder must choose one (both are reported only when the conditions are unrelated).",
                               cite, codes=[fa.code, fb.code], evidence=_ev(fa) + _ev(fb)))
         else:
             keep = fb if drop is fa else fa
@@ -573,18 +581,26 @@ def run_excludes1(state: RulesState) -> list[Edit]:
 
 
 def _weaker(a: FinalCode, b: FinalCode) -> FinalCode | None:
-    def score(fc: FinalCode) -> tuple[float, int]:
-        return (fc.confidence if fc.confidence is not None else 0.5, len(fc.evidence))
+    """Which code of an Excludes1 pair to drop automatically, or None to leave it to the coder.
 
-    sa, sb = score(a), score(b)
+    Dropped automatically: a raw code against a rule-derived one; the clearly less likely one
+    (confidence gap >= 0.3); the weaker reading when both codes come from the same words of
+    the note; a code without evidence against one with evidence. Two codes each supported by
+    their own words may be unrelated conditions (I.A.12.a exception), so they are flagged.
+    """
     if a.source == "rule" and b.source != "rule":
         return b  # a code a rule derived (combination, completion) outranks the raw one
     if b.source == "rule" and a.source != "rule":
         return a
-    if abs(sa[0] - sb[0]) >= 0.1:
-        return a if sa[0] < sb[0] else b
-    if sa[1] != sb[1]:
-        return a if sa[1] < sb[1] else b
+    ca = a.confidence if a.confidence is not None else 0.5
+    cb = b.confidence if b.confidence is not None else 0.5
+    if abs(ca - cb) >= 0.3:
+        return a if ca < cb else b
+    same_words = any(x.start < y.end and y.start < x.end for x in a.evidence for y in b.evidence)
+    if same_words and ca != cb:
+        return a if ca < cb else b
+    if bool(a.evidence) != bool(b.evidence):
+        return a if not a.evidence else b
     return None
 
 

@@ -9,7 +9,8 @@ measures the service and storage, not the engine). Bounded by --iterations per r
 
     .venv/bin/python bench/service_load.py --db sqlite --db postgresql --reviewers 50 --iterations 8
 
-Prints a table and, with --write, appends it with the command to bench/RESULTS-service.md.
+Reviewers pause ``--think`` seconds on average between actions (0 = stress test). Prints a
+table and, with --write, appends it with the command to bench/RESULTS-service.md.
 """
 
 from __future__ import annotations
@@ -98,9 +99,15 @@ def free_port() -> int:
 
 
 async def reviewer(client: Any, token: str, idx: int, iterations: int, deadline: float,
-                   lat: dict[str, list[float]], stats: dict[str, int]) -> None:
+                   lat: dict[str, list[float]], stats: dict[str, int], think: float = 0.0) -> None:
     h = {"Authorization": f"Bearer {token}"}
     rng = random.Random(idx)
+
+    async def pause() -> None:  # a reviewer reads between actions: uniform 0.5..1.5 x think seconds
+        if think > 0:
+            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
+
+    await asyncio.sleep(think * rng.random())  # staggered start
     for _ in range(iterations):
         if time.monotonic() > deadline:
             return
@@ -113,6 +120,7 @@ async def reviewer(client: Any, token: str, idx: int, iterations: int, deadline:
         if not items:
             continue
         eid = rng.choice(items)["id"]
+        await pause()
         t = time.perf_counter()
         r = await client.get(f"/api/v1/encounters/{eid}", headers=h)
         lat["encounter"].append(time.perf_counter() - t)
@@ -128,13 +136,16 @@ async def reviewer(client: Any, token: str, idx: int, iterations: int, deadline:
                                 "version": enc["version"]}
         if body["action"] == "reject":
             body["reason_code"] = "not_documented"
+        await pause()
         t = time.perf_counter()
         r = await client.post(f"/api/v1/encounters/{eid}/decisions", json=body, headers=h)
         lat["decision"].append(time.perf_counter() - t)
         stats[f"decision {r.status_code}"] = stats.get(f"decision {r.status_code}", 0) + 1
+        await pause()
 
 
-async def drive(base: str, tokens: list[str], iterations: int, time_limit: float) -> tuple[dict[str, list[float]], dict[str, int], float]:
+async def drive(base: str, tokens: list[str], iterations: int, time_limit: float,
+                think: float = 0.0) -> tuple[dict[str, list[float]], dict[str, int], float]:
     import httpx
 
     lat: dict[str, list[float]] = {k: [] for k in ROUTES}
@@ -143,7 +154,7 @@ async def drive(base: str, tokens: list[str], iterations: int, time_limit: float
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         t0 = time.monotonic()
         deadline = t0 + time_limit
-        await asyncio.gather(*(reviewer(client, tok, i, iterations, deadline, lat, stats)
+        await asyncio.gather(*(reviewer(client, tok, i, iterations, deadline, lat, stats, think)
                                for i, tok in enumerate(tokens)))
         wall = time.monotonic() - t0
     return lat, stats, wall
@@ -164,7 +175,8 @@ def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         port = free_port()
         env = dict(os.environ, BENCH_DB_URL=url, PYTHONPATH=str(ROOT / "bench") + os.pathsep + os.environ.get("PYTHONPATH", ""))
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "service_load:make_app", "--host",
-                                 "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+                                 "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+                                 "--workers", str(args.workers)],
                                 env=env, cwd=str(ROOT))
         try:
             import httpx
@@ -180,9 +192,11 @@ def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                     raise RuntimeError("server did not start")
                 time.sleep(0.2)
             # Warm-up (not measured): the first decision loads lazily-built state in the server (e.g. the
-            # learning layer's online learner); one reviewer, two loops.
-            asyncio.run(drive(f"http://127.0.0.1:{port}", tokens[:1], 2, 120))
-            lat, stats, wall = asyncio.run(drive(f"http://127.0.0.1:{port}", tokens, args.iterations, args.time_limit))
+            # learning layer's online learner, the code sets); every reviewer once, so every worker process warms up.
+            asyncio.run(drive(f"http://127.0.0.1:{port}", tokens, 1, 180))
+            time.sleep(2)
+            lat, stats, wall = asyncio.run(drive(f"http://127.0.0.1:{port}", tokens, args.iterations, args.time_limit,
+                                                 args.think))
         finally:
             proc.terminate()
             proc.wait(15)
@@ -211,6 +225,9 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=8, help="loops per reviewer")
     ap.add_argument("--per-reviewer", type=int, default=4, help="encounters seeded per reviewer")
     ap.add_argument("--time-limit", type=float, default=120.0, help="seconds per database")
+    ap.add_argument("--think", type=float, default=1.0,
+                    help="mean seconds a reviewer spends between actions (0 = stress test, no pauses)")
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     ap.add_argument("--core-only", action="store_true",
                     help="serve without other layers' routers (no learning hook): isolates the workbench core")
     ap.add_argument("--write", action="store_true", help="append the figures to bench/RESULTS-service.md")
@@ -233,8 +250,10 @@ def main() -> None:
     if args.write:
         cmd = "python bench/service_load.py " + " ".join(sys.argv[1:])
         with open(ROOT / "bench" / "RESULTS-service.md", "a", encoding="utf-8") as f:
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
             f.write(f"\n### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — {args.reviewers} reviewers x "
-                    f"{args.iterations} loops\n\nCommand: `{cmd}`\n\n{out}\n")
+                    f"{args.iterations} loops, think {args.think} s, {args.workers} worker(s), "
+                    f"{os.cpu_count()} CPUs, load average {load:.1f}\n\nCommand: `{cmd}`\n\n{out}\n")
 
 
 if __name__ == "__main__":

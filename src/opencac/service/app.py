@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -147,6 +148,16 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         return response
 
 
+def _preload_knowledge(app: FastAPI) -> None:
+    """Load the code sets in the background at start-up, so the first reviewer does not wait."""
+    from opencac.service.coding import get_knowledge
+
+    try:
+        app.dependency_overrides.get(get_knowledge, get_knowledge)()
+    except Exception as exc:  # noqa: BLE001 - reported when a route needs the code sets
+        log.warning("code sets not preloaded: %s", type(exc).__name__)
+
+
 def router_modules() -> list[str]:
     """The router modules to include (``ROUTER_MODULES`` + ``$OPENCAC_EXTRA_ROUTERS``)."""
     extra = [m.strip() for m in os.environ.get("OPENCAC_EXTRA_ROUTERS", "").split(",") if m.strip()]
@@ -177,6 +188,8 @@ def create_app(settings: Settings | None = None, *, coder: Coder | None = None) 
         # so allow more threads than the default 40 that reads are not starved meanwhile.
         anyio.to_thread.current_default_thread_limiter().total_tokens = max(
             100, anyio.to_thread.current_default_thread_limiter().total_tokens)
+        if settings.preload_knowledge:
+            threading.Thread(target=_preload_knowledge, args=(app,), name="opencac-kb-preload", daemon=True).start()
         if settings.start_worker:
             app.state.worker.start()
         try:

@@ -32,6 +32,7 @@ class Settings:
         start_worker: run the background coding worker in-process.
         worker_poll_s: how often the worker looks for queued runs when not notified.
         apply_rules: run ``opencac.edits.apply_rules`` after the engine.
+        preload_knowledge: load the code sets in a background thread at start-up.
     """
 
     database_url: str | None = None
@@ -45,6 +46,7 @@ class Settings:
     start_worker: bool = True
     worker_poll_s: float = 1.0
     apply_rules: bool = True
+    preload_knowledge: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

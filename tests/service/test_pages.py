@@ -57,6 +57,12 @@ def test_worklist_and_encounter_pages(client: TestClient, tokens: dict[str, str]
     r = client.post(f"/encounters/{eid}/decide", headers={"X-Partial": "1"},
                     data={"csrf_token": csrf, "version": version, "suggestion_id": sid, "action": "accept"})
     assert r.status_code == 409 and "was changed by coder1" in r.text
+    # assign to me (feeds the worklist filter)
+    r = client.post(f"/encounters/{eid}/assign", headers={"X-Partial": "1"},
+                    data={"csrf_token": csrf, "version": version + 1, "to": "me"})
+    assert r.status_code == 200 and "Assigned: <strong>coder1</strong>" in r.text
+    assert f'href="/encounters/{eid}"' in client.get("/worklist?assigned=me").text
+    version += 1
     # no-JS form post -> redirect back to the page
     r = client.post(f"/encounters/{eid}/finalize", data={"csrf_token": csrf, "version": version + 1},
                     follow_redirects=False)

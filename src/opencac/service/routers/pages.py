@@ -137,6 +137,7 @@ def _review_context(session: Session, user: User, encounter_id: int) -> dict[str
     return {"state": st, "enc": st.encounter, "docs": docs, "suggestions": sugg, "edits": st.edits,
             "queries": st.queries, "final": st.final, "working": workflow.working_codes(st.suggestions),
             "drg": drg if isinstance(drg, dict) else None, "run": st.run, "warnings": st.warnings,
+            "assigned": st.encounter.assigned_to.username if st.encounter.assigned_to else None,
             "reasons": REASON_CODES, "can_review": user.has_role("coder") and st.encounter.status not in ("new", "coding")}
 
 
@@ -200,6 +201,20 @@ def finalize_form(request: Request, encounter_id: EncounterId, version: int = Fo
         session.rollback()
         return _after_action(request, session, user, encounter_id, exc.http_status, error=exc.message)
     return _after_action(request, session, user, encounter_id, message=f"Finalised: {n} codes.")
+
+
+@router.post("/encounters/{encounter_id}/assign", response_class=HTMLResponse)
+def assign_form(request: Request, encounter_id: EncounterId, version: int = Form(..., ge=0, le=MAX_INT),
+                to: str = Form("me", max_length=10), user: User = Depends(require_roles("coder", "cdi")),
+                session: Session = Depends(get_session)) -> Response:
+    try:
+        workflow.assign(session, user, encounter_id, version, user if to == "me" else None)
+        session.commit()
+    except ConflictError as exc:
+        session.rollback()
+        return _after_action(request, session, user, encounter_id, 409, conflict=exc.message)
+    return _after_action(request, session, user, encounter_id,
+                         message="Assigned to you." if to == "me" else "Unassigned.")
 
 
 @router.get("/encounters/{encounter_id}/audit", response_class=HTMLResponse)

@@ -53,6 +53,25 @@ def average_precision(ranked: list[str], gold: set[str]) -> float:
     return total / len(gold)
 
 
+def average_precision_specific(ranked: list[str], gold: set[str]) -> float:
+    """AP where a code also matches a gold code it refines (gold ``T14.90`` ~ ``T14.90XA``):
+    CodiEsp's 2018 Spanish-edition gold has no 7th characters and lacks later subdivisions."""
+    if not gold:
+        return 0.0
+    hits, total, seen, matched = 0, 0.0, set(), set()
+    for c in ranked:
+        c = canon(c)
+        if c in seen:
+            continue
+        seen.add(c)
+        m = [g for g in gold if c.startswith(g) and g not in matched]
+        if m:
+            matched.add(min(m, key=len))
+            hits += 1
+            total += hits / len(seen)
+    return total / len(gold)
+
+
 def read_gold(path: Path) -> dict[str, set[str]]:
     out: dict[str, set[str]] = collections.defaultdict(set)
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -145,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     ap_base: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}
     ap_rules: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}
     ap_sel: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}  # control: selected first, no rules
+    ap_spec_base: list[float] = []
+    ap_spec_rules: list[float] = []
+    setc = {"before": [0, 0, 0], "after": [0, 0, 0]}  # tp, fp, fn of the selected / final diagnosis sets
     with_edit = with_any = with_query = 0
     edit_counts: collections.Counter[str] = collections.Counter()
     query_counts: collections.Counter[str] = collections.Counter()
@@ -169,8 +191,21 @@ def main(argv: list[str] | None = None) -> int:
             ap_rules[system].append(average_precision(rules_ranking(sugg, outcome, system), g))
             ap_sel[system].append(average_precision([s.code for s in sugg if s.selected]
                                                     + [s.code for s in sugg if not s.selected], g))
+            if system == "icd10cm":
+                ap_spec_base.append(average_precision_specific([s.code for s in sugg], g))
+                ap_spec_rules.append(average_precision_specific(rules_ranking(sugg, outcome, system), g))
+                for key, codes in (("before", {canon(s.code) for s in sugg if s.selected}),
+                                   ("after", {canon(c.code) for c in outcome.diagnoses})):
+                    setc[key][0] += len(codes & g)
+                    setc[key][1] += len(codes - g)
+                    setc[key][2] += len(g - codes)
     t_rules = time.perf_counter() - t1
     n = len(ids)
+
+    def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        return (round(p, 4), round(r, 4), round(2 * p * r / (p + r), 4) if p + r else 0.0)
 
     def mean(x: list[float]) -> float:
         return round(sum(x) / len(x), 4) if x else 0.0
@@ -183,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         "map_d_engine": mean(ap_base["icd10cm"]), "map_d_with_rules": mean(ap_rules["icd10cm"]),
         "map_p_engine": mean(ap_base["icd10pcs"]), "map_p_with_rules": mean(ap_rules["icd10pcs"]),
         "map_d_control_selected_first": mean(ap_sel["icd10cm"]), "map_p_control_selected_first": mean(ap_sel["icd10pcs"]),
+        "map_d_engine_specificity_aware": mean(ap_spec_base), "map_d_with_rules_specificity_aware": mean(ap_spec_rules),
+        "final_set_d_prf_engine_selected": prf(*setc["before"]), "final_set_d_prf_with_rules": prf(*setc["after"]),
         "drg_grouper_agreement": round(drg_agree / drg_total, 4) if drg_total else None,
         "seconds_engine": round(t_engine, 1), "ms_rules_per_note": round(1000 * t_rules / max(n, 1), 1),
         "top_edits": edit_counts.most_common(15), "queries": query_counts.most_common(),

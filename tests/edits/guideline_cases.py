@@ -10,6 +10,7 @@ an engine run (``text`` + ``dx``/``px`` suggestion specs + ``context``) or a ``c
 - ``principal``: the first diagnosis;
 - ``edits``: edit ids that must be raised; ``no_edits``: ids that must not be raised;
 - ``queries``: CDI query topics that must be drafted; ``no_queries``: True = none at all.
+- ``real_kb_only``: needs codes only the compiled knowledge base has (skipped on the fake one).
 
 Suggestion specs: ``"CODE"`` or ``{"code", "ev" (phrase in text), "conf", "assertion",
 "selected"}``.
@@ -401,6 +402,10 @@ CASES: list[dict[str, Any]] = [
       context=IP, text="Appendectomy for acute appendicitis.",
       dx=[{"code": "K35.80", "ev": "acute appendicitis"}], px=[{"code": "0DTJ", "ev": "Appendectomy"}],
       final_px=["0DTJ"], edits=["PCS-INCOMPLETE"], errors=True),
+    c(id="pcs-deleted-code-flagged", clause="PCS A.2 / MCE edit 1: a code no longer in the tables is flagged for the coder",
+      context=IP, text="Hemodialysis session.", dx=[{"code": "N18.6", "ev": "Hemodialysis"}],
+      px=[{"code": "5A1D00Z", "ev": "Hemodialysis"}], final_px=["5A1D00Z"], edits=["PCS-INVALID"], errors=True,
+      real_kb_only=True),
     c(id="pcs-b32d-conversion-missing", clause="PCS B3.2d converted procedure: inspection + open", context=IP,
       text="Laparoscopic cholecystectomy converted to open due to adhesions. Acute cholecystitis with gallstones.",
       dx=[{"code": "K80.00", "ev": "Acute cholecystitis with gallstones"}], px=[{"code": "0FT40ZZ", "ev": "cholecystectomy"}],

@@ -867,10 +867,18 @@ def run_pcs(state: RulesState) -> list[Edit]:
             edits.append(Edit("PCS-INVALID", "error", f"{fc.code} is not a 7-character ICD-10-PCS code (letters O and I are not used).",
                               f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code], evidence=_ev(fc),
                               fix={"remove": [fc.code]} if state.mode == "engine" else None))
-        elif state.kb.find(u) is None or not state.kb.is_billable(u, state.as_of):
-            edits.append(Edit("PCS-INVALID", "error", f"{fc.code} is not a valid code in the ICD-10-PCS tables for the date of service.",
+        elif state.kb.find(u) is None:
+            edits.append(Edit("PCS-INVALID", "error", f"{fc.code} is not a code of the ICD-10-PCS tables.",
                               f"{P} A.2 (a code is built from a PCS table row)", codes=[fc.code], evidence=_ev(fc),
                               fix={"remove": [fc.code]} if state.mode == "engine" else None))
+        elif not state.kb.is_billable(u, state.as_of):
+            # A known code that is not valid on the date of service (e.g. deleted since): flagged,
+            # kept for the coder to replace, like an invalid diagnosis code (MCE edit 1).
+            edits.append(Edit("PCS-INVALID", "error",
+                              f"{fc.code} is not valid in the ICD-10-PCS tables for the date of service "
+                              f"(FY{state.fy}); choose the current code.",
+                              f"{P} A.2; CMS Definition of Medicare Code Edits, edit 1 (invalid procedure code)",
+                              codes=[fc.code], evidence=_ev(fc)))
     for u, n in seen.items():
         if n > 1:
             edits.append(Edit("PCS-REPEATED", "info",

@@ -867,12 +867,8 @@ def run_pcs(state: RulesState) -> list[Edit]:
             edits.append(Edit("PCS-INVALID", "error", f"{fc.code} is not a 7-character ICD-10-PCS code (letters O and I are not used).",
                               f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code], evidence=_ev(fc),
                               fix={"remove": [fc.code]} if state.mode == "engine" else None))
-        elif state.kb.find(u) is None:
-            edits.append(Edit("PCS-INVALID", "error", f"{fc.code} is not a code of the ICD-10-PCS tables.",
-                              f"{P} A.2 (a code is built from a PCS table row)", codes=[fc.code], evidence=_ev(fc),
-                              fix={"remove": [fc.code]} if state.mode == "engine" else None))
-        elif not state.kb.is_billable(u, state.as_of):
-            # A known code that is not valid on the date of service (e.g. deleted since): flagged,
+        elif state.kb.find(u) is None or not state.kb.is_billable(u, state.as_of):
+            # A well-formed code not valid on the date of service (e.g. deleted since): flagged and
             # kept for the coder to replace, like an invalid diagnosis code (MCE edit 1).
             edits.append(Edit("PCS-INVALID", "error",
                               f"{fc.code} is not valid in the ICD-10-PCS tables for the date of service "

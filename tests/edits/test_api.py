@@ -165,3 +165,21 @@ def test_public_names_resolve() -> None:
         assert getattr(e, name) is not None
     with pytest.raises(AttributeError):
         e.no_such_name  # noqa: B018
+
+
+def test_engine_ranking_is_not_modified(kb: Any) -> None:
+    """The rules build a separate final claim: the engine's ranked suggestions (and so its MAP)
+    are left exactly as they were."""
+    import copy
+
+    text = "Type 2 diabetes with polyneuropathy. Pneumonia with cough. History of stroke. Fell at home."
+    res = make_result(text, [{"code": "E11.9", "ev": "Type 2 diabetes"}, {"code": "G62.9", "ev": "polyneuropathy"},
+                             {"code": "J18.9", "ev": "Pneumonia"}, {"code": "R05.9", "ev": "cough"},
+                             {"code": "I63.9", "ev": "stroke", "assertion": "historical"}, {"code": "W19", "ev": "Fell"}],
+                      context={"setting": "emergency"}, kb=kb)
+    before = copy.deepcopy(res.diagnoses)
+    out = apply_rules(res, text, kb=kb, strict=True)
+    assert res.diagnoses == before
+    assert [c.code for c in out.diagnoses] != [s.code for s in before if s.selected]  # the claim did change
+    ops = {c["op"] for c in out.changes}
+    assert {"replace", "remove", "add"} <= ops and all(c["rule"].startswith("opencac.") for c in out.changes)

@@ -107,18 +107,25 @@ def render_result(result: Any, console: Any, top: int = 15) -> None:
     console.print(f"[bold]{result.doc_id}[/]  model: {result.model}  code sets: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(result.codeset.items())))
     for title, sugg in (("Diagnoses (ICD-10-CM)", result.diagnoses), ("Procedures (ICD-10-PCS)", result.procedures)):
-        table = Table(title=title, title_justify="left", show_lines=False)
-        for col, kw in (("#", {"justify": "right"}), ("code", {}), ("description", {"max_width": 40}),
-                        ("conf", {"justify": "right"}), ("sel", {}), ("assertion", {}),
-                        ("evidence", {"max_width": 40}), ("why", {"max_width": 48})):
-            table.add_column(col, **kw)
+        from rich import box
+
+        table = Table(title=title, title_justify="left", box=box.SIMPLE, pad_edge=False)
+        table.add_column("code", no_wrap=True, min_width=8)
+        table.add_column("conf", justify="right", no_wrap=True, min_width=4)
+        table.add_column("sel", no_wrap=True, min_width=3)
+        table.add_column("assertion", no_wrap=True, min_width=10)
+        table.add_column("description", overflow="ellipsis", no_wrap=True, max_width=30)
+        table.add_column("evidence", overflow="ellipsis", no_wrap=True, max_width=22)
         for s in sugg[:top]:
-            ev = "; ".join(f"\"{e.text}\" @{e.start}" for e in s.evidence[:2])
-            table.add_row(str(s.rank), s.code, s.description, f"{s.confidence:.2f}", "yes" if s.selected else "",
-                          s.assertion, ev, s.rationale[0] if s.rationale else "")
+            ev = " | ".join(f"{e.text}" for e in s.evidence[:2])
+            if s.evidence:
+                ev = f"@{s.evidence[0].start} {ev}"
+            table.add_row(s.code, f"{s.confidence:.2f}", "yes" if s.selected else "", s.assertion,
+                          s.description, ev)
         if not sugg:
-            table.add_row("", "-", "no suggestions", "", "", "", "", "")
+            table.add_row("-", "", "", "", "no suggestions", "")
         console.print(table)
+    console.print("[dim]sel = proposed for the final code set; --json shows every suggestion's rationale and signals.[/]")
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
 
@@ -199,7 +206,7 @@ def predict(
     ctx = EncounterContext(date_of_service=day)
     with _progress() as prog:
         task = prog.add_task("coding", total=len(texts))
-        results = engine.code_many(texts, ids, ctx, max_suggestions=max_codes,
+        results = engine.code_many(texts, ids, ctx, max_suggestions=max_codes, systems=(sysname,), explain_top=0,
                                    progress=lambda n: prog.advance(task, n))
     out.parent.mkdir(parents=True, exist_ok=True)
     n_rows = 0

@@ -30,7 +30,8 @@ ASSERTION_KEYS = ("affirmed", "negated", "uncertain", "historical", "family", "h
 
 FEATURES: tuple[str, ...] = (
     # supervised
-    "kr", "kr_rank", "knn", "knn_rank", "lex", "lex_rank", "prior_log", "in_train",
+    "kr", "kr_rank", "knn", "knn_rank", "lex", "lex_rank", "lex_sum", "lex_n", "kr_rel", "lex_rel",
+    "prior_log", "in_train",
     "cat_kr_max", "cat_knn_sum", "cat_lex_max", "cat_prior_log", "cat_n_train",
     "cat4_kr_max", "cat4_knn_sum", "cat4_prior_log",
     # dictionary
@@ -55,6 +56,22 @@ class Candidate:
     hits: list[DictHit] = field(default_factory=list)
     via: set[str] = field(default_factory=set)
     rationale: list[str] = field(default_factory=list)
+
+
+_FIND_CACHE: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
+def _find(kb: Any, code: str) -> Any:
+    """``kb.find`` memoised per knowledge-base object (codes repeat across notes)."""
+    ent = _FIND_CACHE.get(id(kb))
+    if ent is None or ent[0] is not kb:
+        ent = _FIND_CACHE[id(kb)] = (kb, {})
+    cache = ent[1]
+    if code not in cache:
+        if len(cache) > 500_000:
+            cache.clear()
+        cache[code] = kb.find(code)
+    return cache[code]
 
 
 def _cat(code: str) -> str:
@@ -158,6 +175,8 @@ def build_candidates(
             r[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
             sup_ranks[key] = r
     cat_cache: dict[str, tuple[float, float, float, float, float]] = {}
+    kr_top = float(sig["kr"][row].max()) if sig is not None and sig["kr"].shape[1] else 0.0
+    lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
 
     def cat_sup(prefix: str) -> tuple[float, float, float, float, float]:
         if prefix in cat_cache:
@@ -183,6 +202,10 @@ def build_candidates(
             f["kr_rank"] = float(sup_ranks["kr"][j])
             f["knn_rank"] = float(sup_ranks["knn"][j])
             f["lex_rank"] = float(sup_ranks["lex"][j])
+            f["lex_sum"] = float(sig["lex_sum"][row][j]) if "lex_sum" in sig else 0.0
+            f["lex_n"] = float(sig["lex_n"][row][j]) if "lex_n" in sig else 0.0
+            f["kr_rel"] = f["kr"] / max(kr_top, 1e-6)
+            f["lex_rel"] = f["lex"] / max(lex_top, 1e-6)
             f["prior_log"] = math.log1p(float(sup.prior_[j]))
             f["in_train"] = 1.0
         else:
@@ -207,7 +230,7 @@ def build_candidates(
             f["cat_d_best"] = max(h.score for h in ch)
         f["code_len"] = float(len(code))
         if kb is not None:
-            obj = kb.find(code)
+            obj = _find(kb, code)
             f["kb_known"] = float(obj is not None)
             f["billable"] = float(bool(obj is not None and obj.billable))
         f["via_dict"] = float("dict" in c.via)

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from opencac.coding.corpus import CM, PCS, SYSTEMS, CodedDocument, canon, dotted
+from opencac.coding.candidates import _find
+from opencac.coding.corpus import CM, SYSTEMS, CodedDocument, canon, dotted
 from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
 
 #: Assertions that never make a code part of the proposed final set. Negated and family
@@ -94,13 +95,20 @@ class CodingEngine:
         return dict(self.model.manifest) if self.model is not None else {}
 
     # -- analysis --------------------------------------------------------------------------
-    def dictionary_hits(self, text: str, doc_id: str = "note") -> tuple[Any, list[Any]]:
-        """Analyse a note and match the dictionary: ``(Document, [DictHit])``."""
+    def dictionary_hits(self, text: str, doc_id: str = "note", attributes: bool = True) -> tuple[Any, list[Any]]:
+        """Analyse a note and match the dictionary: ``(Document, [DictHit])``.
+
+        Args:
+            text: the note.
+            doc_id: its id.
+            attributes: also extract mention attributes (laterality, acuity...; not used for
+                ranking, so batch prediction skips them).
+        """
         from opencac.coding.dictionary import hits_from_mentions
         from opencac.nlp.pipeline import analyze
 
         doc = analyze(text, doc_id)
-        return doc, hits_from_mentions(self.matcher.find(doc))
+        return doc, hits_from_mentions(self.matcher.find(doc, attributes=attributes))
 
     # -- coding ----------------------------------------------------------------------------
     def code(self, text: str, doc_id: str = "note", context: EncounterContext | None = None,
@@ -117,7 +125,8 @@ class CodingEngine:
 
     def code_many(self, texts: Sequence[str], doc_ids: Sequence[str] | None = None,
                   context: EncounterContext | None = None, max_suggestions: int | None = None,
-                  progress: Callable[[int], None] | None = None, batch_size: int = 64) -> list[CodingResult]:
+                  progress: Callable[[int], None] | None = None, batch_size: int = 64,
+                  systems: Sequence[str] = SYSTEMS, explain_top: int | None = None) -> list[CodingResult]:
         """Code many notes (vectorised; what ``opencac predict`` uses).
 
         Args:
@@ -127,6 +136,9 @@ class CodingEngine:
             max_suggestions: per system (None = every candidate, as the benchmark wants).
             progress: called with the number of notes done after each batch.
             batch_size: notes per vectorised batch.
+            systems: the code systems to code (default both).
+            explain_top: fill evidence/rationale/signals for the best this many suggestions
+                only (None = all); the rest carry code, confidence, assertion and rank.
         """
         from opencac.coding.candidates import build_candidates, feature_matrix
 
@@ -137,42 +149,51 @@ class CodingEngine:
         for b0 in range(0, len(texts), batch_size):
             bt = list(texts[b0:b0 + batch_size])
             bids = ids[b0:b0 + batch_size]
-            analysed = [self.dictionary_hits(t, i) for t, i in zip(bt, bids)]
+            analysed = [self.dictionary_hits(t, i, attributes=explain_top != 0) for t, i in zip(bt, bids)]
+            batch_res = [CodingResult(doc_id=did, model=self.name, codeset=codeset, context=ctx) for did in bids]
             sigs: dict[str, Any] = {}
             if self.model is not None:
                 X = self.model.featurizer_.transform(bt)
                 B = self.model.featurizer_.binary_words(bt)
-                for system, layer in self.model.layers_.items():
-                    sigs[system] = layer.scores(X, B)
-            for r, (text, did, (doc, hits)) in enumerate(zip(bt, bids, analysed)):
-                res = CodingResult(doc_id=did, model=self.name, codeset=codeset, context=ctx)
-                for system in SYSTEMS:
+                for system in systems:
+                    if system in self.model.layers_:
+                        sigs[system] = self.model.layers_[system].scores(X, B)
+            for system in systems:
+                layer = self.model.layers_.get(system) if self.model is not None else None
+                per_doc: list[list[Any]] = []
+                for r, (text, (doc, hits)) in enumerate(zip(bt, analysed)):
                     hs = [h for h in hits if h.system == system]
-                    layer = self.model.layers_.get(system) if self.model is not None else None
                     if layer is None:
                         cands = build_candidates(system, hs, None, None, r, self.kb, len(text.split()))
-                        cands = {k: c for k, c in cands.items() if "dict" in c.via}
-                        clist = list(cands.values())
-                        scores = np.array([_heuristic_score(c) for c in clist])
-                        conf = 1.0 - np.exp(-scores)
-                        thr = 0.5
+                        per_doc.append([c for c in cands.values() if "dict" in c.via])
                     else:
                         cands = build_candidates(system, hs, layer, sigs[system], r, self.kb, len(text.split()),
                                                  self.model.top_n)
-                        clist = list(cands.values())
-                        if clist:
-                            scores = self.model.rankers_[system].predict(feature_matrix(clist))
-                            conf = self.model.calibrators_[system].predict(scores)
-                        else:
-                            scores = conf = np.zeros(0)
-                        thr = self.model.thresholds_.get(system, 0.5)
-                    sugg = self._suggestions(system, text, clist, scores, conf, thr, layer,
-                                             sigs.get(system), r, ctx, max_suggestions)
+                        per_doc.append(list(cands.values()))
+                if layer is None:
+                    scores_all = [np.array([_heuristic_score(c) for c in cl]) for cl in per_doc]
+                    conf_all = [1.0 - np.exp(-sc) for sc in scores_all]
+                    thr = 0.5
+                else:
+                    sizes = [len(cl) for cl in per_doc]
+                    flat = [c for cl in per_doc for c in cl]
+                    if flat:
+                        sc = self.model.rankers_[system].predict(feature_matrix(flat), num_threads=1)
+                        cf = self.model.calibrators_[system].predict(sc)
+                    else:
+                        sc = cf = np.zeros(0)
+                    bounds = np.cumsum([0, *sizes])
+                    scores_all = [sc[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
+                    conf_all = [cf[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
+                    thr = self.model.thresholds_.get(system, 0.5)
+                for r, (text, res) in enumerate(zip(bt, batch_res)):
+                    sugg = self._suggestions(system, text, per_doc[r], scores_all[r], conf_all[r], thr, layer,
+                                             sigs.get(system), r, ctx, max_suggestions, explain_top)
                     if system == CM:
                         res.diagnoses = sugg
                     else:
                         res.procedures = sugg
-                results.append(res)
+            results.extend(batch_res)
             if progress is not None:
                 progress(len(bt))
         return results
@@ -180,12 +201,12 @@ class CodingEngine:
     # -- suggestions -------------------------------------------------------------------------
     def _suggestions(self, system: str, text: str, cands: list[Any], scores: np.ndarray, conf: np.ndarray,
                      thr: float, layer: Any, sig: Any, row: int, ctx: EncounterContext,
-                     max_suggestions: int | None) -> list[CodeSuggestion]:
+                     max_suggestions: int | None, explain_top: int | None = None) -> list[CodeSuggestion]:
         order = np.argsort(-np.asarray(scores), kind="stable")
         as_of = ctx.date_of_service
         out: list[CodeSuggestion] = []
         seen: set[str] = set()
-        by_code = {c.code: c for c in cands}
+        hit_codes = {c.code: c.hits for c in cands if c.hits}
         for j in order:
             c = cands[j]
             code = self._display(c.code, system, in_train=bool(c.feats.get("in_train")), as_of=as_of)
@@ -193,29 +214,32 @@ class CodingEngine:
             if key in seen:
                 continue
             seen.add(key)
-            hits = c.hits or [h for k, o in by_code.items() if k != c.code and (k.startswith(c.code) or c.code.startswith(k)) for h in o.hits]
+            hits = c.hits or [h for k, hs in hit_codes.items() if k.startswith(c.code) or c.code.startswith(k)
+                              for h in hs]
             assertion = _assertion(hits)
-            evidence = _evidence(hits)
-            rationale = _rationale(c, hits)
-            if layer is not None and sig is not None:
-                ev, why = self._supervised_evidence(c, layer, sig, row, text)
-                if not evidence:
-                    evidence = ev
-                rationale.extend(why)
             confidence = float(conf[j])
-            obj = self.kb.find(code) if self.kb is not None else None
-            out.append(CodeSuggestion(
+            obj = _find(self.kb, code) if self.kb is not None else None
+            sugg = CodeSuggestion(
                 code=code, system=system, description=obj.description if obj is not None else "",
-                confidence=round(confidence, 4), evidence=evidence, assertion=assertion, rationale=rationale,
-                signals={k: round(float(v), 4) for k, v in sorted(c.feats.items()) if not math.isnan(v)},
-                rank=len(out) + 1, selected=bool(confidence >= thr and assertion not in NOT_SELECTED),
-            ))
+                confidence=round(confidence, 4), assertion=assertion, rank=len(out) + 1,
+                selected=bool(confidence >= thr and assertion not in NOT_SELECTED),
+            )
+            if explain_top is None or len(out) < explain_top:
+                sugg.evidence = _evidence(hits)
+                sugg.rationale = _rationale(c, hits)
+                if layer is not None and sig is not None:
+                    ev, why = self._supervised_evidence(c, layer, sig, row, text)
+                    if not sugg.evidence:
+                        sugg.evidence = ev
+                    sugg.rationale.extend(why)
+                sugg.signals = {k: round(float(v), 4) for k, v in sorted(c.feats.items()) if not math.isnan(v)}
+            out.append(sugg)
             if max_suggestions is not None and len(out) >= max_suggestions:
                 break
         return out
 
     def _display(self, key: str, system: str, in_train: bool, as_of: dt.date | None) -> str:
-        obj = self.kb.find(key) if self.kb is not None else None
+        obj = _find(self.kb, key) if self.kb is not None else None
         code = obj.code if obj is not None else dotted(key, system)
         # Knowledge-layer codes are FY2026 codes; map to the code valid on the date of service
         # when the loaded code sets know an older equivalent. Training codes stay as coded.
@@ -264,7 +288,7 @@ class CodingEngine:
 
         hits = []
         for i, d in enumerate(docs):
-            hits.append(self.dictionary_hits(d.text, d.id)[1])
+            hits.append(self.dictionary_hits(d.text, d.id, attributes=False)[1])
             if progress is not None:
                 progress("analyse", i + 1, len(docs))
         model = EngineModel(folds=folds, seed=seed).fit(docs, hits, self.kb, progress or (lambda *a: None))
@@ -308,15 +332,22 @@ def _rationale(c: Any, hits: Sequence[Any]) -> list[str]:
 def _heuristic_score(c: Any) -> float:
     """Score of a dictionary-only candidate (``opencac.coding.heuristic.v1``): the best match's
     quality (exact > word-bag; longer, more specific phrases; tabular titles over index
-    paths), a bonus for repeated mentions, down-weighted when only negated/family/subsumed."""
+    paths), a bonus for repeated mentions, down-weighted when only negated/family/subsumed,
+    for categories that need more characters, and for one-word PCS table values (a lone body
+    part such as "lung" is no procedure)."""
     best = 0.0
     for h in c.hits:
         w = h.score * _SOURCE_WEIGHT.get(h.source, 0.5) * (1.0 + 0.25 * min(h.n_tokens - 1, 4))
         if h.subsumed:
-            w *= 0.6
+            w *= 0.85
         if h.incomplete:
             w *= 0.8
+        if h.system == "icd10pcs" and h.source == "pcs-table" and h.n_tokens < 2:
+            w *= 0.3
         w *= _ASSERTION_WEIGHT.get(h.assertion, 1.0)
         best = max(best, w)
     n_sent = len({h.sentence for h in c.hits})
-    return best * (1.0 + 0.2 * min(n_sent - 1, 3))
+    score = best * (1.0 + 0.2 * min(n_sent - 1, 3))
+    if c.feats.get("kb_known") and not c.feats.get("billable") and c.feats.get("code_len", 0) < 7:
+        score *= 0.8
+    return score

@@ -196,8 +196,16 @@ class CodeLexicon:
 
     def scores(self, B: Any) -> tuple[np.ndarray, np.ndarray]:
         """For each doc and code: (max ``P(code|g)`` over present n-grams g, argmax n-gram index)."""
+        best, arg, _, _ = self.scores_full(B)
+        return best, arg
+
+    def scores_full(self, B: Any, strong: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(max, argmax n-gram, sum of ``P(code|g)`` over present n-grams, number of present
+        n-grams with ``P >= strong``), each docs x codes."""
         n_docs, n_codes = B.shape[0], self.P_.shape[1]
         best = np.zeros((n_docs, n_codes), dtype=np.float32)
+        total = np.zeros((n_docs, n_codes), dtype=np.float32)
+        count = np.zeros((n_docs, n_codes), dtype=np.float32)
         arg = np.full((n_docs, n_codes), -1, dtype=np.int64)
         B = B.tocsr()
         for i in range(n_docs):
@@ -212,7 +220,9 @@ class CodeLexicon:
             last = np.r_[c[1:] != c[:-1], True]
             best[i, c[last]] = v[last]
             arg[i, c[last]] = terms[r[last]]
-        return best, arg
+            np.add.at(total[i], c, v)
+            np.add.at(count[i], c, (v >= strong).astype(np.float32))
+        return best, arg, total, count
 
 
 class SupervisedLayer:
@@ -299,8 +309,9 @@ class SupervisedLayer:
         S = np.asarray((X @ self.X_.T).todense(), dtype=np.float32)
         kr = S @ self.A_
         knn, idx, sims = self._knn_from_sims(S)
-        lex, arg = self.lexicon_.scores(B)
-        return {"kr": kr, "knn": knn, "lex": lex, "lex_arg": arg, "nn_idx": idx, "nn_sim": sims}
+        lex, arg, lex_sum, lex_n = self.lexicon_.scores_full(B)
+        return {"kr": kr, "knn": knn, "lex": lex, "lex_arg": arg, "lex_sum": lex_sum, "lex_n": lex_n,
+                "nn_idx": idx, "nn_sim": sims}
 
     def _knn_from_sims(self, S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = min(self.k, S.shape[1])
@@ -311,8 +322,10 @@ class SupervisedLayer:
         sims = np.clip(np.take_along_axis(sims, order, axis=1), 0, None)
         w = sims ** self.power
         w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-9)
-        Yd = self.Y_
-        out = np.zeros((S.shape[0], Yd.shape[1]), dtype=np.float32)
-        for i in range(S.shape[0]):
-            out[i] = w[i] @ Yd[idx[i]].toarray()
+        import scipy.sparse as sp
+
+        n = S.shape[0]
+        W = sp.csr_matrix((w.ravel().astype(np.float32), idx.ravel(), np.arange(0, n * k + 1, k)),
+                          shape=(n, self.Y_.shape[0]))
+        out = np.asarray((W @ self.Y_).todense(), dtype=np.float32)
         return out, idx, sims

@@ -120,6 +120,11 @@ CASES: list[dict[str, Any]] = [
       context=IP, text="Admitted for right femoral neck fracture; orthopedic follow-up planned after discharge.",
       dx=[{"code": "S72.001", "ev": "right femoral neck fracture"}], has=["S72.001A"]),
     # --- I.B.1 header codes --------------------------------------------------------------------
+    c(id="header-completed-from-suggestion", clause="I.B.1 header completed to the subcode the note supports",
+      context=OP, text="Crohn's disease of the small intestine.",
+      dx=[{"code": "K50", "ev": "Crohn's disease"},
+          {"code": "K50.00", "ev": "Crohn's disease of the small intestine", "selected": False, "conf": 0.45}],
+      final=["K50.00"], edits=["HEADER-CODE-COMPLETED"]),
     c(id="header-redundant", clause="I.B.1 header code redundant with its coded subcode", context=OP,
       text="Crohn's disease.", dx=[{"code": "K50.9", "ev": "Crohn's disease"}, {"code": "K50.90", "ev": "Crohn's disease"}],
       final=["K50.90"], edits=["HEADER-REDUNDANT"]),

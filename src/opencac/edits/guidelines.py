@@ -197,6 +197,16 @@ def run_completion(state: RulesState) -> list[Edit]:
                               f"{fc.code} completed to {new}: {why}.", cite, codes=[fc.code, new],
                               evidence=_ev(fc), fix={"replace": {fc.code: new}}))
             continue
+        suggested = sorted((c for c in state.candidates if c.system == "icd10cm" and c.assertion == "affirmed"
+                            and c.confidence >= 0.2 and undot(c.code).startswith(u) and len(undot(c.code)) > len(u)
+                            and kb.is_billable(c.code, state.as_of)), key=lambda c: -c.confidence)
+        if suggested:
+            best = kb.normalize(suggested[0].code)
+            edits.append(Edit("HEADER-CODE-COMPLETED", "warning",
+                              f"{fc.code} is a header (non-billable) code; completed to {best}, the subcode the note "
+                              "supports best.", f"{G} I.B.1-I.B.2 (code to the highest number of characters available)",
+                              codes=[fc.code, best], evidence=_ev(fc), fix={"replace": {fc.code: best}}))
+            continue
         leaf = _unspecified_leaf(state, fc.code)
         if leaf:
             edits.append(Edit("HEADER-CODE-COMPLETED", "warning",

@@ -196,3 +196,23 @@ def test_finalise_refuses_non_billable_codes(client: TestClient, tokens: dict[st
     r = client.post(f"/api/v1/encounters/{eid}/finalize", headers=auth(t),
                     json={"version": r.json()["encounter_version"]})
     assert r.status_code == 200 and [c["code"] for c in r.json()["codes"]] == ["E11.9"]
+
+
+def test_rules_sequence_orders_the_final_set(app: Any, client: TestClient, tokens: dict[str, str]) -> None:
+    """The rules layer's final_codes sequence (principal first) wins over engine rank."""
+    from svc_fakes import fake_coder
+
+    from opencac.service.coding import get_coder
+
+    def coder(text: str, ctx: Any) -> Any:
+        res = fake_coder(text, ctx)
+        res.rules["final_codes"] = [{"code": "I10", "role": "principal"}, {"code": "E11.9", "role": "secondary"}]
+        return res
+
+    app.dependency_overrides[get_coder] = lambda: coder
+    t = tokens["coder1"]
+    eid = ingest(client, t)
+    enc = _enc(client, t, eid)
+    assert [c["code"] for c in enc["working_codes"]] == ["I10", "E11.9"]
+    r = client.post(f"/api/v1/encounters/{eid}/finalize", headers=auth(t), json={"version": enc["version"]})
+    assert [(c["code"], c["seq"]) for c in r.json()["codes"]] == [("I10", 1), ("E11.9", 2)]

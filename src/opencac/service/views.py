@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opencac.service.workflow import EncounterState, band_of, working_codes
+from opencac.service.workflow import EncounterState, band_of, rules_order, working_codes
 from opencac.store.models import Decision, Encounter, FinalCodeSet, Suggestion, User
 
 
@@ -72,7 +72,7 @@ def encounter_out(st: EncounterState) -> dict[str, Any]:
                     for q in st.queries],
         "decisions": [decision_out(d) for d in st.decisions],
         "final": final_out(st.final),
-        "working_codes": working_codes(st.suggestions),
+        "working_codes": working_codes(st.suggestions, order=rules_order(st.rules)),
         "rules": st.rules,
         "warnings": st.warnings,
     }

@@ -306,11 +306,22 @@ def decide(session: Session, user: User, encounter_id: int, version: int | None,
 
 
 # --- finalisation -----------------------------------------------------------------------------
-def working_codes(suggestions: list[Suggestion], include_pending: bool = True) -> list[dict[str, Any]]:
+def rules_order(rules: dict[str, Any] | None) -> list[str]:
+    """The codes of the rules layer's proposed final code set, in its sequence (principal first)."""
+    out = []
+    for c in (rules or {}).get("final_codes") or []:
+        if isinstance(c, dict) and c.get("code"):
+            out.append(str(c["code"]))
+    return out
+
+
+def working_codes(suggestions: list[Suggestion], include_pending: bool = True,
+                  order: list[str] | None = None) -> list[dict[str, Any]]:
     """The sequenced code set the decisions so far produce (diagnoses first, then procedures).
 
     Kept: accepted, modified (new code), added; with ``include_pending``, pending suggestions the
-    engine selected. Order within a system: engine rank, then coder-added in the order added.
+    engine selected. Order within a system: the rules layer's sequence (``order``, principal
+    diagnosis first) where it places the code, then engine rank, then coder-added in the order added.
     """
     keep = []
     for s in suggestions:
@@ -318,8 +329,9 @@ def working_codes(suggestions: list[Suggestion], include_pending: bool = True) -
             keep.append(s)
     out: list[dict[str, Any]] = []
     for system in ("icd10cm", "icd10pcs"):
+        pos = {c: i for i, c in enumerate(order or [])}
         mine = sorted((s for s in keep if s.system == system),
-                      key=lambda s: (s.source == "coder", s.rank, s.id))
+                      key=lambda s: (pos.get(s.final_code or s.code, len(pos)), s.source == "coder", s.rank, s.id))
         seen: set[str] = set()
         for s in mine:
             code = s.final_code or s.code
@@ -348,7 +360,7 @@ def finalize(session: Session, user: User, encounter_id: int, version: int | Non
     if enc.status in ("new", "coding", "error"):
         raise ConflictError(f"encounter {encounter_id} cannot be finalised in status {enc.status}.")
     state = encounter_state(session, encounter_id)
-    codes = working_codes(state.suggestions)
+    codes = working_codes(state.suggestions, order=rules_order(state.rules))
     if not any(c["system"] == "icd10cm" for c in codes):
         raise InputError(f"encounter {encounter_id} has no diagnosis code to finalise: accept or add at least one.")
     if kb is not None:

@@ -135,7 +135,8 @@ def _review_context(session: Session, user: User, encounter_id: int) -> dict[str
         docs.append({"id": doc.id, "kind": doc.kind, "segments": segs})
     drg = (st.rules or {}).get("drg") if st.rules else None
     return {"state": st, "enc": st.encounter, "docs": docs, "suggestions": sugg, "edits": st.edits,
-            "queries": st.queries, "final": st.final, "working": workflow.working_codes(st.suggestions),
+            "queries": st.queries, "final": st.final, "working": workflow.working_codes(st.suggestions, order=workflow.rules_order(st.rules)),
+            "rules_final": [c for c in ((st.rules or {}).get("final_codes") or []) if isinstance(c, dict)],
             "drg": drg if isinstance(drg, dict) else None, "run": st.run, "warnings": st.warnings,
             "assigned": st.encounter.assigned_to.username if st.encounter.assigned_to else None,
             "reasons": REASON_CODES, "can_review": user.has_role("coder") and st.encounter.status not in ("new", "coding")}

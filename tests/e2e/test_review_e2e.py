@@ -123,7 +123,7 @@ def test_review_in_browser(live_server: Any, browser: Any, screenshot_dir: Path)
     page.locator("body").click(position={"x": 5, "y": 400})
     page.keyboard.press("f")
     page.wait_for_selector("text=Final version 1 by coder")
-    working = page.locator(".final-codes").inner_text()
+    working = page.get_by_role("list", name="Working code set").inner_text()
     assert added_code in working and first_code in working
 
     # the audit trail

@@ -23,7 +23,6 @@ from opencac.service.dependencies import (
     csrf_token_for,
     get_read_session,
     get_session,
-    optional_user,
     require_roles,
 )
 from opencac.service.routers.auth import login_attempt

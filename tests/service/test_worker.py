@@ -56,3 +56,28 @@ def test_worker_thread_codes_in_background(app: Any, tokens: dict[str, str]) -> 
         assert st["worker"] is True and st["runs"].get("done") == 1
     with app.state.session_factory() as s:
         assert s.execute(select(CodingRun.status)).scalar_one() == "done"
+
+
+def test_superseded_claim_is_discarded(app: Any, client: TestClient, tokens: dict[str, str]) -> None:
+    """A run re-queued and re-claimed by another process while this one coded it is stored once."""
+    from svc_fakes import fake_coder
+
+    from opencac.service.worker import claim_next, process_run
+
+    eid = ingest(client, tokens["coder1"], drain=False)
+    factory = app.state.session_factory
+    first = claim_next(factory)
+    assert first is not None
+    reclaimed: list[int | None] = []
+
+    def slow_coder(text: str, ctx: Any) -> Any:
+        # meanwhile a second server process starts, re-queues the run and claims it
+        assert requeue_interrupted(factory) == 1
+        reclaimed.append(claim_next(factory))
+        return fake_coder(text, ctx)
+
+    assert process_run(factory, first, slow_coder) == "superseded"
+    assert reclaimed == [first]
+    assert process_run(factory, first, fake_coder) == "done"
+    enc = client.get(f"/api/v1/encounters/{eid}", headers=auth(tokens["coder1"])).json()
+    assert enc["status"] == "ready" and len(enc["suggestions"]) == 3  # one set, not two

@@ -1,8 +1,10 @@
 """Background coding: a worker thread that claims queued coding runs from the database.
 
 Crash-safe: the queue *is* the ``coding_runs`` table. On start, runs left ``running`` by a
-crashed process are put back to ``queued``; the worker claims one run at a time with a
-conditional update (``queued`` -> ``running``), so two workers never code the same run.
+crashed process are put back to ``queued`` (and, while running, runs ``running`` for over
+``STALE_RUN_S``); the worker claims one run at a time with a conditional update
+(``queued`` -> ``running``, ``attempts`` + 1). ``attempts`` is the claim token: a process whose run
+was re-queued and re-claimed meanwhile discards its result, so a run is stored once.
 """
 
 from __future__ import annotations
@@ -37,10 +39,20 @@ def encounter_context(enc: Encounter, patient: Patient | None) -> EncounterConte
                             discharge_date=enc.discharge_date, discharge_status=enc.discharge_status or "01")
 
 
-def requeue_interrupted(factory: sessionmaker[Session]) -> int:
-    """Put runs left ``running`` (by a crash) back to ``queued``; returns how many."""
+def requeue_interrupted(factory: sessionmaker[Session], older_than_s: float = 0.0) -> int:
+    """Put runs left ``running`` (by a crash) back to ``queued``; returns how many.
+
+    Args:
+        older_than_s: only runs started at least this long ago (0 = all). A process that was
+            still coding a re-queued run discards its result (see ``process_run``).
+    """
+    cond = [CodingRun.status == "running"]
+    if older_than_s > 0:
+        import datetime as dt
+
+        cond.append(CodingRun.started_at < utcnow() - dt.timedelta(seconds=older_than_s))
     with factory() as session:
-        n = session.execute(update(CodingRun).where(CodingRun.status == "running")
+        n = session.execute(update(CodingRun).where(*cond)
                             .values(status="queued")).rowcount  # type: ignore[attr-defined]
         session.commit()
     if n:
@@ -106,6 +118,7 @@ def process_run(factory: sessionmaker[Session], run_id: int, coder: Coder) -> st
         run = session.get(CodingRun, run_id)
         if run is None:
             return "missing"
+        claim = run.attempts  # each claim increments attempts: our token of ownership
         doc = session.get(Document, run.document_id)
         enc = session.get(Encounter, run.encounter_id)
         assert doc is not None and enc is not None
@@ -123,6 +136,10 @@ def process_run(factory: sessionmaker[Session], run_id: int, coder: Coder) -> st
         enc = session.get(Encounter, run.encounter_id) if run else None
         if run is None or enc is None:
             return "missing"
+        if run.status != "running" or run.attempts != claim:
+            # Re-queued (and maybe re-claimed) by another process meanwhile: its result wins.
+            log.warning("coding run %d was re-claimed elsewhere; discarding this result", run_id)
+            return "superseded"
         run.finished_at = utcnow()
         if result is None:
             run.status = "queued" if run.attempts < MAX_ATTEMPTS else "failed"
@@ -189,9 +206,18 @@ class CodingWorker:
         self.processed += n
         return n
 
+    #: A run ``running`` for longer than this is taken as lost (its process died) and re-queued.
+    STALE_RUN_S = 600.0
+
     def _loop(self) -> None:
+        import time
+
+        last_stale_check = time.monotonic()
         while not self._stop.is_set():
             try:
+                if time.monotonic() - last_stale_check > 60:
+                    last_stale_check = time.monotonic()
+                    requeue_interrupted(self._factory, self.STALE_RUN_S)
                 self.drain()
             except Exception as exc:  # noqa: BLE001 - keep the worker alive; never log note text
                 log.error("coding worker error: %s", type(exc).__name__)

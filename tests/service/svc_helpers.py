@@ -23,3 +23,10 @@ def ingest(client: TestClient, token: str, text: str = NOTE, setting: str = "out
     if drain:
         client.app.state.worker.drain()  # type: ignore[attr-defined]
     return int(r.json()["encounter_id"])
+
+
+def post_login(client: TestClient, data: dict[str, str], **kwargs: object):  # noqa: ANN201
+    """Post the login form like a browser: fetch it first for its login token (double submit)."""
+    page = client.get("/login").text
+    token = page.split('name="login_token" value="')[1].split('"')[0]
+    return client.post("/login", data={**data, "login_token": token}, **kwargs)  # type: ignore[arg-type]

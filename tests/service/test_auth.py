@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from svc_helpers import PASSWORD, auth, ingest
+from svc_helpers import post_login, PASSWORD, auth, ingest
 from fastapi.testclient import TestClient
 
 
@@ -68,7 +68,7 @@ def test_login_rate_limited(client: TestClient) -> None:
 
 
 def _login(client: TestClient, user: str = "coder1") -> None:
-    r = client.post("/login", data={"username": user, "password": PASSWORD, "next": "/worklist"},
+    r = post_login(client, {"username": user, "password": PASSWORD, "next": "/worklist"},
                     follow_redirects=False)
     assert r.status_code == 303, r.text
     cookie = r.headers["set-cookie"].lower()
@@ -78,7 +78,7 @@ def _login(client: TestClient, user: str = "coder1") -> None:
 @pytest.mark.parametrize("secure", [True])
 def test_secure_cookie_setting(app: Any, client: TestClient, secure: bool) -> None:
     app.state.settings.secure_cookies = secure
-    r = client.post("/login", data={"username": "coder1", "password": PASSWORD}, follow_redirects=False)
+    r = post_login(client, {"username": "coder1", "password": PASSWORD}, follow_redirects=False)
     assert "secure" in r.headers["set-cookie"].lower()
 
 

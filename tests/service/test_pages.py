@@ -7,12 +7,12 @@ import re
 from typing import Any
 
 import pytest
-from svc_helpers import NOTE, PASSWORD, auth, ingest
+from svc_helpers import post_login, NOTE, PASSWORD, auth, ingest
 from fastapi.testclient import TestClient
 
 
 def _login(client: TestClient, user: str = "coder1") -> None:
-    r = client.post("/login", data={"username": user, "password": PASSWORD}, follow_redirects=False)
+    r = post_login(client, {"username": user, "password": PASSWORD}, follow_redirects=False)
     assert r.status_code == 303
 
 
@@ -22,11 +22,15 @@ def _csrf(html: str) -> str:
 
 def test_login_page_errors(client: TestClient) -> None:
     assert "User name" in client.get("/login").text
-    r = client.post("/login", data={"username": "coder1", "password": "wrong-password"})
+    r = post_login(client, {"username": "coder1", "password": "wrong-password"})
     assert r.status_code == 401 and "wrong user name or password" in r.text
-    r = client.post("/login", data={"username": "coder1", "password": PASSWORD, "next": "https://evil.example/"},
+    r = post_login(client, {"username": "coder1", "password": PASSWORD, "next": "https://evil.example/"},
                     follow_redirects=False)
     assert r.headers["location"] == "/worklist"  # no open redirect
+    # login CSRF: a cross-site form post carries no login token
+    client.cookies.clear()
+    r = client.post("/login", data={"username": "coder1", "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 403 and "expired" in r.text
 
 
 def test_worklist_and_encounter_pages(client: TestClient, tokens: dict[str, str]) -> None:

@@ -6,6 +6,8 @@ and get back only the ``#review`` fragment (``_review.html``), others a 303 redi
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from typing import Any
 from urllib.parse import urlencode
 
@@ -68,24 +70,41 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+LOGIN_COOKIE = "opencac_login"
+
+
+def _login_form(request: Request, next_url: str, error: str | None, username: str, status: int = 200) -> Response:
+    """The login page with a fresh double-submit token (login CSRF protection)."""
+    token = secrets.token_urlsafe(24)
+    resp = render(request, "login.html", {"next": _safe_next(next_url), "error": error, "username": username,
+                                          "login_token": token}, status_code=status, user=None)
+    resp.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
+                    secure=request.app.state.settings.secure_cookies, path="/login")
+    return resp
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/worklist") -> Response:  # noqa: A002
-    return render(request, "login.html", {"next": _safe_next(next), "error": None, "username": ""}, user=None)
+    return _login_form(request, next, None, "")
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login_submit(request: Request, username: str = Form(..., max_length=80), password: str = Form(..., max_length=1000),
-                 next: str = Form("/worklist"), session: Session = Depends(get_session)) -> Response:  # noqa: A002
+                 next: str = Form("/worklist"), login_token: str = Form("", max_length=100),  # noqa: A002
+                 session: Session = Depends(get_session)) -> Response:
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie, login_token):
+        return _login_form(request, next, "The login form expired; please log in again.", username, 403)
     try:
         user = login_attempt(request, session, username, password)
     except (AuthenticationError, RateLimitedError) as exc:
-        return render(request, "login.html", {"next": _safe_next(next), "error": exc.message, "username": username},
-                      status_code=exc.http_status, user=None)
+        return _login_form(request, next, exc.message, username, exc.http_status)
     record_event(session, user, "auth.login", "user", user.id, None, {"channel": "web"})
     session.commit()
     settings = request.app.state.settings
     cookie, _data = request.app.state.codec.new_cookie(user.id)
     resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp.delete_cookie(LOGIN_COOKIE, path="/login")
     resp.set_cookie(SESSION_COOKIE, cookie, max_age=settings.session_hours * 3600, httponly=True,
                     samesite="strict", secure=settings.secure_cookies, path="/")
     return resp

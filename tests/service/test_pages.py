@@ -112,3 +112,22 @@ def test_logs_never_contain_note_text(app: Any, client: TestClient, tokens: dict
         msg = rec.getMessage()
         assert "Zyxwvut" not in msg and "Qqqqq" not in msg, msg
         assert not rec.exc_text or "Zyxwvut" not in rec.exc_text
+
+
+def test_unexpected_errors_are_500_without_note_text(app: Any, client: TestClient,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from fastapi import APIRouter
+
+    r = APIRouter()
+
+    @r.get("/api/v1/boom")
+    def boom() -> None:
+        raise ValueError("could not parse: Zyxwvut patient note text")
+
+    app.include_router(r)
+    caplog.set_level(logging.DEBUG)
+    resp = client.get("/api/v1/boom")
+    assert resp.status_code == 500 and resp.json()["error"]["code"] == "OC-E400"
+    assert "Zyxwvut" not in resp.text
+    assert any("ValueError" in rec.getMessage() for rec in caplog.records)
+    assert all("Zyxwvut" not in rec.getMessage() and "Zyxwvut" not in (rec.exc_text or "") for rec in caplog.records)

@@ -136,7 +136,13 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
                                          f"(documents up to {settings.max_document_bytes:,} bytes; set "
                                          "OPENCAC_MAX_DOCUMENT_BYTES to change).")
                 return _error_json(413, exc.code, str(exc))
-        response: Response = await call_next(request)
+        try:
+            response: Response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001
+            # Unhandled errors stop here, logged by type only: the server's own traceback log could
+            # carry an exception message quoting note text.
+            log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+            response = _error_json(500, "OC-E400", "internal error; the incident was logged (no patient data).")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if not request.url.path.startswith(("/docs", "/redoc")):

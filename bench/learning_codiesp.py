@@ -69,15 +69,14 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "codiesp")
     ap.add_argument("--work", type=Path, default=Path("/tmp/oc-learn-bench"))
     ap.add_argument("--target", type=float, default=0.95)
-    ap.add_argument("--skip-retrain", action="store_true")
     ap.add_argument("--variants", action="store_true", help="also measure engine-update-only and overlay-only learning")
+    ap.add_argument("--parts", default="routing,learn,retrain,time250",
+                    help="comma-separated parts to run (results merge into --out): routing, learn, retrain, time250")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "learning_results.json")
     ap.add_argument("--train-args", default="", help="extra arguments for `opencac train` (space-separated)")
     args = ap.parse_args()
 
     from opencac.learning.evaluation import load_documents, metrics_on, split_even_odd
-    from opencac.routing import Calibrator, expected_calibration_error, fit_thresholds, records_from_results
-    from opencac.routing.thresholds import precision_recall_at, threshold_for_precision
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -87,17 +86,53 @@ def main() -> None:
     print(f"dev {len(dev)} docs -> tuning {len(tune)} (even), held-out {len(held)} (odd)", flush=True)
     tune_jsonl = write_jsonl(tune, work / "dev_tune.jsonl")
     extra = args.train_args.split() if args.train_args else []
-    out: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "target": args.target,
-                           "tuning_docs": len(tune), "held_docs": len(held), "cpu_count": os.cpu_count()}
+    parts = set(args.parts.split(","))
+    out: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    out.update({"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "target": args.target,
+                "tuning_docs": len(tune), "held_docs": len(held), "cpu_count": os.cpu_count()})
+    out.setdefault("map", {})
 
     m0 = work / "m0_train"
     if not (m0 / "manifest.json").is_file():
         out["train_seconds"] = run(OPENCAC + ["train", "--corpus", str(train_dir), "--out", str(m0)] + extra)
 
-    # 1-2: thresholds and calibration, from the base model's scores
-    res_tune, _ = code_all(m0, tune)
+    out["engine"] = {k: json.loads((m0 / "manifest.json").read_text()).get(k) for k in ("engine_version", "created")}
     res_held, secs = code_all(m0, held)
     out["code_seconds_per_doc"] = secs / len(held)
+    base = metrics_on(res_held, held)
+    out["map"]["before_learning"] = base
+    print("MAP before", base, flush=True)
+    if "routing" in parts:
+        routing_part(args, out, m0, tune, held, res_held, work)
+    if "learn" in parts:
+        learn_part(args, out, m0, held, tune_jsonl, work)
+    if "retrain" in parts:
+        m2 = work / "m2_retrain"
+        if not (m2 / "manifest.json").is_file():
+            out["retrain_seconds"] = run(OPENCAC + ["train", "--corpus", str(train_dir), "--corpus", str(tune_jsonl),
+                                                    "--out", str(m2)] + extra)
+        res_m2, _ = code_all(m2, held)
+        out["map"]["full_retrain"] = metrics_on(res_m2, held)
+        print("MAP retrain", out["map"]["full_retrain"], flush=True)
+    if "time250" in parts:
+        # learning 250 documents (all of dev), timed end to end (process start, load, learn, save)
+        m3 = work / "m3_learn250"
+        out["learn_250_seconds"] = run(OPENCAC + ["learn", "--model", str(m0), "--corpus", str(dev_dir),
+                                                  "--out", str(m3)])
+        man = json.loads((m3 / "learning" / "manifest.json").read_text())
+        out["learn_250_library_seconds"] = man["history"][-1]["seconds"]
+        out["learn_250_engine_updated"] = man["history"][-1]["engine_updated"]
+    args.out.write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+def routing_part(args: Any, out: dict[str, Any], m0: Path, tune: list[Any], held: list[Any], res_held: list[Any],
+                 work: Path) -> None:
+    """Thresholds at the target precision and calibration, from the base model's scores."""
+    from opencac.routing import Calibrator, expected_calibration_error, fit_thresholds, records_from_results
+    from opencac.routing.thresholds import precision_recall_at, threshold_for_precision
+
+    res_tune, _ = code_all(m0, tune)
     gold_t = {s: {d.id: d.codes[s] for d in tune} for s in ("icd10cm", "icd10pcs")}
     gold_h = {s: {d.id: d.codes[s] for d in held} for s in ("icd10cm", "icd10pcs")}
     rec_t, gc_t = records_from_results(res_tune, gold_t)
@@ -141,15 +176,19 @@ def main() -> None:
     out["reliability_png"] = str(plot_reliability(reports, work / "reliability_heldout.png",
                                                   title="CodiEsp dev held-out half"))
 
-    # 3: feedback loop
-    base = metrics_on(res_held, held)
+
+
+def learn_part(args: Any, out: dict[str, Any], m0: Path, held: list[Any], tune_jsonl: Path, work: Path) -> None:
+    """The feedback loop: `opencac learn` on the tuning half, MAP on the held-out half."""
+    from opencac.learning.evaluation import metrics_on
+
     m1 = work / "m1_learnt"
     out["learn_tuning_seconds"] = run(OPENCAC + ["learn", "--model", str(m0), "--corpus", str(tune_jsonl),
                                                  "--out", str(m1)])
     res_m1, _ = code_all(m1, held)
     learnt = metrics_on(res_m1, held)
-    out["map"] = {"before_learning": base, "after_learning": learnt}
-    print("MAP before", base, "\nMAP after learn", learnt, flush=True)
+    out["map"]["after_learning"] = learnt
+    print("MAP after learn", learnt, flush=True)
     if args.variants:
         # which learning layer does the work: the engine's own update alone, the feedback overlay alone
         for name, flags in (("engine_update_only", ["--no-memory-positives"]), ("overlay_only", ["--overlay-only"])):
@@ -158,23 +197,6 @@ def main() -> None:
             res_v, _ = code_all(mv, held)
             out["map"][name] = {**metrics_on(res_v, held), "learn_seconds": secs}
             print("MAP", name, out["map"][name], flush=True)
-    if not args.skip_retrain:
-        m2 = work / "m2_retrain"
-        if not (m2 / "manifest.json").is_file():
-            out["retrain_seconds"] = run(OPENCAC + ["train", "--corpus", str(train_dir), "--corpus", str(tune_jsonl),
-                                                    "--out", str(m2)] + extra)
-        res_m2, _ = code_all(m2, held)
-        out["map"]["full_retrain"] = metrics_on(res_m2, held)
-        print("MAP retrain", out["map"]["full_retrain"], flush=True)
-
-    # 4: learning 250 documents (all of dev), timed end to end (process start, load, learn, save)
-    m3 = work / "m3_learn250"
-    out["learn_250_seconds"] = run(OPENCAC + ["learn", "--model", str(m0), "--corpus", str(dev_dir), "--out", str(m3)])
-    man = json.loads((m3 / "learning" / "manifest.json").read_text())
-    out["learn_250_library_seconds"] = man["history"][-1]["seconds"]
-    out["learn_250_engine_updated"] = man["history"][-1]["engine_updated"]
-    args.out.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

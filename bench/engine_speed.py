@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Engine throughput after model load (notes/s on one core) and peak memory.
+
+    OPENCAC_CM_INDEX_DIR=../shared/data/icd10cm-2025-index \\
+        .venv/bin/python bench/engine_speed.py --model /tmp/engine-bench/model --input ../shared/data/codiesp/dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--input", type=Path, required=True)
+    ap.add_argument("--system", default="icd10cm")
+    ap.add_argument("--n", type=int, default=250)
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from opencac.coding.engine import CodingEngine
+
+    folder = args.input / "text_files_en" if (args.input / "text_files_en").is_dir() else args.input
+    files = sorted(folder.glob("*.txt"))[: args.n]
+    texts = [f.read_text(encoding="utf-8") for f in files]
+    t0 = time.perf_counter()
+    eng = CodingEngine.load(args.model)
+    load_s = time.perf_counter() - t0
+    eng.code_many(texts[:4], systems=(args.system,), explain_top=0)  # warm-up
+    c0, t1 = time.process_time(), time.perf_counter()
+    eng.code_many(texts, [f.stem for f in files], systems=(args.system,), explain_top=0)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - t1
+    out = {"model": args.model or "dictionary-only", "system": args.system, "notes": len(texts),
+           "load_s": round(load_s, 2), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+           "notes_per_cpu_s": round(len(texts) / cpu, 1),
+           "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

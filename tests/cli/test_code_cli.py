@@ -1,0 +1,126 @@
+"""``opencac code / train / predict / evaluate``: error paths give one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from opencac.cli.main import app
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _one_line_error(result, needle: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code != 0
+    out = (result.stderr if hasattr(result, "stderr") and result.stderr else result.output).strip()
+    assert "Traceback" not in result.output
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1, out
+    assert needle.lower() in lines[0].lower(), lines[0]
+
+
+def test_code_empty_file(tmp_path: Path) -> None:
+    p = tmp_path / "empty.txt"
+    p.write_text("   \n", encoding="utf-8")
+    _one_line_error(runner.invoke(app, ["code", str(p)]), "empty")
+
+
+def test_code_binary_file(tmp_path: Path) -> None:
+    p = tmp_path / "bin.txt"
+    p.write_bytes(b"\x00\x01\x02PNG")
+    _one_line_error(runner.invoke(app, ["code", str(p)]), "binary")
+
+
+def test_code_non_utf8(tmp_path: Path) -> None:
+    p = tmp_path / "latin1.txt"
+    p.write_bytes("Paciente con neumonía".encode("latin-1"))
+    _one_line_error(runner.invoke(app, ["code", str(p)]), "UTF-8")
+
+
+def test_code_oversized(tmp_path: Path) -> None:
+    p = tmp_path / "big.txt"
+    p.write_bytes(b"fever and cough. " * (20 * 1024 * 1024 // 17 + 1))  # ~20 MB
+    _one_line_error(runner.invoke(app, ["code", str(p)]), "bytes")
+
+
+def test_code_missing_file(tmp_path: Path) -> None:
+    _one_line_error(runner.invoke(app, ["code", str(tmp_path / "nope.txt")]), "does not exist")
+
+
+def test_code_missing_model(tmp_path: Path) -> None:
+    p = tmp_path / "n.txt"
+    p.write_text("Fever.", encoding="utf-8")
+    _one_line_error(runner.invoke(app, ["code", str(p), "--model", str(tmp_path / "no-model")]), "OC-E201")
+
+
+def test_code_bad_options(tmp_path: Path) -> None:
+    p = tmp_path / "n.txt"
+    p.write_text("Fever.", encoding="utf-8")
+    _one_line_error(runner.invoke(app, ["code", str(p), "--setting", "moon"]), "setting")
+    _one_line_error(runner.invoke(app, ["code", str(p), "--date-of-service", "yesterday"]), "YYYY-MM-DD")
+
+
+def test_predict_unknown_system(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("Fever.", encoding="utf-8")
+    r = runner.invoke(app, ["predict", "--model", "none", "--input", str(tmp_path / "notes"), "--system", "icd9",
+                            "--out", str(tmp_path / "p.tsv")])
+    _one_line_error(r, "icd10cm, icd10pcs")
+
+
+def test_predict_missing_model_and_input(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("Fever.", encoding="utf-8")
+    r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "notes"),
+                            "--system", "icd10cm", "--out", str(tmp_path / "p.tsv")])
+    _one_line_error(r, "OC-E201")
+    r = runner.invoke(app, ["predict", "--model", "none", "--input", str(tmp_path / "missing"),
+                            "--system", "icd10cm", "--out", str(tmp_path / "p.tsv")])
+    _one_line_error(r, "does not exist")
+
+
+def test_train_bad_corpus(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["train", "--corpus", str(tmp_path / "nothing"), "--out", str(tmp_path / "m")])
+    _one_line_error(r, "does not exist")
+
+
+def test_evaluate(tmp_path: Path) -> None:
+    g = tmp_path / "g.tsv"
+    g.write_text("d1\tE11.9\nd1\tI10\nd2\tR52\n", encoding="utf-8")
+    p = tmp_path / "p.tsv"
+    p.write_text("d1\tI10\nd1\tX99.9\nd1\tE11.9\nd2\tR52\n", encoding="utf-8")
+    r = runner.invoke(app, ["evaluate", "--gold", str(g), "--pred", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["map"] == pytest.approx(((1 + 2 / 3) / 2 + 1) / 2)
+    r = runner.invoke(app, ["evaluate", "--gold", str(g), "--pred", str(p)])
+    assert r.exit_code == 0 and "MAP 0.9167" in r.output and "per chapter" in r.output
+    _one_line_error(runner.invoke(app, ["evaluate", "--gold", str(tmp_path / "x.tsv"), "--pred", str(p)]),
+                    "does not exist")
+
+
+def test_code_and_predict_out_of_the_box(tmp_path: Path) -> None:
+    note = REPO / "examples" / "pneumonia_admission.txt"
+    r = runner.invoke(app, ["code", str(note), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["model"] == "dictionary-only"
+    assert any(d["code"] == "J96.01" and d["selected"] for d in data["diagnoses"])
+    r = runner.invoke(app, ["code", str(note)])
+    assert r.exit_code == 0 and "Diagnoses (ICD-10-CM)" in r.output
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "case-1.txt").write_text(note.read_text(encoding="utf-8"), encoding="utf-8")
+    (notes / "case-2.txt").write_text("Chest X-ray showed pneumonia.", encoding="utf-8")
+    out = tmp_path / "pred.tsv"
+    r = runner.invoke(app, ["predict", "--model", "none", "--input", str(notes), "--system", "icd10pcs",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = [ln.split("\t") for ln in out.read_text(encoding="utf-8").splitlines()]
+    assert rows and all(len(x) == 2 for x in rows)
+    assert {x[0] for x in rows} <= {"case-1", "case-2"}
+    assert ["case-2", "BW03"] in rows

@@ -25,7 +25,7 @@ import numpy as np
 from opencac.coding.corpus import canon
 from opencac.coding.dictionary import DictHit
 
-SOURCES = ("tabular", "inclusion", "index", "eindex", "neoplasm", "pcs-index", "pcs-table", "imaging")
+SOURCES = ("tabular", "inclusion", "index", "eindex", "neoplasm", "pcs-index", "pcs-table", "imaging", "pcs-bodypart")
 ASSERTION_KEYS = ("affirmed", "negated", "uncertain", "historical", "family", "hypothetical")
 
 FEATURES: tuple[str, ...] = (
@@ -147,6 +147,10 @@ def build_candidates(
         else:
             if len(code) >= 4:
                 get(code[:4]).via.add("parent")
+            if len(code) == 4 and code[0] == "b" and kb is not None and _find(kb, code + "zzz") is not None:
+                # imaging: CodiEsp codes both the 4-character node and the complete code
+                # (no contrast, no qualifier: "ZZZ")
+                get(code + "zzz").via.add("parent")
             for i in prefix_index.get(code[:4] if len(code) >= 4 else code, []):
                 get(codes[i]).via.add("sibling")
 

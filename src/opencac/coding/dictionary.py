@@ -89,7 +89,12 @@ def imaging_entries(kb: Any) -> Iterator[tuple[str, str]]:
         region = _clean_region(part)
         if not region or region in ("other", "none"):
             continue
+        base = " ".join(w for w in region.split() if w not in ("left", "right", "bilateral", "single", "multiple"))
         regions = {region, *_REGION_SYNONYMS.get(region, ())}
+        if base and base != region:
+            regions |= {base, *_REGION_SYNONYMS.get(base, ())}
+            if base.endswith("s") and len(base) > 4:
+                regions |= {base[:-1], *_REGION_SYNONYMS.get(base[:-1], ())}
         for r in regions:
             for mod in IMAGING_MODALITIES[typ]:
                 yield f"{mod} {r}", code[:4]
@@ -164,7 +169,7 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
     from opencac.nlp.matcher import MentionMatcher
 
     srcs = frozenset(sources)
-    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v1"
+    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v2"
     with _LOCK:
         if key in _MATCHERS:
             return _MATCHERS[key]
@@ -208,3 +213,61 @@ def hits_from_mentions(mentions: Iterable[Any]) -> list[DictHit]:
                                m.phrase, float(m.score), n_tok, bool(m.subsumed), m.assertion, m.trigger,
                                m.section, m.sentence, dict(m.attributes)))
     return out
+
+
+_LATERAL = frozenset({"left", "right", "bilateral"})
+_BP_STOP = frozenset({"and", "or", "of", "the", "with", "to", "other", "nos", "lower", "upper"})
+
+
+def _stem(w: str) -> str:
+    w = w.lower()
+    for suf in ("ies", "es", "s"):
+        if len(w) > 4 and w.endswith(suf):
+            return w[: -len(suf)] + ("y" if suf == "ies" else "")
+    return w
+
+
+_BODY_ADJ = {"renal": "kidney", "hepatic": "liver", "pulmonary": "lung", "cardiac": "heart", "gastric": "stomach",
+             "cerebral": "brain", "thoracic": "chest", "abdominal": "abdomen", "pelvic": "pelvis",
+             "vesical": "bladder", "colonic": "colon", "testicular": "testis", "ovarian": "ovary",
+             "thyroid": "thyroid", "nasal": "nasal", "cutaneous": "skin", "dermal": "skin"}
+
+
+def expand_pcs_hits(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHit]:
+    """Complete 3-character ICD-10-PCS index hits (section, body system, root operation, e.g.
+    ``0F9`` "drainage") with the body parts the same sentence names: each 4-character child
+    of the table (``0F90`` "Drainage, Liver") whose body-part words (laterality included)
+    occur in the sentence becomes a hit of its own (source ``pcs-bodypart``, score 0.8).
+    ICD-10-PCS Official Guidelines B3.1-B4: the body part axis is the fourth character."""
+    extra: list[DictHit] = []
+    sent_words: dict[int, set[str]] = {}
+    seen: set[tuple[str, int]] = set()
+    for h in hits:
+        if h.system != "icd10pcs" or len(h.code) != 3 or (h.code, h.sentence) in seen:
+            continue
+        seen.add((h.code, h.sentence))
+        if h.sentence not in sent_words:
+            if doc.sentences and 0 <= h.sentence < len(doc.sentences):
+                s = doc.sentences[h.sentence]
+                txt = doc.text[s.start:s.end]
+            else:
+                txt = h.text
+            words = {_stem(w) for w in re.findall(r"[A-Za-z]+", txt)}
+            words |= {_BODY_ADJ[w] for w in list(words) if w in _BODY_ADJ}
+            sent_words[h.sentence] = words
+        words = sent_words[h.sentence]
+        try:
+            children = kb.children(h.code)
+        except Exception:
+            continue
+        for ch in children:
+            desc = ch.description.split(",", 1)[-1]
+            toks = [_stem(w) for w in re.findall(r"[A-Za-z]+", desc) if w.lower() not in _BP_STOP]
+            if not toks:
+                continue
+            if all(t in words for t in toks) or (
+                    all(t in words for t in toks if t not in _LATERAL) and not any(t in _LATERAL for t in toks)):
+                extra.append(DictHit(ch.code, "icd10pcs", "pcs-bodypart", True, h.start, h.end, h.text,
+                                     h.phrase + " + " + desc.strip().lower(), 0.8 * h.score, h.n_tokens + 1,
+                                     h.subsumed, h.assertion, h.trigger, h.section, h.sentence, dict(h.attributes)))
+    return hits + extra

@@ -40,7 +40,7 @@ from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext,
 NOT_SELECTED = frozenset({"negated", "family", "hypothetical"})
 
 _SOURCE_WEIGHT = {"tabular": 1.0, "inclusion": 0.95, "index": 0.9, "neoplasm": 0.75, "eindex": 0.45,
-                  "pcs-index": 0.8, "pcs-table": 0.7, "imaging": 0.95}
+                  "pcs-index": 0.8, "pcs-table": 0.7, "imaging": 0.95, "pcs-bodypart": 0.9}
 _ASSERTION_WEIGHT = {"affirmed": 1.0, "uncertain": 0.7, "historical": 0.6, "hypothetical": 0.3,
                      "negated": 0.25, "family": 0.2}
 
@@ -104,11 +104,12 @@ class CodingEngine:
             attributes: also extract mention attributes (laterality, acuity...; not used for
                 ranking, so batch prediction skips them).
         """
-        from opencac.coding.dictionary import hits_from_mentions
+        from opencac.coding.dictionary import expand_pcs_hits, hits_from_mentions
         from opencac.nlp.pipeline import analyze
 
         doc = analyze(text, doc_id)
-        return doc, hits_from_mentions(self.matcher.find(doc, attributes=attributes))
+        hits = hits_from_mentions(self.matcher.find(doc, attributes=attributes))
+        return doc, expand_pcs_hits(doc, hits, self.kb)
 
     # -- coding ----------------------------------------------------------------------------
     def code(self, text: str, doc_id: str = "note", context: EncounterContext | None = None,

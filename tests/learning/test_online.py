@@ -102,3 +102,16 @@ def test_org_priors_are_per_organisation(model_dir) -> None:
     b = learner.learned.code(note, "n", org="clinic-b")
     assert _score(a, "E11.9") < _score(b, "E11.9") == pytest.approx(0.6)
     assert learner.overlay.priors_.get("E11.9", "icd10cm", "clinic-a") == (0, 4)
+
+
+def test_documents_the_engine_learnt_do_not_vote_twice(model_dir) -> None:
+    learner = OnlineLearner(model_dir, engine=UpdatableEngine())
+    docs = [TrainingDocument(f"d{i}", t, {"icd10cm": ["j189"], "icd10pcs": []},
+                             {"icd10cm": ["i10"], "icd10pcs": []}) for i, t in enumerate(PNEUMONIA)]
+    assert learner.learn_documents(docs).engine_updated
+    votes = learner.overlay.votes(NEW_NOTE)
+    assert ("icd10cm", "j189") not in votes or votes[("icd10cm", "j189")][0] == 0.0  # the engine knows them
+    assert votes[("icd10cm", "i10")][1] > 0  # rejections still count
+    # a coder's decision on a new note (not yet learnt by the engine) votes at once
+    learner.decide(Decision("w1", "J18.9", "icd10cm", "accept"), text=PNEUMONIA[0] + " Day 2.")
+    assert learner.overlay.votes(NEW_NOTE)[("icd10cm", "j189")][0] > 0

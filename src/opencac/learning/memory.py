@@ -130,6 +130,7 @@ class FeedbackOverlay:
         self.X_: Any = None
         self.priors_ = CodePriors()
         self.descriptions_: dict[str, str] = {}
+        self.engine_learned_: set[str] = set()
         self._index: dict[str, int] = {}
         self._vec: Any = None
 
@@ -204,6 +205,15 @@ class FeedbackOverlay:
                     self.learn_example(LabelledExample(d.id, canon(c), s, False, "reject", org=d.org))
         return len(docs)
 
+    def mark_engine_learned(self, doc_ids: Iterable[str]) -> None:
+        """Documents the engine's own model has learnt: their accepted codes no longer vote.
+
+        The engine's incremental update already knows them (and ranks them better, see
+        ``bench/RESULTS-learning.md``); counting them twice hurts the ranking. Their rejected
+        codes still vote against.
+        """
+        self.engine_learned_.update(doc_ids)
+
     def __len__(self) -> int:
         return len(self.ids_)
 
@@ -229,8 +239,9 @@ class FeedbackOverlay:
         denom = sum(w for _, w in weights) + self.tau
         out: dict[tuple[str, str], list[Any]] = {}
         for i, w in weights:
+            engine_knows = self.ids_[i] in self.engine_learned_
             for s in SYSTEMS:
-                for c in self.pos_[i][s]:
+                for c in () if engine_knows else self.pos_[i][s]:
                     v = out.setdefault((s, c), [0.0, 0.0, self.ids_[i]])
                     v[0] += w / denom
                 for c in self.neg_[i][s]:
@@ -309,6 +320,7 @@ class FeedbackOverlay:
                                                     "add_threshold", "select_threshold", "use_memory_positives")},
             "ids": self.ids_, "pos": self.pos_, "neg": self.neg_, "orgs": self.orgs_,
             "priors": self.priors_.to_dict(), "descriptions": self.descriptions_,
+            "engine_learned": sorted(self.engine_learned_),
         }
         (d / "memory.json").write_text(json.dumps(meta), encoding="utf-8")
         return d
@@ -329,6 +341,7 @@ class FeedbackOverlay:
             ov.ids_, ov.pos_, ov.neg_, ov.orgs_ = meta["ids"], meta["pos"], meta["neg"], meta["orgs"]
             ov.priors_ = CodePriors.from_dict(meta.get("priors", {}))
             ov.descriptions_ = dict(meta.get("descriptions", {}))
+            ov.engine_learned_ = set(meta.get("engine_learned", []))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise FeedbackError(f"feedback memory in {d} is damaged ({exc.__class__.__name__}).") from None
         if (d / "memory.npz").is_file():

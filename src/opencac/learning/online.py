@@ -283,7 +283,9 @@ class OnlineLearner:
                 rep.engine_updated = engine_update(self.updatable, docs)
             except (NotImplementedError, ImportError):  # no engine installed / no update support
                 rep.engine_updated = False
-            if not rep.engine_updated:
+            if rep.engine_updated:
+                self.overlay.mark_engine_learned(d.id for d in docs)
+            else:
                 rep.notes.append("the engine offers no incremental update; learnt by the feedback overlay only")
             self._engine_changed |= rep.engine_updated
         rep.seconds = time.perf_counter() - t0

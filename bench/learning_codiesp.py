@@ -147,17 +147,29 @@ def routing_part(args: Any, out: dict[str, Any], m0: Path, tune: list[Any], held
         oracle = threshold_for_precision([r.score for r in rh], [r.label for r in rh], args.target,
                                          n_gold=gc_h.get(key), min_selected=5)
         rt = [r for r in rec_t if r.system == system]
+        # conservative variant: the Wilson 90 % lower bound of precision must meet the target on tuning
+        fc = threshold_for_precision([r.score for r in rt], [r.label for r in rt], args.target,
+                                     n_gold=gc_t.get(key), min_selected=5, conservative=True)
+        c_prec, c_rec, c_sel = precision_recall_at(rh, fc.threshold, gc_h.get(key))
         ece_before = expected_calibration_error([r.score for r in rh], [r.label for r in rh])
+        sel_h = [r for r in rh if r.selected]
         after = {}
         for method in ("isotonic", "platt"):
             cal = Calibrator(method).fit([r.score for r in rt], [r.label for r in rt])
             after[method] = expected_calibration_error(cal.predict([r.score for r in rh]), [r.label for r in rh])
+            after[method + "_selected"] = expected_calibration_error(cal.predict([r.score for r in sel_h]),
+                                                                     [r.label for r in sel_h])
         out["routing"][label] = {
             "threshold_from_tuning": f.threshold, "tuning_precision": f.precision, "tuning_recall": f.recall,
             "held_precision": prec, "held_recall": rec, "held_codes_above": n_sel, "held_gold_codes": gc_h.get(key),
             "held_oracle_recall_at_target": oracle.recall, "held_oracle_threshold": oracle.threshold,
             "ece_before": ece_before, "ece_after_isotonic": after["isotonic"], "ece_after_platt": after["platt"],
             "held_suggestions": len(rh),
+            "conservative_threshold": fc.threshold, "conservative_held_precision": c_prec,
+            "conservative_held_recall": c_rec, "conservative_held_codes_above": c_sel,
+            "ece_selected_before": expected_calibration_error([r.score for r in sel_h], [r.label for r in sel_h]),
+            "ece_selected_after_isotonic": after["isotonic_selected"],
+            "ece_selected_after_platt": after["platt_selected"], "held_selected": len(sel_h),
         }
         print(label, json.dumps(out["routing"][label]), flush=True)
 

@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/engine-bench"))
     ap.add_argument("--skip-train", action="store_true", help="reuse WORK/model")
     ap.add_argument("--skip-oob", action="store_true", help="skip the dictionary-only run")
+    ap.add_argument("--unlabeled", action="store_true", help="train with --unlabeled DATA/background")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     model = args.work / "model"
@@ -57,7 +58,8 @@ def main() -> None:
     gold = {"icd10cm": dev / "devD.tsv", "icd10pcs": dev / "devP.tsv"}
     summary: dict[str, object] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
     if not args.skip_train:
-        wall, rss, out = run([OPENCAC, "train", "--corpus", str(args.data / "train"), "--out", str(model)])
+        extra = ["--unlabeled", str(args.data / "background")] if args.unlabeled else []
+        wall, rss, out = run([OPENCAC, "train", "--corpus", str(args.data / "train"), "--out", str(model), *extra])
         summary["train"] = {"wall_s": round(wall, 1), "peak_rss_mib": round(rss), "stdout": out.strip().splitlines()}
     summary["manifest_metrics"] = json.loads((model / "manifest.json").read_text())["metrics"]
     n_dev = len(list((dev / "text_files_en").glob("*.txt")))

@@ -137,6 +137,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     folds: Annotated[int, typer.Option("--folds", help="Out-of-fold splits for the ranker's training features.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    unlabeled: Annotated[list[Path] | None, typer.Option("--unlabeled", help="Folder of uncoded .txt notes (e.g. CodiEsp background): used only for the TF-IDF vocabulary (repeatable).")] = None,
 ) -> None:
     """Train a coding model on coded documents (CodiEsp layout or JSONL)."""
     from opencac.coding.corpus import load_corpus
@@ -146,6 +147,12 @@ def train(
     if folds < 2:
         raise InputError(f"--folds {folds} is too small; expected 2 or more.")
     docs = load_corpus(corpus)
+    extra: list[str] = []
+    for u in unlabeled or []:
+        folder = u / "text_files_en" if (u / "text_files_en").is_dir() else u
+        if not folder.is_dir():
+            raise InputError(f"--unlabeled {u} is not a folder of .txt notes.")
+        extra.extend(p.read_text(encoding="utf-8", errors="replace") for p in sorted(folder.glob("*.txt")))
     engine = CodingEngine.load(None)
     with _progress() as prog:
         tasks: dict[str, Any] = {}
@@ -156,7 +163,7 @@ def train(
                                              total=total)
             prog.update(tasks[stage], completed=done)
 
-        model = engine.train(docs, folds=folds, seed=seed, progress=cb)
+        model = engine.train(docs, folds=folds, seed=seed, progress=cb, unlabeled=extra)
     model.save(out)
     m = model.manifest.get("metrics", {})
     typer.echo(f"model written to {out} ({len(docs)} documents)")

@@ -279,8 +279,10 @@ class CodingEngine:
 
     # -- training ----------------------------------------------------------------------------
     def train(self, docs: Sequence[CodedDocument], folds: int = 5, seed: int = 0,
-              progress: Callable[[str, int, int], None] | None = None) -> Any:
+              progress: Callable[[str, int, int], None] | None = None, unlabeled: Sequence[str] = ()) -> Any:
         """Train a model on coded documents with this engine's knowledge layer.
+
+        ``unlabeled`` notes (no codes) only widen the TF-IDF vocabulary and IDF statistics.
 
         Returns:
             The fitted :class:`~opencac.coding.model.EngineModel` (also installed in this engine).
@@ -292,7 +294,8 @@ class CodingEngine:
             hits.append(self.dictionary_hits(d.text, d.id, attributes=False)[1])
             if progress is not None:
                 progress("analyse", i + 1, len(docs))
-        model = EngineModel(folds=folds, seed=seed).fit(docs, hits, self.kb, progress or (lambda *a: None))
+        model = EngineModel(folds=folds, seed=seed).fit(docs, hits, self.kb, progress or (lambda *a: None),
+                                                        unlabeled=unlabeled)
         self.model = model
         return model
 

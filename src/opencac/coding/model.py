@@ -59,7 +59,7 @@ class EngineModel:
 
     # -- training ------------------------------------------------------------------------
     def fit(self, docs: Sequence[CodedDocument], hits: Sequence[Sequence[Any]], kb: Any,
-            progress: Progress = _noop) -> EngineModel:
+            progress: Progress = _noop, unlabeled: Sequence[str] = ()) -> EngineModel:
         """Train on coded documents whose dictionary hits were computed by the engine.
 
         Args:
@@ -67,6 +67,7 @@ class EngineModel:
             hits: each document's dictionary hits (``CodingEngine.dictionary_hits``).
             kb: the knowledge base.
             progress: ``progress(stage, done, total)`` callback.
+            unlabeled: extra uncoded notes; only the TF-IDF vocabulary and IDF weights see them.
         """
         from opencac.coding.candidates import build_candidates, feature_matrix
         from opencac.coding.ranker import (best_f1_threshold, cross_fit_scores, expected_calibration_error,
@@ -77,7 +78,7 @@ class EngineModel:
         if len(docs) < max(10, self.folds * 2):
             raise CorpusError(f"training needs at least {max(10, self.folds * 2)} coded documents; got {len(docs)}.")
         texts = [d.text for d in docs]
-        self.featurizer_ = TextFeaturizer().fit(texts)
+        self.featurizer_ = TextFeaturizer().fit(texts + list(unlabeled))
         X = self.featurizer_.transform(texts)
         B = self.featurizer_.binary_words(texts)
         fold = np.random.RandomState(self.seed).permutation(len(docs)) % self.folds
@@ -160,7 +161,8 @@ class EngineModel:
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "codesets": {k: {"fiscal_year": v.fiscal_year, "source": v.source, "sha256": v.sha256}
                          for k, v in getattr(kb, "versions", {}).items()},
-            "training_data": {"sha256": corpus_hash(docs), "n_documents": len(docs)},
+            "training_data": {"sha256": corpus_hash(docs), "n_documents": len(docs),
+                              "n_unlabeled": len(unlabeled)},
             "parameters": {"folds": self.folds, "seed": self.seed, "top_n": self.top_n, "rounds": self.rounds},
             "systems": sorted(self.layers_),
             "thresholds": dict(self.thresholds_),

@@ -44,6 +44,25 @@ def parse_eval(out: str) -> dict[str, float]:
             "f1": float(prf.group(3)) if prf else float("nan")}
 
 
+def dev_ece(gold_path: Path, pred_path: Path) -> dict[str, float]:
+    """ECE of the confidences of every predicted row against the dev gold (10 bins)."""
+    from opencac.coding.evaluate import read_gold, read_predictions
+    from opencac.coding.ranker import expected_calibration_error
+
+    gold = {d: set(c) for d, c in read_gold(gold_path).items()}
+    conf, lab = [], []
+    for doc, preds in read_predictions(pred_path).items():
+        for p in preds:
+            conf.append(p.confidence or 0.0)
+            lab.append(float(p.code in gold.get(doc, set())))
+    import numpy as np
+
+    c, y = np.array(conf), np.array(lab)
+    top = c >= 0.1
+    return {"ece_all_rows": round(expected_calibration_error(c, y), 4),
+            "ece_conf_ge_0.1": round(expected_calibration_error(c[top], y[top]), 4)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=Path("../shared/data/codiesp"))
@@ -71,7 +90,8 @@ def main() -> None:
             wall, rss, _ = run([OPENCAC, "predict", "--model", mdl, "--input", str(dev), "--system", system,
                                 "--out", str(pred), "--as-of", "2018-06-01", "--with-confidence"])
             _, _, ev = run([OPENCAC, "evaluate", "--gold", str(gold[system]), "--pred", str(pred)])
-            summary[f"{label}/{system}"] = {**parse_eval(ev), "predict_wall_s": round(wall, 1),
+            summary[f"{label}/{system}"] = {**parse_eval(ev), **dev_ece(gold[system], pred),
+                                            "predict_wall_s": round(wall, 1),
                                             "notes_per_s_incl_load": round(n_dev / wall, 1),
                                             "peak_rss_mib": round(rss)}
     # single-note latency including start-up (second run: caches warm)

@@ -9,7 +9,8 @@ from sqlalchemy import inspect
 from opencac.store.models import Base
 
 CORE_TABLES = {"users", "api_tokens", "patients", "encounters", "documents", "coding_runs", "suggestions",
-               "decisions", "final_code_sets", "edits", "queries", "audit_events", "audit_chain_head"}
+               "decisions", "final_code_sets", "edits", "queries", "audit_events", "audit_chain_head",
+               "revoked_sessions"}
 
 
 def test_upgrade_head_matches_core_models(engine) -> None:  # noqa: ANN001

@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -145,12 +145,12 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
             response = _error_json(500, "OC-E400", "internal error; the incident was logged (no patient data).")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if not request.url.path.startswith(("/docs", "/redoc")):
-            response.headers.setdefault("X-Frame-Options", "DENY")
-            response.headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                "frame-ancestors 'none'; form-action 'self'")
+        # /docs is a local, script-free page now: the same policy applies to every path.
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'")
         return response
 
 
@@ -203,7 +203,9 @@ def create_app(settings: Settings | None = None, *, coder: Coder | None = None) 
         finally:
             app.state.worker.stop()
 
-    app = FastAPI(title="OpenCAC workbench", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    # Swagger UI / ReDoc load their assets from a CDN (broken offline): /docs is a local page instead.
+    app = FastAPI(title="OpenCAC workbench", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
@@ -234,6 +236,14 @@ def create_app(settings: Settings | None = None, *, coder: Coder | None = None) 
                 raise
             continue
         app.include_router(mod.router)
+
+    def api_docs() -> HTMLResponse:
+        """The API reference, rendered locally from the OpenAPI description (public by design)."""
+        from opencac.service.apidocs import render_openapi_html
+
+        return HTMLResponse(render_openapi_html(app.openapi()))
+
+    app.add_api_route("/docs", api_docs, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     return app
 
 

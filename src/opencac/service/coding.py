@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opencac.coding.types import CodingResult, EncounterContext
+from opencac.errors import GrouperError
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +81,62 @@ def get_knowledge() -> Any:
     from opencac.codesets import load_knowledge
 
     return load_knowledge()
+
+
+def _code_items(codes: Sequence[Mapping[str, Any] | str]) -> tuple[list[str], list[str], dict[str, str]]:
+    dx: list[str] = []
+    px: list[str] = []
+    poa: dict[str, str] = {}
+    for c in codes:
+        if isinstance(c, Mapping):
+            code = str(c.get("code") or "").strip().upper()
+            system = str(c.get("system") or "")
+            if c.get("poa"):
+                poa[code] = str(c["poa"]).upper()
+        else:
+            code, system = str(c).strip().upper(), ""
+        if not code:
+            continue
+        if not system:
+            # ICD-10-PCS codes are always 7 characters without a dot; ICD-10-CM codes as the
+            # workbench stores them are dotted past 3 characters.
+            system = "icd10pcs" if len(code) == 7 and "." not in code else "icd10cm"
+        (px if system == "icd10pcs" else dx).append(code)
+    return dx, px, poa
+
+
+def regroup(codes: Sequence[Mapping[str, Any] | str], context: EncounterContext,
+            poa: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """MS-DRG of a code set, grouped by the rules layer's grouper (``opencac.edits.drg.group_codes``).
+
+    Args:
+        codes: principal diagnosis first; ``{"system", "code", "poa"}`` dicts (final-code-set form)
+            or plain code strings (a 7-character undotted code is taken as ICD-10-PCS).
+        context: the encounter context (setting, discharge date, sex, age, discharge status, POA).
+        poa: POA indicators per diagnosis code; they win over the codes' own and the context's.
+
+    Returns:
+        ``DrgResult.to_dict()`` (``drg``, ``description``, ``weight``, ``mdc``, ``version``, ``drivers`` ...)
+        plus ``"source": "regrouped"``; for a setting other than inpatient ``{"drg": None, "weight": None,
+        "source": "not_applicable"}`` (MS-DRGs group inpatient stays only).
+
+    Raises:
+        GrouperError: no diagnosis, no discharge date, or no MS-DRG version for the date.
+    """
+    if context.setting != "inpatient":
+        return {"drg": None, "weight": None, "source": "not_applicable"}
+    dx, px, own_poa = _code_items(codes)
+    day = context.discharge_date or context.date_of_service
+    if day is None:
+        raise GrouperError("cannot group an inpatient stay without a discharge date.")
+    merged = {**{k.upper(): v for k, v in (context.poa or {}).items()}, **own_poa,
+              **{k.upper(): str(v).upper() for k, v in (poa or {}).items()}}
+    from opencac.edits.drg import group_codes
+
+    res = group_codes(dx, px, day=day, sex=context.sex or "U", age=context.age,
+                      discharge_status=context.discharge_status or "01",
+                      poa={k: v for k, v in merged.items() if v}, crosscheck=False)
+    out = res.to_dict()
+    out.pop("impacts", None)
+    out["source"] = "regrouped"
+    return out

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Depends, Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opencac.errors import AuthenticationError, PermissionDeniedError
@@ -97,6 +98,22 @@ async def csrf_protect(request: Request) -> None:
         raise PermissionDeniedError("missing or invalid CSRF token: reload the page and try again.")
 
 
+def session_revoked(session: Session, nonce: str) -> bool:
+    """True when the browser session with this nonce (its session id) was logged out."""
+    from opencac.store.models import RevokedSession
+
+    return session.execute(select(RevokedSession.id).where(RevokedSession.nonce == nonce)).first() is not None
+
+
+def revoke_session(session: Session, data: SessionData) -> None:
+    """Revoke a browser session server-side (logout): a copy of its cookie stops working."""
+    from opencac.store.models import RevokedSession
+
+    if not session_revoked(session, data.nonce):
+        session.add(RevokedSession(nonce=data.nonce[:64], user_id=data.user_id))
+        session.flush()
+
+
 def _load_user(request: Request) -> User | None:
     factory = request.app.state.read_session_factory
     token = _bearer(request)
@@ -110,7 +127,7 @@ def _load_user(request: Request) -> User | None:
             if data is None:
                 return None
             user = session.get(User, data.user_id)
-            if user is None or not user.active:
+            if user is None or not user.active or session_revoked(session, data.nonce):
                 return None
         session.expunge(user)
         return user

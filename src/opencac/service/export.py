@@ -15,7 +15,11 @@ from opencac.service.workflow import encounter_state
 CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
 PCS_SYSTEM = "http://www.cms.gov/Medicare/Coding/ICD10"
 CSV_COLUMNS = ("encounter_id", "external_id", "final_version", "system", "sequence", "code", "description",
-               "source", "finalized_by", "finalized_at")
+               "source", "finalized_by", "finalized_at", "poa", "coded_by")
+#: FHIR R4 Claim.diagnosis.onAdmission code system (UB-04 POA indicators Y, N, U, W, 1).
+POA_SYSTEM = "https://www.cms.gov/Medicare/Medicare-Fee-for-Service-Payment/HospitalAcqCond/Coding"
+POA_DISPLAY = {"Y": "Present on admission", "N": "Not present on admission",
+               "U": "Documentation insufficient", "W": "Clinically undetermined", "1": "Exempt from POA reporting"}
 
 
 def _final(session: Session, encounter_id: int) -> Any:
@@ -71,6 +75,9 @@ def export_fhir(session: Session, encounter_id: int) -> dict[str, Any]:
             })
             diag: dict[str, Any] = {"sequence": len(diagnoses) + 1,
                                     "diagnosisReference": {"reference": f"Condition/{rid}"}}
+            if c.get("poa"):
+                diag["onAdmission"] = {"coding": [{"system": POA_SYSTEM, "code": c["poa"],
+                                                   "display": POA_DISPLAY.get(c["poa"])}]}
             if len(diagnoses) == 0:
                 diag["type"] = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/ex-diagnosistype",
                                              "code": "principal"}]}]
@@ -126,5 +133,5 @@ def export_csv(session: Session, encounter_id: int) -> str:
     for c in final.codes:
         w.writerow([enc.id, enc.external_id or "", final.version, c["system"], c["seq"], c["code"],
                     c.get("description") or "", c.get("source") or "", final.finalized_by.username,
-                    final.finalized_at.isoformat()])
+                    final.finalized_at.isoformat(), c.get("poa") or "", final.coded_by or ""])
     return buf.getvalue()

@@ -205,6 +205,7 @@ class FinalCode(BaseModel):
     code: str
     description: str = ""
     source: str = ""
+    poa: str | None = Field(None, description="present-on-admission indicator (diagnoses): Y, N, U, W, 1 or ''")
 
 
 class FinalCodeSetOut(BaseModel):
@@ -216,6 +217,7 @@ class FinalCodeSetOut(BaseModel):
     codes: list[FinalCode]
     finalized_by: str
     finalized_at: dt.datetime
+    coded_by: str | None = Field(None, description="ai_straight_through | ai_plus_coder | coder_only")
     encounter_version: int | None = None
 
 
@@ -295,6 +297,15 @@ class DecisionResult(BaseModel):
 class VersionIn(BaseModel):
     model_config = _ex({"version": 3})
     version: Version
+
+
+class FinalizeIn(BaseModel):
+    model_config = _ex({"version": 3, "poa": {"I21.4": "Y", "J18.9": "N"}})
+    version: Version
+    poa: dict[Annotated[str, Field(max_length=10)], Annotated[str, Field(max_length=1)]] = Field(
+        default_factory=dict, max_length=500,
+        description="POA indicator per diagnosis code (Y, N, U, W, 1 or '' for none); codes not given keep "
+                    "the known default (the rules layer's / the previous final version's)")
 
 
 class AssignIn(BaseModel):

@@ -48,7 +48,7 @@ def final_out(f: FinalCodeSet | None, encounter_version: int | None = None) -> d
     if f is None:
         return None
     return {"version": f.version, "codes": f.codes, "finalized_by": f.finalized_by.username,
-            "finalized_at": f.finalized_at, "encounter_version": encounter_version}
+            "finalized_at": f.finalized_at, "coded_by": f.coded_by, "encounter_version": encounter_version}
 
 
 def encounter_out(st: EncounterState) -> dict[str, Any]:

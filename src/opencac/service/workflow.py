@@ -17,7 +17,10 @@ from sqlalchemy.orm import Session
 from opencac.errors import ConflictError, InputError, NotFoundError, UnknownCodeError
 from opencac.store.events import record_event
 from opencac.store.models import (
+    CODED_BY,
+    POA_VALUES,
     REASON_CODES,
+    SYSTEM_USERNAME,
     CodingRun,
     Decision,
     Document,
@@ -346,15 +349,85 @@ def working_codes(suggestions: list[Suggestion], include_pending: bool = True,
     return out
 
 
-def finalize(session: Session, user: User, encounter_id: int, version: int | None, kb: Any = None) -> FinalCodeSet:
+def normalize_poa(value: Any) -> str:
+    """A POA indicator normalised to one of ``POA_VALUES`` (``""`` = not reported).
+
+    Raises:
+        InputError: not one of Y, N, U, W, 1 or empty.
+    """
+    v = "" if value is None else str(value).strip().upper()
+    if v not in POA_VALUES:
+        # UB-04 POA indicator values: CMS "Present on Admission Indicator Reporting" (Y/N/U/W/1, blank exempt).
+        raise InputError(f"POA indicator {value!r} is not one of Y, N, U, W, 1 or empty.",
+                         options=[v or "(empty)" for v in POA_VALUES])
+    return v
+
+
+def poa_defaults(state: EncounterState) -> dict[str, str]:
+    """Known POA indicators per diagnosis code: the rules layer's final code set (which carries the
+    encounter context's POA), overridden by the current final code set's (the coder's last word)."""
+    out: dict[str, str] = {}
+    for c in (state.rules or {}).get("final_codes") or []:
+        if isinstance(c, dict) and c.get("code") and c.get("poa"):
+            try:
+                out[str(c["code"])] = normalize_poa(c["poa"])
+            except InputError:
+                continue  # an invalid indicator is the rules layer's POA-INVALID edit; not a default
+    if state.final is not None:
+        for c in state.final.codes or []:
+            if c.get("system") == "icd10cm" and c.get("poa"):
+                out[str(c["code"])] = str(c["poa"])
+    return out
+
+
+def _coded_by(state: EncounterState, user: User, coded_by: str | None) -> str:
+    if coded_by is not None:
+        if coded_by not in CODED_BY:
+            raise InputError(f"unknown coded_by {coded_by!r}.", options=list(CODED_BY))
+        return coded_by
+    if user.username == SYSTEM_USERNAME:
+        return "ai_straight_through"
+    return "ai_plus_coder" if any(s.source == "engine" for s in state.suggestions) else "coder_only"
+
+
+def system_user(session: Session) -> User:
+    """The system account that finalises straight-through encounters (created inactive, no password,
+    so it can never log in)."""
+    user = session.execute(select(User).where(User.username == SYSTEM_USERNAME)).scalar_one_or_none()
+    if user is None:
+        user = User(username=SYSTEM_USERNAME, display_name="OpenCAC (straight-through)", password_hash="",
+                    roles="coder", active=False)
+        session.add(user)
+        session.flush()
+    return user
+
+
+def finalize_straight_through(session: Session, encounter_id: int, kb: Any = None) -> FinalCodeSet:
+    """Finalise an encounter without a coder (AI straight-through): by the system user, with
+    ``coded_by='ai_straight_through'`` and the POA indicators the rules layer knows.
+
+    Raises:
+        Same as :func:`finalize`.
+    """
+    return finalize(session, system_user(session), encounter_id, None, kb=kb, coded_by="ai_straight_through")
+
+
+def finalize(session: Session, user: User, encounter_id: int, version: int | None, kb: Any = None,
+             poa: dict[str, str] | None = None, coded_by: str | None = None) -> FinalCodeSet:
     """Finalise the encounter's code set (a new ``FinalCodeSet`` version; the old one is kept).
 
     Pending suggestions the engine selected are accepted at finalisation (recorded as decisions).
     Records ``final_code_set.change`` with the previous and the new code set.
 
+    Args:
+        poa: POA indicator per diagnosis code set by the coder (Y/N/U/W/1 or "" for none); codes
+            not given keep the known default (:func:`poa_defaults`).
+        coded_by: one of ``CODED_BY``; None derives it: the system user -> ``ai_straight_through``,
+            an encounter with engine suggestions -> ``ai_plus_coder``, else ``coder_only``.
+
     Raises:
         ConflictError: stale ``version``, or the encounter is not yet coded.
-        InputError: the resulting code set has no diagnosis.
+        InputError: the resulting code set has no diagnosis; a bad POA indicator or code.
     """
     enc = get_encounter(session, encounter_id)
     if enc.status in ("new", "coding", "error"):
@@ -377,6 +450,17 @@ def finalize(session: Session, user: User, encounter_id: int, version: int | Non
                     c["description"] = kb.get(c["code"], as_of=as_of).description
                 except Exception:  # noqa: BLE001 - validated at decision time already
                     pass
+    how = _coded_by(state, user, coded_by)
+    given = {str(k).strip(): normalize_poa(v) for k, v in (poa or {}).items()}
+    dx = {c["code"] for c in codes if c["system"] == "icd10cm"}
+    stray = sorted(k for k in given if k not in dx)
+    if stray:
+        raise InputError(f"POA given for {', '.join(stray)}, which {'is' if len(stray) == 1 else 'are'} not a "
+                         f"diagnosis of the code set of encounter {encounter_id}.")
+    known = poa_defaults(state)
+    for c in codes:
+        if c["system"] == "icd10cm":
+            c["poa"] = given[c["code"]] if c["code"] in given else known.get(c["code"], "")
     new_version = bump_version(session, enc.id, version, user, "finalisation", status="final")
     for s in state.suggestions:
         if s.state == "pending" and s.selected:
@@ -394,12 +478,13 @@ def finalize(session: Session, user: User, encounter_id: int, version: int | Non
         number = prev.version + 1
     drg = (state.rules or {}).get("drg") if state.rules else None
     fcs = FinalCodeSet(encounter_id=enc.id, version=number, codes=codes, drg=drg if isinstance(drg, dict) else None,
-                       finalized_by_id=user.id, current=True)
+                       coded_by=how, finalized_by_id=user.id, current=True)
     session.add(fcs)
     session.flush()
     record_event(session, user, "final_code_set.change", "encounter", enc.id, before,
                  {"version": number, "codes": [(c["system"], c["code"]) for c in codes],
-                  "encounter_version": new_version})
+                  "poa": {c["code"]: c["poa"] for c in codes if c["system"] == "icd10cm"},
+                  "coded_by": how, "encounter_version": new_version})
     return fcs
 
 

@@ -7,7 +7,8 @@ Stable seams (other layers build on these; keep them):
   this same ``Base``; migrations ``0002_audit`` / ``0003_learning`` follow ``0001_core``.
 * Table names below are part of the schema contract (``users``, ``patients``, ``encounters``,
   ``documents``, ``coding_runs``, ``suggestions``, ``decisions``, ``final_code_sets``,
-  ``edits``, ``queries``, ``audit_events``, ``audit_chain_head``, ``api_tokens``).
+  ``edits``, ``queries``, ``audit_events``, ``audit_chain_head``, ``api_tokens``,
+  ``revoked_sessions``; ``final_code_sets.coded_by`` and ``revoked_sessions`` come with ``0004_seams``).
 * Append audit events only through ``opencac.store.events.record_event``.
 
 Times are stored as naive UTC datetimes (``utcnow()``).
@@ -41,6 +42,15 @@ ENCOUNTER_STATUSES = ("new", "coding", "ready", "in_review", "final", "error")
 
 #: Coding-run statuses.
 RUN_STATUSES = ("queued", "running", "done", "failed")
+
+#: How a final code set came about (``final_code_sets.coded_by``).
+CODED_BY = ("ai_straight_through", "ai_plus_coder", "coder_only")
+
+#: Present-on-admission indicators (CMS UB-04 POA reporting; "" = not reported / exempt).
+POA_VALUES = ("Y", "N", "U", "W", "1", "")
+
+#: User name of the system account that finalises straight-through encounters.
+SYSTEM_USERNAME = "opencac-system"
 
 #: Decision actions.
 DECISION_ACTIONS = ("accept", "reject", "modify", "add", "remove")
@@ -112,6 +122,17 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
     user: Mapped[User] = relationship()
+
+
+class RevokedSession(Base):
+    """A logged-out browser session: its cookie's nonce may not authenticate again."""
+
+    __tablename__ = "revoked_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    revoked_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Patient(Base):
@@ -258,8 +279,11 @@ class FinalCodeSet(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     encounter_id: Mapped[int] = mapped_column(ForeignKey("encounters.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    codes: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{seq, system, code, description, source}]
+    # [{seq, system, code, description, source, poa}] -- poa (diagnoses only) is one of POA_VALUES
+    codes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     drg: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # One of CODED_BY (None on rows finalised before migration 0004_seams).
+    coded_by: Mapped[str | None] = mapped_column(String(30), nullable=True, index=True)
     finalized_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     finalized_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     current: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -15,6 +15,7 @@ Library seams: :mod:`opencac.audit` (scope, sampling, scoring, metrics, fairness
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import tempfile
 from pathlib import Path
@@ -49,7 +50,7 @@ from opencac.audit.scoring import (
     findings_from_score,
     score_encounter,
 )
-from opencac.errors import AuditInputError, AuditStateError, NotFoundError, UnknownCodeError
+from opencac.errors import AuditInputError, AuditStateError, GrouperError, NotFoundError, UnknownCodeError
 from opencac.service.coding import get_knowledge
 from opencac.service.dependencies import csrf_token_for, get_read_session, get_session, require_roles
 from opencac.store.audit_models import Audit, AuditDetermination, AuditFinding, AuditResponse, AuditSample
@@ -147,6 +148,10 @@ def _age(birth: dt.date | None, on: dt.date | None) -> int | None:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
+#: ``final_code_sets.coded_by`` -> the audit layer's ``CODED_BY`` names.
+_CODED_BY_AUDIT = {"ai_straight_through": "ai_straight_through", "ai_plus_coder": "ai_coder", "coder_only": "coder"}
+
+
 def build_frame(session: Session) -> list[EncounterRecord]:
     """Every encounter with a current final code set, as :class:`EncounterRecord` (id = encounter id)."""
     finals = session.execute(select(FinalCodeSet).where(FinalCodeSet.current.is_(True))
@@ -170,8 +175,13 @@ def build_frame(session: Session) -> list[EncounterRecord]:
         e = encs[f.encounter_id]
         p = e.patient
         when = e.discharge_date or e.date_of_service or f.finalized_at.date()
-        straight = (e.queue or "") == "straight_through"
-        coded_by = "ai_straight_through" if straight else ("ai_coder" if e.id in engine_suggested else "coder")
+        if f.coded_by in _CODED_BY_AUDIT:  # the explicit marker recorded at finalisation (0004_seams)
+            coded_by = _CODED_BY_AUDIT[f.coded_by]
+        else:  # code sets finalised before the marker existed: inferred as before
+            coded_by = ("ai_straight_through" if (e.queue or "") == "straight_through"
+                        else ("ai_coder" if e.id in engine_suggested else "coder"))
+        straight = coded_by == "ai_straight_through"
+        poa = {c["code"]: c["poa"] for c in f.codes if c.get("system") == "icd10cm" and c.get("poa")}
         drg = f.drg or {}
         out.append(EncounterRecord(
             encounter_id=str(e.id), service_date=when, setting=e.setting, coded_by=coded_by,
@@ -182,12 +192,13 @@ def build_frame(session: Session) -> list[EncounterRecord]:
             edits=tuple(edits.get(e.id, ())), age=_age(p.birth_date if p else None, when),
             sex=p.sex if p else None, race=p.race if p else None, ethnicity=p.ethnicity if p else None,
             language=p.preferred_language if p else None, automated=straight, queried=e.id in queried,
-            extra={"external_id": e.external_id or ""}))
+            extra={"external_id": e.external_id or "", "poa": json.dumps(poa, sort_keys=True) if poa else ""}))
     return out
 
 
 def _snapshot(rec: EncounterRecord) -> dict[str, Any]:
-    return {"codes": list(rec.codes), "poa": {}, "drg": rec.drg, "drg_weight": rec.drg_weight,
+    raw_poa = rec.extra.get("poa") or ""
+    return {"codes": list(rec.codes), "poa": json.loads(raw_poa) if raw_poa else {}, "drg": rec.drg, "drg_weight": rec.drg_weight,
             "coded_by": rec.coded_by, "model_version": rec.model_version, "confidence": rec.confidence,
             "service_date": rec.service_date.isoformat() if rec.service_date else None, "coder": rec.coder,
             "external_id": rec.extra.get("external_id", "")}
@@ -368,8 +379,11 @@ def record_coding(session: Session, user: User, audit_id: AuditId, sample_id: Sa
     if kb is not None:
         codes = tuple(_known(kb, c) for c in codes)
     before = s.audited
-    audited = {"codes": list(codes), "poa": {k.upper(): v.upper() for k, v in body.poa.items()},
-               "drg": body.drg or None, "drg_weight": body.drg_weight}
+    audited: dict[str, Any] = {"codes": list(codes), "poa": {k.upper(): v.upper() for k, v in body.poa.items()},
+                               "drg": body.drg or None, "drg_weight": body.drg_weight, "drg_source": "manual"}
+    if not body.drg and body.drg_weight is None:
+        # No manual override: the auditor's DRG and weight are grouped from the auditor's codes.
+        audited.update(_regrouped(session, s.encounter_id, codes, audited["poa"]))
     score = score_encounter(_coded(s), AuditorCoding(codes, audited["poa"], audited["drg"], audited["drg_weight"]))
     for f in list(s.findings):
         session.delete(f)
@@ -387,6 +401,21 @@ def record_coding(session: Session, user: User, audit_id: AuditId, sample_id: Sa
                  {"audit_id": a.id, "encounter_id": s.encounter_id, "codes": list(codes), "drg": audited["drg"],
                   "accurate": score.accurate, "findings": len(s.findings)})
     return s
+
+
+def _regrouped(session: Session, encounter_id: int, codes: tuple[str, ...], poa: dict[str, str]) -> dict[str, Any]:
+    """``drg`` / ``drg_weight`` / ``drg_source`` of the auditor's codes (``opencac.service.coding.regroup``)."""
+    from opencac.service.coding import regroup
+    from opencac.service.worker import encounter_context
+
+    enc = session.get(Encounter, encounter_id)
+    if enc is None or enc.setting != "inpatient":
+        return {"drg_source": "not_applicable"}
+    try:
+        res = regroup(list(codes), encounter_context(enc, enc.patient), poa=poa)
+    except GrouperError as exc:
+        return {"drg_source": "ungrouped", "drg_note": exc.message}
+    return {"drg": res.get("drg"), "drg_weight": res.get("weight"), "drg_source": "regrouped"}
 
 
 def _known(kb: Any, code: str) -> str:

@@ -22,7 +22,7 @@ from opencac.service.schemas import (
     EncounterOut,
     ErrorOut,
     FinalCodeSetOut,
-    VersionIn,
+    FinalizeIn,
     WorklistResponse,
 )
 from opencac.service.views import encounter_out, final_out, worklist_item
@@ -87,10 +87,13 @@ def post_decision(encounter_id: EncounterId, body: DecisionIn, user: User = Depe
 
 @router.post("/{encounter_id}/finalize", response_model=FinalCodeSetOut, responses=WRITE_ERRORS,
              summary="Finalise the code set")
-def post_finalize(encounter_id: EncounterId, body: VersionIn, user: User = Depends(require_roles(*REVIEWERS)),
+def post_finalize(encounter_id: EncounterId, body: FinalizeIn, user: User = Depends(require_roles(*REVIEWERS)),
                   session: Session = Depends(get_session), kb: Any = Depends(get_knowledge)) -> dict:
-    """Creates a new final code-set version (the previous one is kept) and records the change."""
-    fcs = workflow.finalize(session, user, encounter_id, body.version, kb=kb)
+    """Creates a new final code-set version (the previous one is kept) and records the change.
+
+    ``poa`` sets present-on-admission indicators per diagnosis; ``coded_by`` of the result says
+    ``ai_plus_coder`` (engine suggestions reviewed) or ``coder_only``."""
+    fcs = workflow.finalize(session, user, encounter_id, body.version, kb=kb, poa=body.poa)
     session.commit()
     enc = workflow.get_encounter(session, encounter_id)
     return final_out(fcs, enc.version) or {}

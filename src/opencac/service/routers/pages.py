@@ -26,13 +26,15 @@ from opencac.service.dependencies import (
     get_read_session,
     get_session,
     require_roles,
+    revoke_session,
+    session_data,
 )
 from opencac.service.routers.auth import login_attempt
 from opencac.service.security import SESSION_COOKIE
 from opencac.service.schemas import MAX_INT, EncounterId
 from opencac.service.views import suggestion_out, worklist_item
 from opencac.store.events import record_event, verify_events
-from opencac.store.models import ENCOUNTER_STATUSES, REASON_CODES, AuditEvent, Document, Suggestion, User
+from opencac.store.models import ENCOUNTER_STATUSES, POA_VALUES, REASON_CODES, AuditEvent, Document, Suggestion, User
 
 router = APIRouter(include_in_schema=False)
 
@@ -111,7 +113,14 @@ def login_submit(request: Request, username: str = Form(..., max_length=80), pas
 
 
 @router.post("/logout")
-def logout(request: Request, user: User = Depends(require_roles())) -> Response:
+def logout(request: Request, user: User = Depends(require_roles()),
+           session: Session = Depends(get_session)) -> Response:
+    """Revoke the session server-side (its id, the cookie's nonce, goes to ``revoked_sessions``)."""
+    data = session_data(request)
+    if data is not None:
+        revoke_session(session, data)
+        record_event(session, user, "auth.logout", "user", user.id, None, {})
+        session.commit()
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -155,6 +164,7 @@ def _review_context(session: Session, user: User, encounter_id: int) -> dict[str
     return {"state": st, "enc": st.encounter, "docs": docs, "suggestions": sugg, "edits": st.edits,
             "queries": st.queries, "final": st.final, "working": workflow.working_codes(st.suggestions, order=workflow.rules_order(st.rules)),
             "rules_final": [c for c in ((st.rules or {}).get("final_codes") or []) if isinstance(c, dict)],
+            "poa_defaults": workflow.poa_defaults(st), "poa_values": POA_VALUES,
             "drg": drg if isinstance(drg, dict) else None, "run": st.run, "warnings": st.warnings,
             "assigned": st.encounter.assigned_to.username if st.encounter.assigned_to else None,
             "reasons": REASON_CODES, "can_review": user.has_role("coder") and st.encounter.status not in ("new", "coding")}
@@ -205,12 +215,20 @@ def decide_form(request: Request, encounter_id: EncounterId, action: str = Form(
     return _after_action(request, session, user, encounter_id, message=f"{label}.")
 
 
+async def form_fields(request: Request) -> dict[str, str]:
+    """The posted form's text fields (read once; Starlette caches the parsed form)."""
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+
 @router.post("/encounters/{encounter_id}/finalize", response_class=HTMLResponse)
 def finalize_form(request: Request, encounter_id: EncounterId, version: int = Form(..., ge=0, le=MAX_INT),
+                  form: dict[str, str] = Depends(form_fields),
                   user: User = Depends(require_roles("coder")), session: Session = Depends(get_session),
                   kb: Any = Depends(get_knowledge)) -> Response:
     try:
-        fcs = workflow.finalize(session, user, encounter_id, version, kb=kb)
+        # The form sends one "poa:<code>" select per diagnosis of the working code set.
+        poa = {k[4:]: str(v) for k, v in form.items() if k.startswith("poa:") and len(k) <= 14}
+        fcs = workflow.finalize(session, user, encounter_id, version, kb=kb, poa=poa)
         n = len(fcs.codes)
         session.commit()
     except ConflictError as exc:

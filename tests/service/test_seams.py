@@ -118,8 +118,16 @@ def test_coded_by_marker_and_audit_scope(app: Any, client: TestClient, tokens: d
     assert drawn == {straight}
 
 
-def test_logout_revokes_a_copied_cookie(client: TestClient) -> None:
+def test_logout_revokes_a_copied_cookie(app: Any, client: TestClient) -> None:
+    from sqlalchemy import select
+
     from opencac.service.security import SESSION_COOKIE
+    from opencac.store.models import RevokedSession, User, utcnow
+
+    with app.state.session_factory() as s:  # a revocation older than any cookie: pruned at the next logout
+        uid = s.execute(select(User.id).where(User.username == "coder2")).scalar_one()
+        s.add(RevokedSession(nonce="stale", user_id=uid, revoked_at=utcnow() - dt.timedelta(days=30)))
+        s.commit()
 
     r = post_login(client, {"username": "coder1", "password": PASSWORD}, follow_redirects=False)
     assert r.status_code == 303
@@ -131,6 +139,9 @@ def test_logout_revokes_a_copied_cookie(client: TestClient) -> None:
     client.cookies.clear()
     client.cookies.set(SESSION_COOKIE, cookie)  # the copied cookie, replayed
     assert client.get("/api/v1/me").status_code == 401
+    with app.state.session_factory() as s:
+        assert s.execute(select(RevokedSession.nonce)).scalars().all() != []
+        assert s.execute(select(RevokedSession.id).where(RevokedSession.nonce == "stale")).first() is None
     # A fresh login still works.
     assert post_login(client, {"username": "coder1", "password": PASSWORD}, follow_redirects=False).status_code == 303
     assert client.get("/api/v1/me").status_code == 200

@@ -105,10 +105,22 @@ def session_revoked(session: Session, nonce: str) -> bool:
     return session.execute(select(RevokedSession.id).where(RevokedSession.nonce == nonce)).first() is not None
 
 
-def revoke_session(session: Session, data: SessionData) -> None:
-    """Revoke a browser session server-side (logout): a copy of its cookie stops working."""
-    from opencac.store.models import RevokedSession
+def revoke_session(session: Session, data: SessionData, max_age_s: int | None = None) -> None:
+    """Revoke a browser session server-side (logout): a copy of its cookie stops working.
 
+    Args:
+        max_age_s: the cookies' lifetime; revocations older than it are pruned (their cookies have
+            expired anyway, so the table stays small).
+    """
+    import datetime as dt
+
+    from sqlalchemy import delete
+
+    from opencac.store.models import RevokedSession, utcnow
+
+    if max_age_s:
+        session.execute(delete(RevokedSession).where(
+            RevokedSession.revoked_at < utcnow() - dt.timedelta(seconds=max_age_s)))
     if not session_revoked(session, data.nonce):
         session.add(RevokedSession(nonce=data.nonce[:64], user_id=data.user_id))
         session.flush()

@@ -118,7 +118,7 @@ def logout(request: Request, user: User = Depends(require_roles()),
     """Revoke the session server-side (its id, the cookie's nonce, goes to ``revoked_sessions``)."""
     data = session_data(request)
     if data is not None:
-        revoke_session(session, data)
+        revoke_session(session, data, max_age_s=request.app.state.codec.max_age_s)
         record_event(session, user, "auth.logout", "user", user.id, None, {})
         session.commit()
     resp = RedirectResponse("/login", status_code=303)

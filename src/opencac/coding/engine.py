@@ -179,7 +179,9 @@ class CodingEngine:
                     sizes = [len(cl) for cl in per_doc]
                     flat = [c for cl in per_doc for c in cl]
                     if flat:
-                        sc = self.model.rankers_[system].predict(feature_matrix(flat), num_threads=1)
+                        from opencac.coding.model import ranker_scores
+
+                        sc = ranker_scores(self.model.rankers_[system], feature_matrix(flat))
                         cf = self.model.calibrators_[system].predict(sc)
                     else:
                         sc = cf = np.zeros(0)

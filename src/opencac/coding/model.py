@@ -7,7 +7,7 @@ Saved as a directory::
                              parameters, metrics (out-of-fold MAP, ECE, F1), created time
       featurizer.joblib      TF-IDF vocabularies
       layer-icd10cm.joblib   SupervisedLayer (ridge duals, kNN memory, lexicon, priors)
-      ranker-icd10cm.txt     LightGBM booster (text format)
+      ranker-icd10cm-N.txt   LightGBM boosters (text format; their scores are averaged)
       calibrator-icd10cm.joblib  isotonic regression
       (same for icd10pcs)
 
@@ -48,13 +48,15 @@ class EngineModel:
         seed: random seed.
         top_n: supervised candidates per signal.
         rounds: LightGBM boosting rounds.
+        n_rankers: boosters with different seeds whose scores are averaged.
     """
 
-    def __init__(self, folds: int = 5, seed: int = 0, top_n: int = 100, rounds: int = 400) -> None:
+    def __init__(self, folds: int = 5, seed: int = 0, top_n: int = 100, rounds: int = 400, n_rankers: int = 3) -> None:
         self.folds = folds
         self.seed = seed
         self.top_n = top_n
         self.rounds = rounds
+        self.n_rankers = n_rankers
         self.manifest: dict[str, Any] = {}
 
     # -- training ------------------------------------------------------------------------
@@ -147,7 +149,8 @@ class EngineModel:
             }
             step += 1
             progress("train", step, total_steps)
-            self.rankers_[system] = fit_booster(Xr, yr, seed=self.seed, rounds=self.rounds)
+            self.rankers_[system] = [fit_booster(Xr, yr, seed=self.seed + r, rounds=self.rounds)
+                                     for r in range(max(1, self.n_rankers))]
             self.calibrators_[system] = cal
             self.thresholds_[system] = thr
             self.layers_[system] = SupervisedLayer().fit(X, B, [d.codes[system] for d in docs])
@@ -163,7 +166,8 @@ class EngineModel:
                          for k, v in getattr(kb, "versions", {}).items()},
             "training_data": {"sha256": corpus_hash(docs), "n_documents": len(docs),
                               "n_unlabeled": len(unlabeled)},
-            "parameters": {"folds": self.folds, "seed": self.seed, "top_n": self.top_n, "rounds": self.rounds},
+            "parameters": {"folds": self.folds, "seed": self.seed, "top_n": self.top_n, "rounds": self.rounds,
+                           "n_rankers": self.n_rankers},
             "systems": sorted(self.layers_),
             "thresholds": dict(self.thresholds_),
             "metrics": metrics,
@@ -192,7 +196,8 @@ class EngineModel:
         joblib.dump(self.featurizer_, out / "featurizer.joblib", compress=3)
         for system in self.layers_:
             joblib.dump(self.layers_[system], out / f"layer-{system}.joblib", compress=3)
-            self.rankers_[system].save_model(str(out / f"ranker-{system}.txt"))
+            for r, booster in enumerate(self.rankers_[system]):
+                booster.save_model(str(out / f"ranker-{system}-{r}.txt"))
             joblib.dump(self.calibrators_[system], out / f"calibrator-{system}.joblib")
         (out / "manifest.json").write_text(json.dumps(self.manifest, indent=2, default=_json_default) + "\n",
                                            encoding="utf-8")
@@ -221,14 +226,16 @@ class EngineModel:
         if not isinstance(manifest, dict) or manifest.get("format") != MODEL_FORMAT:
             got = manifest.get("format") if isinstance(manifest, dict) else None
             raise ModelFormatError(f"{p} has model format {got!r}; expected {MODEL_FORMAT!r}.")
-        m = cls(**{k: v for k, v in manifest.get("parameters", {}).items() if k in ("folds", "seed", "top_n", "rounds")})
+        m = cls(**{k: v for k, v in manifest.get("parameters", {}).items() if k in ("folds", "seed", "top_n", "rounds", "n_rankers")})
         m.manifest = manifest
         try:
             m.featurizer_ = joblib.load(p / "featurizer.joblib")
             m.layers_, m.rankers_, m.calibrators_ = {}, {}, {}
             for system in manifest.get("systems", []):
                 m.layers_[system] = joblib.load(p / f"layer-{system}.joblib")
-                m.rankers_[system] = lgb.Booster(model_file=str(p / f"ranker-{system}.txt"))
+                n = int(manifest.get("parameters", {}).get("n_rankers", 1))
+                m.rankers_[system] = [lgb.Booster(model_file=str(p / f"ranker-{system}-{r}.txt"))
+                                      for r in range(max(1, n))]
                 m.calibrators_[system] = joblib.load(p / f"calibrator-{system}.joblib")
         except FileNotFoundError as exc:
             raise ModelFormatError(f"model {p} is incomplete: {Path(str(exc.filename)).name} is missing.") from None
@@ -244,3 +251,8 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, float) and math.isnan(o):
         return None
     return str(o)
+
+
+def ranker_scores(boosters: Sequence[Any], X: np.ndarray) -> np.ndarray:
+    """Mean score of the ranker ensemble."""
+    return np.mean([b.predict(X, num_threads=1) for b in boosters], axis=0)

@@ -193,9 +193,9 @@ class EngineModel:
 
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self.featurizer_, out / "featurizer.joblib", compress=3)
+        joblib.dump(self.featurizer_, out / "featurizer.joblib")  # uncompressed: loads ~3x faster
         for system in self.layers_:
-            joblib.dump(self.layers_[system], out / f"layer-{system}.joblib", compress=3)
+            joblib.dump(self.layers_[system], out / f"layer-{system}.joblib")
             for r, booster in enumerate(self.rankers_[system]):
                 booster.save_model(str(out / f"ranker-{system}-{r}.txt"))
             joblib.dump(self.calibrators_[system], out / f"calibrator-{system}.joblib")

@@ -43,7 +43,9 @@ def app_env(tmp_path, monkeypatch):
     Base.metadata.create_all(app.state.engine, tables=tables)
     lr._tables_ok.clear()
     lr._learners.clear()
-    return app, lr
+    lr.stop_queues()
+    yield app, lr
+    lr.stop_queues()
 
 
 def _user(app, roles=("admin",)):
@@ -91,10 +93,12 @@ def test_coded_encounter_is_routed_and_decisions_are_learnt(app_env) -> None:
         enc = s.get(Encounter, eid)
         workflow.decide(s, user, eid, enc.version, "reject", suggestion_id=sug.id, reason_code="not_documented")
         s.commit()
+    db = str(app.state.engine.url)
+    # the learner is fed after commit, by the app's background queue: wait for it to drain
+    assert lr.queue_for(app.state.engine).drain(30)
+    with app.state.session_factory() as s:
         exs = s.execute(select(LearningExample)).scalars().all()
         assert [(e.code, e.label, e.action, e.applied) for e in exs] == [("I10", False, "reject", True)]
-    # the in-process learner took it at once ...
-    db = str(app.state.engine.url)
     votes = lr.learner(database=db).overlay.votes(NOTE)
     assert votes[("icd10cm", "i10")][1] > 0
     # ... and the next similar encounter's I10 suggestion comes in lower, with the reason
@@ -148,3 +152,80 @@ def test_coder_may_not_change_policy(app_env) -> None:
     r = TestClient(app).post("/api/v1/routing/policy/target", json={"target_precision": 0.9},
                              headers={"Authorization": f"Bearer {tok}"})
     assert r.status_code == 403
+
+
+def _reject_i10(app, eid: int) -> None:
+    from sqlalchemy import select
+
+    from opencac.service import workflow
+    from opencac.store.models import Encounter, Suggestion, User
+
+    with app.state.session_factory() as s:
+        user = s.execute(select(User)).scalars().first()
+        sug = s.execute(select(Suggestion).where(Suggestion.encounter_id == eid, Suggestion.code == "I10")
+                        ).scalars().one()
+        enc = s.get(Encounter, eid)
+        workflow.decide(s, user, eid, enc.version, "reject", suggestion_id=sug.id, reason_code="not_documented")
+        s.commit()
+
+
+def test_decision_is_not_learnt_inside_the_transaction(app_env, monkeypatch) -> None:
+    """The learner's update runs after commit, in the queue's thread, never in the request's flush."""
+    import threading
+
+    app, lr = app_env
+    from opencac.learning.online import OnlineLearner
+
+    calls: list[str] = []
+    real = OnlineLearner.decide
+
+    def spy(self, decision, text=None):
+        calls.append(threading.current_thread().name)
+        return real(self, decision, text)
+
+    monkeypatch.setattr(OnlineLearner, "decide", spy)
+    eid = _ingest_and_code(app)
+    _user(app)
+    _reject_i10(app, eid)
+    q = lr.queue_for(app.state.engine)
+    assert q.drain(30)
+    assert calls == ["opencac-learning"]
+
+
+def test_decision_reaches_next_run_after_drain_and_survives_restart(app_env) -> None:
+    from sqlalchemy import select
+
+    from opencac.store.models import Suggestion
+
+    app, lr = app_env
+    eid = _ingest_and_code(app)
+    _user(app)
+    _reject_i10(app, eid)
+    assert lr.queue_for(app.state.engine).drain(30)
+    eid2 = _ingest_and_code(app)
+    with app.state.session_factory() as s:
+        i10 = s.execute(select(Suggestion).where(Suggestion.encounter_id == eid2, Suggestion.code == "I10")
+                        ).scalars().one()
+        assert i10.confidence < 0.40
+    # "restart": the in-memory learner and the queue are gone; the stored rows are replayed
+    lr.stop_queues()
+    lr._learners.clear()
+    db = str(app.state.engine.url)
+    assert len(lr.learner(database=db).overlay) == 0
+    lr._learners.clear()
+    from fastapi.testclient import TestClient
+
+    with TestClient(app):  # lifespan start-up starts the queue: warm-up + replay
+        assert lr.queue_for(app.state.engine).drain(30)
+        votes = lr.learner(database=db).overlay.votes(NOTE)
+        assert votes[("icd10cm", "i10")][1] > 0
+        # idempotent: another pass applies nothing twice
+        q = lr.queue_for(app.state.engine)
+        before = (len(lr.learner(database=db).overlay), lr.learner(database=db).overlay.votes(NOTE))
+        assert q.run_once() == 0 and q.drain(30)
+        assert (len(lr.learner(database=db).overlay), lr.learner(database=db).overlay.votes(NOTE)) == before
+        eid3 = _ingest_and_code(app)
+        with app.state.session_factory() as s:
+            i10 = s.execute(select(Suggestion).where(Suggestion.encounter_id == eid3, Suggestion.code == "I10")
+                            ).scalars().one()
+            assert i10.confidence < 0.40 and any("rejected" in r for r in i10.rationale)

@@ -5,7 +5,8 @@ auth, the background coding worker, the UI (templates + static files) and every 
 in ``ROUTER_MODULES`` that exists. Other helpers add routers without editing this file by
 creating one of the listed modules, each exposing ``router: fastapi.APIRouter``
 (``opencac.service.routers.audits``, ``...learning``, ``...models``, ``...routing``); missing ones are skipped.
-Extra modules can also be named in ``$OPENCAC_EXTRA_ROUTERS`` (comma-separated).
+Extra modules can also be named in ``$OPENCAC_EXTRA_ROUTERS`` (comma-separated). A module may
+also define ``on_startup(app)`` / ``on_shutdown(app)``, called from the app's lifespan.
 """
 
 from __future__ import annotations
@@ -198,10 +199,24 @@ def create_app(settings: Settings | None = None, *, coder: Coder | None = None) 
             threading.Thread(target=_preload_knowledge, args=(app,), name="opencac-kb-preload", daemon=True).start()
         if settings.start_worker:
             app.state.worker.start()
+        for mod in app.state.router_module_objects:
+            hook = getattr(mod, "on_startup", None)
+            if callable(hook):  # e.g. the learning queue: warm-up + replay in its own thread
+                try:
+                    hook(app)
+                except Exception as exc:  # noqa: BLE001 - an optional module must not stop the service
+                    log.error("start-up of %s failed: %s", mod.__name__, type(exc).__name__)
         try:
             yield
         finally:
             app.state.worker.stop()
+            for mod in app.state.router_module_objects:
+                hook = getattr(mod, "on_shutdown", None)
+                if callable(hook):
+                    try:
+                        hook(app)
+                    except Exception as exc:  # noqa: BLE001
+                        log.error("shutdown of %s failed: %s", mod.__name__, type(exc).__name__)
 
     # Swagger UI / ReDoc load their assets from a CDN (broken offline): /docs is a local page instead.
     app = FastAPI(title="OpenCAC workbench", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
@@ -228,6 +243,7 @@ def create_app(settings: Settings | None = None, *, coder: Coder | None = None) 
     app.state.templates = ui.make_templates()
     _install_error_handlers(app)
     _install_middleware(app, settings)
+    app.state.router_module_objects = []
     for name in router_modules():
         try:
             mod = importlib.import_module(name)
@@ -236,6 +252,7 @@ def create_app(settings: Settings | None = None, *, coder: Coder | None = None) 
                 raise
             continue
         app.include_router(mod.router)
+        app.state.router_module_objects.append(mod)
 
     def api_docs() -> HTMLResponse:
         """The API reference, rendered locally from the OpenAPI description (public by design)."""

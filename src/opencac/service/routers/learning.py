@@ -1,17 +1,25 @@
 """Learning and routing in the workbench: decision hook, routing of coded encounters, admin pages.
 
-Importing this module (the app includes it as a router module) installs one SQLAlchemy
-``before_flush`` hook that:
+Importing this module (the app includes it as a router module) installs SQLAlchemy session
+hooks that:
 
-* turns every new ``decisions`` row (accept / reject / modify / add / remove) into
-  ``learning_examples`` rows tied to the suggestion's evidence, and feeds the in-process
-  :class:`~opencac.learning.OnlineLearner` at once (feedback memory + organisation priors);
-* on a finalised code set, remembers the encounter as a training document;
-* when a coding run turns ``done``, routes the encounter with the active routing policy:
+* turn every new ``decisions`` row (accept / reject / modify / add / remove) into
+  ``learning_examples`` rows tied to the suggestion's evidence, in the decision's own
+  transaction (cheap: no learner work there);
+* after the commit, wake the app's :class:`LearningQueue`: one background thread per
+  database that feeds the stored rows, in id order, into the in-process
+  :class:`~opencac.learning.OnlineLearner` (feedback memory + organisation priors) and marks
+  them ``applied``. The rows are the durable record: at start-up the same thread warms the
+  learner and replays every stored example (idempotent: each row is applied once per process);
+* on a finalised code set (by a coder), learn the encounter as a training document (after commit,
+  in the same thread; straight-through finalisations are not learnt back);
+* when a coding run turns ``done``, route the encounter with the active routing policy:
   ``encounters.queue`` = route, ``encounters.priority`` (worklist sorts it descending) and
-  ``route_reason``, plus a ``route_decisions`` row with the reasons and complexity factors.
+  ``route_reason``, plus a ``route_decisions`` row with the reasons and complexity factors; a
+  ``straight_through`` run is then finalised by the system user
+  (``coded_by="ai_straight_through"``, :func:`finalize_routed_run`) right after the worker's commit.
 
-The hook never raises into the workbench's transaction: a failure is logged (type only, no
+The hooks never raise into the workbench's transaction: a failure is logged (type only, no
 note text) and the flush goes on.
 
 Pages (admin): ``/admin/routing`` (thresholds, target precision -> projected automation) and
@@ -130,30 +138,233 @@ def _doc_text(session: Session, encounter_id: int) -> str | None:
     return doc.text if doc is not None else None
 
 
+_PENDING_KEY = "opencac_learning_pending"
+_FINALS_KEY = "opencac_learning_finals"
+
+
 def _on_decision(session: Session, dec: Decision) -> None:
-    rows = _examples_for(session, dec)
-    if not rows:
+    """Store the decision's labelled examples (same transaction); the learner takes them after commit."""
+    if not _tables_present(session):
         return
-    text = _doc_text(session, dec.encounter_id)
-    lr = learner(database=_db_key(session))
+    rows = _examples_for(session, dec)
     for r in rows:
-        if _tables_present(session):
-            session.add(r)
-        if text is not None:
-            lr.decide(LearnDecision(f"enc-{dec.encounter_id}", r.code, r.system, "accept" if r.label else "reject",
-                                    evidence=r.evidence, confidence=r.confidence, user=str(dec.user_id)), text=text)
-            r.applied = True
+        session.add(r)
+    if rows:
+        session.info[_PENDING_KEY] = True
 
 
 def _on_final(session: Session, fcs: FinalCodeSet) -> None:
-    text = _doc_text(session, fcs.encounter_id)
-    if text is None:
+    """Remember a coder's finalisation; the learner learns the document after commit."""
+    if getattr(fcs, "coded_by", None) == "ai_straight_through":
+        return  # never teach the engine its own unreviewed output
+    session.info.setdefault(_FINALS_KEY, []).append(fcs.encounter_id)
+
+
+def _learn_final(session: Session, lr: OnlineLearner, encounter_id: int) -> None:
+    fcs = session.execute(select(FinalCodeSet).where(FinalCodeSet.encounter_id == encounter_id)
+                          .order_by(FinalCodeSet.id.desc())).scalars().first()
+    text = _doc_text(session, encounter_id)
+    if fcs is None or text is None:
         return
-    doc = TrainingDocument(f"enc-{fcs.encounter_id}", text)
+    doc = TrainingDocument(f"enc-{encounter_id}", text)
     for c in fcs.codes or []:
         if c.get("system") in doc.codes:
             doc.codes[c["system"]].append(canon(str(c.get("code", ""))))
-    learner(database=_db_key(session)).overlay.learn_documents([doc])
+    lr.overlay.learn_documents([doc])
+
+
+class LearningQueue:
+    """The one background thread per database that feeds stored ``learning_examples`` to the learner.
+
+    Bounded and crash-safe: the queue holds no work items, only a wake-up (plus at most
+    ``MAX_FINALS`` finalised encounter ids); the work is the ``learning_examples`` table itself.
+    Each pass reads the rows past the last id it applied (minus ``LOOKBACK`` ids, for rows of
+    concurrent PostgreSQL transactions that committed out of id order), at most ``BATCH`` at a
+    time, applies those this process has not applied yet, in id order, and marks them
+    ``applied``. The first pass (started at app start-up) warms the learner and replays every
+    stored example, so a restart loses no feedback. A poll every ``poll_s`` seconds also picks up
+    rows other processes (uvicorn workers) stored.
+
+    Args:
+        engine: the database engine (its URL keys the learner).
+        poll_s: seconds between passes when nothing wakes the thread.
+    """
+
+    LOOKBACK = 200
+    BATCH = 500
+    MAX_FINALS = 10_000
+
+    def __init__(self, engine: Any, poll_s: float = 2.0) -> None:
+        from collections import deque
+
+        from sqlalchemy.orm import sessionmaker
+
+        self.database = str(engine.url)
+        self._factory = sessionmaker(bind=engine, expire_on_commit=False)
+        self.poll_s = poll_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._run_lock = threading.Lock()
+        self._requested = 0
+        self._done = 0
+        self._seen: set[int] = set()
+        self._floor = 0
+        self._finals: deque[int] = deque(maxlen=self.MAX_FINALS)
+        self._thread: threading.Thread | None = None
+        self.applied = 0
+        self.errors = 0
+
+    def start(self) -> None:
+        """Start the thread (idempotent); its first pass warms the learner and replays the stored rows."""
+        if self.alive:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="opencac-learning", daemon=True)
+        self._thread.start()
+        self.notify()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the current pass."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._cond:
+            self._cond.notify_all()
+
+    def notify(self, finals: list[int] | None = None) -> None:
+        """Wake the thread (new rows committed; ``finals``: encounters finalised by a coder)."""
+        with self._cond:
+            self._finals.extend(finals or [])
+            self._requested += 1
+        self._wake.set()
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until a pass that started after this call finished; ``False`` on timeout."""
+        import time
+
+        if not self.alive:
+            self.start()
+        self.notify()
+        with self._cond:
+            want = self._requested
+            deadline = time.monotonic() + timeout
+            while self._done < want and self.alive:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return self._done >= want
+
+    def _loop(self) -> None:
+        first = True
+        while not self._stop.is_set():
+            with self._cond:
+                gen = self._requested
+            try:
+                if first:
+                    warm_learner(self.database)
+                    first = False
+                self.run_once()
+            except Exception as exc:  # noqa: BLE001 - keep the thread alive; never log note text
+                self.errors += 1
+                log.error("learning queue error: %s", type(exc).__name__)
+            with self._cond:
+                self._done = max(self._done, gen)
+                self._cond.notify_all()
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def run_once(self) -> int:
+        """Apply every stored example this process has not applied yet (in id order); returns how many."""
+        from sqlalchemy import update
+
+        n = 0
+        with self._run_lock:
+            lr = learner(database=self.database)
+            while True:
+                with self._factory() as s:
+                    if not _tables_present(s):
+                        return n
+                    rows = s.execute(select(LearningExample).where(LearningExample.id > self._floor)
+                                     .order_by(LearningExample.id).limit(self.BATCH)).scalars().all()
+                    new = [r for r in rows if r.id not in self._seen]
+                    texts: dict[int, str | None] = {}
+                    for r in new:
+                        if r.encounter_id not in texts:
+                            texts[r.encounter_id] = _doc_text(s, r.encounter_id)
+                        text = texts[r.encounter_id]
+                        if text is not None:
+                            lr.decide(LearnDecision(f"enc-{r.encounter_id}", r.code, r.system,
+                                                    "accept" if r.label else "reject", evidence=r.evidence,
+                                                    confidence=r.confidence, user=str(r.user_id)), text=text)
+                        self._seen.add(r.id)
+                    fresh = [r.id for r in new if not r.applied]
+                    if fresh:
+                        s.execute(update(LearningExample).where(LearningExample.id.in_(fresh))
+                                  .values(applied=True))
+                    with self._cond:
+                        finals = list(self._finals)
+                        self._finals.clear()
+                    for eid in dict.fromkeys(finals):
+                        _learn_final(s, lr, eid)
+                    s.commit()
+                n += len(new)
+                self.applied += len(new)
+                if self._seen:
+                    self._floor = max(self._floor, max(self._seen) - self.LOOKBACK)
+                    self._seen = {i for i in self._seen if i > self._floor}
+                if len(rows) < self.BATCH:
+                    return n
+
+
+_queues: dict[str, LearningQueue] = {}
+
+
+def queue_for(engine: Any, start: bool = True) -> LearningQueue:
+    """The learning queue of a database engine (created, and started, on first use)."""
+    key = str(engine.url)
+    with _lock:
+        q = _queues.get(key)
+        if q is None:
+            q = _queues[key] = LearningQueue(engine)
+    if start:
+        q.start()
+    return q
+
+
+def stop_queues() -> None:
+    """Stop every learning queue of this process (app shutdown, tests)."""
+    with _lock:
+        qs = list(_queues.values())
+        _queues.clear()
+    for q in qs:
+        q.stop()
+
+
+def warm_learner(database: str) -> None:
+    """Build the database's learner and load what its first decision would (off the request path)."""
+    lr = learner(database=database)
+    lr.overlay.votes("warm up")
+
+
+def on_startup(app: Any) -> None:
+    """App start-up: start the learning queue (warm the learner, replay the stored examples)."""
+    queue_for(app.state.engine)
+
+
+def on_shutdown(app: Any) -> None:
+    """App shutdown: stop the learning queue of the app's database."""
+    with _lock:
+        q = _queues.pop(str(app.state.engine.url), None)
+    if q is not None:
+        q.stop()
 
 
 def result_from_rows(enc: Encounter, rows: list[Suggestion], rules: dict[str, Any] | None = None,
@@ -245,15 +456,33 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
         log.error("learning/routing hook failed: %s", type(exc).__name__)
 
 
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING_KEY, False)
+    finals = session.info.pop(_FINALS_KEY, [])
+    if not pending and not finals:
+        return
+    try:
+        queue_for(session.get_bind()).notify(finals)
+    except Exception as exc:  # noqa: BLE001 - the rows are stored; the next pass or restart applies them
+        log.error("learning queue notify failed: %s", type(exc).__name__)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_FINALS_KEY, None)
+
+
 def _changed(obj: Any) -> set[str]:
     st = inspect(obj)
     return {a.key for a in st.attrs if a.history.has_changes()}
 
 
 def install_hook() -> None:
-    """Install the ``before_flush`` hook (idempotent)."""
-    if not event.contains(Session, "before_flush", _before_flush):
-        event.listen(Session, "before_flush", _before_flush)
+    """Install the session hooks (idempotent)."""
+    for name, fn in (("before_flush", _before_flush), ("after_commit", _after_commit),
+                     ("after_rollback", _after_rollback)):
+        if not event.contains(Session, name, fn):
+            event.listen(Session, name, fn)
 
 
 install_hook()

@@ -88,7 +88,7 @@ def test_coded_encounter_is_routed_and_decisions_are_learnt(app_env) -> None:
 
     _user(app)
     with app.state.session_factory() as s:
-        user = s.execute(select(User)).scalars().first()
+        user = s.execute(select(User).where(User.username == "ada")).scalars().one()
         sug = s.execute(select(Suggestion).where(Suggestion.code == "I10")).scalars().one()
         enc = s.get(Encounter, eid)
         workflow.decide(s, user, eid, enc.version, "reject", suggestion_id=sug.id, reason_code="not_documented")
@@ -161,7 +161,7 @@ def _reject_i10(app, eid: int) -> None:
     from opencac.store.models import Encounter, Suggestion, User
 
     with app.state.session_factory() as s:
-        user = s.execute(select(User)).scalars().first()
+        user = s.execute(select(User).where(User.username == "ada")).scalars().one()
         sug = s.execute(select(Suggestion).where(Suggestion.encounter_id == eid, Suggestion.code == "I10")
                         ).scalars().one()
         enc = s.get(Encounter, eid)
@@ -229,3 +229,107 @@ def test_decision_reaches_next_run_after_drain_and_survives_restart(app_env) -> 
             i10 = s.execute(select(Suggestion).where(Suggestion.encounter_id == eid3, Suggestion.code == "I10")
                             ).scalars().one()
             assert i10.confidence < 0.40 and any("rejected" in r for r in i10.rationale)
+
+
+def test_straight_through_run_is_finalised_as_ai_straight_through(app_env) -> None:
+    from sqlalchemy import select
+
+    from opencac.routing import RoutingPolicy
+    from opencac.store.learning_models import RouteDecisionRow, RoutingPolicyRow
+    from opencac.store.models import Encounter, FinalCodeSet
+
+    app, lr = app_env
+    # a policy whose thresholds let the simple note (J18.9 at 0.97, no edits) go straight through,
+    # every straight-through encounter sampled for audit
+    pol = RoutingPolicy(thresholds={"icd10cm:*": 0.9}, default_threshold=0.9, audit_sample_rate=1.0)
+    with app.state.session_factory() as s:
+        s.add(RoutingPolicyRow(name="t", policy=pol.to_dict(), target_precision=0.9, active=True))
+        s.commit()
+    eid = _ingest_and_code(app)
+    with app.state.session_factory() as s:
+        enc = s.get(Encounter, eid)
+        assert enc.status == "final" and enc.queue == "straight_through"
+        fcs = s.execute(select(FinalCodeSet).where(FinalCodeSet.encounter_id == eid)).scalars().one()
+        assert fcs.coded_by == "ai_straight_through"
+        assert [c["code"] for c in fcs.codes] == ["J18.9"]
+        row = s.execute(select(RouteDecisionRow).where(RouteDecisionRow.encounter_id == eid)).scalars().one()
+        assert row.route == "straight_through" and row.audit_sample is True
+    # a policy that keeps it for review: not finalised
+    pol2 = RoutingPolicy(thresholds={"icd10cm:*": 0.99}, default_threshold=0.99)
+    with app.state.session_factory() as s:
+        for r in s.execute(select(RoutingPolicyRow)).scalars():
+            r.active = False
+        s.add(RoutingPolicyRow(name="t2", policy=pol2.to_dict(), target_precision=0.99, active=True))
+        s.commit()
+    eid2 = _ingest_and_code(app)
+    with app.state.session_factory() as s:
+        enc = s.get(Encounter, eid2)
+        assert enc.queue == "coder_review" and enc.status == "ready"
+        assert s.execute(select(FinalCodeSet).where(FinalCodeSet.encounter_id == eid2)).first() is None
+
+
+def test_service_follows_registry_promotion_and_rollback(tmp_path, monkeypatch) -> None:
+    import json
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
+
+    from opencac.learning.registry import ModelRegistry
+    from opencac.service import app as app_mod
+    from opencac.service import coding
+    from opencac.service.routers import learning as lr
+    from opencac.service.settings import Settings
+    from opencac.store.models import CodingRun
+
+    reg_dir = tmp_path / "registry"
+    monkeypatch.setenv("OPENCAC_MODEL_REGISTRY", str(reg_dir))
+    monkeypatch.setenv("OPENCAC_EXTRA_ROUTERS", "opencac.service.routers.learning")
+    monkeypatch.delenv("OPENCAC_MODEL", raising=False)
+    reg = ModelRegistry(reg_dir)
+    for name, score in (("m1", 0.5), ("m2", 0.6)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "manifest.json").write_text(json.dumps({"name": name}), encoding="utf-8")
+        reg.register(d, metrics={"map": score}, validation_hash="val", auto_promote=False)
+    reg.promote("v0001", by="test")
+
+    class FakeEngine:
+        def __init__(self, path):
+            self.path = path
+
+        def code(self, text, doc_id="note", context=None):
+            res = fake_coder(text, context)
+            res.model = self.path
+            return res
+
+    loaded: list[str | None] = []
+
+    def fake_engine(path):
+        loaded.append(path)
+        return FakeEngine(path)
+
+    monkeypatch.setattr(coding, "_engine", fake_engine)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'wb.db'}", secret_key="k" * 32, start_worker=False,
+                        apply_rules=False)
+    app = app_mod.create_app(settings)
+    lr._tables_ok.clear()
+
+    def last_model() -> str:
+        _ingest_and_code(app)
+        with app.state.session_factory() as s:
+            return s.execute(select(CodingRun).order_by(CodingRun.id.desc())).scalars().first().model
+
+    try:
+        assert last_model() == reg.get("v0001").path
+        h = {"Authorization": f"Bearer {_user(app)}"}
+        c = TestClient(app)
+        r = c.post("/api/v1/models/v0002/promote", headers=h)
+        assert r.status_code == 200, r.text
+        assert last_model() == reg.get("v0002").path
+        r = c.post("/admin/models/rollback", headers={**h, "accept": "text/html"}, follow_redirects=False)
+        assert r.status_code == 303
+        assert last_model() == reg.get("v0001").path
+        # an explicit --model / OPENCAC_MODEL wins over the registry
+        assert coding.resolve_model_path("/explicit/model") == "/explicit/model"
+    finally:
+        lr.stop_queues()

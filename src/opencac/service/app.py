@@ -27,7 +27,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opencac.errors import AuthenticationError, InputTooLargeError, OpenCACError
-from opencac.service.coding import Coder, get_coder, make_coder
+from opencac.service.coding import Coder, get_coder, make_coder, resolve_model_path
 from opencac.service.security import RateLimiter, SessionCodec
 from opencac.service.settings import Settings
 from opencac.service.worker import CodingWorker
@@ -232,7 +232,12 @@ def create_app(settings: Settings | None = None, *, coder: Coder | None = None) 
 
     def coder_provider() -> Coder:
         override = app.dependency_overrides.get(get_coder)
-        return override() if override is not None else make_coder(settings.model_path, settings.apply_rules)
+        if override is not None:
+            return override()
+        # no --model: the model registry's production version, re-read per run (promote/rollback
+        # from /admin/models switch new runs to the new production model)
+        registry = (settings.extra or {}).get("model_registry") or None
+        return make_coder(resolve_model_path(settings.model_path, registry), settings.apply_rules)
 
     app.state.coder_provider = coder_provider
     app.state.worker = CodingWorker(app.state.session_factory, coder_provider, settings.worker_poll_s)

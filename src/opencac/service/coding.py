@@ -62,6 +62,37 @@ def run_coding(text: str, context: EncounterContext, model_path: str | None = No
     return result
 
 
+def production_model_path(registry_root: str | None = None) -> str | None:
+    """The model directory of the model registry's production version (``None`` when there is none).
+
+    Args:
+        registry_root: the registry directory (default ``$OPENCAC_MODEL_REGISTRY``, else the
+            user data dir's ``models/``; see :class:`opencac.learning.registry.ModelRegistry`).
+    """
+    from pathlib import Path
+
+    from opencac.errors import OpenCACError
+    from opencac.learning.registry import ModelRegistry
+
+    try:
+        mv = ModelRegistry(registry_root or None).production()
+    except OpenCACError as exc:  # an unreadable registry: serve the configured / default engine
+        log.warning("model registry unreadable: %s", type(exc).__name__)
+        return None
+    if mv is None or not Path(mv.path).is_dir():
+        return None
+    return mv.path
+
+
+def resolve_model_path(model_path: str | None, registry_root: str | None = None) -> str | None:
+    """``model_path`` (``--model`` / ``$OPENCAC_MODEL``) when given, else the registry's production model.
+
+    Read on every coding run, so a promotion or rollback takes effect for the next run (the engine
+    of each model path is loaded once, lazily).
+    """
+    return model_path or production_model_path(registry_root)
+
+
 def make_coder(model_path: str | None = None, apply_rules: bool = True) -> Coder:
     """A ``Coder`` bound to a model path."""
 

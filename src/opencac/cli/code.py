@@ -60,8 +60,11 @@ def code(
     date_of_service: Annotated[str | None, typer.Option("--date-of-service", help="YYYY-MM-DD; selects the code set (default today).")] = None,
     max_bytes: Annotated[int, typer.Option("--max-bytes", help="Largest note accepted, in bytes.")] = 5 * 1024 * 1024,
     top: Annotated[int, typer.Option("--top", help="Suggestions shown per code system.")] = 15,
+    discharge_date: Annotated[str | None, typer.Option("--discharge-date", help="YYYY-MM-DD (inpatient); selects the MS-DRG version.")] = None,
+    rules: Annotated[bool, typer.Option("--rules/--no-rules", help="Apply the rules layer: guidelines, claim edits, MS-DRG, CDI queries.")] = True,
 ) -> None:
-    """Code one clinical note: ranked ICD-10-CM / ICD-10-PCS suggestions with evidence."""
+    """Code one clinical note: ranked ICD-10-CM / ICD-10-PCS suggestions with evidence, then the
+    rules layer's final code set, edits, MS-DRG and physician-query drafts."""
     from opencac.coding.types import SETTINGS, EncounterContext
     from opencac.errors import InputError, InputNotFoundError
     from opencac.text.document import read_note_bytes
@@ -86,18 +89,30 @@ def code(
         name = p.name
     text = read_note_bytes(data, name=name, max_bytes=max_bytes)
     ctx = EncounterContext(setting=setting, age=age, sex=sex.upper(),
-                           date_of_service=_parse_date(date_of_service, "--date-of-service"))
+                           date_of_service=_parse_date(date_of_service, "--date-of-service"),
+                           discharge_date=_parse_date(discharge_date, "--discharge-date"))
     from opencac.coding.engine import CodingEngine
 
     engine = CodingEngine.load(model)
     doc_id = Path(file).stem if file != "-" else "stdin"
     result = engine.code(text, doc_id=doc_id, context=ctx)
+    outcome = None
+    if rules:
+        from opencac.edits import apply_rules
+
+        outcome = apply_rules(result, text, engine.kb if hasattr(engine, "kb") else None)  # sets result.rules
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
     from rich.console import Console
 
-    render_result(result, Console(), top=top)
+    console = Console()
+    render_result(result, console, top=top)
+    if outcome is not None:
+        from opencac.edits.render import render_rules
+
+        console.print()
+        render_rules(outcome, console, show_info=False)
 
 
 def render_result(result: Any, console: Any, top: int = 15) -> None:

@@ -137,9 +137,14 @@ class DictHit:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
+# Receptor-status shorthands such as "HR+" / "ER-" (Z17.-) collapse to a bare abbreviation
+# once the sign is folded away ("HR" -> "heart rate"), so they are left to the index.
+_SIGNED_ABBREV = re.compile(r"^[A-Za-z0-9]{1,5}\s*[+-]$")
+
+
 def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str, str, int]]]:
     for t in kb.terms():
-        if t.source not in sources:
+        if t.source not in sources or _SIGNED_ABBREV.match(t.phrase.strip()):
             continue
         yield t.phrase, (t.code, t.system.value, _SOURCE_ID.get(t.source, 9))
     if "imaging" in sources:
@@ -169,7 +174,7 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
     from opencac.nlp.matcher import MentionMatcher
 
     srcs = frozenset(sources)
-    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v3"
+    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v4"
     with _LOCK:
         if key in _MATCHERS:
             return _MATCHERS[key]

@@ -50,7 +50,7 @@ DEFAULT_STOP_PHRASES = frozenset(
     chronic pain of with without due to in on and or by for from at as after before during
     follow followup up new old late early primary secondary multiple single total partial
     effect effects reaction reactions factor factors level levels result results sign signs
-    symptom symptoms body system function lesion""".split()
+    symptom symptoms body system function lesion illness""".split()
 )
 
 # Words ignored when matching a phrase as a bag of content words.

@@ -432,9 +432,34 @@ def ckd_stage_from_text(state: RulesState) -> tuple[str, EvidenceSpan] | None:
     return None
 
 
+_HTN_COMBINED = ("I11", "I12", "I13", "I15", "I16")
+
+
 def run_hypertension_combination(state: RulesState) -> list[Edit]:
     """Hypertension with heart disease and/or CKD: presumed linked -> I11/I12/I13 with the
-    heart failure and CKD stage codes added (I.C.9.a.1-3)."""
+    heart failure and CKD stage codes added (I.C.9.a.1-3); I10 is never reported beside a
+    hypertensive combination or secondary/crisis code (I11-I16), whoever proposed it."""
+    edits = _hypertension_combination(state)
+    # ICD-10-CM OG I.C.9.a.1-3 (I11/I12/I13 replace I10: I10 Excludes1 I11-I13, I15-I16)
+    going: set[str] = set()
+    for e in edits:
+        if e.fix:
+            going.update(undot(k) for k in (e.fix.get("replace") or {}))
+            going.update(undot(k) for k in (e.fix.get("remove") or []))
+    i10 = [c for c in state.dx if undot(c.code)[:3] == "I10" and undot(c.code) not in going]
+    combo = [c for c in state.dx if undot(c.code)[:3] in _HTN_COMBINED and undot(c.code) not in going]
+    if i10 and combo:
+        edits.append(Edit("COMBINATION-CODE", "warning",
+                          f"{', '.join(c.code for c in i10)} (essential hypertension) is not reported with "
+                          f"{', '.join(c.code for c in combo)}: the combination code already includes the hypertension.",
+                          f"{G} I.C.9.a.1-3 (hypertension with heart disease / CKD: combination codes I11-I13 "
+                          "replace I10; I10 Excludes1 I11-I16)",
+                          codes=[c.code for c in i10 + combo], evidence=[e for c in i10 for e in c.evidence],
+                          fix={"remove": [c.code for c in i10]}))
+    return edits
+
+
+def _hypertension_combination(state: RulesState) -> list[Edit]:
     edits: list[Edit] = []
     htn = [c for c in state.dx if undot(c.code)[:3] in ("I10", "I11", "I12", "I13")]
     if not htn:

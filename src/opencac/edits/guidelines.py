@@ -355,17 +355,80 @@ def _family(kb: Any, code: str) -> list[Any]:
 # -------------------------------------------------------------------------------------------
 # Combination codes (I.B.9, I.A.15 "with", I.C.4.a, I.C.9.a)
 # -------------------------------------------------------------------------------------------
+#: Diabetes type documented in the note -> its category. E08-E13 Excludes1 one another
+#: (ICD-10-CM Tabular, E08-E13 Excludes1 notes; OG I.C.4.a): the type decides the category.
+_DM_TYPE_CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("E10", re.compile(r"\b(?:type\s*(?:1|i|one)|t1)\s*(?:diabetes|dm)\b|\bt1dm\b|\biddm\b"
+                       r"|\bjuvenile(?:[- ]onset)? diabetes\b|\bdiabetes(?: mellitus)?,?\s*type\s*(?:1|i|one)\b"
+                       r"|\bdm\s*(?:type\s*)?(?:1|i)\b", re.I)),
+    ("E11", re.compile(r"\b(?:type\s*(?:2|ii|two)|t2)\s*(?:diabetes|dm)\b|\bt2dm\b|\bniddm\b"
+                       r"|\badult[- ]onset diabetes\b|\bdiabetes(?: mellitus)?,?\s*type\s*(?:2|ii|two)\b"
+                       r"|\bdm\s*(?:type\s*)?(?:2|ii)\b", re.I)),
+    ("E13", re.compile(r"\b(?:secondary|other specified|post-?pancreatectomy)\s+diabetes\b"
+                       r"|\bdiabetes(?: mellitus)?,?\s*(?:secondary to|(?:due to|after|following) pancreatectomy"
+                       r"|post-?pancreatectomy)\b", re.I)),
+    ("E08", re.compile(r"\bdiabetes(?: mellitus)? due to (?:an? )?underlying (?:condition|disease)\b", re.I)),
+    ("E09", re.compile(r"\b(?:drug|steroid|chemical|medication)[- ]induced (?:diabetes|hyperglycemia)\b", re.I)),
+)
+
+
+def documented_diabetes_types(state: RulesState) -> set[str]:
+    """Diabetes categories (E08/E09/E10/E11/E13) whose type the note documents (negated mentions skipped)."""
+    return {cat for cat, rx in _DM_TYPE_CUES if state.mentions(rx)}
+
+
 def run_diabetes_combination(state: RulesState) -> list[Edit]:
     """Diabetes + a complication the "with" convention links -> the combination code
-    (I.A.15, I.C.4.a), keeping the complication code where the tabular asks for it."""
+    (I.A.15, I.C.4.a), keeping the complication code where the tabular asks for it.
+
+    The diabetes types are mutually exclusive (E08-E13 Excludes1 one another): when the note
+    documents the type, codes of another diabetes category are moved to (or dropped for) the
+    documented one, and combination codes are built only in the documented category.
+    """
     edits: list[Edit] = []
     dm = [c for c in state.dx if undot(c.code)[:3] in T.DIABETES_CATEGORIES]
     if not dm:
         return edits
-    for cat in sorted({undot(c.code)[:3] for c in dm}):
-        base = [c for c in dm if undot(c.code)[:3] == cat]
-        plain = [c for c in base if undot(c.code) in (cat + "9", cat + "8")]
-        present = {undot(c.code) for c in base}
+    # working view of each category's diabetes codes: (code, evidence)
+    view: dict[str, list[tuple[str, list[EvidenceSpan]]]] = {}
+    for c in dm:
+        view.setdefault(undot(c.code)[:3], []).append((c.code, _ev(c)))
+    documented = documented_diabetes_types(state)
+    foreign = [c for c in dm if documented and undot(c.code)[:3] not in documented]
+    if foreign and documented:
+        # ICD-10-CM Tabular E08-E13 Excludes1 (types mutually exclusive); OG I.C.4.a.1-3: code the documented type
+        only = sorted(documented)[0] if len(documented) == 1 else None
+        replace: dict[str, str] = {}
+        remove: list[str] = []
+        for c in foreign:
+            view.pop(undot(c.code)[:3], None)
+            target = f"{only}.{c.code.split('.', 1)[1]}" if only and "." in c.code else None
+            if only and not (target and state.kb.is_billable(target, state.as_of)) and not view.get(only):
+                target = f"{only}.9"  # keep the diagnosis: the documented type without complications
+            if only and target and state.kb.is_billable(target, state.as_of):
+                replace[c.code] = target
+                lst = view.setdefault(only, [])
+                if not any(undot(x) == undot(target) for x, _ in lst):
+                    lst.append((target, _ev(c)))
+            else:
+                remove.append(c.code)
+        fix: dict[str, Any] = {}
+        if replace:
+            fix["replace"] = replace
+        if remove:
+            fix["remove"] = remove
+        edits.append(Edit("DIABETES-TYPE", "warning",
+                          f"The note documents {', '.join(sorted(documented))} diabetes; "
+                          + "; ".join([f"{o} -> {n}" for o, n in replace.items()] + [f"{o} removed" for o in remove])
+                          + " (diabetes categories E08-E13 exclude one another).",
+                          f"{G} I.C.4.a (type of diabetes as documented); ICD-10-CM Tabular E08-E13 Excludes1",
+                          codes=[c.code for c in foreign] + list(replace.values()),
+                          evidence=[e for c in foreign for e in c.evidence], fix=fix))
+    for cat in sorted(view):
+        base = view[cat]
+        plain = [code for code, _ in base if undot(code) in (cat + "9", cat + "8")]
+        present = {undot(code) for code, _ in base}
+        base_ev = base[0][1] if base else []
         added: list[str] = []
         for comp in list(state.dx):
             spec = _longest(comp.code, T.DIABETES_COMPLICATIONS)
@@ -383,19 +446,19 @@ def run_diabetes_combination(state: RulesState) -> list[Edit]:
                                   f"{G} I.A.15 (\"with\": unless the documentation clearly states the conditions are unrelated)",
                                   codes=[comp.code], evidence=_ev(comp)))
                 continue
-            fix: dict[str, Any] = {"add": [{"code": target, "evidence": _ev(comp) + (_ev(base[0]) if base else []),
-                                            "before": (plain[0].code if plain else comp.code)}]}
+            fix = {"add": [{"code": target, "evidence": _ev(comp) + list(base_ev),
+                            "before": (plain[0] if plain else comp.code)}]}
             rm = [] if keep else [comp.code]
-            rm += [p.code for p in plain]
+            rm += list(plain)
             if rm:
                 fix["remove"] = rm
             added.append(target)
             edits.append(Edit("COMBINATION-CODE", "warning",
                               f"Diabetes with {label}: the \"with\" convention links them; report {target}"
                               + (f" with {comp.code} as an additional code." if keep else f" instead of {comp.code}.")
-                              + (f" {', '.join(p.code for p in plain)} (without complications) no longer applies." if plain else ""),
+                              + (f" {', '.join(plain)} (without complications) no longer applies." if plain else ""),
                               f"{G} I.A.15 (\"with\"), I.C.4.a (diabetes: as many codes as needed to describe complications)",
-                              codes=[c for c in [target, comp.code] + [p.code for p in plain]], evidence=_ev(comp), fix=fix))
+                              codes=[c for c in [target, comp.code] + list(plain)], evidence=_ev(comp), fix=fix))
     return edits
 
 

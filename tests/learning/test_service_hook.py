@@ -254,6 +254,13 @@ def test_straight_through_run_is_finalised_as_ai_straight_through(app_env) -> No
         assert [c["code"] for c in fcs.codes] == ["J18.9"]
         row = s.execute(select(RouteDecisionRow).where(RouteDecisionRow.encounter_id == eid)).scalars().one()
         assert row.route == "straight_through" and row.audit_sample is True
+    # the engine's own straight-through acceptances are not learnt back as coder feedback
+    from opencac.store.learning_models import LearningExample
+
+    assert lr.queue_for(app.state.engine).drain(30)
+    with app.state.session_factory() as s:
+        assert s.execute(select(LearningExample)).first() is None
+    assert len(lr.learner(database=str(app.state.engine.url)).overlay) == 0
     # a policy that keeps it for review: not finalised
     pol2 = RoutingPolicy(thresholds={"icd10cm:*": 0.99}, default_threshold=0.99)
     with app.state.session_factory() as s:
@@ -333,3 +340,31 @@ def test_service_follows_registry_promotion_and_rollback(tmp_path, monkeypatch) 
         assert coding.resolve_model_path("/explicit/model") == "/explicit/model"
     finally:
         lr.stop_queues()
+
+
+def test_coder_finalisation_is_learnt_after_commit(app_env) -> None:
+    from sqlalchemy import select
+
+    from opencac.routing import RoutingPolicy
+    from opencac.service import workflow
+    from opencac.store.learning_models import RoutingPolicyRow
+    from opencac.store.models import Encounter, User
+
+    app, lr = app_env
+    pol = RoutingPolicy(thresholds={"icd10cm:*": 0.99}, default_threshold=0.99)  # keep it for review
+    with app.state.session_factory() as s:
+        s.add(RoutingPolicyRow(name="t", policy=pol.to_dict(), target_precision=0.99, active=True))
+        s.commit()
+    eid = _ingest_and_code(app)
+    _user(app)
+    db = str(app.state.engine.url)
+    assert lr.queue_for(app.state.engine).drain(30)
+    assert len(lr.learner(database=db).overlay) == 0
+    with app.state.session_factory() as s:
+        user = s.execute(select(User).where(User.username == "ada")).scalars().one()
+        enc = s.get(Encounter, eid)
+        fcs = workflow.finalize(s, user, eid, enc.version)
+        s.commit()
+        assert fcs.coded_by != "ai_straight_through"
+    assert lr.queue_for(app.state.engine).drain(30)
+    assert len(lr.learner(database=db).overlay) >= 1

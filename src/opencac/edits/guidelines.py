@@ -584,6 +584,45 @@ def _hypertension_combination(state: RulesState) -> list[Edit]:
 
 
 # -------------------------------------------------------------------------------------------
+# Unspecified code beside a more specific code of the same category (I.A.9, I.B.2)
+# -------------------------------------------------------------------------------------------
+def _unspecified(fc: FinalCode) -> bool:
+    """An unspecified code: "unspecified" in its title, or the category-level ``.9`` code."""
+    desc = (fc.description or "").lower()
+    u = undot(fc.code)
+    return "unspecified" in desc or (len(u) == 4 and u.endswith("9") and not desc.startswith("other"))
+
+
+def _refines(spec: FinalCode, uns: FinalCode) -> bool:
+    """``spec`` is a more specific code of the same subdivision as the unspecified ``uns``."""
+    s, u = undot(spec.code), undot(uns.code)
+    if s == u or not s.startswith(u[:-1]):
+        return False
+    return not _unspecified(spec) or len(s) > len(u)
+
+
+def run_unspecified_with_specific(state: RulesState) -> list[Edit]:
+    """Drop an unspecified code that sits beside a more specific code of the same category
+    (e.g. N18.9 with N18.30): the specific code is kept, the change is logged."""
+    edits: list[Edit] = []
+    # ICD-10-CM OG I.A.9.b (unspecified codes only when the information does not permit a more
+    # specific code) and I.B.2 (code to the highest level of detail documented): with a more
+    # specific code of the same category present, the unspecified one is a conflicting duplicate.
+    for fc in list(state.dx):
+        if not _unspecified(fc) or fc.system != "icd10cm":
+            continue
+        better = [o for o in state.dx if o is not fc and o.system == "icd10cm" and _refines(o, fc)]
+        if not better:
+            continue
+        edits.append(Edit("UNSPECIFIED-WITH-SPECIFIC", "info",
+                          f"{fc.code} ({fc.description}) is unspecified while the more specific "
+                          f"{', '.join(o.code for o in better)} of the same category is reported; removed {fc.code}.",
+                          f"{G} I.A.9.b, I.B.2 (unspecified codes only when a more specific code is not supported)",
+                          codes=[fc.code] + [o.code for o in better], evidence=_ev(fc), fix={"remove": [fc.code]}))
+    return edits
+
+
+# -------------------------------------------------------------------------------------------
 # Signs and symptoms (I.B.4-I.B.5, I.C.18.a-b)
 # -------------------------------------------------------------------------------------------
 def run_integral_symptoms(state: RulesState) -> list[Edit]:

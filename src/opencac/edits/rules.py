@@ -3,7 +3,7 @@
 Run order (``Rule.order``): 110 assertions, 120 uncertain diagnoses, 200 completion
 (7th character / header codes), 210 specificity, 300-310 combination codes, 350 integral
 symptoms, 400 Excludes1, 450 companions (code first / use additional / code also),
-500 ICD-10-PCS, 600 sequencing, 700-760 claim edits (MCE), 800 CDI queries, 900 MS-DRG.
+500 ICD-10-PCS, 590 unspecified beside specific, 600 sequencing, 700-760 claim edits (MCE), 800 CDI queries, 900 MS-DRG.
 A custom rule picks any order (e.g. 650 to see the sequenced claim before the MCE edits).
 """
 
@@ -90,6 +90,8 @@ BUILTINS: tuple[Rule, ...] = (
          description="code first / use additional code / code also"),
     Rule("opencac.pcs.v1", "ICD-10-PCS Official Guidelines FY2026 A.2, B3.2", gl.run_pcs, order=500,
          description="valid PCS codes; multiple procedures"),
+    Rule("opencac.unspecified.v1", f"{G} I.A.9.b, I.B.2", gl.run_unspecified_with_specific, order=590,
+         description="unspecified code beside a more specific code of the same category dropped"),
     Rule("opencac.sequencing.v1", f"{G} Section II, IV.A, I.A.13", gl.run_sequencing, order=600,
          description="principal / first-listed selection and sequencing"),
     Rule("opencac.mce.validity.v1", f"{MCE} edit 1", ce.run_validity, order=700,

@@ -60,7 +60,7 @@ def test_cli_real_engine_on_codiesp_notes(tmp_path: Path, codiesp_dir: Path) -> 
     r = runner.invoke(app, ["batch", "-i", str(inp), "-o", str(out), "--workers", "0", "--tsv", "--json",
                             "--no-progress"])
     assert r.exit_code == 0, r.output
-    summary = json.loads(r.output)
+    summary = json.loads(r.stdout)
     assert (summary["documents"], summary["coded"], summary["failures"]) == (5, 4, 1)
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert [r_["doc_id"] for r_ in rows] == sorted(p.stem for p in inp.glob("*.txt"))[:4]

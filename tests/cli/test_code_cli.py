@@ -95,7 +95,7 @@ def test_evaluate(tmp_path: Path) -> None:
     p.write_text("d1\tI10\nd1\tX99.9\nd1\tE11.9\nd2\tR52\n", encoding="utf-8")
     r = runner.invoke(app, ["evaluate", "--gold", str(g), "--pred", str(p), "--json"])
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert data["map"] == pytest.approx(((1 + 2 / 3) / 2 + 1) / 2)
     r = runner.invoke(app, ["evaluate", "--gold", str(g), "--pred", str(p)])
     assert r.exit_code == 0 and "MAP 0.9167" in r.output and "per chapter" in r.output
@@ -107,7 +107,7 @@ def test_code_and_predict_out_of_the_box(tmp_path: Path) -> None:
     note = REPO / "examples" / "pneumonia_admission.txt"
     r = runner.invoke(app, ["code", str(note), "--json"])
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert data["model"] == "dictionary-only"
     assert any(d["code"] == "J96.01" and d["selected"] for d in data["diagnoses"])
     r = runner.invoke(app, ["code", str(note)])

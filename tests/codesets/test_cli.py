@@ -15,7 +15,7 @@ runner = CliRunner()
 def test_lookup_json(kb_env: Path) -> None:
     res = runner.invoke(app, ["codes", "lookup", "e119", "--json"])
     assert res.exit_code == 0, res.output
-    data = json.loads(res.output)
+    data = json.loads(res.stdout)
     assert data["code"] == "E11.9" and data["billable"] is True
     assert [h["code"] for h in data["hierarchy"]] == ["4", "E08-E13", "E11"]
     assert any(n["at"] == "E11" for n in data["notes"]["excludes1"])
@@ -42,10 +42,10 @@ def test_search(kb_env: Path) -> None:
     res = runner.invoke(app, ["codes", "search", "type 2 diabetes mellitus with diabetic chronic kidney disease",
                               "--json", "--limit", "5"])
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output)
+    rows = json.loads(res.stdout)
     assert rows[0]["code"] == "E11.22"
     res = runner.invoke(app, ["codes", "search", "resection appendix", "--system", "icd10pcs", "--json"])
-    rows = json.loads(res.output)
+    rows = json.loads(res.stdout)
     assert rows and all(r["system"] == "icd10pcs" for r in rows)
     assert any(r["code"].startswith("0DTJ") for r in rows[:3])
     res = runner.invoke(app, ["codes", "search", "x", "--system", "snomed"])
@@ -55,7 +55,7 @@ def test_search(kb_env: Path) -> None:
 def test_info(kb_env: Path) -> None:
     res = runner.invoke(app, ["codes", "info", "--json"])
     assert res.exit_code == 0, res.output
-    data = json.loads(res.output)
+    data = json.loads(res.stdout)
     assert "icd10cm-2026" in data["versions"] and data["counts"]["icd10pcs_codes"] > 70000
 
 

@@ -28,7 +28,7 @@ def test_clean_claim_exits_0(runner: CliRunner) -> None:
 def test_error_claim_exits_1_with_json(runner: CliRunner) -> None:
     r = runner.invoke(app, ["check", str(CLAIMS / "errors.json"), "--json"])
     assert r.exit_code == 1, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     ids = {e["id"] for e in data["edits"]}
     assert {"MCE-SEX-DX", "MCE-SEX-PROC", "MCE-MANIFESTATION-PDX", "MCE-DUPLICATE", "EXCLUDES1"} <= ids
     assert data["mode"] == "claim" and data["summary"]["errors"] >= 5
@@ -39,7 +39,7 @@ def test_error_claim_exits_1_with_json(runner: CliRunner) -> None:
 
 def test_inpatient_claim_shows_drg(runner: CliRunner) -> None:
     r = runner.invoke(app, ["check", str(CLAIMS / "inpatient_hf.json"), "--json"])
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert data["drg"]["drg"] == "291" and data["drg"]["weight"] > 1
     assert any(d["code"] == "I5023" and d["level"] == "MCC" for d in data["drg"]["drivers"])
     r2 = runner.invoke(app, ["check", str(CLAIMS / "inpatient_hf.json")])

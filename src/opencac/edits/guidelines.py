@@ -8,11 +8,13 @@ engine mode and only proposes in claim mode. Every function cites the clause it 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from opencac.edits import tables as T
 from opencac.edits.model import Edit, EvidenceSpan, FinalCode
 from opencac.edits.state import RulesState, undot
+
+_V = TypeVar("_V")
 
 G = "ICD-10-CM Official Guidelines for Coding and Reporting FY2026"
 
@@ -462,7 +464,8 @@ def run_diabetes_combination(state: RulesState) -> list[Edit]:
     return edits
 
 
-def _longest(code: str, table: dict[str, tuple[str, bool, str]]) -> tuple[str, bool, str] | None:
+def _longest(code: str, table: dict[str, _V]) -> _V | None:
+    """The value of the longest undotted prefix of ``code`` in ``table``."""
     c = undot(code)
     best = None
     for k, v in table.items():
@@ -637,7 +640,7 @@ def run_integral_symptoms(state: RulesState) -> list[Edit]:
             continue
         owner = None
         for c in confirmed:
-            integral = _longest_tuple(c.code, T.INTEGRAL_SYMPTOMS)
+            integral = _longest(c.code, T.INTEGRAL_SYMPTOMS)
             if integral and T.has_prefix(sym.code, integral):
                 owner = c
                 break
@@ -666,16 +669,6 @@ def run_integral_symptoms(state: RulesState) -> list[Edit]:
                                       f"{G} I.B.4-I.B.5, I.C.18.a-b", codes=[sym.code, same[0].code], evidence=_ev(sym)))
                 break
     return edits
-
-
-def _longest_tuple(code: str, table: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
-    c = undot(code)
-    best = None
-    for k, v in table.items():
-        ku = undot(k)
-        if c.startswith(ku) and (best is None or len(ku) > len(best[0])):
-            best = (ku, v)
-    return best[1] if best else None
 
 
 # -------------------------------------------------------------------------------------------

@@ -20,16 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opencac.coding.corpus import canon  # re-exported: the one comparison key of a code
 from opencac.errors import FeedbackError
 
 ACCEPT, REJECT, MODIFY, ADD = "accept", "reject", "modify", "add"
 ACTIONS = (ACCEPT, REJECT, MODIFY, ADD)
 SYSTEMS = ("icd10cm", "icd10pcs")
-
-
-def canon(code: str) -> str:
-    """Comparison key of a code: lowercase, no dots, no spaces (``E11.9`` -> ``e119``)."""
-    return code.strip().lower().replace(".", "").replace(" ", "")
 
 
 def _now() -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from opencac.coding.evaluate import average_precision as _average_precision
 from opencac.coding.types import CodingResult, EncounterContext
 from opencac.learning.feedback import SYSTEMS, TrainingDocument, canon, from_coded
 
@@ -33,20 +34,7 @@ def split_even_odd(docs: Sequence[TrainingDocument]) -> tuple[list[TrainingDocum
 
 def average_precision(ranked: Sequence[str], gold: Iterable[str]) -> float:
     """CodiEsp average precision of one ranked list (duplicates keep their first rank; no cut-off)."""
-    g = {canon(c) for c in gold}
-    if not g:
-        return 0.0
-    seen: set[str] = set()
-    hits, k, total = 0, 0, 0.0
-    for code in map(canon, ranked):
-        if code in seen:
-            continue
-        seen.add(code)
-        k += 1
-        if code in g:
-            hits += 1
-            total += hits / k
-    return total / len(g)
+    return _average_precision([canon(c) for c in ranked], {canon(c) for c in gold})
 
 
 def mean_average_precision(gold: Mapping[str, Iterable[str]], pred: Mapping[str, Sequence[str]]) -> float:

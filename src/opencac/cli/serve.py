@@ -113,26 +113,24 @@ def users_create(
 @handle_errors
 def users_disable(username: str, database_url: Optional[str] = typer.Option(None, "--database-url")) -> None:
     """Disable an account (its tokens are revoked)."""
-    from opencac.store.accounts import set_active
-
-    _, factory = _factory(database_url)
-    with factory() as s:
-        set_active(s, username, False, actor="cli")
-        s.commit()
-    typer.echo(f"disabled {username}")
+    _set_active(username, False, database_url)
 
 
 @users_app.command("enable")
 @handle_errors
 def users_enable(username: str, database_url: Optional[str] = typer.Option(None, "--database-url")) -> None:
     """Re-enable an account."""
+    _set_active(username, True, database_url)
+
+
+def _set_active(username: str, active: bool, database_url: Optional[str]) -> None:
     from opencac.store.accounts import set_active
 
     _, factory = _factory(database_url)
     with factory() as s:
-        set_active(s, username, True, actor="cli")
+        set_active(s, username, active, actor="cli")
         s.commit()
-    typer.echo(f"enabled {username}")
+    typer.echo(f"{'enabled' if active else 'disabled'} {username}")
 
 
 @users_app.command("list")

@@ -124,3 +124,31 @@ def seed_finalised(client: TestClient, coder_token: str) -> list[int]:
                         headers=auth(coder_token))
         assert r.status_code == 200, r.text
     return ids
+
+
+# --- fixtures shared by the audit service tests (imported by name into each test module) ---
+import pytest  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from opencac.store.testing import postgres_unreachable_reason, temp_database  # noqa: E402
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The workbench app on a throw-away SQLite or PostgreSQL database."""
+    if request.param == "postgresql":
+        reason = postgres_unreachable_reason()
+        if reason:
+            pytest.skip(reason)
+    with temp_database(request.param, tmp_path) as url:
+        application = make_app(url)
+        yield application
+        application.state.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Any) -> Iterator[TestClient]:
+    """A TestClient running the app's lifespan."""
+    with TestClient(app) as c:
+        yield c

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,27 +11,8 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from audit_service_fixtures import auth, make_app, seed_finalised, tokens  # noqa: E402
+from audit_service_fixtures import app, client, auth, make_app, seed_finalised, tokens  # noqa: E402
 
-from opencac.store.testing import postgres_unreachable_reason, temp_database  # noqa: E402
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "postgresql":
-        reason = postgres_unreachable_reason()
-        if reason:
-            pytest.skip(reason)
-    with temp_database(request.param, tmp_path) as url:
-        application = make_app(url)
-        yield application
-        application.state.engine.dispose()
-
-
-@pytest.fixture
-def client(app: Any) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
 
 
 def test_full_audit_via_api(app: Any, client: TestClient) -> None:

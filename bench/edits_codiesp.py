@@ -11,6 +11,11 @@ English translations (``text_files_en``); gold codes ``{split}D.tsv`` / ``{split
 MAP is the CodiEsp metric: mean over documents of the average precision of the ranked codes
 (no cut-off), codes compared without dots, case-insensitive.
 
+Notes "with an applied change" have at least one change the rules made by themselves
+(``RulesOutcome.changes``); notes "with a proposed fix" have at least one edit whose fix is
+left to the coder (``RulesOutcome.proposed``). ``--cache DIR`` keeps the engine's results
+between runs (same model/split/setting/limit).
+
 Ranking with the rules layer: the rules' applied changes (``RulesOutcome.changes``) replayed
 on the engine's ranking, in place: a replacement takes the replaced code's rank, an added
 companion goes right after its anchor code, a removed code is demoted to the end (not
@@ -135,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--setting", default="inpatient", choices=["inpatient", "outpatient", "emergency", "professional"])
     ap.add_argument("--out", default=None, help="also write the figures as JSON here")
     ap.add_argument("--ablate", action="store_true", help="also: MAP with each built-in rule left out")
+    ap.add_argument("--cache", default=None,
+                    help="pickle the engine's results here and reuse them on the next run with the same "
+                         "model/split/setting/limit (to iterate on the rules without re-coding the notes)")
     args = ap.parse_args(argv)
 
     split = Path(args.data) / args.split
@@ -158,7 +166,24 @@ def main(argv: list[str] | None = None) -> int:
     eng = CodingEngine.load(args.model)
     ctx = EncounterContext(setting=args.setting, age=None, sex="U", discharge_date=dt.date(2025, 11, 3),
                            date_of_service=dt.date(2025, 11, 3))
-    results = eng.code_many(texts, ids, ctx)
+    cache = None
+    if args.cache:
+        import hashlib
+        import pickle
+
+        key = hashlib.sha1(f"{args.model}|{args.split}|{args.setting}|{args.limit}".encode()).hexdigest()[:12]
+        cache = Path(args.cache) / f"engine-{key}.pkl"
+    if cache is not None and cache.exists():
+        import pickle
+
+        results = pickle.loads(cache.read_bytes())
+    else:
+        results = eng.code_many(texts, ids, ctx)
+        if cache is not None:
+            import pickle
+
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_bytes(pickle.dumps(results))
     t_engine = time.perf_counter() - t0
 
     ap_base: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}
@@ -167,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap_spec_base: list[float] = []
     ap_spec_rules: list[float] = []
     setc = {"before": [0, 0, 0], "after": [0, 0, 0]}  # tp, fp, fn of the selected / final diagnosis sets
-    with_edit = with_any = with_query = 0
+    with_edit = with_any = with_query = with_applied = with_proposed = 0
+    vs_gold: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     edit_counts: collections.Counter[str] = collections.Counter()
     query_counts: collections.Counter[str] = collections.Counter()
     drg_agree = drg_total = 0
@@ -178,6 +204,18 @@ def main(argv: list[str] | None = None) -> int:
         with_edit += bool(sev or outcome.queries)
         with_any += bool(outcome.edits or outcome.queries)
         with_query += bool(outcome.queries)
+        with_applied += bool(outcome.changes)
+        with_proposed += bool(outcome.proposed)
+        gd = gold["icd10cm"].get(doc_id, set())
+        for ch in outcome.changes:
+            if not _is_cm(ch["code"]) or ch["op"] == "sequence":
+                continue
+            out_code = canon(ch["code"]) if ch["op"] in ("remove", "remove_duplicate", "replace") else None
+            in_code = canon(ch["new"]) if ch["op"] == "replace" else canon(ch["code"]) if ch["op"] == "add" else None
+            if out_code:
+                vs_gold[ch["rule"]]["out_gold" if out_code in gd else "out_other"] += 1
+            if in_code:
+                vs_gold[ch["rule"]]["in_gold" if in_code in gd else "in_other"] += 1
         edit_counts.update({e.id for e in outcome.edits})
         query_counts.update({q.topic for q in outcome.queries})
         if outcome.drg is not None and outcome.drg.crosscheck:
@@ -215,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         "share_notes_with_warning_error_or_query": round(with_edit / n, 4) if n else 0.0,
         "share_notes_with_any_edit_or_query": round(with_any / n, 4) if n else 0.0,
         "share_notes_with_query": round(with_query / n, 4) if n else 0.0,
+        "share_notes_with_applied_change": round(with_applied / n, 4) if n else 0.0,
+        "share_notes_with_proposed_fix": round(with_proposed / n, 4) if n else 0.0,
         "map_d_engine": mean(ap_base["icd10cm"]), "map_d_with_rules": mean(ap_rules["icd10cm"]),
         "map_p_engine": mean(ap_base["icd10pcs"]), "map_p_with_rules": mean(ap_rules["icd10pcs"]),
         "map_d_control_selected_first": mean(ap_sel["icd10cm"]), "map_p_control_selected_first": mean(ap_sel["icd10pcs"]),
@@ -223,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "drg_grouper_agreement": round(drg_agree / drg_total, 4) if drg_total else None,
         "seconds_engine": round(t_engine, 1), "ms_rules_per_note": round(1000 * t_rules / max(n, 1), 1),
         "top_edits": edit_counts.most_common(15), "queries": query_counts.most_common(),
+        "applied_changes_vs_gold_d": {r: dict(c) for r, c in sorted(vs_gold.items())},
         "command": "bench/edits_codiesp.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     if args.ablate:
@@ -248,10 +289,13 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps(figures, indent=2), encoding="utf-8")
     print(f"| figure | value |\n|---|---|")
     for k, v in figures.items():
-        if k not in ("top_edits", "queries", "ablation_without_rule"):
+        if k not in ("top_edits", "queries", "ablation_without_rule", "applied_changes_vs_gold_d"):
             print(f"| {k} | {v} |")
     print("\nTop edits:", ", ".join(f"{k} {v}" for k, v in figures["top_edits"]))
     print("Queries:", ", ".join(f"{k} {v}" for k, v in figures["queries"]))
+    print("\nApplied diagnosis changes vs the gold (out = removed/replaced code, in = added/new code):")
+    for r, c in figures["applied_changes_vs_gold_d"].items():
+        print(f"- {r}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
     if "ablation_without_rule" in figures:
         print("\n| rule left out | MAP D | MAP P |\n|---|---|---|")
         for k, v in figures["ablation_without_rule"].items():

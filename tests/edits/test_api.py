@@ -183,3 +183,47 @@ def test_engine_ranking_is_not_modified(kb: Any) -> None:
     assert [c.code for c in out.diagnoses] != [s.code for s in before if s.selected]  # the claim did change
     ops = {c["op"] for c in out.changes}
     assert {"replace", "remove", "add"} <= ops and all(c["rule"].startswith("opencac.") for c in out.changes)
+
+
+def test_applied_and_proposed_fixes_are_distinct(kb: Any) -> None:
+    text = "Pneumonia. Cough. Hypertension. Possible heart failure on exam."
+    spec = [{"code": "J18.9", "ev": "Pneumonia", "conf": 0.9}, {"code": "R05.9", "ev": "Cough", "conf": 0.8},
+            {"code": "I10", "ev": "Hypertension", "conf": 0.9}, {"code": "I50.9", "ev": "heart failure", "conf": 0.5}]
+    res = make_result(text, spec, context={"setting": "outpatient"}, kb=kb)
+    out = apply_rules(res, text, kb=kb, strict=True)
+    d = out.to_dict()
+    # certain: the symptom of a confidently coded pneumonia is dropped (applied, in `changes`)
+    assert {"rule": "opencac.symptoms.v1", "op": "remove", "code": "R05.9"} in d["changes"]
+    sym = [e for e in d["edits"] if e["id"] == "SYMPTOM-INTEGRAL"]
+    assert sym and sym[0]["fix_status"] == "applied" and sym[0]["applied"]
+    # not certain: I11.0 only proposed (heart failure weakly coded); I10 stays, the edit blocks
+    combo = [e for e in d["edits"] if e["id"] == "COMBINATION-CODE"]
+    assert combo and combo[0]["fix_status"] == "proposed" and not combo[0]["applied"]
+    assert combo[0]["severity"] in ("warning", "error") and "Proposed, not applied" in combo[0]["message"]
+    assert [c["code"] for c in d["final_codes"]] == ["J18.9", "I10", "I50.9"]
+    assert any(p["edit"] == "COMBINATION-CODE" and p["fix"]["replace"] == {"I10": "I11.0"} for p in d["proposed"])
+    assert not any(ch["code"] == "I10" for ch in d["changes"])
+    assert d["summary"]["proposed_fixes"] == len(d["proposed"]) >= 1
+    assert d["summary"]["applied_changes"] == len(d["changes"])
+    assert d["policy"]["confident"] == out.policy["confident"]
+    json.dumps(d)
+
+
+def test_policy_thresholds_decide_what_applies(kb: Any) -> None:
+    from opencac.edits import AutoApplyPolicy
+
+    text = "Hypertension. Possible heart failure on exam."
+    spec = [{"code": "I10", "ev": "Hypertension", "conf": 0.9}, {"code": "I50.9", "ev": "heart failure", "conf": 0.5}]
+    strict = apply_rules(make_result(text, spec, context={"setting": "outpatient"}, kb=kb), text, kb=kb)
+    lenient = apply_rules(make_result(text, spec, context={"setting": "outpatient"}, kb=kb), text, kb=kb,
+                          policy=AutoApplyPolicy(confident=0.4))
+    assert [c.code for c in strict.diagnoses] == ["I10", "I50.9"]
+    assert "I11.0" in [c.code for c in lenient.diagnoses] and "I10" not in [c.code for c in lenient.diagnoses]
+    assert lenient.policy["confident"] == 0.4
+
+
+def test_claim_mode_fixes_are_proposed(kb: Any) -> None:
+    out = check_claim({"context": {"setting": "outpatient"}, "diagnoses": ["I50.9", "I10"]}, kb=kb)
+    fixes = [e for e in out.edits if e.fix]
+    assert fixes and all(e.fix_status == "proposed" for e in fixes)
+    assert out.to_dict()["summary"]["applied_changes"] == 0

@@ -43,6 +43,19 @@ def check_expectations(case: dict[str, Any], out: RulesOutcome) -> None:
         assert eid in ids, where
     for eid in case.get("no_edits", []):
         assert eid not in ids, where
+    status = {}
+    for e in out.edits:
+        status.setdefault(e.id, set()).add(e.fix_status)
+    for eid in case.get("proposed", []):
+        # the fix is left to the coder: codes unchanged, an open warning/error carries the fix
+        assert "proposed" in status.get(eid, set()), f"{where} fix_status={status}"
+        assert any(e.id == eid and e.fix and not e.applied and e.severity in ("warning", "error")
+                   for e in out.edits) or case.get("proposed_info"), where
+    for eid in case.get("applied", []):
+        assert "applied" in status.get(eid, set()), f"{where} fix_status={status}"
+    for e in out.edits:
+        if e.fix_status == "proposed":
+            assert not e.applied and e.fix, where
     if "errors" in case:
         assert out.has_errors() == case["errors"], where
     topics = [q.topic for q in out.queries]

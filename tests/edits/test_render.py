@@ -25,3 +25,18 @@ def test_render_rules_shows_everything(kb: Any) -> None:
     assert "COMBINATION-CODE" in txt and "Physician query Q1" in txt and "Clinically undetermined" in txt
     assert f"MS-DRG {out.drg.drg}" in txt
     assert "defaulted: " in txt and "poa" in txt
+
+
+def test_render_separates_applied_changes_and_proposed_fixes(kb: Any) -> None:
+    text = "Pneumonia. Cough. Hypertension. Possible heart failure on exam."
+    res = make_result(text, [{"code": "J18.9", "ev": "Pneumonia", "conf": 0.9}, {"code": "R05.9", "ev": "Cough", "conf": 0.8},
+                             {"code": "I10", "ev": "Hypertension", "conf": 0.9},
+                             {"code": "I50.9", "ev": "heart failure", "conf": 0.5}],
+                      context={"setting": "outpatient"}, kb=kb)
+    out = apply_rules(res, text, kb=kb, strict=True)
+    con = Console(record=True, width=200)
+    render_rules(out, con)
+    txt = con.export_text()
+    assert "Applied by the rules" in txt and "remove R05.9" in txt
+    assert "Proposed fixes for the coder" in txt and "replace I10 -> I11.0" in txt
+    assert "applied: remove R05.9" in txt and "proposed: replace I10 -> I11.0" in txt

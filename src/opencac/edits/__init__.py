@@ -5,6 +5,7 @@ Public API::
 
     from opencac.edits import apply_rules, check_claim
     outcome = apply_rules(result, text, kb=None)   # also sets result.rules
+    outcome.changes, outcome.proposed              # fixes applied (certain) / proposed to the coder
     outcome = check_claim({"context": {...}, "diagnoses": [...], "procedures": [...]})
     outcome.to_dict()
 
@@ -20,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from opencac.edits.api import apply_rules, check_claim
     from opencac.edits.model import DrgResult, Edit, EvidenceSpan, FinalCode, Query, QueryOption, RulesOutcome
+    from opencac.edits.policy import DEFAULT_POLICY, AutoApplyPolicy
     from opencac.edits.registry import Rule, RuleRegistry, default_registry, rule
     from opencac.edits.state import RulesState
 
 __all__ = [
     "apply_rules", "check_claim", "RulesOutcome", "Edit", "EvidenceSpan", "FinalCode", "Query", "QueryOption",
-    "DrgResult", "Rule", "RuleRegistry", "default_registry", "rule", "RulesState",
+    "DrgResult", "Rule", "RuleRegistry", "default_registry", "rule", "RulesState", "AutoApplyPolicy", "DEFAULT_POLICY",
 ]
 
 _WHERE = {
@@ -34,6 +36,7 @@ _WHERE = {
     "FinalCode": "opencac.edits.model", "Query": "opencac.edits.model", "QueryOption": "opencac.edits.model",
     "DrgResult": "opencac.edits.model", "Rule": "opencac.edits.registry", "RuleRegistry": "opencac.edits.registry",
     "default_registry": "opencac.edits.registry", "rule": "opencac.edits.registry", "RulesState": "opencac.edits.state",
+    "AutoApplyPolicy": "opencac.edits.policy", "DEFAULT_POLICY": "opencac.edits.policy",
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from opencac.coding.types import SETTINGS, CodingResult, EncounterContext
 from opencac.edits.guidelines import assign_roles
 from opencac.edits.model import SEVERITIES, Edit, EvidenceSpan, FinalCode, RulesOutcome
+from opencac.edits.policy import DEFAULT_POLICY, AutoApplyPolicy
 from opencac.edits.registry import RuleRegistry, default_registry
 from opencac.edits.state import RulesState
 from opencac.errors import ClaimFormatError, OpenCACError, UnknownCodeError
@@ -97,8 +98,10 @@ def run_rules(state: RulesState, registry: RuleRegistry | None = None, *, strict
             e.rule = e.rule or r.name
             if e.severity not in SEVERITIES:
                 e.severity = "warning"
-            if e.fix and state.mode == "engine":
+            if e.fix and state.mode == "engine" and e.auto:
                 e.applied = state.apply_fix(e.fix, r.name)
+            elif e.fix and state.mode != "engine":
+                e.auto = False  # claim mode: every fix is proposed
         edits.extend(found)
         ran.append(r.name)
         if state.mode == "engine":
@@ -107,15 +110,18 @@ def run_rules(state: RulesState, registry: RuleRegistry | None = None, *, strict
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     edits = [e for _, e in sorted(enumerate(edits), key=lambda t: (rank[t[1].severity], t[0]))]
     return RulesOutcome(final_codes=state.dx + state.px, edits=edits, queries=list(state.queries),
-                        drg=state.scratch.get("drg"), rules_run=ran, mode=state.mode, changes=list(state.changes))
+                        drg=state.scratch.get("drg"), rules_run=ran, mode=state.mode, changes=list(state.changes),
+                        policy=state.policy.to_dict())
 
 
 def apply_rules(result: CodingResult, text: str, kb: Any = None, *, registry: RuleRegistry | None = None,
-                strict: bool = False) -> RulesOutcome:
+                strict: bool = False, policy: AutoApplyPolicy | None = None) -> RulesOutcome:
     """Turn the engine's suggestions into a guideline-conformant, sequenced code set.
 
     The selected suggestions form the starting code set; every suggestion (selected or not)
-    is available to rules as a candidate companion code. Fixes are applied (engine mode).
+    is available to rules as a candidate companion code. A fix is applied (engine mode) when
+    its rule is certain under ``policy``; otherwise the codes stay as the engine proposed
+    them and the edit carries the proposed fix for the coder (``fix_status == "proposed"``).
     Also sets ``result.rules = outcome.to_dict()``.
 
     Args:
@@ -124,13 +130,14 @@ def apply_rules(result: CodingResult, text: str, kb: Any = None, *, registry: Ru
         kb: a ``KnowledgeBase`` (default ``opencac.codesets.load_knowledge()``).
         registry: rules to run (default: built-ins + entry points).
         strict: re-raise unexpected rule exceptions (tests).
+        policy: the auto-apply thresholds (default ``opencac.edits.policy.DEFAULT_POLICY``).
 
     Returns:
         The RulesOutcome (final codes, edits, queries, DRG, context with defaults).
     """
     kb = _kb(kb)
     ctx = result.context or EncounterContext()
-    state = RulesState(ctx=ctx, text=text or "", kb=kb, mode="engine",
+    state = RulesState(ctx=ctx, text=text or "", kb=kb, mode="engine", policy=policy or DEFAULT_POLICY,
                        candidates=list(result.diagnoses) + list(result.procedures))
     # A code is reported once (I.B.12): when the engine selected the same code twice, the
     # best-supported mention wins (affirmed first, then confidence) and the evidence is merged.

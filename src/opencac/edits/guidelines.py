@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from opencac.edits import tables as T
 from opencac.edits.model import Edit, EvidenceSpan, FinalCode
+from opencac.edits.policy import conf_text, decide
 from opencac.edits.state import RulesState, undot
 
 _V = TypeVar("_V")
@@ -30,6 +31,12 @@ _EPISODE_WEAK = (
     ("D", re.compile(r"\bfollow[- ]?up (visit|appointment|encounter)\b|\bhealing\b", re.I)),
     ("A", re.compile(r"\bemergency department\b|\bED\b|\bpresent(s|ed|ing)? (to|with)\b|\bsustained\b|\btoday\b", re.I)),
 )
+#: The note states that a past condition is over (I.C.21.c.4: history codes are for conditions
+#: that no longer exist and are not receiving treatment). Read in the mention's sentence.
+_RESOLVED = re.compile(r"\b(s/p|status post|resected|excised|removed|eradicated|cured|resolved|in remission|"
+                       r"no (evidence|sign)s? of (recurrence|disease|residual)|without (residual|recurrence|sequelae)|"
+                       r"completed (treatment|therapy|chemotherapy|radiotherapy|anticoagulation)|remote|healed|"
+                       r"no longer|free of disease)\b", re.I)
 _UNRELATED = re.compile(r"\b(not (due to|related to|caused by|secondary to)|unrelated to|due to (another|other) cause)\b", re.I)
 
 
@@ -58,7 +65,7 @@ def run_assertions(state: RulesState) -> list[Edit]:
     for s in state.candidates:
         if s.system != "icd10cm" or s.selected or s.assertion not in ("family", "historical"):
             continue
-        if s.confidence < 0.5 or state.has(s.code):
+        if s.confidence < state.policy.history_candidate_min or state.has(s.code):
             continue
         fc = FinalCode(s.code, "icd10cm", s.description, evidence=[EvidenceSpan(e.start, e.end, e.text) for e in s.evidence],
                        confidence=s.confidence, assertion=s.assertion)
@@ -86,18 +93,24 @@ def _history_edit(state: RulesState, fc: FinalCode, assertion: str, present: boo
     cite = f"{G} I.C.21.c.4 (history of; Z80-Z84 family, Z85-Z87 personal)"
     if target and undot(fc.code).startswith(("I21", "I22")) and assertion == "historical":
         cite = f"{G} I.C.9.e.4 (old myocardial infarction I25.2)"
+    # Family history is never the patient's own condition: always applied. A personal history
+    # is applied when the note says the condition is over (_RESOLVED in the mention's sentence);
+    # otherwise the condition may still exist or be under treatment, so the Z code is proposed.
+    over = assertion == "family" or bool(_RESOLVED.search(state.window_for(fc)))
     if target and state.kb.is_billable(target, state.as_of):
         fix: dict[str, Any] = {"add": [{"code": target, "evidence": _ev(fc), "after": fc.code}]}
         if present:
             fix["remove"] = [fc.code]
-        return [Edit("HISTORY-Z-CODE", "warning" if present else "info",
-                     f"{fc.code} is documented as {kind}; report {target} instead of an active-condition code.",
-                     cite, codes=[fc.code, target], evidence=_ev(fc), fix=fix)]
+        edit = Edit("HISTORY-Z-CODE", "warning" if present else "info",
+                    f"{fc.code} is documented as {kind}; report {target} instead of an active-condition code.",
+                    cite, codes=[fc.code, target], evidence=_ev(fc), fix=fix)
+        return [decide(edit, over, "the note does not say the condition no longer exists", escalate=present)]
     if present:
-        return [Edit("HISTORY-Z-CODE", "warning",
-                     f"{fc.code} is documented as {kind}; an active-condition code is not reported - "
-                     f"assign the matching {'Z80-Z84' if assertion == 'family' else 'Z85-Z87'} code.",
-                     cite, codes=[fc.code], evidence=_ev(fc), fix={"remove": [fc.code]})]
+        edit = Edit("HISTORY-Z-CODE", "warning",
+                    f"{fc.code} is documented as {kind}; an active-condition code is not reported - "
+                    f"assign the matching {'Z80-Z84' if assertion == 'family' else 'Z85-Z87'} code.",
+                    cite, codes=[fc.code], evidence=_ev(fc), fix={"remove": [fc.code]})
+        return [decide(edit, over, "the note does not say the condition no longer exists")]
     return []
 
 
@@ -118,7 +131,7 @@ def run_uncertain(state: RulesState) -> list[Edit]:
         # ICD-10-CM Official Guidelines IV.H: outpatient - code the signs/symptoms instead.
         symptoms = [s for s in state.candidates
                     if s.system == "icd10cm" and undot(s.code).startswith("R") and s.assertion == "affirmed"
-                    and s.confidence >= 0.2 and not state.has(s.code)]
+                    and s.confidence >= state.policy.candidate_min and not state.has(s.code)]
         have_symptom = any(undot(c.code).startswith("R") for c in state.dx if c is not fc)
         fix: dict[str, Any] = {"remove": [fc.code]}
         if symptoms:
@@ -155,7 +168,15 @@ def with_seventh(code: str, char: str) -> str:
 
 def run_completion(state: RulesState) -> list[Edit]:
     """Codes that are not valid as given: add the 7th character (with placeholder X) from the
-    episode of care, or complete a header code to its unspecified leaf."""
+    episode of care, or complete a header code to its unspecified leaf.
+
+    Applied automatically (engine mode) only when certain: the note states the episode of
+    care explicitly (``_EPISODE_STRONG``), the encounter is an emergency-department one (an ED
+    encounter is active treatment, 7th character A, I.C.19.a), the header's subcode is one the
+    engine confidently suggests, or the header sits beside its own coded subcode. An episode
+    inferred from weaker cues or assumed for an inpatient stay, and a header completed to its
+    unspecified subcode, are proposed (warning with the fix); the header stays flagged (MCE edit 1).
+    """
     edits: list[Edit] = []
     kb = state.kb
     for fc in list(state.dx):
@@ -176,9 +197,12 @@ def run_completion(state: RulesState) -> list[Edit]:
             window = state.window_for(fc, pad=80) or ""
             acute_setting = state.ctx.setting in ("inpatient", "emergency")
             episode = episode_from_text(window, strong_only=acute_setting)
+            stated = episode is not None and episode_from_text(window, strong_only=True) == episode
             cite = f"{G} I.A.5 (placeholder X), I.C.19.a (7th characters for injuries)"
             if episode is None and acute_setting:
                 episode, assumed = "A", True
+                # I.C.19.a lists the emergency department encounter among active treatment (A).
+                stated = state.ctx.setting == "emergency"
             else:
                 assumed = False
             if episode is None or episode not in sevenths:
@@ -195,27 +219,34 @@ def run_completion(state: RulesState) -> list[Edit]:
                 continue
             why = ("assumed initial encounter (active treatment in this setting)" if assumed
                    else f"episode documented: {sevenths[episode].split('/')[0]}")
-            edits.append(Edit("SEVENTH-CHARACTER", "warning" if assumed else "info",
-                              f"{fc.code} completed to {new}: {why}.", cite, codes=[fc.code, new],
-                              evidence=_ev(fc), fix={"replace": {fc.code: new}}))
+            verb = "completed to" if stated else "should be completed to"
+            edits.append(decide(Edit("SEVENTH-CHARACTER", "warning" if assumed else "info",
+                                     f"{fc.code} {verb} {new}: {why}.", cite, codes=[fc.code, new],
+                                     evidence=_ev(fc), fix={"replace": {fc.code: new}}),
+                                stated, "the note does not state the episode of care"))
             continue
         suggested = sorted((c for c in state.candidates if c.system == "icd10cm" and c.assertion == "affirmed"
-                            and c.confidence >= 0.2 and undot(c.code).startswith(u) and len(undot(c.code)) > len(u)
+                            and c.confidence >= state.policy.candidate_min and undot(c.code).startswith(u) and len(undot(c.code)) > len(u)
                             and kb.is_billable(c.code, state.as_of)), key=lambda c: -c.confidence)
         if suggested:
             best = kb.normalize(suggested[0].code)
-            edits.append(Edit("HEADER-CODE-COMPLETED", "warning",
-                              f"{fc.code} is a header (non-billable) code; completed to {best}, the subcode the note "
-                              "supports best.", f"{G} I.B.1-I.B.2 (code to the highest number of characters available)",
-                              codes=[fc.code, best], evidence=_ev(fc), fix={"replace": {fc.code: best}}))
+            sure = state.policy.is_confident(suggested[0].confidence)
+            edits.append(decide(Edit("HEADER-CODE-COMPLETED", "warning",
+                                     f"{fc.code} is a header (non-billable) code; {'completed' if sure else 'complete it'} "
+                                     f"to {best}, the subcode the note supports best.",
+                                     f"{G} I.B.1-I.B.2 (code to the highest number of characters available)",
+                                     codes=[fc.code, best], evidence=_ev(fc), fix={"replace": {fc.code: best}}),
+                                sure, f"the engine's confidence in {best} is {conf_text(suggested[0].confidence)}"))
             continue
         leaf = _unspecified_leaf(state, fc.code)
         if leaf:
-            edits.append(Edit("HEADER-CODE-COMPLETED", "warning",
-                              f"{fc.code} is a header (non-billable) code; completed to its unspecified subcode {leaf} "
-                              "- code to the highest specificity documented.",
-                              f"{G} I.B.1-I.B.2 (code to the highest number of characters available)",
-                              codes=[fc.code, leaf], evidence=_ev(fc), fix={"replace": {fc.code: leaf}}))
+            # Choosing the unspecified subcode is the coder's call (the record may support more).
+            edits.append(decide(Edit("HEADER-CODE-COMPLETED", "warning",
+                                     f"{fc.code} is a header (non-billable) code; complete it, e.g. to its unspecified "
+                                     f"subcode {leaf} - code to the highest specificity documented.",
+                                     f"{G} I.B.1-I.B.2 (code to the highest number of characters available)",
+                                     codes=[fc.code, leaf], evidence=_ev(fc), fix={"replace": {fc.code: leaf}}),
+                                False, "the note does not say which subcode applies"))
     return edits
 
 
@@ -273,9 +304,25 @@ def _core(desc: str) -> set[str]:
     return words - attr_words - _STOP
 
 
+def _near_mention(state: RulesState, fc: FinalCode) -> str:
+    """Lower-cased words of the mention plus ``policy.attribute_window`` characters either side,
+    within its sentence (where a side / acuity / type qualifies the mention itself)."""
+    w = state.policy.attribute_window
+    parts = []
+    for ev in fc.evidence:
+        lo, hi = state.sentence_around(ev.start, ev.end)
+        parts.append(state.lower[max(lo, ev.start - w):min(hi, ev.end + w)])
+    return " ".join(parts)
+
+
 def run_specificity(state: RulesState) -> list[Edit]:
     """An unspecified code while the note documents laterality, acuity or type: propose the
-    more specific sibling (I.B.13 laterality; III.B / I.C.9.a.1 type and acuity of heart failure)."""
+    more specific sibling (I.B.13 laterality; III.B / I.C.9.a.1 type and acuity of heart failure).
+
+    Applied automatically when the documented attribute qualifies the mention itself (within
+    ``policy.attribute_window`` characters of its words) or the CKD stage is stated; an
+    attribute found elsewhere in the sentence may describe another condition, so the more
+    specific code is proposed."""
     edits: list[Edit] = []
     kb = state.kb
     ckd = [c for c in state.dx if undot(c.code) in ("N189", "N1830")]
@@ -318,12 +365,16 @@ def run_specificity(state: RulesState) -> list[Edit]:
             top = [b for b in best if b[0] == best[0][0]]
             if len(top) == 1:
                 new = top[0][1]
-                what = ", ".join(sorted(_attrs(top[0][2]) - have))
-                edits.append(Edit("UNSPECIFIED-WHEN-DOCUMENTED", "warning",
-                                  f"{fc.code} is unspecified but the note documents {what}; use {new}.",
-                                  f"{G} I.B.13 (laterality), III.B / I.C.9.a.1 (type and acuity); "
-                                  "code to the highest degree of specificity",
-                                  codes=[fc.code, new], evidence=_ev(fc), fix={"replace": {fc.code: new}}))
+                gained = _attrs(top[0][2]) - have
+                what = ", ".join(sorted(gained))
+                near = _near_mention(state, fc)
+                at_mention = all(_ATTR_RX[a].search(near) for a in gained if a in _ATTR_RX)
+                edits.append(decide(Edit("UNSPECIFIED-WHEN-DOCUMENTED", "warning",
+                                         f"{fc.code} is unspecified but the note documents {what}; use {new}.",
+                                         f"{G} I.B.13 (laterality), III.B / I.C.9.a.1 (type and acuity); "
+                                         "code to the highest degree of specificity",
+                                         codes=[fc.code, new], evidence=_ev(fc), fix={"replace": {fc.code: new}}),
+                                    at_mention, f"'{what}' is documented in the sentence, not at the mention itself"))
                 continue
         lat = documented & set(_LATERALITY)
         if lat and not (have & set(_LATERALITY)) and re.search(r"unspecified (side|ear|eye|knee|hip|shoulder|"
@@ -386,6 +437,10 @@ def run_diabetes_combination(state: RulesState) -> list[Edit]:
     The diabetes types are mutually exclusive (E08-E13 Excludes1 one another): when the note
     documents the type, codes of another diabetes category are moved to (or dropped for) the
     documented one, and combination codes are built only in the documented category.
+
+    Applied automatically: the move to the documented type (stated in the note), and a
+    combination code when both the diabetes and the complication are confidently coded
+    (``policy.confident``); otherwise the combination is proposed.
     """
     edits: list[Edit] = []
     dm = [c for c in state.dx if undot(c.code)[:3] in T.DIABETES_CATEGORIES]
@@ -393,8 +448,10 @@ def run_diabetes_combination(state: RulesState) -> list[Edit]:
         return edits
     # working view of each category's diabetes codes: (code, evidence)
     view: dict[str, list[tuple[str, list[EvidenceSpan]]]] = {}
+    sure_dm: dict[str, bool] = {}  # category -> a confidently coded diabetes code
     for c in dm:
         view.setdefault(undot(c.code)[:3], []).append((c.code, _ev(c)))
+        sure_dm[undot(c.code)[:3]] = sure_dm.get(undot(c.code)[:3], False) or state.policy.is_confident(c.confidence)
     documented = documented_diabetes_types(state)
     foreign = [c for c in dm if documented and undot(c.code)[:3] not in documented]
     if foreign and documented:
@@ -409,6 +466,7 @@ def run_diabetes_combination(state: RulesState) -> list[Edit]:
                 target = f"{only}.9"  # keep the diagnosis: the documented type without complications
             if only and target and state.kb.is_billable(target, state.as_of):
                 replace[c.code] = target
+                sure_dm[only] = sure_dm.get(only, False) or state.policy.is_confident(c.confidence)
                 lst = view.setdefault(only, [])
                 if not any(undot(x) == undot(target) for x, _ in lst):
                     lst.append((target, _ev(c)))
@@ -454,13 +512,16 @@ def run_diabetes_combination(state: RulesState) -> list[Edit]:
             rm += list(plain)
             if rm:
                 fix["remove"] = rm
+            sure = sure_dm.get(cat, False) and state.policy.is_confident(comp.confidence)
             added.append(target)
-            edits.append(Edit("COMBINATION-CODE", "warning",
-                              f"Diabetes with {label}: the \"with\" convention links them; report {target}"
-                              + (f" with {comp.code} as an additional code." if keep else f" instead of {comp.code}.")
-                              + (f" {', '.join(plain)} (without complications) no longer applies." if plain else ""),
-                              f"{G} I.A.15 (\"with\"), I.C.4.a (diabetes: as many codes as needed to describe complications)",
-                              codes=[c for c in [target, comp.code] + list(plain)], evidence=_ev(comp), fix=fix))
+            edits.append(decide(Edit("COMBINATION-CODE", "warning",
+                                     f"Diabetes with {label}: the \"with\" convention links them; report {target}"
+                                     + (f" with {comp.code} as an additional code." if keep else f" instead of {comp.code}.")
+                                     + (f" {', '.join(plain)} (without complications) no longer applies." if plain else ""),
+                                     f"{G} I.A.15 (\"with\"), I.C.4.a (diabetes: as many codes as needed to describe complications)",
+                                     codes=[c for c in [target, comp.code] + list(plain)], evidence=_ev(comp), fix=fix),
+                                sure, f"the diabetes or {comp.code} (confidence {conf_text(comp.confidence)}) is not "
+                                      "confidently coded"))
     return edits
 
 
@@ -504,7 +565,12 @@ _HTN_COMBINED = ("I11", "I12", "I13", "I15", "I16")
 def run_hypertension_combination(state: RulesState) -> list[Edit]:
     """Hypertension with heart disease and/or CKD: presumed linked -> I11/I12/I13 with the
     heart failure and CKD stage codes added (I.C.9.a.1-3); I10 is never reported beside a
-    hypertensive combination or secondary/crisis code (I11-I16), whoever proposed it."""
+    hypertensive combination or secondary/crisis code (I11-I16), whoever proposed it.
+
+    Applied automatically only when the hypertension and the heart / CKD condition that decide
+    the combination are confidently coded (``policy.confident``) or the CKD stage is stated in
+    the note, and I10 is dropped beside I11-I16 only when that code is confidently coded;
+    otherwise the change is proposed."""
     edits = _hypertension_combination(state)
     # ICD-10-CM OG I.C.9.a.1-3 (I11/I12/I13 replace I10: I10 Excludes1 I11-I13, I15-I16)
     going: set[str] = set()
@@ -515,13 +581,16 @@ def run_hypertension_combination(state: RulesState) -> list[Edit]:
     i10 = [c for c in state.dx if undot(c.code)[:3] == "I10" and undot(c.code) not in going]
     combo = [c for c in state.dx if undot(c.code)[:3] in _HTN_COMBINED and undot(c.code) not in going]
     if i10 and combo:
-        edits.append(Edit("COMBINATION-CODE", "warning",
-                          f"{', '.join(c.code for c in i10)} (essential hypertension) is not reported with "
-                          f"{', '.join(c.code for c in combo)}: the combination code already includes the hypertension.",
-                          f"{G} I.C.9.a.1-3 (hypertension with heart disease / CKD: combination codes I11-I13 "
-                          "replace I10; I10 Excludes1 I11-I16)",
-                          codes=[c.code for c in i10 + combo], evidence=[e for c in i10 for e in c.evidence],
-                          fix={"remove": [c.code for c in i10]}))
+        sure = any(state.policy.is_confident(c.confidence) for c in combo)
+        edits.append(decide(Edit("COMBINATION-CODE", "warning",
+                                 f"{', '.join(c.code for c in i10)} (essential hypertension) is not reported with "
+                                 f"{', '.join(c.code for c in combo)}: the combination code already includes the hypertension.",
+                                 f"{G} I.C.9.a.1-3 (hypertension with heart disease / CKD: combination codes I11-I13 "
+                                 "replace I10; I10 Excludes1 I11-I16)",
+                                 codes=[c.code for c in i10 + combo], evidence=[e for c in i10 for e in c.evidence],
+                                 fix={"remove": [c.code for c in i10]}),
+                            sure, f"{combo[0].code} is not confidently coded "
+                                  f"(confidence {conf_text(combo[0].confidence)}); the coder keeps one"))
     return edits
 
 
@@ -571,6 +640,10 @@ def _hypertension_combination(state: RulesState) -> list[Edit]:
         fix["add"] = adds
     if not fix:
         return edits
+    conf = state.policy.is_confident
+    sure = (any(conf(c.confidence) for c in current)
+            and (not heart or any(conf(c.confidence) for c in heart))
+            and (not has_ckd or stage_from_note is not None or any(conf(c.confidence) for c in ckd)))
     ev = [e for c in current + heart + ckd for e in c.evidence]
     parts = [f"report {target}" + (f" (replacing {', '.join(c.code for c in current)})" if "replace" in fix else "")]
     if hf:
@@ -578,11 +651,12 @@ def _hypertension_combination(state: RulesState) -> list[Edit]:
     if has_ckd:
         stage = ckd[0].code if ckd else stage_from_note[0]  # type: ignore[index]
         parts.append(f"with {stage} for the CKD stage" + (" (stage documented in the note)" if stage_from_note else ""))
-    edits.append(Edit("COMBINATION-CODE", "warning",
-                      "Hypertension with " + ("heart disease and CKD" if heart and has_ckd else "heart disease" if heart else "CKD")
-                      + " is presumed linked: " + "; ".join(parts) + ".",
-                      f"{G} {clause}", codes=[target] + [c.code for c in current + heart + ckd]
-                      + ([stage_from_note[0]] if stage_from_note else []), evidence=ev, fix=fix))
+    edits.append(decide(Edit("COMBINATION-CODE", "warning",
+                             "Hypertension with " + ("heart disease and CKD" if heart and has_ckd else "heart disease" if heart else "CKD")
+                             + " is presumed linked: " + "; ".join(parts) + ".",
+                             f"{G} {clause}", codes=[target] + [c.code for c in current + heart + ckd]
+                             + ([stage_from_note[0]] if stage_from_note else []), evidence=ev, fix=fix),
+                        sure, "the hypertension or the heart / kidney condition is not confidently coded"))
     return edits
 
 
@@ -604,9 +678,18 @@ def _refines(spec: FinalCode, uns: FinalCode) -> bool:
     return not _unspecified(spec) or len(s) > len(u)
 
 
+def _same_words(a: FinalCode, b: FinalCode) -> bool:
+    """Both codes read overlapping words of the note."""
+    return any(x.start < y.end and y.start < x.end for x in a.evidence for y in b.evidence)
+
+
 def run_unspecified_with_specific(state: RulesState) -> list[Edit]:
     """Drop an unspecified code that sits beside a more specific code of the same category
-    (e.g. N18.9 with N18.30): the specific code is kept, the change is logged."""
+    (e.g. N18.9 with N18.30): the specific code is kept, the change is logged.
+
+    Applied automatically when the unspecified code reads the same words as the specific one
+    (two readings of one mention) or has no evidence of its own; a separately documented
+    mention may be a second condition, so its removal is proposed."""
     edits: list[Edit] = []
     # ICD-10-CM OG I.A.9.b (unspecified codes only when the information does not permit a more
     # specific code) and I.B.2 (code to the highest level of detail documented): with a more
@@ -617,11 +700,14 @@ def run_unspecified_with_specific(state: RulesState) -> list[Edit]:
         better = [o for o in state.dx if o is not fc and o.system == "icd10cm" and _refines(o, fc)]
         if not better:
             continue
-        edits.append(Edit("UNSPECIFIED-WITH-SPECIFIC", "info",
-                          f"{fc.code} ({fc.description}) is unspecified while the more specific "
-                          f"{', '.join(o.code for o in better)} of the same category is reported; removed {fc.code}.",
-                          f"{G} I.A.9.b, I.B.2 (unspecified codes only when a more specific code is not supported)",
-                          codes=[fc.code] + [o.code for o in better], evidence=_ev(fc), fix={"remove": [fc.code]}))
+        sure = not fc.evidence or any(_same_words(fc, o) for o in better)
+        edits.append(decide(Edit("UNSPECIFIED-WITH-SPECIFIC", "info",
+                                 f"{fc.code} ({fc.description}) is unspecified while the more specific "
+                                 f"{', '.join(o.code for o in better)} of the same category is reported; "
+                                 f"{'removed' if sure else 'remove'} {fc.code}.",
+                                 f"{G} I.A.9.b, I.B.2 (unspecified codes only when a more specific code is not supported)",
+                                 codes=[fc.code] + [o.code for o in better], evidence=_ev(fc), fix={"remove": [fc.code]}),
+                            sure, f"{fc.code} is documented in other words of the note"))
     return edits
 
 
@@ -630,7 +716,10 @@ def run_unspecified_with_specific(state: RulesState) -> list[Edit]:
 # -------------------------------------------------------------------------------------------
 def run_integral_symptoms(state: RulesState) -> list[Edit]:
     """Signs/symptoms routinely associated with a confirmed diagnosis are not coded separately
-    (I.B.5, I.C.18.b); R codes in the same body system as a confirmed diagnosis are flagged."""
+    (I.B.5, I.C.18.b); R codes in the same body system as a confirmed diagnosis are flagged.
+
+    The symptom is dropped automatically only when the diagnosis that absorbs it is confidently
+    coded (``policy.confident``); otherwise its removal is proposed."""
     edits: list[Edit] = []
     confirmed = [c for c in state.dx if not undot(c.code).startswith("R") and c.assertion in ("affirmed", "uncertain")
                  and not (c.assertion == "uncertain" and not state.inpatient)]
@@ -644,13 +733,14 @@ def run_integral_symptoms(state: RulesState) -> list[Edit]:
             if integral and T.has_prefix(sym.code, integral):
                 owner = c
                 break
-        if owner is not None and owner.confidence is not None and owner.confidence < 0.5:
-            # The diagnosis itself is not well supported: keep the symptom, tell the coder.
-            edits.append(Edit("SYMPTOM-INTEGRAL", "warning",
-                              f"{sym.code} is routinely associated with {owner.code}; if {owner.code} is confirmed, "
-                              f"{sym.code} is not coded separately.",
-                              f"{G} I.B.5, I.C.18.b (signs and symptoms integral to a definitive diagnosis)",
-                              codes=[sym.code, owner.code], evidence=_ev(sym)))
+        if owner is not None and not state.policy.is_confident(owner.confidence):
+            # The diagnosis itself is not confidently coded: keep the symptom, propose the removal.
+            edits.append(decide(Edit("SYMPTOM-INTEGRAL", "warning",
+                                     f"{sym.code} is routinely associated with {owner.code}; if {owner.code} is confirmed, "
+                                     f"{sym.code} is not coded separately.",
+                                     f"{G} I.B.5, I.C.18.b (signs and symptoms integral to a definitive diagnosis)",
+                                     codes=[sym.code, owner.code], evidence=_ev(sym), fix={"remove": [sym.code]}),
+                                False, f"{owner.code} is not confidently coded (confidence {conf_text(owner.confidence)})"))
             continue
         if owner is not None:
             edits.append(Edit("SYMPTOM-INTEGRAL", "warning",
@@ -695,12 +785,17 @@ def run_excludes1(state: RulesState) -> list[Edit]:
                               "unless the conditions are documented as unrelated.",
                               cite, codes=[fa.code, fb.code]))
             continue
-        drop = _weaker(fa, fb)
+        drop = _weaker(fa, fb, state.policy)
         if drop is None:
-            edits.append(Edit("EXCLUDES1", "warning",
-                              f"{fa.code} and {fb.code} are an Excludes1 pair (\"{note_txt}\"), each with its own support; "
-                              "the coder must choose one (both are reported only when the conditions are unrelated).",
-                              cite, codes=[fa.code, fb.code], evidence=_ev(fa) + _ev(fb)))
+            ca, cb = fa.confidence, fb.confidence
+            lower = (fa if (ca or 0) < (cb or 0) else fb) if ca != cb else None
+            edits.append(decide(Edit("EXCLUDES1", "warning",
+                                     f"{fa.code} and {fb.code} are an Excludes1 pair (\"{note_txt}\"), each with its own "
+                                     "support; the coder must choose one (both are reported only when the conditions "
+                                     "are unrelated)" + (f"; {lower.code} is the less confident." if lower else "."),
+                                     cite, codes=[fa.code, fb.code], evidence=_ev(fa) + _ev(fb),
+                                     fix={"remove": [lower.code]} if lower else None),
+                                False))
         else:
             keep = fb if drop is fa else fa
             edits.append(Edit("EXCLUDES1", "warning",
@@ -710,27 +805,32 @@ def run_excludes1(state: RulesState) -> list[Edit]:
     return edits
 
 
-def _weaker(a: FinalCode, b: FinalCode) -> FinalCode | None:
+def _weaker(a: FinalCode, b: FinalCode, policy: Any = None) -> FinalCode | None:
     """Which code of an Excludes1 pair to drop automatically, or None to leave it to the coder.
 
-    Dropped automatically: a raw code against a rule-derived one; the clearly less likely one
-    (confidence gap >= 0.3); the weaker reading when both codes come from the same words of
-    the note; a code without evidence against one with evidence. Two codes each supported by
-    their own words may be unrelated conditions (I.A.12.a exception), so they are flagged.
+    Dropped automatically (the decision is certain): a negated / hypothetical code; a raw code
+    against one a rule derived by an applied, certain change; a code without evidence against
+    one with evidence; the far less confident one (gap >= ``policy.excludes1_gap``) when the
+    other is confidently coded (``policy.confident``). Anything else (e.g. two readings of the
+    same words with close confidences, or two separately documented conditions, which may be
+    unrelated: I.A.12.a exception) is left in place and flagged with the proposed removal.
     """
+    from opencac.edits.policy import DEFAULT_POLICY
+
+    policy = policy or DEFAULT_POLICY
+    for x, y in ((a, b), (b, a)):
+        if x.assertion in ("negated", "hypothetical") and y.assertion not in ("negated", "hypothetical"):
+            return x
     if a.source == "rule" and b.source != "rule":
         return b  # a code a rule derived (combination, completion) outranks the raw one
     if b.source == "rule" and a.source != "rule":
         return a
-    ca = a.confidence if a.confidence is not None else 0.5
-    cb = b.confidence if b.confidence is not None else 0.5
-    if abs(ca - cb) >= 0.3:
-        return a if ca < cb else b
-    same_words = any(x.start < y.end and y.start < x.end for x in a.evidence for y in b.evidence)
-    if same_words and ca != cb:
-        return a if ca < cb else b
     if bool(a.evidence) != bool(b.evidence):
         return a if not a.evidence else b
+    ca = a.confidence if a.confidence is not None else 0.5
+    cb = b.confidence if b.confidence is not None else 0.5
+    if abs(ca - cb) >= policy.excludes1_gap - 1e-9 and policy.is_confident(max(ca, cb)):
+        return a if ca < cb else b
     return None
 
 
@@ -862,7 +962,7 @@ def _candidate_for(state: RulesState, refs: Any, owner: str) -> Any:
     for s in state.candidates:
         if s.system != "icd10cm" or s.assertion != "affirmed" or undot(s.code) == undot(owner):
             continue
-        if s.confidence < 0.2 or state.has(s.code):
+        if s.confidence < state.policy.candidate_min or state.has(s.code):
             continue
         if not state.kb.is_billable(s.code, state.as_of):
             continue

@@ -72,6 +72,10 @@ class Edit:
         rule: versioned name of the rule that raised it (``"opencac.excludes1.v1"``).
         fix: a proposed change ``{"add": [...], "remove": [...], "replace": {old: new}, "sequence": [...]}``.
         applied: whether the fix was applied to ``final_codes`` (engine mode) or only proposed.
+        auto: whether the rule lets the runner apply the fix by itself in engine mode (the
+            decision is certain, ``opencac.edits.policy``); False leaves the codes as they are
+            and the fix is proposed to the coder. Not serialised: ``to_dict`` gives
+            ``fix_status`` instead.
     """
 
     id: str
@@ -83,9 +87,24 @@ class Edit:
     rule: str = ""
     fix: dict[str, Any] | None = None
     applied: bool = False
+    auto: bool = True
+
+    @property
+    def fix_status(self) -> str | None:
+        """``applied`` (the fix changed the final codes), ``proposed`` (left to the coder: the
+        rule was not certain, or claim mode), ``unchanged`` (an automatic fix that found
+        nothing left to change), or None without a fix."""
+        if not self.fix:
+            return None
+        if self.applied:
+            return "applied"
+        return "proposed" if not self.auto else "unchanged"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("auto", None)
+        d["fix_status"] = self.fix_status
+        return d
 
 
 @dataclass(slots=True)
@@ -179,6 +198,7 @@ class RulesOutcome:
         mode: ``engine`` (fixes applied to the engine's suggestions) or ``claim`` (fixes proposed only).
         changes: the applied changes in order (``{"rule", "op", "code", "new"|"anchor"}``), the
             audit trail from the engine's selection to ``final_codes``.
+        policy: the auto-apply thresholds used (``opencac.edits.policy.AutoApplyPolicy``).
     """
 
     final_codes: list[FinalCode] = field(default_factory=list)
@@ -190,6 +210,12 @@ class RulesOutcome:
     rules_run: list[str] = field(default_factory=list)
     mode: str = "engine"
     changes: list[dict[str, Any]] = field(default_factory=list)
+    policy: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def proposed(self) -> list[Edit]:
+        """Edits whose fix is proposed to the coder, not applied (claim mode: every fix)."""
+        return [e for e in self.edits if e.fix_status == "proposed"]
 
     @property
     def diagnoses(self) -> list[FinalCode]:
@@ -220,10 +246,15 @@ class RulesOutcome:
             "drg": self.drg.to_dict() if self.drg else None,
             "rules_run": list(self.rules_run),
             "changes": [dict(c) for c in self.changes],
+            "proposed": [{"rule": e.rule, "edit": e.id, "severity": e.severity, "codes": list(e.codes),
+                          "fix": e.fix} for e in self.proposed],
+            "policy": dict(self.policy),
             "summary": {
                 "errors": sum(e.severity == "error" for e in self.edits),
                 "warnings": sum(e.severity == "warning" for e in self.edits),
                 "info": sum(e.severity == "info" for e in self.edits),
                 "queries": len(self.queries),
+                "applied_changes": len(self.changes),
+                "proposed_fixes": len(self.proposed),
             },
         }

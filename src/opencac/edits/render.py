@@ -9,6 +9,32 @@ from opencac.edits.model import RulesOutcome
 _SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
+def fix_text(fix: dict[str, Any] | None) -> str:
+    """A fix in one line: ``replace I10 -> I11.0; remove R05.9; add Z79.4``."""
+    if not fix:
+        return ""
+    parts = [f"replace {o} -> {n}" for o, n in (fix.get("replace") or {}).items()]
+    if fix.get("remove"):
+        parts.append("remove " + ", ".join(fix["remove"]))
+    if fix.get("add"):
+        parts.append("add " + ", ".join(a if isinstance(a, str) else str(a.get("code")) for a in fix["add"]))
+    if fix.get("remove_dup"):
+        parts.append(f"remove duplicate {fix['remove_dup']}")
+    if fix.get("sequence"):
+        parts.append("sequence " + ", ".join(fix["sequence"][:4]) + (" ..." if len(fix["sequence"]) > 4 else ""))
+    return "; ".join(parts)
+
+
+def change_text(ch: dict[str, Any]) -> str:
+    """An applied change in one line: ``replace I10 -> I11.0`` / ``add Z79.4 after E11.9``."""
+    op = ch.get("op", "")
+    if op == "replace":
+        return f"replace {ch.get('code')} -> {ch.get('new')}"
+    if op == "add":
+        return f"add {ch.get('code')}" + (f" after {ch['anchor']}" if ch.get("anchor") else "")
+    return f"{op.replace('_', ' ')} {ch.get('code')}"
+
+
 def render_rules(outcome: RulesOutcome, console: Any, *, show_info: bool = True) -> None:
     """Print the final code set, edits, queries and DRG of ``outcome`` on a rich ``console``."""
     from rich.table import Table
@@ -30,12 +56,25 @@ def render_rules(outcome: RulesOutcome, console: Any, *, show_info: bool = True)
         for col in ("Severity", "Edit", "Message", "Citation", "Fix"):
             et.add_column(col)
         for e in edits:
-            fix = "applied" if e.applied else ("proposed" if e.fix else "")
+            status = e.fix_status
+            fix = "" if status is None else f"{status}: {fix_text(e.fix)}" if status != "unchanged" else "(nothing left)"
             cite = e.citation.replace("ICD-10-CM Official Guidelines for Coding and Reporting FY2026", "ICD-10-CM OG")
             et.add_row(f"[{_SEV_STYLE[e.severity]}]{e.severity}[/]", e.id, e.message, cite, fix)
         console.print(et)
     else:
         console.print("[green]No edits.[/green]")
+    if outcome.changes:
+        console.print("[bold]Applied by the rules[/bold] (certain from the note and the codes): "
+                      + "; ".join(f"{change_text(c)} ({c.get('rule', '')})" for c in outcome.changes),
+                      markup=True, highlight=False)
+    proposed = outcome.proposed
+    if proposed:
+        pt = Table(title=f"Proposed fixes for the coder ({len(proposed)}): not applied, accept or reject")
+        for col in ("Edit", "Fix", "Rule"):
+            pt.add_column(col)
+        for e in proposed:
+            pt.add_row(e.id, fix_text(e.fix), e.rule)
+        console.print(pt)
     for q in outcome.queries:
         console.print(f"\n[bold]Physician query {q.id}[/bold] ({q.topic})")
         console.print(q.physician_text(), markup=False, highlight=False)

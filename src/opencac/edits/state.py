@@ -10,6 +10,7 @@ from typing import Any
 from opencac.codesets.types import fiscal_year
 from opencac.coding.types import CodeSuggestion, EncounterContext
 from opencac.edits.model import Edit, EvidenceSpan, FinalCode, Query
+from opencac.edits.policy import DEFAULT_POLICY, AutoApplyPolicy
 
 
 def undot(code: str) -> str:
@@ -33,6 +34,7 @@ class RulesState:
             "new" (replace), "anchor" (add)}``.
         queries: drafted physician queries.
         scratch: free space for rules to share facts (e.g. ``"uncertain_outpatient"``).
+        policy: when a rule's fix is certain enough to apply by itself (engine mode).
     """
 
     ctx: EncounterContext
@@ -46,6 +48,7 @@ class RulesState:
     changes: list[dict[str, Any]] = field(default_factory=list)
     queries: list[Query] = field(default_factory=list)
     scratch: dict[str, Any] = field(default_factory=dict)
+    policy: AutoApplyPolicy = DEFAULT_POLICY
     _lower: str | None = None
 
     # --- dates --------------------------------------------------------------------------

@@ -1,0 +1,104 @@
+"""When a rule may change the engine's code set by itself: the auto-apply policy.
+
+In engine mode a rule *applies* its fix only when the decision is certain from the
+documentation and the codes; otherwise it leaves the codes as the engine proposed them and
+raises a warning (or error) edit carrying the *proposed* fix (``Edit.fix``, ``applied``
+False), which the coder accepts or rejects in the workbench. Routing counts such open edits,
+so the encounter goes to a coder and the guideline is still enforced before billing
+("resolve by evidence and confidence, or flag for the coder").
+
+Every threshold of "confident" lives here, with its documented default; rules read them from
+``RulesState.policy`` and never hard-code their own. Per rule (see ``opencac.edits.guidelines``):
+
+- completion (I.A.5, I.C.19.a, I.B.1): a 7th character is added only when the note states the
+  episode of care explicitly; an assumed episode or a header completed to its unspecified
+  subcode is proposed. A header beside its own coded subcode is dropped.
+- specificity (I.B.13, III.B, I.C.14.a): the more specific sibling replaces the unspecified
+  code only when the attribute (side, acuity, type, stage) is in the words of the mention
+  itself (``attribute_window``); a documented attribute elsewhere in the sentence is proposed.
+- combination codes (I.A.15, I.C.4.a, I.C.9.a): built only when every code they absorb is
+  confidently coded (``confident``) or documented verbatim; otherwise proposed.
+- integral symptoms (I.B.5): the symptom is dropped only when the diagnosis that absorbs it is
+  confidently coded; otherwise proposed.
+- Excludes1 (I.A.12.a): one side dropped only when it is negated, has no evidence against a
+  supported code, or is far less confident (``excludes1_gap``) than a confidently coded other
+  side; otherwise both stay and the edit proposes dropping the weaker one.
+- unspecified beside specific (I.A.9.b, I.B.2): dropped only when both codes read the same
+  words of the note; otherwise proposed.
+- personal history (I.C.21.c.4): the active code becomes the Z85-Z87 history code only when
+  the note states the condition is over (``_RESOLVED`` cues in the mention's sentence) or the
+  engine is confident; otherwise proposed. Family history and negated / hypothetical mentions
+  are never coded as active conditions, so those changes always apply.
+- companions (code first / use additional / code also) found among the engine's candidates or
+  in the note are always added: they complete, never contradict, the engine's codes.
+
+A code whose confidence is unknown (``None``: added by a rule from the note's own words, or a
+claim) counts as confident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from opencac.edits.model import Edit
+
+
+@dataclass(frozen=True, slots=True)
+class AutoApplyPolicy:
+    """Thresholds that decide whether a rule's fix is applied or only proposed (engine mode).
+
+    Attributes:
+        confident: engine confidence (calibrated probability) at or above which a code counts
+            as confidently coded, e.g. the diagnosis that absorbs an integral symptom, the
+            heart/CKD condition of a hypertensive combination. Default 0.7.
+        excludes1_gap: confidence gap at or above which the weaker code of an Excludes1 pair is
+            "far less confident" and dropped (the stronger one must be confident). Default 0.3.
+        attribute_window: characters either side of the mention's words in which a documented
+            side / acuity / type makes the more specific code certain. Default 30.
+        candidate_min: lowest confidence of an unselected engine suggestion a rule may draw a
+            code from (companion code, symptom instead of an uncertain diagnosis, a header's
+            subcode). Default 0.2.
+        history_candidate_min: lowest confidence of an unselected history / family-history
+            mention that earns its Z80-Z87 code. Default 0.5.
+    """
+
+    confident: float = 0.7
+    excludes1_gap: float = 0.3
+    attribute_window: int = 30
+    candidate_min: float = 0.2
+    history_candidate_min: float = 0.5
+
+    def is_confident(self, confidence: float | None) -> bool:
+        """Whether a code with this confidence counts as confidently coded (None counts)."""
+        return confidence is None or confidence >= self.confident
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"confident": self.confident, "excludes1_gap": self.excludes1_gap,
+                "attribute_window": self.attribute_window, "candidate_min": self.candidate_min,
+                "history_candidate_min": self.history_candidate_min}
+
+
+#: The defaults used when ``apply_rules`` is given no policy.
+DEFAULT_POLICY = AutoApplyPolicy()
+
+
+def decide(edit: Edit, auto: bool, why: str = "", *, escalate: bool = True) -> Edit:
+    """Mark whether ``edit``'s fix may be applied automatically (engine mode).
+
+    A fix that is only proposed makes the edit at least a warning (an open warning sends the
+    encounter to a coder; ``escalate=False`` keeps an optional addition informational) and
+    its message says why the change was not made.
+    """
+    edit.auto = auto
+    if not auto and edit.fix:
+        if edit.severity == "info" and escalate:
+            edit.severity = "warning"
+        if why:
+            edit.message = f"{edit.message.rstrip('.')}. Proposed, not applied: {why}."
+    return edit
+
+
+def conf_text(confidence: float | None) -> str:
+    """A confidence for a message ('0.42', or 'unknown')."""
+    return "unknown" if confidence is None else f"{confidence:.2f}"

@@ -189,7 +189,7 @@ CASES: list[dict[str, Any]] = [
       context=OP, text="Pure hypercholesterolemia. Hyperlipidemia, on atorvastatin.",
       dx=[{"code": "E78.5", "ev": "Hyperlipidemia"}, {"code": "E78.00", "ev": "Pure hypercholesterolemia"}],
       final=["E78.5", "E78.00"], proposed=["UNSPECIFIED-WITH-SPECIFIC"]),
-    c(id="unspec-lipids-same-words", clause="I.A.9.b / I.B.2 unspecified E78.5 read from the same words as E78.00: dropped",
+    c(id="unspec-lipids-same-words", clause="I.A.9.b / I.B.2 unspecified E78.5 inside the longer reading E78.00 of the same mention: dropped",
       context=OP, text="Pure hypercholesterolemia, on atorvastatin.",
       dx=[{"code": "E78.5", "ev": "hypercholesterolemia"}, {"code": "E78.00", "ev": "Pure hypercholesterolemia"}],
       final=["E78.00"], applied=["UNSPECIFIED-WITH-SPECIFIC"]),

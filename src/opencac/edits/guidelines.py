@@ -678,18 +678,29 @@ def _refines(spec: FinalCode, uns: FinalCode) -> bool:
     return not _unspecified(spec) or len(s) > len(u)
 
 
-def _same_words(a: FinalCode, b: FinalCode) -> bool:
-    """Both codes read overlapping words of the note."""
-    return any(x.start < y.end and y.start < x.end for x in a.evidence for y in b.evidence)
+def _reads_more_of(spec: FinalCode, uns: FinalCode) -> bool:
+    """Every mention of ``uns`` lies inside a mention of ``spec`` and ``spec`` reads more words
+    there ("chronic kidney disease stage 3" vs "chronic kidney disease"): one mention, whose
+    longer reading is the specific code."""
+    if not uns.evidence or not spec.evidence:
+        return False
+    longer = False
+    for u in uns.evidence:
+        outer = [s for s in spec.evidence if s.start <= u.start and u.end <= s.end]
+        if not outer:
+            return False
+        longer = longer or any(s.end - s.start > u.end - u.start for s in outer)
+    return longer
 
 
 def run_unspecified_with_specific(state: RulesState) -> list[Edit]:
     """Drop an unspecified code that sits beside a more specific code of the same category
     (e.g. N18.9 with N18.30): the specific code is kept, the change is logged.
 
-    Applied automatically when the unspecified code reads the same words as the specific one
-    (two readings of one mention) or has no evidence of its own; a separately documented
-    mention may be a second condition, so its removal is proposed."""
+    Applied automatically when the unspecified code has no evidence of its own, or when its
+    words lie inside the specific code's longer reading of the same mention (longest match);
+    the same words read both ways, or a separately documented mention (perhaps a second
+    condition), leave the choice to the coder: the removal is proposed."""
     edits: list[Edit] = []
     # ICD-10-CM OG I.A.9.b (unspecified codes only when the information does not permit a more
     # specific code) and I.B.2 (code to the highest level of detail documented): with a more
@@ -700,7 +711,7 @@ def run_unspecified_with_specific(state: RulesState) -> list[Edit]:
         better = [o for o in state.dx if o is not fc and o.system == "icd10cm" and _refines(o, fc)]
         if not better:
             continue
-        sure = not fc.evidence or any(_same_words(fc, o) for o in better)
+        sure = not fc.evidence or any(_reads_more_of(o, fc) for o in better)
         edits.append(decide(Edit("UNSPECIFIED-WITH-SPECIFIC", "info",
                                  f"{fc.code} ({fc.description}) is unspecified while the more specific "
                                  f"{', '.join(o.code for o in better)} of the same category is reported; "

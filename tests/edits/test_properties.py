@@ -40,6 +40,12 @@ def _check(out: Any, kb: Any) -> None:
     for a, b, _ in kb.excludes1_pairs(dx):
         assert _flagged(out, a, b), f"Excludes1 {a}/{b} in {dx} without a flag: {out.edit_ids()}"
     assert not any(c.assertion in ("negated", "family", "hypothetical") for c in out.diagnoses)
+    for e in out.edits:
+        # a fix left to the coder blocks straight-through (routing counts open warnings/errors),
+        # unless it only adds an optional code
+        if e.fix_status == "proposed":
+            assert not e.applied
+            assert e.severity in ("error", "warning") or set(e.fix) <= {"add"}, f"{e.id} proposed as info: {e.fix}"
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

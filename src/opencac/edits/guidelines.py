@@ -777,7 +777,8 @@ def run_integral_symptoms(state: RulesState) -> list[Edit]:
 # -------------------------------------------------------------------------------------------
 def run_excludes1(state: RulesState) -> list[Edit]:
     """Two codes in an Excludes1 relation are never reported together (I.A.12.a): resolved by
-    evidence and confidence in engine mode, flagged as a conflicting-code error on a claim."""
+    evidence and confidence in engine mode when certain (``_weaker``), else both kept with a
+    warning proposing to drop the less confident one; a conflicting-code error on a claim."""
     edits: list[Edit] = []
     seen: set[frozenset[str]] = set()
     for a, b, note in state.kb.excludes1_pairs([c.code for c in state.dx if state.kb.find(c.code) is not None]):
@@ -806,7 +807,7 @@ def run_excludes1(state: RulesState) -> list[Edit]:
                                      "are unrelated)" + (f"; {lower.code} is the less confident." if lower else "."),
                                      cite, codes=[fa.code, fb.code], evidence=_ev(fa) + _ev(fb),
                                      fix={"remove": [lower.code]} if lower else None),
-                                False))
+                                False, "each code has its own support and neither is far less confident"))
         else:
             keep = fb if drop is fa else fa
             edits.append(Edit("EXCLUDES1", "warning",

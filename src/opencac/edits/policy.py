@@ -31,6 +31,10 @@ Every threshold of "confident" lives here, with its documented default; rules re
   are never coded as active conditions, so those changes always apply.
 - companions (code first / use additional / code also) found among the engine's candidates or
   in the note are always added: they complete, never contradict, the engine's codes.
+- always applied as well, the note or the codes deciding: uncertain diagnoses outside the
+  inpatient setting replaced by their symptoms (IV.H, the note states the uncertainty), the
+  documented diabetes type (E08-E13 exclude one another), a CKD stage stated in the note,
+  duplicates (I.B.12), malformed PCS codes, and sequencing.
 
 A code whose confidence is unknown (``None``: added by a rule from the note's own words, or a
 claim) counts as confident.

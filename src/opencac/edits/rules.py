@@ -5,6 +5,11 @@ Run order (``Rule.order``): 110 assertions, 120 uncertain diagnoses, 200 complet
 symptoms, 400 Excludes1, 450 companions (code first / use additional / code also),
 500 ICD-10-PCS, 590 unspecified beside specific, 600 sequencing, 700-760 claim edits (MCE), 800 CDI queries, 900 MS-DRG.
 A custom rule picks any order (e.g. 650 to see the sequenced claim before the MCE edits).
+
+In engine mode a built-in rule applies its fix only when the decision is certain
+(``opencac.edits.policy``: named thresholds, one place); otherwise the fix is proposed to the
+coder on a warning/error edit and the engine's codes stay. A custom rule does the same by
+setting ``Edit.auto = False`` (or ``opencac.edits.policy.decide``) on an edit it is not sure of.
 """
 
 from __future__ import annotations

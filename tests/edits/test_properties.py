@@ -41,9 +41,9 @@ def _check(out: Any, kb: Any) -> None:
         assert _flagged(out, a, b), f"Excludes1 {a}/{b} in {dx} without a flag: {out.edit_ids()}"
     assert not any(c.assertion in ("negated", "family", "hypothetical") for c in out.diagnoses)
     for e in out.edits:
-        # a fix left to the coder blocks straight-through (routing counts open warnings/errors),
-        # unless it only adds an optional code
-        if e.fix_status == "proposed":
+        # engine mode: a fix left to the coder blocks straight-through (routing counts open
+        # warnings/errors), unless it only adds an optional code
+        if e.fix_status == "proposed" and out.mode == "engine":
             assert not e.applied
             assert e.severity in ("error", "warning") or set(e.fix) <= {"add"}, f"{e.id} proposed as info: {e.fix}"
 

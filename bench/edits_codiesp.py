@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         with_any += bool(outcome.edits or outcome.queries)
         with_query += bool(outcome.queries)
         with_applied += bool(outcome.changes)
-        with_proposed += bool(outcome.proposed)
+        with_proposed += bool(getattr(outcome, "proposed", []))  # older rules layers: none
         gd = gold["icd10cm"].get(doc_id, set())
         for ch in outcome.changes:
             if not _is_cm(ch["code"]) or ch["op"] == "sequence":

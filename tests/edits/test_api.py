@@ -187,7 +187,7 @@ def test_engine_ranking_is_not_modified(kb: Any) -> None:
 
 def test_applied_and_proposed_fixes_are_distinct(kb: Any) -> None:
     text = "Pneumonia. Cough. Hypertension. Possible heart failure on exam."
-    spec = [{"code": "J18.9", "ev": "Pneumonia", "conf": 0.9}, {"code": "R05.9", "ev": "Cough", "conf": 0.8},
+    spec = [{"code": "J18.9", "ev": "Pneumonia", "conf": 0.9}, {"code": "R05.9", "ev": "Cough", "conf": 0.15},
             {"code": "I10", "ev": "Hypertension", "conf": 0.9}, {"code": "I50.9", "ev": "heart failure", "conf": 0.5}]
     res = make_result(text, spec, context={"setting": "outpatient"}, kb=kb)
     out = apply_rules(res, text, kb=kb, strict=True)

@@ -44,6 +44,13 @@ def _ev(fc: FinalCode) -> list[EvidenceSpan]:
     return list(fc.evidence)
 
 
+def _score(state: RulesState, *codes: str) -> float | None:
+    """The engine's highest confidence among ``codes`` (selected or not); None when the engine
+    scored none of them (``AutoApplyPolicy.engine_agrees`` then leaves the decision to the note)."""
+    found = [s.confidence for s in (state.candidate(c) for c in codes) if s is not None]
+    return max(found) if found else None
+
+
 # -------------------------------------------------------------------------------------------
 # Assertions: negated, family history, personal history, hypothetical (I.C.21.c.4, IV.H, II.H)
 # -------------------------------------------------------------------------------------------
@@ -187,10 +194,13 @@ def run_completion(state: RulesState) -> list[Edit]:
         deeper = [c.code for c in state.dx if c is not fc and undot(c.code).startswith(u) and len(undot(c.code)) > len(u)]
         if deeper:
             # I.B.1: the more specific code(s) already on the claim make the header redundant.
-            edits.append(Edit("HEADER-REDUNDANT", "info",
-                              f"{fc.code} is a header code and the more specific {', '.join(deeper[:3])} is already coded; "
-                              f"{fc.code} is dropped.", f"{G} I.B.1 (code to the highest number of characters)",
-                              codes=[fc.code] + deeper[:3], evidence=_ev(fc), fix={"remove": [fc.code]}))
+            sure = state.policy.engine_agrees(_score(state, fc.code), _score(state, *deeper))
+            edits.append(decide(Edit("HEADER-REDUNDANT", "info",
+                                     f"{fc.code} is a header code and the more specific {', '.join(deeper[:3])} is already "
+                                     f"coded; {fc.code} is {'dropped' if sure else 'not reported'}.",
+                                     f"{G} I.B.1 (code to the highest number of characters)",
+                                     codes=[fc.code] + deeper[:3], evidence=_ev(fc), fix={"remove": [fc.code]}),
+                                sure, f"the engine is more confident in {fc.code} than in {', '.join(deeper[:3])}"))
             continue
         sevenths = dict(kb.seventh_characters(fc.code))
         if sevenths and len(undot(fc.code)) < 7:
@@ -230,7 +240,8 @@ def run_completion(state: RulesState) -> list[Edit]:
                             and kb.is_billable(c.code, state.as_of)), key=lambda c: -c.confidence)
         if suggested:
             best = kb.normalize(suggested[0].code)
-            sure = state.policy.is_confident(suggested[0].confidence)
+            sure = (state.policy.is_confident(suggested[0].confidence)
+                    and state.policy.engine_agrees(_score(state, fc.code), suggested[0].confidence))
             edits.append(decide(Edit("HEADER-CODE-COMPLETED", "warning",
                                      f"{fc.code} is a header (non-billable) code; {'completed' if sure else 'complete it'} "
                                      f"to {best}, the subcode the note supports best.",
@@ -330,10 +341,12 @@ def run_specificity(state: RulesState) -> list[Edit]:
         found = ckd_stage_from_text(state)
         if found and undot(found[0]) != undot(ckd[0].code) and (undot(ckd[0].code) == "N189" or undot(found[0]).startswith("N183")):
             # ICD-10-CM Official Guidelines I.C.14.a: the CKD stage is coded from the documented stage.
-            edits.append(Edit("UNSPECIFIED-WHEN-DOCUMENTED", "warning",
-                              f"{ckd[0].code} does not give the CKD stage but the note documents it; use {found[0]}.",
-                              f"{G} I.C.14.a (stages of chronic kidney disease)", codes=[ckd[0].code, found[0]],
-                              evidence=[found[1]], fix={"replace": {ckd[0].code: found[0]}}))
+            edits.append(decide(Edit("UNSPECIFIED-WHEN-DOCUMENTED", "warning",
+                                     f"{ckd[0].code} does not give the CKD stage but the note documents it; use {found[0]}.",
+                                     f"{G} I.C.14.a (stages of chronic kidney disease)", codes=[ckd[0].code, found[0]],
+                                     evidence=[found[1]], fix={"replace": {ckd[0].code: found[0]}}),
+                                state.policy.engine_agrees(_score(state, ckd[0].code), _score(state, found[0])),
+                                f"the engine scored {found[0]} below {ckd[0].code}"))
     for fc in list(state.dx):
         code = kb.find(fc.code)
         if code is None or "unspecified" not in code.description.lower():
@@ -369,12 +382,16 @@ def run_specificity(state: RulesState) -> list[Edit]:
                 what = ", ".join(sorted(gained))
                 near = _near_mention(state, fc)
                 at_mention = all(_ATTR_RX[a].search(near) for a in gained if a in _ATTR_RX)
+                agrees = (state.policy.engine_agrees(_score(state, fc.code), _score(state, new))
+                          and state.policy.may_drop(fc.confidence))
                 edits.append(decide(Edit("UNSPECIFIED-WHEN-DOCUMENTED", "warning",
                                          f"{fc.code} is unspecified but the note documents {what}; use {new}.",
                                          f"{G} I.B.13 (laterality), III.B / I.C.9.a.1 (type and acuity); "
                                          "code to the highest degree of specificity",
                                          codes=[fc.code, new], evidence=_ev(fc), fix={"replace": {fc.code: new}}),
-                                    at_mention, f"'{what}' is documented in the sentence, not at the mention itself"))
+                                    at_mention and agrees,
+                                    f"'{what}' is documented in the sentence, not at the mention itself" if not at_mention
+                                    else f"the engine scored {fc.code} {conf_text(fc.confidence)}"))
                 continue
         lat = documented & set(_LATERALITY)
         if lat and not (have & set(_LATERALITY)) and re.search(r"unspecified (side|ear|eye|knee|hip|shoulder|"
@@ -477,13 +494,21 @@ def run_diabetes_combination(state: RulesState) -> list[Edit]:
             fix["replace"] = replace
         if remove:
             fix["remove"] = remove
-        edits.append(Edit("DIABETES-TYPE", "warning",
-                          f"The note documents {', '.join(sorted(documented))} diabetes; "
-                          + "; ".join([f"{o} -> {n}" for o, n in replace.items()] + [f"{o} removed" for o in remove])
-                          + " (diabetes categories E08-E13 exclude one another).",
-                          f"{G} I.C.4.a (type of diabetes as documented); ICD-10-CM Tabular E08-E13 Excludes1",
-                          codes=[c.code for c in foreign] + list(replace.values()),
-                          evidence=[e for c in foreign for e in c.evidence], fix=fix))
+        pol = state.policy
+        kept_dm = _score(state, *[c.code for c in dm if undot(c.code)[:3] in documented])
+        type_sure = (all(pol.engine_agrees(_score(state, o), _score(state, n)) for o, n in replace.items())
+                     and all(pol.engine_agrees(_score(state, r), kept_dm) for r in remove))
+        edits.append(decide(Edit("DIABETES-TYPE", "warning",
+                                 f"The note documents {', '.join(sorted(documented))} diabetes; "
+                                 + "; ".join([f"{o} -> {n}" for o, n in replace.items()] + [f"{o} removed" for o in remove])
+                                 + " (diabetes categories E08-E13 exclude one another).",
+                                 f"{G} I.C.4.a (type of diabetes as documented); ICD-10-CM Tabular E08-E13 Excludes1",
+                                 codes=[c.code for c in foreign] + list(replace.values()),
+                                 evidence=[e for c in foreign for e in c.evidence], fix=fix),
+                            type_sure, "the engine is more confident in the code of the other diabetes type"))
+        if not type_sure:
+            # the combinations below assume the documented type: they are proposed too
+            sure_dm = {k: False for k in sure_dm}
     for cat in sorted(view):
         base = view[cat]
         plain = [code for code, _ in base if undot(code) in (cat + "9", cat + "8")]
@@ -512,7 +537,9 @@ def run_diabetes_combination(state: RulesState) -> list[Edit]:
             rm += list(plain)
             if rm:
                 fix["remove"] = rm
-            sure = sure_dm.get(cat, False) and state.policy.is_confident(comp.confidence)
+            sure = (sure_dm.get(cat, False) and state.policy.is_confident(comp.confidence)
+                    and state.policy.engine_agrees(_score(state, *(([] if keep else [comp.code]) + list(plain))),
+                                                   _score(state, target)))
             added.append(target)
             edits.append(decide(Edit("COMBINATION-CODE", "warning",
                                      f"Diabetes with {label}: the \"with\" convention links them; report {target}"
@@ -581,7 +608,8 @@ def run_hypertension_combination(state: RulesState) -> list[Edit]:
     i10 = [c for c in state.dx if undot(c.code)[:3] == "I10" and undot(c.code) not in going]
     combo = [c for c in state.dx if undot(c.code)[:3] in _HTN_COMBINED and undot(c.code) not in going]
     if i10 and combo:
-        sure = any(state.policy.is_confident(c.confidence) for c in combo)
+        sure = (any(state.policy.is_confident(c.confidence) for c in combo)
+                and state.policy.engine_agrees(_score(state, *[c.code for c in i10]), _score(state, *[c.code for c in combo])))
         edits.append(decide(Edit("COMBINATION-CODE", "warning",
                                  f"{', '.join(c.code for c in i10)} (essential hypertension) is not reported with "
                                  f"{', '.join(c.code for c in combo)}: the combination code already includes the hypertension.",
@@ -643,7 +671,8 @@ def _hypertension_combination(state: RulesState) -> list[Edit]:
     conf = state.policy.is_confident
     sure = (any(conf(c.confidence) for c in current)
             and (not heart or any(conf(c.confidence) for c in heart))
-            and (not has_ckd or stage_from_note is not None or any(conf(c.confidence) for c in ckd)))
+            and (not has_ckd or stage_from_note is not None or any(conf(c.confidence) for c in ckd))
+            and ("replace" not in fix or state.policy.engine_agrees(_score(state, current[0].code), _score(state, target))))
     ev = [e for c in current + heart + ckd for e in c.evidence]
     parts = [f"report {target}" + (f" (replacing {', '.join(c.code for c in current)})" if "replace" in fix else "")]
     if hf:
@@ -673,8 +702,8 @@ def _unspecified(fc: FinalCode) -> bool:
 def _refines(spec: FinalCode, uns: FinalCode) -> bool:
     """``spec`` is a more specific code of the same subdivision as the unspecified ``uns``."""
     s, u = undot(spec.code), undot(uns.code)
-    if s == u or not s.startswith(u[:-1]):
-        return False
+    if s == u or not s.startswith(u[:-1]) or u.startswith(s):
+        return False  # (a header is never more specific than its own subcode)
     return not _unspecified(spec) or len(s) > len(u)
 
 
@@ -711,14 +740,17 @@ def run_unspecified_with_specific(state: RulesState) -> list[Edit]:
         better = [o for o in state.dx if o is not fc and o.system == "icd10cm" and _refines(o, fc)]
         if not better:
             continue
-        sure = not fc.evidence or any(_reads_more_of(o, fc) for o in better)
+        longer = [o for o in better if not fc.evidence or _reads_more_of(o, fc)]
+        sure = (bool(longer) and state.policy.engine_agrees(_score(state, fc.code), _score(state, *[o.code for o in longer]))
+                and state.policy.may_drop(fc.confidence))
         edits.append(decide(Edit("UNSPECIFIED-WITH-SPECIFIC", "info",
                                  f"{fc.code} ({fc.description}) is unspecified while the more specific "
                                  f"{', '.join(o.code for o in better)} of the same category is reported; "
                                  f"{'removed' if sure else 'remove'} {fc.code}.",
                                  f"{G} I.A.9.b, I.B.2 (unspecified codes only when a more specific code is not supported)",
                                  codes=[fc.code] + [o.code for o in better], evidence=_ev(fc), fix={"remove": [fc.code]}),
-                            sure, f"{fc.code} is documented in other words of the note"))
+                            sure, f"{fc.code} is documented in other words of the note" if not longer
+                                  else f"the engine scored {fc.code} {conf_text(fc.confidence)}"))
     return edits
 
 
@@ -744,14 +776,18 @@ def run_integral_symptoms(state: RulesState) -> list[Edit]:
             if integral and T.has_prefix(sym.code, integral):
                 owner = c
                 break
-        if owner is not None and not state.policy.is_confident(owner.confidence):
-            # The diagnosis itself is not confidently coded: keep the symptom, propose the removal.
+        if owner is not None and not (state.policy.is_confident(owner.confidence)
+                                      and state.policy.engine_agrees(_score(state, sym.code), _score(state, owner.code))
+                                      and state.policy.may_drop(sym.confidence)):
+            # The diagnosis is not confidently coded, or the engine is more confident in the
+            # symptom than in the diagnosis: keep the symptom, propose the removal.
             edits.append(decide(Edit("SYMPTOM-INTEGRAL", "warning",
                                      f"{sym.code} is routinely associated with {owner.code}; if {owner.code} is confirmed, "
                                      f"{sym.code} is not coded separately.",
                                      f"{G} I.B.5, I.C.18.b (signs and symptoms integral to a definitive diagnosis)",
                                      codes=[sym.code, owner.code], evidence=_ev(sym), fix={"remove": [sym.code]}),
-                                False, f"{owner.code} is not confidently coded (confidence {conf_text(owner.confidence)})"))
+                                False, f"the engine scored {sym.code} {conf_text(sym.confidence)} and {owner.code} "
+                                       f"{conf_text(owner.confidence)}"))
             continue
         if owner is not None:
             edits.append(Edit("SYMPTOM-INTEGRAL", "warning",
@@ -822,7 +858,7 @@ def _weaker(a: FinalCode, b: FinalCode, policy: Any = None) -> FinalCode | None:
 
     Dropped automatically (the decision is certain): a negated / hypothetical code; a raw code
     against one a rule derived by an applied, certain change; a code without evidence against
-    one with evidence; the far less confident one (gap >= ``policy.excludes1_gap``) when the
+    one with evidence; the far less confident one (gap >= ``policy.confidence_gap``) when the
     other is confidently coded (``policy.confident``). Anything else (e.g. two readings of the
     same words with close confidences, or two separately documented conditions, which may be
     unrelated: I.A.12.a exception) is left in place and flagged with the proposed removal.
@@ -841,8 +877,9 @@ def _weaker(a: FinalCode, b: FinalCode, policy: Any = None) -> FinalCode | None:
         return a if not a.evidence else b
     ca = a.confidence if a.confidence is not None else 0.5
     cb = b.confidence if b.confidence is not None else 0.5
-    if abs(ca - cb) >= policy.excludes1_gap - 1e-9 and policy.is_confident(max(ca, cb)):
-        return a if ca < cb else b
+    if policy.far_less(min(ca, cb), max(ca, cb)):
+        weak = a if ca < cb else b
+        return weak if policy.may_drop(weak.confidence) else None
     return None
 
 

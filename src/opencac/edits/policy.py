@@ -8,32 +8,53 @@ so the encounter goes to a coder and the guideline is still enforced before bill
 ("resolve by evidence and confidence, or flag for the coder").
 
 Every threshold of "confident" lives here, with its documented default; rules read them from
-``RulesState.policy`` and never hard-code their own. Per rule (see ``opencac.edits.guidelines``):
+``RulesState.policy`` and never hard-code their own.
+
+Two principles hold for every rule that takes a code out or swaps it:
+
+- the engine's own scores must not contradict the change (``engine_agrees``): the engine
+  believes the code put in (or kept) at least as much as the code taken out. A code the
+  engine scored 0.96 is not silently replaced by one it scored 0.07, whatever the rule
+  infers; the coder decides. A code the engine did not score is judged by the note alone.
+- a rule that *judges* a code redundant or conflicting (Excludes1 by confidence, an integral
+  symptom, an unspecified code beside a specific one, a more specific sibling read from the
+  note) drops an engine code by itself only when the engine itself doubts it (``may_drop``:
+  confidence <= ``doubtful``). Confidences are calibrated probabilities that the code belongs
+  on the encounter, so a code scored p is right about p of the time: dropping codes scored
+  0.4-0.9 automatically would remove a right code 40-90 % of the time. Such codes stay and
+  the conflict goes to the coder with the proposed fix. Documentation that rules a code out
+  (negated, family history, uncertain outside the inpatient setting, a history stated as
+  over) and structural completions (a 7th character the note states, a header beside its own
+  subcode) are not judgements and apply.
+
+Per rule (see ``opencac.edits.guidelines``):
 
 - completion (I.A.5, I.C.19.a, I.B.1): a 7th character is added only when the note states the
-  episode of care explicitly; an assumed episode or a header completed to its unspecified
-  subcode is proposed. A header beside its own coded subcode is dropped.
+  episode of care explicitly (or the encounter is an emergency-department one); an assumed
+  episode or a header completed to its unspecified subcode is proposed. A header beside its
+  own coded subcode is dropped (unless the engine prefers the header).
 - specificity (I.B.13, III.B, I.C.14.a): the more specific sibling replaces the unspecified
-  code only when the attribute (side, acuity, type, stage) is in the words of the mention
-  itself (``attribute_window``); a documented attribute elsewhere in the sentence is proposed.
-- combination codes (I.A.15, I.C.4.a, I.C.9.a): built only when every code they absorb is
-  confidently coded (``confident``) or documented verbatim; otherwise proposed.
+  code only when the attribute (side, acuity, type) is in the words of the mention itself
+  (``attribute_window``) and the unspecified code is doubtful or was added by a rule; a CKD
+  stage stated in the note replaces N18.9. Otherwise proposed.
+- combination codes (I.A.15, I.C.4.a, I.C.9.a): built only when the codes they combine are
+  confidently coded (``confident``) or the CKD stage is stated; the documented diabetes type
+  moves codes of another type (E08-E13 exclude one another). Otherwise proposed.
 - integral symptoms (I.B.5): the symptom is dropped only when the diagnosis that absorbs it is
-  confidently coded; otherwise proposed.
+  confidently coded and the symptom doubtful; otherwise its removal is proposed.
 - Excludes1 (I.A.12.a): one side dropped only when it is negated, has no evidence against a
-  supported code, or is far less confident (``excludes1_gap``) than a confidently coded other
-  side; otherwise both stay and the edit proposes dropping the weaker one.
-- unspecified beside specific (I.A.9.b, I.B.2): dropped only when both codes read the same
-  words of the note; otherwise proposed.
+  supported code, or is far less confident (``confidence_gap``) than a confidently coded other
+  side and doubtful itself; otherwise both stay and the edit proposes dropping the weaker one.
+- unspecified beside specific (I.A.9.b, I.B.2): dropped only when its words lie inside the
+  specific code's longer reading of the same mention and it is doubtful; otherwise proposed.
 - personal history (I.C.21.c.4): the active code becomes the Z85-Z87 history code only when
-  the note states the condition is over (``_RESOLVED`` cues in the mention's sentence) or the
-  engine is confident; otherwise proposed. Family history and negated / hypothetical mentions
-  are never coded as active conditions, so those changes always apply.
+  the note states the condition is over (``_RESOLVED`` cues in the mention's sentence);
+  otherwise proposed. Family history and negated / hypothetical mentions are never coded as
+  active conditions, so those changes always apply.
 - companions (code first / use additional / code also) found among the engine's candidates or
   in the note are always added: they complete, never contradict, the engine's codes.
 - always applied as well, the note or the codes deciding: uncertain diagnoses outside the
-  inpatient setting replaced by their symptoms (IV.H, the note states the uncertainty), the
-  documented diabetes type (E08-E13 exclude one another), a CKD stage stated in the note,
+  inpatient setting replaced by their symptoms (IV.H, the note states the uncertainty),
   duplicates (I.B.12), malformed PCS codes, and sequencing.
 
 A code whose confidence is unknown (``None``: added by a rule from the note's own words, or a
@@ -56,7 +77,7 @@ class AutoApplyPolicy:
         confident: engine confidence (calibrated probability) at or above which a code counts
             as confidently coded, e.g. the diagnosis that absorbs an integral symptom, the
             heart/CKD condition of a hypertensive combination. Default 0.7.
-        excludes1_gap: confidence gap at or above which the weaker code of an Excludes1 pair is
+        confidence_gap: confidence gap at or above which the weaker code of an Excludes1 pair is
             "far less confident" and dropped (the stronger one must be confident). Default 0.3.
         attribute_window: characters either side of the mention's words in which a documented
             side / acuity / type makes the more specific code certain. Default 30.
@@ -65,22 +86,41 @@ class AutoApplyPolicy:
             subcode). Default 0.2.
         history_candidate_min: lowest confidence of an unselected history / family-history
             mention that earns its Z80-Z87 code. Default 0.5.
+        doubtful: engine confidence at or below which the engine itself doubts a code, so that a
+            rule judging it redundant or conflicting may drop it without the coder. Default 0.2
+            (with calibrated confidences: at least ~80 % of such automatic drops are right).
     """
 
     confident: float = 0.7
-    excludes1_gap: float = 0.3
+    confidence_gap: float = 0.3
     attribute_window: int = 30
     candidate_min: float = 0.2
     history_candidate_min: float = 0.5
+    doubtful: float = 0.2
 
     def is_confident(self, confidence: float | None) -> bool:
         """Whether a code with this confidence counts as confidently coded (None counts)."""
         return confidence is None or confidence >= self.confident
 
+    def engine_agrees(self, removed: float | None, kept: float | None) -> bool:
+        """Whether the engine's scores allow taking out a code scored ``removed`` for one scored
+        ``kept`` (the code put in, or the code that absorbs / outranks it): the engine believes
+        ``kept`` at least as much. An unscored code (None) leaves the decision to the note."""
+        return removed is None or kept is None or kept >= removed
+
+    def may_drop(self, confidence: float | None) -> bool:
+        """Whether a rule that judges a code redundant or conflicting may drop it by itself: the
+        engine doubts it (confidence <= ``doubtful``) or did not score it (added by a rule)."""
+        return confidence is None or confidence <= self.doubtful + 1e-9
+
+    def far_less(self, weaker: float, stronger: float) -> bool:
+        """``weaker`` is far less confident than a confidently coded ``stronger``."""
+        return stronger - weaker >= self.confidence_gap - 1e-9 and self.is_confident(stronger)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"confident": self.confident, "excludes1_gap": self.excludes1_gap,
+        return {"confident": self.confident, "confidence_gap": self.confidence_gap,
                 "attribute_window": self.attribute_window, "candidate_min": self.candidate_min,
-                "history_candidate_min": self.history_candidate_min}
+                "history_candidate_min": self.history_candidate_min, "doubtful": self.doubtful}
 
 
 #: The defaults used when ``apply_rules`` is given no policy.

@@ -123,7 +123,8 @@ def _history_edit(state: RulesState, fc: FinalCode, assertion: str, present: boo
 
 def run_uncertain(state: RulesState) -> list[Edit]:
     """Uncertain diagnoses: outpatient -> code the symptoms (IV.H); inpatient at discharge ->
-    code as if established (II.H, III.C)."""
+    code as if established (II.H, III.C). The outpatient switch applies by itself only when the
+    engine doubts the code (``policy.may_drop``); otherwise it is proposed."""
     edits: list[Edit] = []
     for fc in list(state.dx):
         if fc.assertion != "uncertain":
@@ -147,9 +148,14 @@ def run_uncertain(state: RulesState) -> list[Edit]:
         msg = (f"{fc.code} is documented as uncertain; in the {state.ctx.setting} setting code the signs/symptoms"
                + (f" ({', '.join(s.code for s in symptoms[:3])})." if symptoms else
                   " documented for the encounter instead." if not have_symptom else " already coded instead."))
-        edits.append(Edit("UNCERTAIN-OUTPATIENT", "warning", msg,
-                          f"{G} IV.H (uncertain diagnosis, outpatient)",
-                          codes=[fc.code] + [s.code for s in symptoms[:3]], evidence=_ev(fc), fix=fix))
+        # Applied when the engine doubts the code too; a code the engine still believes despite the
+        # hedge words (its confidence already weighs the assertion) may be established elsewhere
+        # in the record, so the switch to symptoms is proposed.
+        edits.append(decide(Edit("UNCERTAIN-OUTPATIENT", "warning", msg,
+                                 f"{G} IV.H (uncertain diagnosis, outpatient)",
+                                 codes=[fc.code] + [s.code for s in symptoms[:3]], evidence=_ev(fc), fix=fix),
+                            state.policy.may_drop(fc.confidence),
+                            f"the engine scored {fc.code} {conf_text(fc.confidence)} despite the uncertainty"))
     return edits
 
 

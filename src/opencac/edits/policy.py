@@ -22,10 +22,10 @@ Two principles hold for every rule that takes a code out or swaps it:
   confidence <= ``doubtful``). Confidences are calibrated probabilities that the code belongs
   on the encounter, so a code scored p is right about p of the time: dropping codes scored
   0.4-0.9 automatically would remove a right code 40-90 % of the time. Such codes stay and
-  the conflict goes to the coder with the proposed fix. Documentation that rules a code out
-  (negated, family history, uncertain outside the inpatient setting, a history stated as
-  over) and structural completions (a 7th character the note states, a header beside its own
-  subcode) are not judgements and apply.
+  the conflict goes to the coder with the proposed fix. The same holds for a diagnosis the
+  note hedges (IV.H, outpatient). Documentation that rules a code out (negated, family
+  history, hypothetical, a history stated as over) and structural completions (a 7th
+  character the note states, a header beside its own subcode) are not judgements and apply.
 
 Per rule (see ``opencac.edits.guidelines``):
 
@@ -53,9 +53,11 @@ Per rule (see ``opencac.edits.guidelines``):
   active conditions, so those changes always apply.
 - companions (code first / use additional / code also) found among the engine's candidates or
   in the note are always added: they complete, never contradict, the engine's codes.
-- always applied as well, the note or the codes deciding: uncertain diagnoses outside the
-  inpatient setting replaced by their symptoms (IV.H, the note states the uncertainty),
-  duplicates (I.B.12), malformed PCS codes, and sequencing.
+- uncertain diagnoses outside the inpatient setting (IV.H): replaced by their symptoms only when
+  the engine doubts the code too; a code the engine believes despite the hedge words may be
+  established elsewhere in the record, so the switch is proposed.
+- always applied, the note or the codes deciding: duplicates (I.B.12), malformed PCS codes,
+  and sequencing.
 
 A code whose confidence is unknown (``None``: added by a rule from the note's own words, or a
 claim) counts as confident.

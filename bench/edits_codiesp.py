@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--setting", default="inpatient", choices=["inpatient", "outpatient", "emergency", "professional"])
     ap.add_argument("--out", default=None, help="also write the figures as JSON here")
     ap.add_argument("--ablate", action="store_true", help="also: MAP with each built-in rule left out")
+    ap.add_argument("--policy", action="append", default=[], metavar="NAME=VALUE",
+                    help="override an AutoApplyPolicy threshold, e.g. --policy doubtful=0.3 (repeatable)")
     ap.add_argument("--cache", default=None,
                     help="pickle the engine's results here and reuse them on the next run with the same "
                          "model/split/setting/limit (to iterate on the rules without re-coding the notes)")
@@ -156,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     from opencac.coding.types import EncounterContext
     from opencac.edits import apply_rules
+
+    policy = None
+    if args.policy:
+        from opencac.edits import AutoApplyPolicy
+
+        kw = {k: float(v) if "." in v else int(v) for k, v in (p.split("=", 1) for p in args.policy)}
+        policy = AutoApplyPolicy(**kw)
 
     files = sorted((split / "text_files_en").glob("*.txt"))[: args.limit]
     ids = [f.stem for f in files]
@@ -199,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     drg_agree = drg_total = 0
     t1 = time.perf_counter()
     for doc_id, text, res in zip(ids, texts, results):
-        outcome = apply_rules(res, text, kb=eng.kb)
+        outcome = apply_rules(res, text, kb=eng.kb, policy=policy)
         sev = [e for e in outcome.edits if e.severity in ("error", "warning")]
         with_edit += bool(sev or outcome.queries)
         with_any += bool(outcome.edits or outcome.queries)
@@ -250,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
     figures = {
         "split": args.split, "notes": n, "engine": eng.name, "setting": args.setting,
+        "policy": policy.to_dict() if policy is not None else "default",
         "share_notes_with_warning_error_or_query": round(with_edit / n, 4) if n else 0.0,
         "share_notes_with_any_edit_or_query": round(with_any / n, 4) if n else 0.0,
         "share_notes_with_query": round(with_query / n, 4) if n else 0.0,
@@ -278,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             reg.unregister("opencac.drg.v1")  # no effect on codes; saves time
             aps: dict[str, list[float]] = {"icd10cm": [], "icd10pcs": []}
             for doc_id, text, res in zip(ids, texts, results):
-                out = apply_rules(res, text, kb=eng.kb, registry=reg)
+                out = apply_rules(res, text, kb=eng.kb, registry=reg, policy=policy)
                 for system, sugg in (("icd10cm", res.diagnoses), ("icd10pcs", res.procedures)):
                     g = gold[system].get(doc_id, set())
                     if g:

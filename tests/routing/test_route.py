@@ -169,11 +169,18 @@ def test_fit_policy_from_results_and_projection() -> None:
         gold["icd10cm"][f"d{i}"] = ["j18.9"] if good else ["i10"]
     recs, gc = records_from_results(results, gold)
     assert gc["icd10cm:*"] == 40 and len(recs) == 80
-    pol = fit_policy(recs, gc, target_precision=0.95, base=RoutingPolicy(audit_sample_rate=0.0))
+    pol = fit_policy(recs, gc, target_precision=0.95, base=RoutingPolicy(audit_sample_rate=0.0), method="empirical")
     assert pol.thresholds["icd10cm:*"] == 0.95
     assert pol.fits["icd10cm:*"]["recall"] == pytest.approx(30 / 40)
     proj = projected_automation(results, pol)
     assert proj["encounters"] == 40 and proj["straight_through_rate"] == pytest.approx(0.75)
+    # the default asks a lower bound of precision (30 right codes pooled with their 0.95
+    # confidences) to meet the target: enough for 0.95, not for 0.97, which the observed 30/30 meets
+    default = fit_policy(recs, gc, target_precision=0.95)
+    assert default.thresholds["icd10cm:*"] == 0.95
+    assert default.meta["threshold_method"]["method"] == "bayes"
+    assert fit_policy(recs, gc, target_precision=0.97).thresholds["icd10cm:*"] is None
+    assert fit_policy(recs, gc, target_precision=0.97, method="empirical").thresholds["icd10cm:*"] == 0.95
 
 
 def test_applied_fix_does_not_block_and_drg_impact_raises_cdi_priority(policy: RoutingPolicy) -> None:

@@ -33,7 +33,7 @@ from opencac.routing.route import (
     projected_automation,
     route,
 )
-from opencac.routing.thresholds import ThresholdFit, fit_thresholds, threshold_for_precision
+from opencac.routing.thresholds import ThresholdFit, bootstrap_precision, fit_thresholds, threshold_for_precision
 
 __all__ = [
     "CDI_QUERY",
@@ -50,6 +50,7 @@ __all__ = [
     "ThresholdFit",
     "assess_complexity",
     "audit_draw",
+    "bootstrap_precision",
     "calibration_report",
     "expected_calibration_error",
     "fit_policy",

@@ -12,7 +12,7 @@ from opencac.learning.evaluation import load_documents
 from opencac.learning.feedback import TrainingDocument
 from opencac.routing.policy import RoutingPolicy, fit_policy, records_from_results
 from opencac.routing.route import projected_automation
-from opencac.routing.thresholds import fit_thresholds
+from opencac.routing.thresholds import DEFAULT_CONFIDENCE, DEFAULT_METHOD, DEFAULT_PRIOR_WEIGHT, fit_thresholds
 
 #: Targets pre-computed into ``policy.projection["curve"]`` so an admin can move the target
 #: precision and see the projected automation at once, without re-coding the validation set.
@@ -40,12 +40,15 @@ def code_corpus(
 def projection_curve(
     results: Sequence[CodingResult], gold: dict[str, dict[str, list[str]]], base: RoutingPolicy,
     texts: dict[str, str] | None = None, targets: Sequence[float] = CURVE_TARGETS,
+    method: str = DEFAULT_METHOD, confidence: float = DEFAULT_CONFIDENCE, prior_weight: float = DEFAULT_PRIOR_WEIGHT,
 ) -> list[dict[str, Any]]:
-    """For each target precision: thresholds, code-level recall per group, encounter automation rate."""
+    """For each target precision: thresholds, code-level recall per group, encounter automation rate
+    (thresholds chosen as :func:`fit_policy` chooses them: ``method``, ``confidence``, ``prior_weight``)."""
     records, gold_counts = records_from_results(results, gold)
     curve = []
     for t in targets:
-        fits = fit_thresholds(records, t, gold_counts, min_selected=5)
+        fits = fit_thresholds(records, t, gold_counts, min_selected=5, method=method, confidence=confidence,
+                              prior_weight=prior_weight)
         pol = RoutingPolicy.from_dict({**base.to_dict(), "thresholds": {k: f.threshold for k, f in fits.items()},
                                        "projection": {}, "fits": {}, "calibrators": {}})
         pol.target_precision = t
@@ -68,6 +71,9 @@ def fit_policy_on_corpus(
     rules: bool = False,
     calibration: str | None = "isotonic",
     results: Sequence[CodingResult] | None = None,
+    method: str = DEFAULT_METHOD,
+    confidence: float = DEFAULT_CONFIDENCE,
+    prior_weight: float | None = None,
 ) -> tuple[RoutingPolicy, list[CodingResult]]:
     """Code a validation corpus with ``model`` and fit a policy that meets ``target_precision``.
 
@@ -80,6 +86,10 @@ def fit_policy_on_corpus(
         rules: apply the rules layer (edits and queries count in the projected automation).
         calibration: display calibrators to fit (``isotonic`` | ``platt`` | ``None``).
         results: already-computed results for ``validation`` (skips coding).
+        method / confidence: how thresholds are chosen (see :func:`fit_policy`).
+        prior_weight: weight of the engine's calibrated confidences as evidence; default
+            :data:`~opencac.routing.thresholds.DEFAULT_PRIOR_WEIGHT` for a trained model and 0
+            for the dictionary-only engine, whose confidences are not calibrated.
 
     Returns:
         ``(policy, results)``; ``policy.projection`` holds the automation projection and the
@@ -90,10 +100,14 @@ def fit_policy_on_corpus(
         results = code_corpus(model, docs, context, rules)
     gold = {s: {d.id: d.codes.get(s, []) for d in docs} for s in ("icd10cm", "icd10pcs")}
     records, gold_counts = records_from_results(results, gold)
-    pol = fit_policy(records, gold_counts, target_precision, base=base, calibration=calibration)
+    if prior_weight is None:
+        calibrated = any(r.model != "dictionary-only" for r in results)
+        prior_weight = DEFAULT_PRIOR_WEIGHT if calibrated else 0.0
+    fit_kw: dict[str, Any] = {"method": method, "confidence": confidence, "prior_weight": prior_weight}
+    pol = fit_policy(records, gold_counts, target_precision, base=base, calibration=calibration, **fit_kw)
     texts = {d.id: d.text for d in docs}
     proj = projected_automation(results, pol, texts)
-    pol.projection = {**proj, "curve": projection_curve(results, gold, pol, texts)}
+    pol.projection = {**proj, "curve": projection_curve(results, gold, pol, texts, **fit_kw)}
     pol.meta.update(model=str(model) if model else None, rules_applied=rules,
                     fitted=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     return pol, list(results)

@@ -19,7 +19,13 @@ from opencac.routing.calibration import (
     group_key,
     save_json,
 )
-from opencac.routing.thresholds import DEFAULT_TARGET_PRECISION, fit_thresholds
+from opencac.routing.thresholds import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_METHOD,
+    DEFAULT_PRIOR_WEIGHT,
+    DEFAULT_TARGET_PRECISION,
+    fit_thresholds,
+)
 
 POLICY_FORMAT = "opencac.routing-policy.v1"
 
@@ -239,6 +245,9 @@ def fit_policy(
     calibration: str | None = "isotonic",
     min_selected: int = 5,
     by_setting: bool = True,
+    method: str = DEFAULT_METHOD,
+    confidence: float = DEFAULT_CONFIDENCE,
+    prior_weight: float = DEFAULT_PRIOR_WEIGHT,
 ) -> RoutingPolicy:
     """Fit thresholds (and optional display calibrators) from validation records into a policy.
 
@@ -251,6 +260,10 @@ def fit_policy(
             of probabilities; thresholds are on the engine's own confidence.
         min_selected: fewest codes above a threshold for it to count.
         by_setting: fit per setting too.
+        method / confidence / prior_weight: how thresholds are chosen (see
+            :func:`~opencac.routing.thresholds.threshold_for_precision`; the default asks a
+            lower confidence bound of precision, pooled with the engine's calibration, to meet
+            the target, so that the promise holds on unseen notes).
 
     Returns:
         A new :class:`RoutingPolicy` with ``thresholds``, ``fits``, ``calibrators`` and
@@ -258,7 +271,8 @@ def fit_policy(
     """
     pol = RoutingPolicy.from_dict(base.to_dict()) if base else RoutingPolicy()
     pol.target_precision = target_precision
-    fits = fit_thresholds(records, target_precision, gold_counts, by_setting, min_selected)
+    fits = fit_thresholds(records, target_precision, gold_counts, by_setting, min_selected, method=method,
+                          confidence=confidence, prior_weight=prior_weight)
     pol.thresholds = {k: f.threshold for k, f in fits.items()}
     pol.fits = {k: f.to_dict() for k, f in fits.items()}
     reps = calibration_report(records, by_setting=by_setting)
@@ -268,6 +282,8 @@ def fit_policy(
         validation_codes=len(records),
         validation_docs=len({r.doc_id for r in records}),
         ece={k: round(r.ece, 4) for k, r in reps.items()},
+        threshold_method={"method": method, "confidence": confidence, "prior_weight": prior_weight,
+                          "min_selected": min_selected},
     )
     if calibration:
         from opencac.routing.calibration import group_records

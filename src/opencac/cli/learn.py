@@ -60,6 +60,7 @@ def learn(
     org: Annotated[str, typer.Option("--org", help="Organisation the decisions come from (per-organisation priors).")] = "default",
     engine_update: Annotated[bool, typer.Option("--engine-update/--overlay-only", help="Also call the engine's own incremental update.")] = True,
     memory_positives: Annotated[bool, typer.Option("--memory-positives/--no-memory-positives", help="Let the feedback memory vote for accepted codes.")] = True,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Update only the code systems whose update raises MAP on the batch's own notes (cross-fitted; batches of 20+ notes).")] = True,
     registry: RegistryOpt = None,
     validation: Annotated[Path | None, typer.Option("--validation", help="With --registry: score on this fixed validation set and register (promoted only if not worse).")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Date of service for validation coding (YYYY-MM-DD).")] = None,
@@ -69,7 +70,7 @@ def learn(
     from opencac.learning.evaluation import load_documents
     from opencac.learning.online import OnlineLearner
 
-    learner = OnlineLearner(model, update_engine=engine_update, memory_positives=memory_positives)
+    learner = OnlineLearner(model, update_engine=engine_update, memory_positives=memory_positives, check=check)
     docs = load_documents(corpus, org=org)
     rep = learner.learn_documents(docs)
     learner.save(out)
@@ -83,6 +84,9 @@ def learn(
         f"learnt {rep.documents} documents ({rep.examples} accepted codes) in {rep.seconds:.1f} s; "
         f"engine update: {'yes' if rep.engine_updated else 'no'}; wrote {out}"
     )
+    for system, c in sorted(rep.check.items()):
+        typer.echo(f"update check {system}: MAP {c['map_before']:.4f} -> {c['map_after']:.4f} on {c['docs']} unseen "
+                   f"notes: {'updated' if rep.engine_systems and system in rep.engine_systems else 'not updated'}")
     for n in rep.notes:
         typer.echo(f"note: {n}")
     if "registry" in data:

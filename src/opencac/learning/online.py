@@ -15,6 +15,7 @@ A model directory after learning holds the engine's artifacts plus ``learning/``
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
@@ -67,13 +68,145 @@ def _as_engine_docs(docs: Sequence[TrainingDocument]) -> list[Any]:
     return [CodedDocument(d.id, d.text, {s: list(d.codes.get(s, [])) for s in SYSTEMS}) for d in docs]
 
 
-def engine_update(engine: Any, docs: Sequence[TrainingDocument]) -> bool:
-    """Call the engine's incremental update with coded documents; ``False`` when it has none."""
+def engine_update(engine: Any, docs: Sequence[TrainingDocument], systems: Sequence[str] | None = None) -> bool:
+    """Call the engine's incremental update with coded documents; ``False`` when it has none.
+
+    Args:
+        engine: the engine or its model.
+        docs: coded documents.
+        systems: update only these code systems' layers (``None``: all). Needs a model with
+            per-system layers (``layers_`` + ``featurizer_``, as ``EngineModel``); other
+            engines are updated whole, or not at all when ``systems`` leaves one out.
+    """
     target = _engine_target(engine, "update")
     if target is None or not docs:
         return False
-    target.update(_as_engine_docs(docs))
+    if systems is None:
+        target.update(_as_engine_docs(docs))
+        return True
+    return _update_systems(target, docs, systems)
+
+
+def _update_systems(target: Any, docs: Sequence[TrainingDocument], systems: Sequence[str]) -> bool:
+    """Update only ``systems`` of a per-system model (what ``EngineModel.update`` does, per layer)."""
+    layers = getattr(target, "layers_", None)
+    feat = getattr(target, "featurizer_", None)
+    if not isinstance(layers, dict) or feat is None:
+        if set(SYSTEMS) <= set(systems):
+            target.update(_as_engine_docs(docs))
+            return True
+        return False
+    chosen = [s for s in layers if s in systems]
+    if not chosen:
+        return False
+    texts = [d.text for d in docs]
+    X, B = feat.transform(texts), feat.binary_words(texts)
+    for s in chosen:
+        layers[s].update(X, B, [list(d.codes.get(s, [])) for d in docs])
+    td = getattr(target, "manifest", {}).setdefault("training_data", {})
+    td["n_updates"] = int(td.get("n_updates", 0)) + len(docs)
+    td.setdefault("updated_systems", {})
+    for s in chosen:
+        td["updated_systems"][s] = int(td["updated_systems"].get(s, 0)) + len(docs)
     return True
+
+
+def _trial_copy(target: Any) -> Any:
+    """A copy of an updatable model that a trial update may change without touching ``target``.
+
+    ``EngineModel`` layers replace (never mutate) their arrays on update, so a shallow copy of
+    each layer is enough (no copy of the featurizer, rankers or knowledge base).
+    """
+    layers = getattr(target, "layers_", None)
+    if isinstance(layers, dict):
+        twin = copy.copy(target)
+        twin.layers_ = {s: copy.copy(layer) for s, layer in layers.items()}
+        twin.manifest = copy.deepcopy(getattr(target, "manifest", {}))
+        return twin
+    return copy.deepcopy(target)
+
+
+#: Fewest learnt documents for the update check (below it the last check's decision applies).
+MIN_CHECK_DOCS = 20
+#: Most learnt documents the check codes (a deterministic sample beyond it, to stay fast).
+MAX_CHECK_DOCS = 64
+
+
+def check_update(
+    engine: Any, target: Any, docs: Sequence[TrainingDocument], systems: Sequence[str] = SYSTEMS,
+    max_docs: int = MAX_CHECK_DOCS, context: EncounterContext | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Does the engine's incremental update help, per code system? Cross-fitted on the learnt notes.
+
+    The check notes (all learnt documents, or an evenly spaced sample of ``max_docs`` by id) are
+    split in two folds; for each fold, a copy of the model is updated with every *other* learnt
+    document and the fold is coded by the model before and after that update. The change of
+    mean average precision (CodiEsp MAP, over the fold's notes that have codes of the system)
+    says whether the update helps notes it has not seen.
+
+    Args:
+        engine: what codes (``code_many`` or ``code``); ``target`` is the engine itself or its ``model``.
+        target: the updatable model.
+        docs: the documents about to be learnt.
+        systems: code systems to check.
+        max_docs: most notes coded (each twice).
+        context: the encounter context for coding.
+
+    Returns:
+        ``system -> {"delta_map", "map_before", "map_after", "docs"}``; empty when the check
+        cannot run (too few documents, or an engine whose model cannot be swapped).
+    """
+    from opencac.learning.evaluation import average_precision
+
+    ordered = sorted(docs, key=lambda d: d.id)
+    if len(ordered) < MIN_CHECK_DOCS:
+        return {}
+    step = max(1.0, len(ordered) / max_docs)
+    sample = [ordered[int(i * step)] for i in range(min(len(ordered), max_docs))]
+    folds = [sample[0::2], sample[1::2]]
+    swap = getattr(engine, "model", None) is target
+    if not swap and engine is not target:
+        return {}
+    aps: dict[str, list[tuple[float, float]]] = {s: [] for s in systems}
+    for fold in folds:
+        ids = {d.id for d in fold}
+        rest = [d for d in ordered if d.id not in ids]
+        trial = _trial_copy(target)
+        if not _update_systems(trial, rest, systems):
+            return {}
+        before = _code(engine, fold, context)
+        if swap:
+            engine.model = trial
+            try:
+                after = _code(engine, fold, context)
+            finally:
+                engine.model = target
+        else:
+            after = _code(trial, fold, context)
+        for d, rb, ra in zip(fold, before, after, strict=True):
+            for s in systems:
+                gold = d.codes.get(s, [])
+                if gold:
+                    aps[s].append((average_precision([x.code for x in rb.ranked(s)], gold),
+                                   average_precision([x.code for x in ra.ranked(s)], gold)))
+    out = {}
+    for s, pairs in aps.items():
+        if pairs:
+            b = sum(p[0] for p in pairs) / len(pairs)
+            a = sum(p[1] for p in pairs) / len(pairs)
+            out[s] = {"delta_map": a - b, "map_before": b, "map_after": a, "docs": len(pairs)}
+    return out
+
+
+def _code(engine: Any, docs: Sequence[TrainingDocument], context: EncounterContext | None) -> list[CodingResult]:
+    many = getattr(engine, "code_many", None)
+    if callable(many):
+        try:
+            return list(many([d.text for d in docs], [d.id for d in docs], context, max_suggestions=None,
+                             explain_top=0))
+        except TypeError:  # an engine without those keywords
+            return list(many([d.text for d in docs], [d.id for d in docs], context))
+    return [engine.code(d.text, doc_id=d.id, context=context) for d in docs]
 
 
 def engine_save(engine: Any, out: Path) -> bool:
@@ -174,6 +307,10 @@ class LearnReport:
         engine_updated: whether the engine's own incremental update ran.
         seconds: wall time.
         data_hash: hash of the documents learnt.
+        engine_systems: the code systems whose engine layers were updated (``None``: all / no
+            per-system choice).
+        check: the update check per system (:func:`check_update`), when it ran.
+        check_seconds: its wall time (part of ``seconds``).
     """
 
     documents: int = 0
@@ -182,6 +319,9 @@ class LearnReport:
     seconds: float = 0.0
     data_hash: str = ""
     notes: list[str] = field(default_factory=list)
+    engine_systems: list[str] | None = None
+    check: dict[str, dict[str, Any]] = field(default_factory=dict)
+    check_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,6 +336,10 @@ class OnlineLearner:
         update_engine: also call the engine's incremental update on whole documents.
         memory_positives: let the overlay's memory vote for accepted codes too (switch off
             to rely on the engine's own update for positives; rejections always apply).
+        check: before a batch of at least :data:`MIN_CHECK_DOCS` documents updates the engine,
+            check per code system (:func:`check_update`, cross-fitted on the batch) that the
+            update raises MAP on notes it has not seen, and update only the systems where it
+            does; smaller batches (a finalised encounter) follow the last check's choice.
 
     Attributes:
         learned: a :class:`LearnedEngine` that codes with everything learnt so far.
@@ -207,6 +351,7 @@ class OnlineLearner:
         engine: Any = None,
         update_engine: bool = True,
         memory_positives: bool = True,
+        check: bool = True,
     ) -> None:
         self.model = Path(model) if model else None
         if self.model is not None and not self.model.exists():
@@ -220,6 +365,13 @@ class OnlineLearner:
         self._pending: list[LabelledExample] = []
         self._history: list[dict[str, Any]] = []
         self._engine_changed = False
+        self.check = check
+        #: code systems the engine update is applied to (``None``: all); the last check's choice
+        self.engine_systems: list[str] | None = None
+        man = self.model / LEARNING_DIR / "manifest.json" if self.model else None
+        if man is not None and man.is_file():
+            systems = json.loads(man.read_text(encoding="utf-8")).get("engine_update_systems")
+            self.engine_systems = list(systems) if systems is not None else None
 
     @property
     def engine(self) -> Any:
@@ -280,17 +432,43 @@ class OnlineLearner:
                 self._pending += [LabelledExample(d.id, c, s, False, "reject", org=d.org) for c in d.rejected.get(s, [])]
         if self.update_engine and self.model is not None:
             try:
-                rep.engine_updated = engine_update(self.updatable, docs)
+                systems = self._choose_systems(docs, rep)
+                rep.engine_systems = list(systems) if systems is not None else None
+                rep.engine_updated = bool(systems is None or systems) and engine_update(self.updatable, docs, systems)
             except (NotImplementedError, ImportError):  # no engine installed / no update support
                 rep.engine_updated = False
-            if rep.engine_updated:
+            if rep.engine_updated or rep.check:
+                # the engine learnt these notes, or the check found its update does not help
+                # them: either way the memory must not vote for their codes a second time
+                # (measured: memory positives on corpus notes cost MAP, bench/RESULTS-learning.md)
                 self.overlay.mark_engine_learned(d.id for d in docs)
-            else:
-                rep.notes.append("the engine offers no incremental update; learnt by the feedback overlay only")
+            if not rep.engine_updated:
+                rep.notes.append("the engine was not updated (" + (
+                    "the update check found no code system it helps" if rep.check or systems == []
+                    else "the engine offers no incremental update") + "); learnt by the feedback overlay only")
             self._engine_changed |= rep.engine_updated
         rep.seconds = time.perf_counter() - t0
         self._history.append({"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **rep.to_dict()})
         return rep
+
+    def _choose_systems(self, docs: Sequence[TrainingDocument], rep: LearnReport) -> list[str] | None:
+        """The code systems to update: checked on this batch when it is large enough, else the last choice."""
+        if not self.check or len(docs) < MIN_CHECK_DOCS:
+            return self.engine_systems
+        updatable = self.updatable
+        target = _engine_target(updatable, "update")
+        if target is None:
+            return self.engine_systems
+        t0 = time.perf_counter()
+        rep.check = check_update(self.engine, target, docs)
+        rep.check_seconds = time.perf_counter() - t0
+        if not rep.check:
+            return self.engine_systems
+        # a system the check could not measure (no coded notes of it) keeps the earlier choice
+        earlier = set(self.engine_systems) if self.engine_systems is not None else set(SYSTEMS)
+        keep = [s for s in SYSTEMS if (rep.check[s]["delta_map"] > 0 if s in rep.check else s in earlier)]
+        self.engine_systems = keep
+        return keep
 
     def save(self, out: str | Path | None = None) -> Path:
         """Write the learnt model: a copy of the base model, the updated engine, the overlay.
@@ -319,6 +497,7 @@ class OnlineLearner:
         man["parent"] = str(self.model) if self.model else None
         man["memory_documents"] = len(self.overlay)
         man["engine_saved"] = bool(engine_saved) or man.get("engine_saved", False)
+        man["engine_update_systems"] = self.engine_systems
         man["history"] = list(man.get("history", [])) + self._history
         man["updated"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         man_path.write_text(json.dumps(man, indent=2), encoding="utf-8")

@@ -1,0 +1,99 @@
+"""The update check: the engine's incremental update is kept only for the code systems where it
+raises MAP on learnt notes it has not seen (cross-fitted), and small batches follow that choice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext
+from opencac.learning import OnlineLearner, TrainingDocument
+from opencac.learning.online import MIN_CHECK_DOCS, check_update
+
+
+class _Layer:
+    """Remembers learnt codes; like ``SupervisedLayer`` it replaces (never mutates) its state."""
+
+    def __init__(self) -> None:
+        self.learnt: frozenset[str] = frozenset()
+
+    def update(self, X: Any, B: Any, code_lists: list[list[str]]) -> None:
+        self.learnt = self.learnt | {c for cl in code_lists for c in cl}
+
+
+class _Featurizer:
+    def transform(self, texts: list[str]) -> list[str]:
+        return texts
+
+    def binary_words(self, texts: list[str]) -> list[str]:
+        return texts
+
+
+class _Model:
+    def __init__(self) -> None:
+        self.featurizer_ = _Featurizer()
+        self.layers_ = {"icd10cm": _Layer(), "icd10pcs": _Layer()}
+        self.manifest: dict[str, Any] = {}
+
+    def update(self, docs: list[Any]) -> None:  # whole-model update (all systems)
+        for s, layer in self.layers_.items():
+            layer.update(None, None, [d.codes[s] for d in docs])
+
+    def save(self, out: Any) -> None:
+        pass
+
+
+class _Engine:
+    """Learning J18.9 helps diagnoses; learning any procedure makes procedure ranking worse."""
+
+    name = "stub"
+
+    def __init__(self) -> None:
+        self.model = _Model()
+
+    def code(self, text: str, doc_id: str = "note", context: EncounterContext | None = None) -> CodingResult:
+        res = CodingResult(doc_id, context=context or EncounterContext())
+        dx = ["J18.9", "I10"] if "j189" in self.model.layers_["icd10cm"].learnt else ["I10", "J18.9"]
+        px = ["0BH17EZ", "5A1955Z"] if self.model.layers_["icd10pcs"].learnt else ["5A1955Z", "0BH17EZ"]
+        res.diagnoses = [CodeSuggestion(c, "icd10cm", "", 0.5, rank=i + 1) for i, c in enumerate(dx)]
+        res.procedures = [CodeSuggestion(c, "icd10pcs", "", 0.5, rank=i + 1) for i, c in enumerate(px)]
+        return res
+
+
+def _docs(n: int, prefix: str = "d") -> list[TrainingDocument]:
+    return [TrainingDocument(f"{prefix}{i:03d}", f"pneumonia on ventilation {i}",
+                             {"icd10cm": ["j189"], "icd10pcs": ["5a1955z"]}) for i in range(n)]
+
+
+def test_check_measures_each_system_on_notes_the_trial_did_not_learn() -> None:
+    eng = _Engine()
+    res = check_update(eng, eng.model, _docs(MIN_CHECK_DOCS + 4))
+    assert res["icd10cm"]["delta_map"] > 0 and res["icd10pcs"]["delta_map"] < 0
+    assert res["icd10cm"]["map_before"] == 0.5 and res["icd10cm"]["map_after"] == 1.0
+    assert res["icd10cm"]["docs"] == MIN_CHECK_DOCS + 4
+    # the trials worked on copies: the model itself learnt nothing
+    assert not eng.model.layers_["icd10cm"].learnt and not eng.model.layers_["icd10pcs"].learnt
+    assert check_update(eng, eng.model, _docs(MIN_CHECK_DOCS - 1)) == {}  # too few notes to judge
+
+
+def test_learner_updates_only_the_systems_the_check_keeps(model_dir) -> None:
+    eng = _Engine()
+    learner = OnlineLearner(model_dir, engine=eng)
+    rep = learner.learn_documents(_docs(30))
+    assert rep.engine_updated and rep.engine_systems == ["icd10cm"]
+    assert set(rep.check) == {"icd10cm", "icd10pcs"}
+    assert eng.model.layers_["icd10cm"].learnt == {"j189"}
+    assert not eng.model.layers_["icd10pcs"].learnt  # the update that hurt procedures was not applied
+    out = learner.save(model_dir.parent / "m2")
+    # a later single finalised encounter follows the stored choice
+    eng2 = _Engine()
+    again = OnlineLearner(out, engine=eng2)
+    assert again.engine_systems == ["icd10cm"]
+    rep2 = again.finalise(_docs(1, "w")[0])
+    assert rep2.engine_updated and not rep2.check and not eng2.model.layers_["icd10pcs"].learnt
+
+
+def test_without_the_check_every_system_is_updated(model_dir) -> None:
+    eng = _Engine()
+    rep = OnlineLearner(model_dir, engine=eng, check=False).learn_documents(_docs(30))
+    assert rep.engine_updated and rep.engine_systems is None and not rep.check
+    assert eng.model.layers_["icd10pcs"].learnt == {"5a1955z"}

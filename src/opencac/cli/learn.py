@@ -226,12 +226,16 @@ def thresholds_fit(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Date of service (YYYY-MM-DD).")] = None,
     rules: Annotated[bool, typer.Option("--rules/--no-rules", help="Apply the rules layer (edits/queries count).")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a reliability diagram (.png or .svg).")] = None,
+    method: Annotated[str, typer.Option("--method", help="bayes (a lower confidence bound of precision must meet the target; default), wilson, or empirical (the observed precision must).")] = "bayes",
+    confidence: Annotated[float, typer.Option("--confidence", help="One-sided confidence of the bound (bayes, wilson).")] = 0.7,
+    prior_weight: Annotated[float | None, typer.Option("--prior-weight", help="bayes: weight of the engine's calibrated confidences as evidence (default 1; 0 without a trained model).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Fit per-system thresholds that meet the target precision; print recall and projected automation."""
     from opencac.routing.fit import fit_policy_on_corpus
 
-    pol, results = fit_policy_on_corpus(model, validation, target_precision, _context(setting, as_of), rules=rules)
+    pol, results = fit_policy_on_corpus(model, validation, target_precision, _context(setting, as_of), rules=rules,
+                                        method=method, confidence=confidence, prior_weight=prior_weight)
     pol.save(out)
     if plot is not None:
         _plot(pol, results, validation, plot)
@@ -254,13 +258,17 @@ def _plot(pol: Any, results: Any, validation: Path, path: Path) -> None:
 
 
 def _print_fits(pol: Any) -> None:
-    typer.echo(f"target precision {pol.target_precision:.2f}")
-    typer.echo(f"{'group':24} {'threshold':>9} {'precision':>9} {'recall':>7} {'codes':>6} {'ECE':>6}")
+    how = pol.meta.get("threshold_method") or {}
+    typer.echo(f"target precision {pol.target_precision:.2f}" + (
+        f" (method {how.get('method')}, confidence {how.get('confidence')}, prior weight {how.get('prior_weight')})"
+        if how else ""))
+    typer.echo(f"{'group':24} {'threshold':>9} {'precision':>9} {'bound':>6} {'recall':>7} {'codes':>6} {'ECE':>6}")
     for k, f in sorted(pol.fits.items()):
         t = f"{f['threshold']:.4f}" if f["threshold"] is not None else "none"
         ece = pol.meta.get("ece", {}).get(k)
-        typer.echo(f"{k:24} {t:>9} {f['precision']:>9.3f} {f['recall']:>7.3f} {f['selected']:>6} "
-                   f"{(f'{ece:.3f}' if ece is not None else '-'):>6}")
+        bound = f.get("precision_bound")
+        typer.echo(f"{k:24} {t:>9} {f['precision']:>9.3f} {(f'{bound:.3f}' if bound is not None else '-'):>6} "
+                   f"{f['recall']:>7.3f} {f['selected']:>6} {(f'{ece:.3f}' if ece is not None else '-'):>6}")
     pr = pol.projection
     if pr:
         typer.echo(f"projected automation: {pr.get('straight_through_rate', 0):.1%} of {pr.get('encounters', 0)} "

@@ -56,7 +56,11 @@ def _score(state: RulesState, *codes: str) -> float | None:
 # -------------------------------------------------------------------------------------------
 def run_assertions(state: RulesState) -> list[Edit]:
     """Negated / hypothetical mentions are never coded; history and family history become
-    Z85-Z87 / Z80-Z84 codes (I.C.21.c.4), an old MI becomes I25.2 (I.C.9.e.4)."""
+    Z85-Z87 / Z80-Z84 codes (I.C.21.c.4), an old MI becomes I25.2 (I.C.9.e.4).
+
+    Applied automatically: negated / hypothetical / family-history codes (never the patient's
+    current condition) and a personal history the note states is over (``_RESOLVED``); any
+    other personal history is proposed."""
     edits: list[Edit] = []
     for fc in list(state.dx):
         a = fc.assertion
@@ -894,7 +898,11 @@ def _weaker(a: FinalCode, b: FinalCode, policy: Any = None) -> FinalCode | None:
 # -------------------------------------------------------------------------------------------
 def run_companions(state: RulesState) -> list[Edit]:
     """Etiology/manifestation and multiple-coding notes: propose the companion code when the
-    engine suggested one; flag when a required companion is missing."""
+    engine suggested one; flag when a required companion is missing.
+
+    Applied automatically: a companion the engine suggested (confidence >= ``policy.candidate_min``)
+    or the note documents (``_NOTE_COMPANIONS``, a stated CKD stage) is added; additions
+    complete, never contradict, the engine's codes."""
     edits: list[Edit] = []
     kb = state.kb
     noted: set[tuple[str, str]] = set()
@@ -1067,7 +1075,7 @@ def sequence_key(state: RulesState, fc: FinalCode, regions: list[tuple[int, int]
 
 def run_sequencing(state: RulesState) -> list[Edit]:
     """Principal diagnosis (Section II) / first-listed diagnosis (IV.A), and etiology before
-    manifestation (I.A.13)."""
+    manifestation (I.A.13). The order is always applied (it changes no code)."""
     if len(state.dx) == 0:
         return []
     regions = _pdx_regions(state.text)
@@ -1135,7 +1143,8 @@ _PCS_RX = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
 
 def run_pcs(state: RulesState) -> list[Edit]:
     """Every procedure must be a valid 7-character code from the PCS tables (ICD-10-PCS
-    Guidelines A.2-A.3); multiple procedures are coded separately per B3.2."""
+    Guidelines A.2-A.3); multiple procedures are coded separately per B3.2. A malformed code is
+    removed automatically; incomplete and no-longer-valid codes are flagged and kept."""
     edits: list[Edit] = []
     P = "ICD-10-PCS Official Guidelines FY2026"
     seen: dict[str, int] = {}

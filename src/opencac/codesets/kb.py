@@ -86,6 +86,7 @@ class KnowledgeBase:
         self._codes: dict[str, Code] = {}
         self._pcs: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] | None = None
         self._pcs_nodes: dict[str, str] | None = None
+        self._pcs_node_kids: dict[str, list[str]] | None = None
         self._terms: list[tuple[Any, ...]] | None = None
         self._postings: dict[str, array] | None = None
         self._term_len: array | None = None
@@ -159,6 +160,16 @@ class KnowledgeBase:
         self._pcs_data()
         assert self._pcs_nodes is not None
         return self._pcs_nodes
+
+    def _pcs_node_children(self) -> dict[str, list[str]]:
+        """PCS prefix node -> its child nodes one character longer, sorted (built once)."""
+        if self._pcs_node_kids is None:
+            kids: dict[str, list[str]] = defaultdict(list)
+            for k in self._pcs_node_data():
+                if len(k) > 1:
+                    kids[k[:-1]].append(k)
+            self._pcs_node_kids = {p: sorted(v) for p, v in kids.items()}
+        return self._pcs_node_kids
 
     def _children_map(self) -> dict[str, list[str]]:
         if self._children is None:
@@ -328,7 +339,7 @@ class KnowledgeBase:
         if len(c) >= 7:
             return []
         if len(c) < 4:
-            keys = sorted(k for k in self._pcs_node_data() if len(k) == len(c) + 1 and k.startswith(c))
+            keys = self._pcs_node_children().get(c, [])
         else:
             keys = sorted(k for k in self._pcs_data() if k.startswith(c))
         return [self.find(k, obj.system) for k in keys]  # type: ignore[misc]

@@ -238,6 +238,33 @@ _BODY_ADJ = {"renal": "kidney", "hepatic": "liver", "pulmonary": "lung", "cardia
              "thyroid": "thyroid", "nasal": "nasal", "cutaneous": "skin", "dermal": "skin"}
 
 
+_CHILDREN_CACHE: dict[int, tuple[Any, dict[str, list[tuple[Any, str, list[str]]]]]] = {}
+
+
+def _body_part_children(kb: Any, code: str) -> list[tuple[Any, str, list[str]]]:
+    """The 4-character children of a 3-character PCS node with their body-part words
+    ``(child, description tail, stemmed words)``, memoised per knowledge-base object:
+    ``kb.children`` of a PCS node scans every node, and the same nodes recur in every note."""
+    ent = _CHILDREN_CACHE.get(id(kb))
+    if ent is None or ent[0] is not kb:
+        ent = _CHILDREN_CACHE[id(kb)] = (kb, {})
+    cache = ent[1]
+    got = cache.get(code)
+    if got is None:
+        got = []
+        try:
+            children = kb.children(code)
+        except Exception:
+            children = []
+        for ch in children:
+            desc = ch.description.split(",", 1)[-1]
+            toks = [_stem(w) for w in re.findall(r"[A-Za-z]+", desc) if w.lower() not in _BP_STOP]
+            if toks:
+                got.append((ch, desc, toks))
+        cache[code] = got
+    return got
+
+
 def expand_pcs_hits(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHit]:
     """Complete 3-character ICD-10-PCS index hits (section, body system, root operation, e.g.
     ``0F9`` "drainage") with the body parts the same sentence names: each 4-character child
@@ -261,15 +288,7 @@ def expand_pcs_hits(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHit]:
             words |= {_BODY_ADJ[w] for w in list(words) if w in _BODY_ADJ}
             sent_words[h.sentence] = words
         words = sent_words[h.sentence]
-        try:
-            children = kb.children(h.code)
-        except Exception:
-            continue
-        for ch in children:
-            desc = ch.description.split(",", 1)[-1]
-            toks = [_stem(w) for w in re.findall(r"[A-Za-z]+", desc) if w.lower() not in _BP_STOP]
-            if not toks:
-                continue
+        for ch, desc, toks in _body_part_children(kb, h.code):
             if all(t in words for t in toks) or (
                     all(t in words for t in toks if t not in _LATERAL) and not any(t in _LATERAL for t in toks)):
                 extra.append(DictHit(ch.code, "icd10pcs", "pcs-bodypart", True, h.start, h.end, h.text,

@@ -78,6 +78,27 @@ def _cat(code: str) -> str:
     return code[:3]
 
 
+_PREFIX_CACHE: dict[int, tuple[Any, dict[str, tuple[np.ndarray, float, float]]]] = {}
+
+
+def _prefix_arrays(sup: Any) -> dict[str, tuple[np.ndarray, float, float]]:
+    """Per code prefix of a supervised layer: (code indices, log1p of their summed priors,
+    their number); built once per ``prefix_index_`` (a layer update replaces it)."""
+    pi = sup.prefix_index_
+    ent = _PREFIX_CACHE.get(id(sup))
+    if ent is None or ent[0] is not pi:
+        prior = sup.prior_
+        table = {}
+        for prefix, idx in pi.items():
+            if idx:
+                ii = np.asarray(idx)
+                table[prefix] = (ii, math.log1p(float(prior[ii].sum())), float(len(ii)))
+        if len(_PREFIX_CACHE) > 8:
+            _PREFIX_CACHE.clear()
+        ent = _PREFIX_CACHE[id(sup)] = (pi, table)
+    return ent[1]
+
+
 def _hit_stats(hits: Sequence[DictHit]) -> dict[str, float]:
     f: dict[str, float] = {}
     if not hits:
@@ -159,9 +180,8 @@ def build_candidates(
         for key in ("kr", "knn", "lex"):
             v = sig[key][row]
             top = np.argpartition(-v, min(top_n, len(v) - 1))[:top_n] if len(v) > top_n else np.arange(len(v))
-            for j in top:
-                if v[j] > 0:
-                    get(codes[j]).via.add("sup")
+            for j in top[v[top] > 0].tolist():
+                get(codes[j]).via.add("sup")
 
     if not cands:
         return cands
@@ -171,46 +191,60 @@ def build_candidates(
     for code, hs in by_code.items():
         cat_hits.setdefault(_cat(code), []).extend(hs)
     doc_hits = float(len(hits))
-    sup_ranks: dict[str, np.ndarray] = {}
+    # signal rows as Python floats (the same values as float() of each element)
+    rows_: dict[str, list[float]] = {}
+    ranks_: dict[str, list[float]] = {}
     if sup is not None and sig is not None:
+        for key in ("kr", "knn", "lex", "lex_sum", "lex_n"):
+            if key in sig:
+                rows_[key] = sig[key][row].tolist()
         for key in ("kr", "knn", "lex"):
             v = sig[key][row]
             r = np.empty(len(v), dtype=np.float32)
             r[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
-            sup_ranks[key] = r
+            ranks_[key] = r.tolist()
     cat_cache: dict[str, tuple[float, float, float, float, float]] = {}
     kr_top = float(sig["kr"][row].max()) if sig is not None and sig["kr"].shape[1] else 0.0
     lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
+    prefixes = _prefix_arrays(sup) if sup is not None else {}
 
     def cat_sup(prefix: str) -> tuple[float, float, float, float, float]:
         if prefix in cat_cache:
             return cat_cache[prefix]
-        idx = prefix_index.get(prefix, [])
-        if not idx or sig is None:
+        got = prefixes.get(prefix)
+        if got is None or sig is None:
             out = (0.0, 0.0, 0.0, 0.0, 0.0)
         else:
-            ii = np.asarray(idx)
+            ii, prior_log, n = got
             out = (float(sig["kr"][row][ii].max()), float(sig["knn"][row][ii].sum()),
-                   float(sig["lex"][row][ii].max()), math.log1p(float(sup.prior_[ii].sum())), float(len(ii)))
+                   float(sig["lex"][row][ii].max()), prior_log, n)
         cat_cache[prefix] = out
         return out
+
+    # hits on descendants (a candidate is a prefix of a matched code) and on ancestors
+    desc_hits: dict[str, list[DictHit]] = {}
+    for k, hs in by_code.items():
+        for n in range(1, len(k)):
+            desc_hits.setdefault(k[:n], []).extend(hs)
+    index = sup.index_ if sup is not None else {}
+    prior = sup.prior_ if sup is not None else None
 
     for code, c in cands.items():
         f = c.feats
         f.update(_hit_stats(c.hits))
-        j = sup.index_.get(code) if sup is not None else None
+        j = index.get(code)
         if j is not None and sig is not None:
-            f["kr"] = float(sig["kr"][row][j])
-            f["knn"] = float(sig["knn"][row][j])
-            f["lex"] = float(sig["lex"][row][j])
-            f["kr_rank"] = float(sup_ranks["kr"][j])
-            f["knn_rank"] = float(sup_ranks["knn"][j])
-            f["lex_rank"] = float(sup_ranks["lex"][j])
-            f["lex_sum"] = float(sig["lex_sum"][row][j]) if "lex_sum" in sig else 0.0
-            f["lex_n"] = float(sig["lex_n"][row][j]) if "lex_n" in sig else 0.0
+            f["kr"] = rows_["kr"][j]
+            f["knn"] = rows_["knn"][j]
+            f["lex"] = rows_["lex"][j]
+            f["kr_rank"] = ranks_["kr"][j]
+            f["knn_rank"] = ranks_["knn"][j]
+            f["lex_rank"] = ranks_["lex"][j]
+            f["lex_sum"] = rows_["lex_sum"][j] if "lex_sum" in rows_ else 0.0
+            f["lex_n"] = rows_["lex_n"][j] if "lex_n" in rows_ else 0.0
             f["kr_rel"] = f["kr"] / max(kr_top, 1e-6)
             f["lex_rel"] = f["lex"] / max(lex_top, 1e-6)
-            f["prior_log"] = math.log1p(float(sup.prior_[j]))
+            f["prior_log"] = math.log1p(float(prior[j]))
             f["in_train"] = 1.0
         else:
             f["kr_rank"] = f["knn_rank"] = f["lex_rank"] = 1e4
@@ -219,9 +253,8 @@ def build_candidates(
         if len(code) >= 4:
             kr4, kn4, _, pr4, _ = cat_sup(code[:4])
             f["cat4_kr_max"], f["cat4_knn_sum"], f["cat4_prior_log"] = kr4, kn4, pr4
-        # hits on descendants (this code is a prefix of a matched code) and on ancestors
-        desc = [h for k, hs in by_code.items() if k != code and k.startswith(code) for h in hs]
-        anc = [h for k, hs in by_code.items() if k != code and code.startswith(k) for h in hs]
+        desc = desc_hits.get(code, ())
+        anc = [h for n in range(1, len(code)) for h in by_code.get(code[:n], ())]
         if desc:
             f["d_desc_n"] = float(len(desc))
             f["d_desc_best"] = max(h.score for h in desc)
@@ -248,10 +281,14 @@ def build_candidates(
 
 def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
     """Rows of :data:`FEATURES` (missing values as NaN, which LightGBM handles)."""
-    M = np.full((len(cands), len(FEATURES)), np.nan, dtype=np.float32)
-    for i, c in enumerate(cands):
+    n = len(FEATURES)
+    index = FEATURE_INDEX
+    rows: list[list[float]] = []
+    for c in cands:
+        r = [math.nan] * n
         for k, v in c.feats.items():
-            j = FEATURE_INDEX.get(k)
+            j = index.get(k)
             if j is not None:
-                M[i, j] = v
-    return M
+                r[j] = v
+        rows.append(r)
+    return np.array(rows, dtype=np.float32).reshape(len(cands), n)

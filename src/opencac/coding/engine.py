@@ -154,11 +154,10 @@ class CodingEngine:
             batch_res = [CodingResult(doc_id=did, model=self.name, codeset=codeset, context=ctx) for did in bids]
             sigs: dict[str, Any] = {}
             if self.model is not None:
-                X = self.model.featurizer_.transform(bt)
-                B = self.model.featurizer_.binary_words(bt)
+                X, B = self.model.featurizer_.transform_and_binary(bt)
                 for system in systems:
                     if system in self.model.layers_:
-                        sigs[system] = self.model.layers_[system].scores(X, B)
+                        sigs[system] = self.model.layers_[system].scores(X, B, with_arg=explain_top != 0)
             for system in systems:
                 layer = self.model.layers_.get(system) if self.model is not None else None
                 per_doc: list[list[Any]] = []
@@ -210,6 +209,7 @@ class CodingEngine:
         out: list[CodeSuggestion] = []
         seen: set[str] = set()
         hit_codes = {c.code: c.hits for c in cands if c.hits}
+        related = _RelatedHits(hit_codes)
         for j in order:
             c = cands[j]
             code = self._display(c.code, system, in_train=bool(c.feats.get("in_train")), as_of=as_of)
@@ -217,8 +217,7 @@ class CodingEngine:
             if key in seen:
                 continue
             seen.add(key)
-            hits = c.hits or [h for k, hs in hit_codes.items() if k.startswith(c.code) or c.code.startswith(k)
-                              for h in hs]
+            hits = c.hits or related(c.code)
             assertion = _assertion(hits)
             confidence = float(conf[j])
             obj = _find(self.kb, code) if self.kb is not None else None
@@ -308,6 +307,25 @@ def _assertion(hits: Sequence[Any]) -> str:
     if any(h.assertion == "affirmed" for h in hits):
         return "affirmed"
     return Counter(h.assertion for h in hits).most_common(1)[0][0]
+
+
+class _RelatedHits:
+    """The hits of every matched code that extends or is a prefix of a code, in the order of
+    ``hit_codes`` (what a hierarchy candidate without hits of its own shows)."""
+
+    def __init__(self, hit_codes: dict[str, list[Any]]) -> None:
+        self.hit_codes = hit_codes
+        self.pos = {k: i for i, k in enumerate(hit_codes)}
+        self.under: dict[str, list[str]] = {}
+        for k in hit_codes:
+            for n in range(1, len(k)):
+                self.under.setdefault(k[:n], []).append(k)
+
+    def __call__(self, code: str) -> list[Any]:
+        keys = set(self.under.get(code, ()))
+        keys.update(code[:n] for n in range(1, len(code)) if code[:n] in self.pos)
+        keys.discard(code)
+        return [h for k in sorted(keys, key=self.pos.__getitem__) for h in self.hit_codes[k]]
 
 
 def _evidence(hits: Sequence[Any], limit: int = 5) -> list[Evidence]:

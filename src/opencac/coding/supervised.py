@@ -75,6 +75,18 @@ class TextFeaturizer:
         w.data[:] = 1.0
         return w
 
+    def transform_and_binary(self, texts: Sequence[str]) -> tuple[Any, Any]:
+        """``(transform(texts), binary_words(texts))`` with the word n-grams counted once."""
+        import scipy.sparse as sp
+
+        w = self.words(texts)
+        b = w.copy()
+        b.data[:] = 1.0
+        if self.char_ is None:
+            return w, b
+        c = self.char_.transform([clean_text(t) for t in texts])
+        return sp.hstack([w, c], format="csr", dtype=np.float32) * np.float32(1 / np.sqrt(2)), b
+
 
 class LinearCodeModel:
     """One-vs-rest logistic regression per code (codes seen at least ``min_count`` times).
@@ -185,6 +197,10 @@ class CodeLexicon:
         self.df_ = self.df_ + np.asarray(B.sum(axis=0)).ravel().astype(np.float32)
         self._compile()
 
+    #: Lexicon rows (n-grams) with at least this many codes are kept dense for scoring: the
+    #: common n-grams hold most of a note's (n-gram, code) pairs.
+    DENSE_MIN_CODES = 64
+
     def _compile(self) -> None:
         P = self.co_.tocoo()
         keep = P.data >= self.min_pair
@@ -193,35 +209,73 @@ class CodeLexicon:
         rows, cols = P.row[keep], P.col[keep]
         vals = P.data[keep] / (self.df_[rows] + self.alpha)
         self.P_ = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=P.shape)
+        self._dense = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_dense", None)  # a scoring cache, rebuilt on first use
+        return state
+
+    def _dense_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(position of each n-gram among the dense rows or -1, the dense rows of ``P_``)."""
+        dense = getattr(self, "_dense", None)
+        if dense is None:
+            long = np.flatnonzero(np.diff(self.P_.indptr) >= self.DENSE_MIN_CODES)
+            pos = np.full(self.P_.shape[0], -1, dtype=np.int64)
+            pos[long] = np.arange(len(long))
+            dense = self._dense = (pos, self.P_[long].toarray())
+        return dense
 
     def scores(self, B: Any) -> tuple[np.ndarray, np.ndarray]:
         """For each doc and code: (max ``P(code|g)`` over present n-grams g, argmax n-gram index)."""
         best, arg, _, _ = self.scores_full(B)
         return best, arg
 
-    def scores_full(self, B: Any, strong: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def scores_full(self, B: Any, strong: float = 0.3, with_arg: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
         """(max, argmax n-gram, sum of ``P(code|g)`` over present n-grams, number of present
-        n-grams with ``P >= strong``), each docs x codes."""
+        n-grams with ``P >= strong``), each docs x codes. The argmax is the last of the tied
+        n-grams in the row's order; ``with_arg=False`` skips it (None; only explanations use it).
+
+        Common n-grams are scored from dense rows (one gather and reduction per note), the
+        rest from their sparse entries; sums accumulate in float64."""
         n_docs, n_codes = B.shape[0], self.P_.shape[1]
         best = np.zeros((n_docs, n_codes), dtype=np.float32)
         total = np.zeros((n_docs, n_codes), dtype=np.float32)
         count = np.zeros((n_docs, n_codes), dtype=np.float32)
-        arg = np.full((n_docs, n_codes), -1, dtype=np.int64)
+        arg = np.full((n_docs, n_codes), -1, dtype=np.int64) if with_arg else None
         B = B.tocsr()
+        pos, D = self._dense_rows()
         for i in range(n_docs):
             terms = B.indices[B.indptr[i]:B.indptr[i + 1]]
             if len(terms) == 0:
                 continue
-            sub = self.P_[terms].tocoo()
-            if sub.nnz == 0:
-                continue
-            order = np.lexsort((sub.data, sub.col))  # by code, then value ascending
-            c, v, r = sub.col[order], sub.data[order], sub.row[order]
-            last = np.r_[c[1:] != c[:-1], True]
-            best[i, c[last]] = v[last]
-            arg[i, c[last]] = terms[r[last]]
-            np.add.at(total[i], c, v)
-            np.add.at(count[i], c, (v >= strong).astype(np.float32))
+            dp = pos[terms]
+            tot = np.zeros(n_codes, dtype=np.float64)
+            cnt = np.zeros(n_codes, dtype=np.float64)
+            if (dp >= 0).any():
+                G = D[dp[dp >= 0]]
+                best[i] = G.max(axis=0)
+                tot += G.sum(axis=0, dtype=np.float64)
+                cnt += (G >= strong).sum(axis=0)
+            sub = self.P_[terms[dp < 0]]
+            if sub.nnz:
+                c, v = sub.indices, sub.data
+                order = np.lexsort((v, c))  # by code, then value ascending: the last is the maximum
+                last = np.r_[c[order][1:] != c[order][:-1], True]
+                top = order[last]
+                best[i, c[top]] = np.maximum(best[i, c[top]], v[top])
+                tot += np.bincount(c, weights=v, minlength=n_codes)
+                cnt += np.bincount(c[v >= strong], minlength=n_codes)
+            total[i] = tot
+            count[i] = cnt
+            if arg is not None:
+                full = self.P_[terms].tocoo()
+                hit = full.data == best[i][full.col]
+                at = np.full(n_codes, -1, dtype=np.int64)
+                np.maximum.at(at, full.col[hit], full.row[hit])
+                found = at >= 0
+                arg[i, found] = terms[at[found]]
         return best, arg, total, count
 
 
@@ -303,13 +357,14 @@ class SupervisedLayer:
         self.Y_ = sp.vstack([self.Y_, self._labels(code_lists)], format="csr")
         self._refit()
 
-    def scores(self, X: Any, B: Any) -> dict[str, np.ndarray]:
+    def scores(self, X: Any, B: Any, with_arg: bool = True) -> dict[str, np.ndarray]:
         """Per-document signals over ``codes_``: ``kr`` (ridge), ``knn``, ``lex`` and
-        ``lex_arg`` (the best lexicon n-gram's vocabulary index), ``nn_idx`` / ``nn_sim``."""
+        ``lex_arg`` (the best lexicon n-gram's vocabulary index; None with ``with_arg=False``,
+        when no explanation will be shown), ``nn_idx`` / ``nn_sim``."""
         S = np.asarray((X @ self.X_.T).todense(), dtype=np.float32)
         kr = S @ self.A_
         knn, idx, sims = self._knn_from_sims(S)
-        lex, arg, lex_sum, lex_n = self.lexicon_.scores_full(B)
+        lex, arg, lex_sum, lex_n = self.lexicon_.scores_full(B, with_arg=with_arg)
         return {"kr": kr, "knn": knn, "lex": lex, "lex_arg": arg, "lex_sum": lex_sum, "lex_n": lex_n,
                 "nn_idx": idx, "nn_sim": sims}
 

@@ -52,6 +52,9 @@ POA_VALUES = ("Y", "N", "U", "W", "1", "")
 #: User name of the system account that finalises straight-through encounters.
 SYSTEM_USERNAME = "opencac-system"
 
+#: How a coder resolved an edit's proposed fix (``edits.resolution``).
+EDIT_RESOLUTIONS = ("applied", "dismissed")
+
 #: Decision actions.
 DECISION_ACTIONS = ("accept", "reject", "modify", "add", "remove")
 
@@ -306,6 +309,17 @@ class Edit(Base):
     citation: Mapped[str | None] = mapped_column(String(300), nullable=True)
     codes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The rules layer's fix ({"add", "remove", "replace", "sequence"}) and its status (``applied`` /
+    # ``proposed`` / ``unchanged``, see ``opencac.edits.model.Edit.fix_status``); since 0005_edit_fixes.
+    fix: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    fix_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # A coder's answer to a proposed fix: one of EDIT_RESOLUTIONS, who, when and why.
+    resolution: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    resolution_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    resolved_by: Mapped[User | None] = relationship(foreign_keys=[resolved_by_id])
 
 
 class Query(Base):

@@ -13,7 +13,9 @@ held-out half (odd positions). Measures, all on the held-out half:
 Usage::
 
     .venv/bin/python bench/learning_codiesp.py [--data ../shared/data/codiesp] [--work /tmp/oc-learn-bench]
-        [--target 0.95] [--skip-retrain] [--out bench/learning_results.json]
+        [--target 0.95] [--parts routing,learn,retrain,time250] [--base-model DIR] [--out bench/learning_results.json]
+
+``--base-model`` uses an already trained model (on CodiEsp train only) as m0 instead of training one.
 
 Models are trained with ``opencac train`` and learnt with ``opencac learn`` (subprocesses: the
 benchmark contract); coding for measurement uses ``opencac.learning.LearnedEngine`` in-process.
@@ -74,6 +76,10 @@ def main() -> None:
                     help="comma-separated parts to run (results merge into --out): routing, learn, retrain, time250")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "learning_results.json")
     ap.add_argument("--train-args", default="", help="extra arguments for `opencac train` (space-separated)")
+    ap.add_argument("--base-model", type=Path, default=None,
+                    help="an existing model trained on CodiEsp train only, used as m0 (skips training it)")
+    ap.add_argument("--resamples", type=int, default=200,
+                    help="random 50/50 splits of the tuning half for the threshold-method comparison")
     args = ap.parse_args()
 
     from opencac.learning.evaluation import load_documents, metrics_on, split_even_odd
@@ -92,7 +98,8 @@ def main() -> None:
                 "tuning_docs": len(tune), "held_docs": len(held), "cpu_count": os.cpu_count()})
     out.setdefault("map", {})
 
-    m0 = work / "m0_train"
+    m0 = args.base_model or work / "m0_train"
+    out["base_model"] = str(m0)
     if not (m0 / "manifest.json").is_file():
         out["train_seconds"] = run(OPENCAC + ["train", "--corpus", str(train_dir), "--out", str(m0)] + extra)
 
@@ -121,6 +128,8 @@ def main() -> None:
                                                   "--out", str(m3)])
         man = json.loads((m3 / "learning" / "manifest.json").read_text())
         out["learn_250_library_seconds"] = man["history"][-1]["seconds"]
+        out["learn_250_check_seconds"] = man["history"][-1].get("check_seconds")
+        out["learn_250_check"] = man["history"][-1].get("check")
         out["learn_250_engine_updated"] = man["history"][-1]["engine_updated"]
     args.out.write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
@@ -130,15 +139,18 @@ def routing_part(args: Any, out: dict[str, Any], m0: Path, tune: list[Any], held
                  work: Path) -> None:
     """Thresholds at the target precision and calibration, from the base model's scores."""
     from opencac.routing import Calibrator, expected_calibration_error, fit_thresholds, records_from_results
-    from opencac.routing.thresholds import precision_recall_at, threshold_for_precision
+    from opencac.routing.thresholds import bootstrap_precision, precision_recall_at, threshold_for_precision
 
     res_tune, _ = code_all(m0, tune)
     gold_t = {s: {d.id: d.codes[s] for d in tune} for s in ("icd10cm", "icd10pcs")}
     gold_h = {s: {d.id: d.codes[s] for d in held} for s in ("icd10cm", "icd10pcs")}
     rec_t, gc_t = records_from_results(res_tune, gold_t)
     rec_h, gc_h = records_from_results(res_held, gold_h)
-    fits = fit_thresholds(rec_t, args.target, gc_t, by_setting=False, min_selected=5)
+    fits = fit_thresholds(rec_t, args.target, gc_t, by_setting=False, min_selected=5)  # the default method
+    methods = {"default": {}, "empirical": {"method": "empirical"}, "wilson95": {"method": "wilson", "confidence": 0.95},
+               "bayes_no_prior": {"method": "bayes", "prior_weight": 0.0}}
     out["routing"] = {}
+    out["routing_methods"] = {}
     for system, label in (("icd10cm", "D"), ("icd10pcs", "P")):
         key = f"{system}:*"
         f = fits[key]
@@ -172,6 +184,19 @@ def routing_part(args: Any, out: dict[str, Any], m0: Path, tune: list[Any], held
             "ece_selected_after_platt": after["platt_selected"], "held_selected": len(sel_h),
         }
         print(label, json.dumps(out["routing"][label]), flush=True)
+        # every threshold method: fitted on the whole tuning half, measured on the held-out half
+        # (90 % bootstrap interval over held-out notes), and its broken-promise rate over random
+        # 50/50 splits of the tuning half alone (how the default's parameters were chosen)
+        for name, kw in methods.items():
+            fm = threshold_for_precision([r.score for r in rt], [r.label for r in rt], args.target,
+                                         n_gold=gc_t.get(key), min_selected=5, **({"method": "bayes"} | kw))
+            p_m, r_m, n_m = precision_recall_at(rh, fm.threshold, gc_h.get(key))
+            lo, hi = bootstrap_precision(rh, fm.threshold)
+            out["routing_methods"].setdefault(name, {})[label] = {
+                "threshold": fm.threshold, "tuning_precision": fm.precision, "tuning_bound": fm.precision_bound,
+                "tuning_recall": fm.recall, "held_precision": p_m, "held_precision_ci90": [lo, hi],
+                "held_recall": r_m, "held_codes_above": n_m, **resample_tuning(rt, args.target, kw, args.resamples)}
+            print(label, name, json.dumps(out["routing_methods"][name][label]), flush=True)
 
     # reliability diagrams of the held-out half, before and after isotonic calibration (fitted on tuning)
     from opencac.routing import ScoredCode, calibration_report, plot_reliability
@@ -190,6 +215,31 @@ def routing_part(args: Any, out: dict[str, Any], m0: Path, tune: list[Any], held
 
 
 
+def resample_tuning(rt: list[Any], target: float, kw: dict[str, Any], n: int) -> dict[str, float]:
+    """Fit on a random half of the tuning notes, measure on the other half, ``n`` times."""
+    import random
+
+    from opencac.routing.thresholds import precision_recall_at, threshold_for_precision
+
+    docs = sorted({r.doc_id for r in rt})
+    broken = qualified = 0
+    recall = 0.0
+    for k in range(n):
+        fit_docs = set(random.Random(k).sample(docs, len(docs) // 2))
+        a = [r for r in rt if r.doc_id in fit_docs]
+        b = [r for r in rt if r.doc_id not in fit_docs]
+        f = threshold_for_precision([r.score for r in a], [r.label for r in a], target, min_selected=5,
+                                    **({"method": "bayes"} | kw))
+        if f.threshold is None:
+            continue
+        qualified += 1
+        p, rc, _ = precision_recall_at(b, f.threshold)
+        broken += p < target
+        recall += rc
+    return {"resample_splits": n, "resample_qualified": qualified / n, "resample_broken": broken / n,
+            "resample_mean_recall_of_suggested": recall / n}
+
+
 def learn_part(args: Any, out: dict[str, Any], m0: Path, held: list[Any], tune_jsonl: Path, work: Path) -> None:
     """The feedback loop: `opencac learn` on the tuning half, MAP on the held-out half."""
     from opencac.learning.evaluation import metrics_on
@@ -201,6 +251,15 @@ def learn_part(args: Any, out: dict[str, Any], m0: Path, held: list[Any], tune_j
     learnt = metrics_on(res_m1, held)
     out["map"]["after_learning"] = learnt
     print("MAP after learn", learnt, flush=True)
+    man = json.loads((m1 / "learning" / "manifest.json").read_text())
+    out["learn_tuning_check"] = man["history"][-1].get("check")
+    out["learn_tuning_engine_systems"] = man["history"][-1].get("engine_systems")
+    # the update the check declined (or kept): every system updated, no check
+    mu = work / "m1_no_check"
+    secs = run(OPENCAC + ["learn", "--model", str(m0), "--corpus", str(tune_jsonl), "--out", str(mu), "--no-check"])
+    res_u, _ = code_all(mu, held)
+    out["map"]["no_check"] = {**metrics_on(res_u, held), "learn_seconds": secs}
+    print("MAP no_check", out["map"]["no_check"], flush=True)
     if args.variants:
         # which learning layer does the work: the engine's own update alone, the feedback overlay alone
         for name, flags in (("engine_update_only", ["--no-memory-positives"]), ("overlay_only", ["--overlay-only"])):

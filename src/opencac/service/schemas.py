@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 #: Database integer ids and versions (PostgreSQL ``integer``).
@@ -167,12 +167,31 @@ class SuggestionOut(BaseModel):
 
 
 class EditOut(BaseModel):
+    """A rules-layer edit. ``fix_status``: ``applied`` (the rules changed the codes themselves),
+    ``proposed`` (the coder applies or dismisses it: ``POST .../edits/{id}/resolve``), ``unchanged``
+    (nothing left to change) or null (no fix). ``resolution``: the coder's answer to a proposed fix."""
+
+    model_config = _ex({"id": 4, "edit_id": "COMPLETION-7TH", "severity": "warning",
+                        "message": "T14.90 needs a 7th character. Proposed, not applied: the episode of care is "
+                                   "not documented.", "citation": "ICD-10-CM Official Guidelines I.C.19.a",
+                        "codes": ["T14.90"], "run_id": 2, "fix": {"replace": {"T14.90": "T14.90XA"}},
+                        "fix_status": "proposed", "fix_text": "replace T14.90 -> T14.90XA", "resolution": None,
+                        "resolved_by": None, "resolved_at": None, "resolution_reason": None})
     id: int
     edit_id: str
     severity: str
     message: str
     citation: str | None
     codes: list[Any]
+    run_id: int | None = None
+    fix: dict[str, Any] | None = Field(None, description='{"add": [...], "remove": [...], "replace": {old: new}, '
+                                                         '"sequence": [...]}')
+    fix_status: Literal["applied", "proposed", "unchanged"] | None = None
+    fix_text: str = Field("", description="the fix in one line")
+    resolution: Literal["applied", "dismissed"] | None = None
+    resolved_by: str | None = None
+    resolved_at: dt.datetime | None = None
+    resolution_reason: str | None = None
 
 
 class QueryOut(BaseModel):
@@ -294,6 +313,40 @@ class DecisionResult(BaseModel):
     state: str
 
 
+class EditResolveIn(BaseModel):
+    """Apply or dismiss an edit's proposed fix. ``apply`` turns the fix into your decisions on the
+    working code set (replace -> modify, remove -> reject, add -> add); ``dismiss`` keeps the codes
+    and needs a ``reason``. ``version`` (optional) is the encounter version you saw: 409 when stale."""
+
+    model_config = _ex({"action": "dismiss", "reason": "episode of care is subsequent: coded T14.90XD by hand",
+                        "version": 3})
+    action: Literal["apply", "dismiss"]
+    reason: str | None = Field(None, max_length=2000, description="why (required to dismiss)")
+    version: Version | None = None
+
+    @model_validator(mode="after")
+    def _reason_to_dismiss(self) -> EditResolveIn:
+        if self.action == "dismiss" and not (self.reason or "").strip():
+            raise ValueError("a reason is required to dismiss a proposed fix")
+        return self
+
+
+class EditResolveResult(BaseModel):
+    model_config = _ex({"edit": {"id": 4, "edit_id": "COMPLETION-7TH", "severity": "warning",
+                                 "message": "T14.90 needs a 7th character.", "citation": "ICD-10-CM I.C.19.a",
+                                 "codes": ["T14.90"], "run_id": 2, "fix": {"replace": {"T14.90": "T14.90XA"}},
+                                 "fix_status": "proposed", "fix_text": "replace T14.90 -> T14.90XA",
+                                 "resolution": "applied", "resolved_by": "alice",
+                                 "resolved_at": "2025-11-03T10:02:00", "resolution_reason": None},
+                        "encounter_version": 4, "decision_ids": [9],
+                        "working_codes": [{"seq": 1, "system": "icd10cm", "code": "T14.90XA", "description": "",
+                                           "source": "coder-modified"}]})
+    edit: EditOut
+    encounter_version: int
+    decision_ids: list[int] = Field(description="the decisions the fix made (empty for dismiss)")
+    working_codes: list[FinalCode]
+
+
 class VersionIn(BaseModel):
     model_config = _ex({"version": 3})
     version: Version
@@ -360,3 +413,4 @@ class StatusOut(BaseModel):
 
 #: Path parameter of encounter routes.
 EncounterId = Annotated[int, Path(ge=1, le=MAX_INT, description="encounter id", examples=[12])]
+EditRowId = Annotated[int, Path(ge=1, le=MAX_INT, description="the edit's row id (EditOut.id)", examples=[4])]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from opencac.service.workflow import EncounterState, band_of, rules_order, working_codes
-from opencac.store.models import Decision, Encounter, FinalCodeSet, Suggestion, User
+from opencac.service.workflow import EncounterState, band_of, fix_text, rules_order, working_codes
+from opencac.store.models import Decision, Edit, Encounter, FinalCodeSet, Suggestion, User
 
 
 def user_out(u: User) -> dict[str, Any]:
@@ -44,6 +44,16 @@ def decision_out(d: Decision) -> dict[str, Any]:
             "reason_text": d.reason_text, "citation": d.citation, "created_at": d.created_at}
 
 
+def edit_out(x: Edit) -> dict[str, Any]:
+    """An edit row with its fix: ``fix_status`` applied (by the rules) / proposed (to the coder) /
+    unchanged, and the coder's ``resolution`` of a proposed fix (applied / dismissed)."""
+    return {"id": x.id, "edit_id": x.edit_id, "severity": x.severity, "message": x.message, "citation": x.citation,
+            "codes": x.codes or [], "run_id": x.run_id, "fix": x.fix, "fix_status": x.fix_status,
+            "fix_text": fix_text(x.fix), "resolution": x.resolution,
+            "resolved_by": x.resolved_by.username if x.resolved_by else None, "resolved_at": x.resolved_at,
+            "resolution_reason": x.resolution_reason}
+
+
 def final_out(f: FinalCodeSet | None, encounter_version: int | None = None) -> dict[str, Any] | None:
     if f is None:
         return None
@@ -66,8 +76,7 @@ def encounter_out(st: EncounterState) -> dict[str, Any]:
             "error": run.error, "attempts": run.attempts, "created_at": run.created_at,
             "finished_at": run.finished_at},
         "suggestions": [suggestion_out(s, text) for s in st.suggestions],
-        "edits": [{"id": x.id, "edit_id": x.edit_id, "severity": x.severity, "message": x.message,
-                   "citation": x.citation, "codes": x.codes or []} for x in st.edits],
+        "edits": [edit_out(x) for x in st.edits],
         "queries": [{"id": q.id, "kind": q.kind, "text": q.text, "codes": q.codes or [], "status": q.status}
                     for q in st.queries],
         "decisions": [decision_out(d) for d in st.decisions],

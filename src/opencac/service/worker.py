@@ -82,6 +82,25 @@ def claim_next(factory: sessionmaker[Session]) -> int | None:
     return None
 
 
+#: ``Edit.fix_status`` values of the rules layer (``opencac.edits.model.Edit.fix_status``).
+FIX_STATUSES = ("applied", "proposed", "unchanged")
+
+
+def _fix_of(edit: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """An edit dict's fix (JSON-able) and fix status; an output without ``fix_status`` (older
+    rules layers) counts as ``applied`` when it says so, else ``proposed``."""
+    fix = edit.get("fix")
+    if not isinstance(fix, dict) or not fix:
+        return None, None
+    import json
+
+    fix = json.loads(json.dumps(fix, default=str))
+    status = edit.get("fix_status")
+    if status not in FIX_STATUSES:
+        status = "applied" if edit.get("applied") else "proposed"
+    return fix, str(status)
+
+
 def _store_result(session: Session, run: CodingRun, enc: Encounter, result: CodingResult) -> None:
     rows = []
     for s in list(result.diagnoses) + list(result.procedures):
@@ -97,10 +116,11 @@ def _store_result(session: Session, run: CodingRun, enc: Encounter, result: Codi
     edits = list((rules or {}).get("edits") or [])
     for e in edits:
         e = e if isinstance(e, dict) else {"message": str(e)}
+        fix, fix_status = _fix_of(e)
         session.add(Edit(encounter_id=enc.id, run_id=run.id, edit_id=str(e.get("id", ""))[:100],
                          severity=str(e.get("severity", "warning"))[:20], message=str(e.get("message", "")),
                          citation=(str(e["citation"])[:300] if e.get("citation") else None),
-                         codes=list(e.get("codes") or [])))
+                         codes=list(e.get("codes") or []), fix=fix, fix_status=fix_status))
     for q in list((rules or {}).get("queries") or []):
         q = q if isinstance(q, dict) else {"text": str(q)}
         text = q.get("text") or q.get("question") or q.get("message") or ""

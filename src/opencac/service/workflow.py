@@ -308,6 +308,149 @@ def decide(session: Session, user: User, encounter_id: int, version: int | None,
     return dec
 
 
+# --- proposed fixes of the rules layer -------------------------------------------------------
+#: ``resolve_edit`` actions.
+RESOLVE_ACTIONS = ("apply", "dismiss")
+
+
+def _key(code: str) -> str:
+    return str(code or "").replace(".", "").strip().upper()
+
+
+def fix_codes(fix: dict[str, Any] | None) -> dict[str, Any]:
+    """A fix reduced to its codes (no evidence spans, hence no note text): what the audit event keeps."""
+    fix = fix or {}
+    out: dict[str, Any] = {}
+    if fix.get("replace"):
+        out["replace"] = {str(o): str(n) for o, n in dict(fix["replace"]).items()}
+    if fix.get("remove"):
+        out["remove"] = [str(c) for c in fix["remove"]]
+    if fix.get("add"):
+        out["add"] = [str(a if isinstance(a, str) else (a or {}).get("code")) for a in fix["add"]]
+    if fix.get("remove_dup"):
+        out["remove_dup"] = str(fix["remove_dup"])
+    if fix.get("sequence"):
+        out["sequence"] = [str(c) for c in fix["sequence"]]
+    return out
+
+
+def fix_text(fix: dict[str, Any] | None) -> str:
+    """A fix in one line for a coder: ``replace T14.90 -> T14.90XA; remove R05.9; add Z79.4``."""
+    f = fix_codes(fix)
+    parts = [f"replace {o} -> {n}" for o, n in (f.get("replace") or {}).items()]
+    if f.get("remove"):
+        parts.append("remove " + ", ".join(f["remove"]))
+    if f.get("add"):
+        parts.append("add " + ", ".join(f["add"]))
+    if f.get("remove_dup"):
+        parts.append(f"remove duplicate {f['remove_dup']}")
+    if f.get("sequence"):
+        parts.append("sequence " + ", ".join(f["sequence"][:4]) + (" ..." if len(f["sequence"]) > 4 else ""))
+    return "; ".join(parts)
+
+
+def resolve_edit(session: Session, user: User, encounter_id: int, edit_row_id: int, action: str,
+                 reason: str | None = None, version: int | None = None, kb: Any = None) -> tuple[Edit, list[Decision]]:
+    """Apply or dismiss the fix an edit of the rules layer proposes (``fix_status == "proposed"``).
+
+    ``apply`` turns the fix into the coder's decisions on the working code set, through
+    :func:`decide` (a coder's own path): ``replace`` old -> new modifies the suggestion holding old
+    (or rejects it when new is already on the encounter), ``remove`` rejects, ``add`` accepts the
+    engine's suggestion of the code or adds it (skipped when it is already there); each decision
+    has reason ``guideline`` and the edit's citation. ``sequence`` and ``remove_dup`` need no
+    decision: the working code set follows the rules layer's sequence and lists a code once.
+    ``dismiss`` leaves the codes as they are and needs a reason. Either way the edit is marked
+    resolved (who, when, why) and an ``edit.apply`` / ``edit.dismiss`` audit event records the
+    fix's codes and the decisions it made (never note text).
+
+    Args:
+        edit_row_id: the ``edits`` row id (``EditOut.id``), not the rule's edit id.
+        action: ``apply`` | ``dismiss``.
+        reason: why (required to dismiss; optional for apply).
+        version: the encounter version the coder saw (None skips the check).
+        kb: the knowledge base that validates the codes put in (as for :func:`decide`).
+
+    Raises:
+        NotFoundError: no such encounter, or no such edit on it (404).
+        ConflictError (409): stale ``version``; the encounter is still being coded; the edit has
+            no proposed fix, was already resolved, or belongs to an older coding run; a code the
+            fix changes is no longer on the working code set.
+        InputError: unknown action, or dismiss without a reason.
+    """
+    enc = get_encounter(session, encounter_id)
+    if action not in RESOLVE_ACTIONS:
+        raise InputError(f"unknown action {action!r} for a proposed fix.", options=RESOLVE_ACTIONS)
+    reason = (reason or "").strip()[:2000] or None
+    if action == "dismiss" and not reason:
+        raise InputError("a reason is required to dismiss a proposed fix.")
+    if enc.status in ("new", "coding"):
+        raise ConflictError(f"encounter {encounter_id} is still being coded (status {enc.status}); try again shortly.")
+    edit = session.get(Edit, edit_row_id)
+    if edit is None or edit.encounter_id != enc.id:
+        raise NotFoundError(f"no edit {edit_row_id} on encounter {encounter_id}.")
+    name = f"{edit.edit_id or 'edit'} (#{edit.id})"
+    if edit.resolution:
+        who = edit.resolved_by.username if edit.resolved_by else "someone"
+        when = f" at {edit.resolved_at:%Y-%m-%d %H:%M:%S} UTC" if edit.resolved_at else ""
+        raise ConflictError(f"the proposed fix of edit {name} was already {edit.resolution} by {who}{when}; "
+                            "reload the encounter.")
+    if not edit.fix or edit.fix_status != "proposed":
+        raise ConflictError(f"edit {name} has no proposed fix to resolve (fix status: {edit.fix_status or 'none'}).")
+    latest = session.execute(select(func.max(CodingRun.id)).where(CodingRun.encounter_id == enc.id)).scalar()
+    if edit.run_id is not None and latest is not None and edit.run_id != latest:
+        raise ConflictError(f"edit {name} comes from coding run {edit.run_id}, but encounter {encounter_id} was "
+                            f"coded again since (run {latest}): its fix is stale; resolve the latest run's edits.")
+    fix = dict(edit.fix)
+    codes = fix_codes(fix)
+    plan: list[tuple[str, int | None, str | None]] = []  # (decision action, suggestion id, code)
+    if action == "apply":
+        st = encounter_state(session, enc.id)
+        working = {_key(c["code"]): c for c in working_codes(st.suggestions, order=rules_order(st.rules))}
+        changed = list((codes.get("replace") or {}).keys()) + list(codes.get("remove") or [])
+        missing = [c for c in changed if _key(c) not in working]
+        if missing:
+            raise ConflictError(
+                f"the fix of edit {name} changes {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                f"no longer on the working code set of encounter {encounter_id} (changed since the rules ran): "
+                "dismiss the fix with a reason, or change the codes yourself.")
+        by_id = {s.id: s for s in st.suggestions}
+        for old, new in (codes.get("replace") or {}).items():
+            sug = by_id[working[_key(old)]["suggestion_id"]]
+            if _key(new) in working:
+                plan.append(("reject", sug.id, None))  # the replacement is already there: drop the old one
+            elif _key(sug.code) == _key(new):
+                plan.append(("accept", sug.id, None))  # back to the suggested code itself
+            else:
+                plan.append(("modify", sug.id, new))
+        for code in codes.get("remove") or []:
+            plan.append(("reject", working[_key(code)]["suggestion_id"], None))
+        for code in codes.get("add") or []:
+            if _key(code) in working:
+                continue
+            pending = next((s for s in st.suggestions if s.state == "pending" and _key(s.code) == _key(code)), None)
+            plan.append(("accept", pending.id, None) if pending is not None else ("add", None, code))
+    verb = "application" if action == "apply" else "dismissal"
+    bump_version(session, enc.id, version, user, f"{verb} of the fix of edit {name}", status="in_review")
+    decisions: list[Decision] = []
+    why = f"proposed fix of {edit.edit_id or 'an edit'} applied" + (f": {reason}" if reason else "")
+    for act, sid, code in plan:
+        decisions.append(decide(session, user, enc.id, None, act, suggestion_id=sid, code=code,
+                                reason_code="guideline", reason_text=why, citation=edit.citation, kb=kb))
+    edit = session.get(Edit, edit_row_id)
+    assert edit is not None
+    edit.resolution = "applied" if action == "apply" else "dismissed"
+    edit.resolved = True
+    edit.resolved_by_id = user.id
+    edit.resolved_at = utcnow()
+    edit.resolution_reason = reason
+    session.flush()
+    record_event(session, user, f"edit.{action}", "edit", edit.id, {"fix_status": "proposed", "resolution": None},
+                 {"encounter_id": enc.id, "run_id": edit.run_id, "edit_id": edit.edit_id, "fix": codes,
+                  "resolution": edit.resolution, "reason": reason, "citation": edit.citation,
+                  "decisions": [d.id for d in decisions]})
+    return edit, decisions
+
+
 # --- finalisation -----------------------------------------------------------------------------
 def rules_order(rules: dict[str, Any] | None) -> list[str]:
     """The codes of the rules layer's proposed final code set, in its sequence (principal first)."""

@@ -19,13 +19,16 @@ from opencac.service.schemas import (
     AssignIn,
     DecisionIn,
     DecisionResult,
+    EditResolveIn,
+    EditRowId,
+    EditResolveResult,
     EncounterOut,
     ErrorOut,
     FinalCodeSetOut,
     FinalizeIn,
     WorklistResponse,
 )
-from opencac.service.views import encounter_out, final_out, worklist_item
+from opencac.service.views import edit_out, encounter_out, final_out, worklist_item
 from opencac.store.events import record_event
 from opencac.store.models import User
 
@@ -83,6 +86,27 @@ def post_decision(encounter_id: EncounterId, body: DecisionIn, user: User = Depe
     sug = session.get(Suggestion, sid) if sid else None
     return {"decision_id": d.id, "encounter_version": enc.version, "suggestion_id": sid,
             "state": sug.state if sug else d.action}
+
+
+@router.post("/{encounter_id}/edits/{edit_row_id}/resolve", response_model=EditResolveResult,
+             responses={**WRITE_ERRORS, 409: {"model": ErrorOut, "description": "stale version or run, fix already "
+                                                                               "resolved, codes changed since"}},
+             summary="Apply or dismiss a fix the rules layer proposes")
+def post_resolve_edit(encounter_id: EncounterId, edit_row_id: EditRowId, body: EditResolveIn,
+                      user: User = Depends(require_roles(*REVIEWERS)), session: Session = Depends(get_session),
+                      kb: Any = Depends(get_knowledge)) -> dict:
+    """``apply`` records the fix as your decisions (replace -> modify, remove -> reject, add -> add,
+    reason ``guideline`` with the edit's citation); ``dismiss`` needs a ``reason``. Both mark the edit
+    resolved and record an ``edit.apply`` / ``edit.dismiss`` audit event. ``edit_row_id`` is the
+    edit's ``id`` in ``GET /api/v1/encounters/{id}``."""
+    edit, decisions = workflow.resolve_edit(session, user, encounter_id, edit_row_id, body.action,
+                                            reason=body.reason, version=body.version, kb=kb)
+    ids = [d.id for d in decisions]
+    session.commit()
+    st = workflow.encounter_state(session, encounter_id)
+    row = next(x for x in st.edits if x.id == edit_row_id)
+    return {"edit": edit_out(row), "encounter_version": st.encounter.version, "decision_ids": ids,
+            "working_codes": workflow.working_codes(st.suggestions, order=workflow.rules_order(st.rules))}
 
 
 @router.post("/{encounter_id}/finalize", response_model=FinalCodeSetOut, responses=WRITE_ERRORS,

@@ -31,10 +31,19 @@ from opencac.service.dependencies import (
 )
 from opencac.service.routers.auth import login_attempt
 from opencac.service.security import SESSION_COOKIE
-from opencac.service.schemas import MAX_INT, EncounterId
-from opencac.service.views import suggestion_out, worklist_item
+from opencac.service.schemas import MAX_INT, EditRowId, EncounterId
+from opencac.service.views import edit_out, suggestion_out, worklist_item
 from opencac.store.events import record_event, verify_events
-from opencac.store.models import ENCOUNTER_STATUSES, POA_VALUES, REASON_CODES, AuditEvent, Document, Suggestion, User
+from opencac.store.models import (
+    ENCOUNTER_STATUSES,
+    POA_VALUES,
+    REASON_CODES,
+    AuditEvent,
+    Document,
+    Edit,
+    Suggestion,
+    User,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -161,7 +170,7 @@ def _review_context(session: Session, user: User, encounter_id: int) -> dict[str
                 for seg, ids in workflow.highlight_segments(doc.text, [s for s in st.suggestions if doc is st.documents[0]])]
         docs.append({"id": doc.id, "kind": doc.kind, "segments": segs})
     drg = (st.rules or {}).get("drg") if st.rules else None
-    return {"state": st, "enc": st.encounter, "docs": docs, "suggestions": sugg, "edits": st.edits,
+    return {"state": st, "enc": st.encounter, "docs": docs, "suggestions": sugg, "edits": [edit_out(x) for x in st.edits],
             "queries": st.queries, "final": st.final, "working": workflow.working_codes(st.suggestions, order=workflow.rules_order(st.rules)),
             "rules_final": [c for c in ((st.rules or {}).get("final_codes") or []) if isinstance(c, dict)],
             "poa_defaults": workflow.poa_defaults(st), "poa_values": POA_VALUES,
@@ -215,6 +224,25 @@ def decide_form(request: Request, encounter_id: EncounterId, action: str = Form(
     return _after_action(request, session, user, encounter_id, message=f"{label}.")
 
 
+@router.post("/encounters/{encounter_id}/edits/{edit_row_id}/resolve", response_class=HTMLResponse)
+def resolve_edit_form(request: Request, encounter_id: EncounterId, edit_row_id: EditRowId,
+                      action: str = Form(..., max_length=10), version: int = Form(..., ge=0, le=MAX_INT),
+                      reason: str | None = Form(None, max_length=2000), user: User = Depends(require_roles("coder")),
+                      session: Session = Depends(get_session), kb: Any = Depends(get_knowledge)) -> Response:
+    try:
+        edit, _ = workflow.resolve_edit(session, user, encounter_id, edit_row_id, action, reason=reason,
+                                        version=version, kb=kb)
+        label = f"Proposed fix of {edit.edit_id or 'the edit'} {edit.resolution}."
+        session.commit()
+    except ConflictError as exc:
+        session.rollback()
+        return _after_action(request, session, user, encounter_id, 409, conflict=exc.message)
+    except OpenCACError as exc:
+        session.rollback()
+        return _after_action(request, session, user, encounter_id, exc.http_status, error=exc.message)
+    return _after_action(request, session, user, encounter_id, message=label)
+
+
 async def form_fields(request: Request) -> dict[str, str]:
     """The posted form's text fields (read once; Starlette caches the parsed form)."""
     return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
@@ -264,7 +292,8 @@ def encounter_audit_page(request: Request, encounter_id: EncounterId, user: User
 
     rids = [str(i) for i in session.execute(select(CodingRun.id).where(CodingRun.encounter_id == enc.id)).scalars()]
     cond = [and_(AuditEvent.entity == "encounter", AuditEvent.entity_id == str(enc.id))]
-    for entity, ids in (("suggestion", sids), ("document", dids), ("coding_run", rids)):
+    eids = [str(i) for i in session.execute(select(Edit.id).where(Edit.encounter_id == enc.id)).scalars()]
+    for entity, ids in (("suggestion", sids), ("document", dids), ("coding_run", rids), ("edit", eids)):
         if ids:
             cond.append(and_(AuditEvent.entity == entity, AuditEvent.entity_id.in_(ids)))
     events = session.execute(select(AuditEvent).where(or_(*cond)).order_by(AuditEvent.seq)).scalars().all()

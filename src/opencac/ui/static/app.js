@@ -131,6 +131,16 @@
 
   /* --- keyboard shortcuts ------------------------------------------------------------- */
   function toggleHelp() { var d = document.getElementById("help"); if (!d) return; if (d.open) d.close(); else d.showModal(); }
+  /* proposed fixes of the rules layer: e focuses the next open one; a / r act on the focused one */
+  var fixAt = -1;
+  function fixes() { return Array.prototype.slice.call(document.querySelectorAll("li.fix-open")); }
+  function focusedFix() { var a = document.activeElement; return a instanceof Element ? a.closest("li.fix-open") : null; }
+  function nextFix() {
+    var f = fixes(); if (!f.length) return;
+    var at = f.indexOf(focusedFix());
+    fixAt = (at >= 0 ? at + 1 : fixAt + 1) % f.length;
+    f[fixAt].focus(); f[fixAt].scrollIntoView({ block: "nearest" });
+  }
   function openBox(cls) {
     var row = currentRow(); if (!row) return;
     var box = row.querySelector("details." + cls); if (!box) return;
@@ -145,8 +155,15 @@
     switch (ev.key) {
       case "j": select(current + 1); break;
       case "k": select(current < 0 ? 0 : current - 1); break;
-      case "a": { var row = currentRow(); var b = row && row.querySelector("button.accept"); if (b) b.click(); break; }
-      case "r": openBox("reject-box"); break;
+      case "a": {
+        var fx = focusedFix(); var row = fx || currentRow();
+        var b = row && row.querySelector(fx ? "button.apply-fix" : "button.accept"); if (b) b.click(); break; }
+      case "r": {
+        var fr = focusedFix();
+        if (fr) { var box = fr.querySelector("details.dismiss-box"); if (box) { box.open = true; var i = box.querySelector("input[name=reason]"); if (i) i.focus(); } }
+        else openBox("reject-box");
+        break; }
+      case "e": nextFix(); break;
       case "m": openBox("modify-box"); break;
       case "/": { var s = document.getElementById("add-code"); if (s) s.focus(); break; }
       case "f": { var f = document.getElementById("finalize-form"); if (f) f.requestSubmit(); break; }

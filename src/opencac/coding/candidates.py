@@ -99,6 +99,21 @@ def _prefix_arrays(sup: Any) -> dict[str, tuple[np.ndarray, float, float]]:
     return ent[1]
 
 
+def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: list[str],
+                 sig: dict[str, np.ndarray], row: int) -> dict[str, tuple[float, float, float, float, float]]:
+    """``cat_sup`` of many prefixes at once: maxima by one ``reduceat`` over their
+    concatenated code indices; sums per prefix (``ndarray.sum`` rounds as before)."""
+    if not keys:
+        return {}
+    arrs = [prefixes[k][0] for k in keys]
+    starts = np.cumsum([0] + [len(a) for a in arrs[:-1]])
+    ii = np.concatenate(arrs)
+    kr = np.maximum.reduceat(sig["kr"][row][ii], starts).tolist()
+    lx = np.maximum.reduceat(sig["lex"][row][ii], starts).tolist()
+    knn = sig["knn"][row]
+    return {k: (kr[i], float(knn[arrs[i]].sum()), lx[i], prefixes[k][1], prefixes[k][2]) for i, k in enumerate(keys)}
+
+
 def _hit_stats(hits: Sequence[DictHit]) -> dict[str, float]:
     f: dict[str, float] = {}
     if not hits:
@@ -145,7 +160,7 @@ def build_candidates(
     def get(code: str) -> Candidate:
         c = cands.get(code)
         if c is None:
-            c = cands[code] = Candidate(code)
+            c = cands[code] = Candidate(code, {}, [], set(), [])
         return c
 
     by_code: dict[str, list[DictHit]] = {}
@@ -220,6 +235,10 @@ def build_candidates(
                    float(sig["lex"][row][ii].max()), prior_log, n)
         cat_cache[prefix] = out
         return out
+
+    if sig is not None and prefixes:
+        needed = {code[:3] for code in cands} | {code[:4] for code in cands if len(code) >= 4}
+        cat_cache.update(_cat_signals(prefixes, [p for p in needed if p in prefixes], sig, row))
 
     # hits on descendants (a candidate is a prefix of a matched code) and on ancestors
     desc_hits: dict[str, list[DictHit]] = {}

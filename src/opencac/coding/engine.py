@@ -39,6 +39,11 @@ from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext,
 #: uncertain diagnoses by setting are left to the rules layer).
 NOT_SELECTED = frozenset({"negated", "family", "hypothetical"})
 
+#: ``code_many`` compiles the ranker for this machine (once, ~10 s per booster; see
+#: :mod:`opencac.coding.forest`) when it codes at least this many notes; smaller calls use the
+#: compiled ranker only when it is already cached.
+COMPILE_MIN_NOTES = 100
+
 _SOURCE_WEIGHT = {"tabular": 1.0, "inclusion": 0.95, "index": 0.9, "neoplasm": 0.75, "eindex": 0.45,
                   "pcs-index": 0.8, "pcs-table": 0.7, "imaging": 0.95, "pcs-bodypart": 0.9}
 _ASSERTION_WEIGHT = {"affirmed": 1.0, "uncertain": 0.7, "historical": 0.6, "hypothetical": 0.3,
@@ -178,9 +183,7 @@ class CodingEngine:
                     sizes = [len(cl) for cl in per_doc]
                     flat = [c for cl in per_doc for c in cl]
                     if flat:
-                        from opencac.coding.model import ranker_scores
-
-                        sc = ranker_scores(self.model.rankers_[system], feature_matrix(flat))
+                        sc = self.model.rank(system, feature_matrix(flat), build=len(texts) >= COMPILE_MIN_NOTES)
                         cf = self.model.calibrators_[system].predict(sc)
                     else:
                         sc = cf = np.zeros(0)

@@ -80,6 +80,7 @@ class EngineModel:
         if len(docs) < max(10, self.folds * 2):
             raise CorpusError(f"training needs at least {max(10, self.folds * 2)} coded documents; got {len(docs)}.")
         texts = [d.text for d in docs]
+        self.__dict__.pop("_compiled_", None)
         self.featurizer_ = TextFeaturizer().fit(texts + list(unlabeled))
         X = self.featurizer_.transform(texts)
         B = self.featurizer_.binary_words(texts)
@@ -174,6 +175,19 @@ class EngineModel:
         }
         return self
 
+    def rank(self, system: str, X: np.ndarray, build: bool = False) -> np.ndarray:
+        """Ranker ensemble scores of candidate feature rows (:data:`~opencac.coding.candidates.FEATURES`).
+
+        Uses the compiled ranker (:mod:`opencac.coding.forest`) when it is cached for this
+        machine or, with ``build=True``, can be built now; else LightGBM. Same scores either way.
+        """
+        return _rank(self, system, X, build)
+
+    def prepare_ranker(self, system: str, build: bool = True) -> bool:
+        """Load (``build=True``: or compile) the compiled ranker of ``system``; True when it
+        will be used, False when predictions stay on LightGBM."""
+        return _compiled(self, system, build) is not None
+
     def update(self, docs: Sequence[CodedDocument]) -> None:
         """Fast incremental learning: add coded documents to every supervised layer."""
         if not docs:
@@ -207,12 +221,14 @@ class EngineModel:
     def load(cls, path: str | Path) -> EngineModel:
         """Read a model directory.
 
+        The LightGBM boosters are read on first use (importing LightGBM takes about a second,
+        and the compiled ranker does not need it).
+
         Raises:
             ModelNotFoundError: no such directory or no manifest in it.
             ModelFormatError: the manifest or an artifact is unreadable or of another format.
         """
         import joblib
-        import lightgbm as lgb
 
         p = Path(path)
         if not p.exists():
@@ -231,12 +247,16 @@ class EngineModel:
         try:
             m.featurizer_ = joblib.load(p / "featurizer.joblib")
             m.layers_, m.rankers_, m.calibrators_ = {}, {}, {}
+            files: dict[str, list[Path]] = {}
             for system in manifest.get("systems", []):
                 m.layers_[system] = joblib.load(p / f"layer-{system}.joblib")
                 n = int(manifest.get("parameters", {}).get("n_rankers", 1))
-                m.rankers_[system] = [lgb.Booster(model_file=str(p / f"ranker-{system}-{r}.txt"))
-                                      for r in range(max(1, n))]
+                files[system] = [p / f"ranker-{system}-{r}.txt" for r in range(max(1, n))]
+                for f in files[system]:
+                    if not f.is_file():
+                        raise FileNotFoundError(2, "missing", str(f))
                 m.calibrators_[system] = joblib.load(p / f"calibrator-{system}.joblib")
+            m.rankers_ = _BoosterFiles(files, p)
         except FileNotFoundError as exc:
             raise ModelFormatError(f"model {p} is incomplete: {Path(str(exc.filename)).name} is missing.") from None
         except Exception as exc:  # corrupt pickle / booster file
@@ -256,3 +276,87 @@ def _json_default(o: Any) -> Any:
 def ranker_scores(boosters: Sequence[Any], X: np.ndarray) -> np.ndarray:
     """Mean score of the ranker ensemble."""
     return np.mean([b.predict(X, num_threads=1) for b in boosters], axis=0)
+
+
+class _BoosterFiles(dict):  # type: ignore[type-arg]
+    """``system -> [LightGBM Booster]``, each system's boosters read from the model directory
+    on first access (``rankers_[system]``)."""
+
+    def __init__(self, files: dict[str, list[Path]], where: Path) -> None:
+        super().__init__()
+        self.files = files
+        self.where = where
+
+    def __missing__(self, system: str) -> list[Any]:
+        if system not in self.files:
+            raise KeyError(system)
+        try:
+            import lightgbm as lgb
+
+            boosters = [lgb.Booster(model_file=str(f)) for f in self.files[system]]
+        except Exception as exc:  # corrupt or unreadable booster file
+            raise ModelFormatError(f"model {self.where} could not be read ({type(exc).__name__}).") from None
+        self[system] = boosters
+        return boosters
+
+    def __contains__(self, system: object) -> bool:
+        return system in self.files or super().__contains__(system)
+
+    def texts(self, system: str) -> list[str] | None:
+        """The boosters' saved text models (None when not saved in files)."""
+        if system not in self.files:
+            return None
+        return [f.read_text(encoding="utf-8") for f in self.files[system]]
+
+
+#: ``OPENCAC_COMPILED_RANKER=0`` keeps every prediction on LightGBM.
+_COMPILED_ENV = "OPENCAC_COMPILED_RANKER"
+
+
+def _compiled_cache_dir() -> Path:
+    from opencac.codesets import config
+
+    return config.cache_dir(None) / "engine" / "forest"
+
+
+def _rank(model: EngineModel, system: str, X: np.ndarray, build: bool = False) -> np.ndarray:
+    """Ranker ensemble scores of candidate rows: the compiled ranker when it is available
+    (cached, or built now with ``build=True``), else LightGBM. Both give the same scores."""
+    forests = _compiled(model, system, build)
+    if forests is not None:
+        from opencac.coding.forest import predict_mean
+
+        return predict_mean(forests, X)
+    return ranker_scores(model.rankers_[system], X)
+
+
+def _compiled(model: EngineModel, system: str, build: bool) -> list[Any] | None:
+    import os
+
+    if os.environ.get(_COMPILED_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    state = model.__dict__.setdefault("_compiled_", {})
+    got = state.get(system)
+    if got is not None and (got[0] is not None or not build or got[1]):
+        return got[0]  # loaded, or already tried at this level
+    rankers = model.rankers_
+    texts = rankers.texts(system) if isinstance(rankers, _BoosterFiles) else None
+    if texts is None:
+        texts = [b.model_to_string() for b in rankers[system]]
+    from opencac.coding.forest import load_compiled
+
+    cache = _compiled_cache_dir()
+    forests = [load_compiled(t, cache) for t in texts]
+    if build and not all(forests):
+        from opencac.coding.forest import compiler_available
+
+        if compiler_available():
+            import sys
+
+            boosters = rankers[system]
+            print(f"opencac: compiling the {system} ranker for this machine (first run only, ~10 s per booster)...",
+                  file=sys.stderr, flush=True)
+            forests = [f or load_compiled(t, cache, build=True, check=b) for f, t, b in zip(forests, texts, boosters)]
+    result = forests if forests and all(forests) else None
+    state[system] = (result, build)
+    return result

@@ -97,3 +97,30 @@ def test_without_the_check_every_system_is_updated(model_dir) -> None:
     rep = OnlineLearner(model_dir, engine=eng, check=False).learn_documents(_docs(30))
     assert rep.engine_updated and rep.engine_systems is None and not rep.check
     assert eng.model.layers_["icd10pcs"].learnt == {"5a1955z"}
+
+
+class _HurtingEngine(_Engine):
+    """Learning makes both systems worse."""
+
+    def code(self, text: str, doc_id: str = "note", context: EncounterContext | None = None) -> CodingResult:
+        res = super().code(text, doc_id, context)
+        if self.model.layers_["icd10cm"].learnt:
+            res.diagnoses.reverse()
+        return res
+
+
+def test_a_declined_update_leaves_the_engine_and_the_memory_out(model_dir) -> None:
+    eng = _HurtingEngine()
+    eng.model.layers_["icd10cm"].learnt = frozenset({"x"})  # so that learning J18.9 reverses a good ranking
+    learner = OnlineLearner(model_dir, engine=eng)
+    rep = learner.learn_documents(_docs(30))
+    assert rep.engine_systems == [] and not rep.engine_updated
+    assert rep.check["icd10cm"]["delta_map"] <= 0 and rep.check["icd10pcs"]["delta_map"] < 0
+    assert any("update check" in n for n in rep.notes)
+    assert eng.model.layers_["icd10cm"].learnt == {"x"} and not eng.model.layers_["icd10pcs"].learnt
+    # the declined notes do not vote for their codes in the feedback memory either
+    votes = learner.overlay.votes("pneumonia on ventilation 3")
+    assert all(v[0] == 0.0 for v in votes.values())
+    # a later finalised encounter follows the stored choice: no engine update, no memory vote
+    rep2 = learner.finalise(_docs(1, "w")[0])
+    assert not rep2.engine_updated and rep2.engine_systems == []

@@ -431,15 +431,16 @@ class OnlineLearner:
                 self._pending += [LabelledExample(d.id, c, s, True, "accept", org=d.org) for c in d.codes.get(s, [])]
                 self._pending += [LabelledExample(d.id, c, s, False, "reject", org=d.org) for c in d.rejected.get(s, [])]
         if self.update_engine and self.model is not None:
+            systems: list[str] | None = None
             try:
                 systems = self._choose_systems(docs, rep)
                 rep.engine_systems = list(systems) if systems is not None else None
                 rep.engine_updated = bool(systems is None or systems) and engine_update(self.updatable, docs, systems)
             except (NotImplementedError, ImportError):  # no engine installed / no update support
                 rep.engine_updated = False
-            if rep.engine_updated or rep.check:
-                # the engine learnt these notes, or the check found its update does not help
-                # them: either way the memory must not vote for their codes a second time
+            if rep.engine_updated or rep.check or systems == []:
+                # the engine learnt these notes, or a check (this one or the stored choice) found
+                # its update does not help: either way the memory must not vote for their codes
                 # (measured: memory positives on corpus notes cost MAP, bench/RESULTS-learning.md)
                 self.overlay.mark_engine_learned(d.id for d in docs)
             if not rep.engine_updated:

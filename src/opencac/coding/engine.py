@@ -267,7 +267,7 @@ class CodingEngine:
         arg = int(sig["lex_arg"][row][j])
         if lex > 0 and arg >= 0:
             if self._vocab is None:
-                self._vocab = self.model.featurizer_.word_.get_feature_names_out()
+                self._vocab = self.model.featurizer_.word_names()
             gram = str(self._vocab[arg])
             why.append(f"learned lexicon: '{gram}' (P(code|term)={lex:.2f})")
             m = re.search(r"\b" + r"\W+".join(map(re.escape, gram.split())) + r"\b", text, re.I)

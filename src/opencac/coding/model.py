@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -228,8 +229,6 @@ class EngineModel:
             ModelNotFoundError: no such directory or no manifest in it.
             ModelFormatError: the manifest or an artifact is unreadable or of another format.
         """
-        import joblib
-
         p = Path(path)
         if not p.exists():
             raise ModelNotFoundError(f"model {p} does not exist; train one with 'opencac train' or omit --model.")
@@ -244,19 +243,28 @@ class EngineModel:
             raise ModelFormatError(f"{p} has model format {got!r}; expected {MODEL_FORMAT!r}.")
         m = cls(**{k: v for k, v in manifest.get("parameters", {}).items() if k in ("folds", "seed", "top_n", "rounds", "n_rankers")})
         m.manifest = manifest
+        systems = list(manifest.get("systems", []))
         try:
-            m.featurizer_ = joblib.load(p / "featurizer.joblib")
-            m.layers_, m.rankers_, m.calibrators_ = {}, {}, {}
             files: dict[str, list[Path]] = {}
-            for system in manifest.get("systems", []):
-                m.layers_[system] = joblib.load(p / f"layer-{system}.joblib")
+            for system in systems:
                 n = int(manifest.get("parameters", {}).get("n_rankers", 1))
                 files[system] = [p / f"ranker-{system}-{r}.txt" for r in range(max(1, n))]
                 for f in files[system]:
                     if not f.is_file():
                         raise FileNotFoundError(2, "missing", str(f))
-                m.calibrators_[system] = joblib.load(p / f"calibrator-{system}.joblib")
             m.rankers_ = _BoosterFiles(files, p)
+            parts = [p / "featurizer.joblib"] + [p / f"{kind}-{s}.joblib" for s in systems
+                                                 for kind in ("layer", "calibrator")]
+            cached = _read_load_cache(parts)
+            if cached is not None:
+                m.featurizer_, m.layers_, m.calibrators_ = cached
+            else:
+                import joblib
+
+                m.featurizer_ = joblib.load(p / "featurizer.joblib")
+                m.layers_ = {s: joblib.load(p / f"layer-{s}.joblib") for s in systems}
+                m.calibrators_ = {s: joblib.load(p / f"calibrator-{s}.joblib") for s in systems}
+                _write_load_cache(parts, m)
         except FileNotFoundError as exc:
             raise ModelFormatError(f"model {p} is incomplete: {Path(str(exc.filename)).name} is missing.") from None
         except Exception as exc:  # corrupt pickle / booster file
@@ -271,6 +279,80 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, float) and math.isnan(o):
         return None
     return str(o)
+
+
+# -- load cache --------------------------------------------------------------------------
+# The joblib artifacts load through joblib's pure-Python unpickler and need scikit-learn
+# (the TF-IDF vectorizers, the isotonic calibrators): 2-4 s of ``opencac code``'s start-up.
+# After a model's first load, the same parts are kept in the cache directory as one plain
+# pickle - the featurizer as vocabularies + IDF weights, each calibrator as its curve - keyed
+# by the artifacts' paths, sizes and modification times. The model directory is never written.
+_LOAD_CACHE_VERSION = "1"
+_LOAD_CACHE_KEEP = 6
+
+
+def _load_cache_file(parts: Sequence[Path]) -> Path | None:
+    import hashlib
+
+    try:
+        ident = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns, f.stat().st_ino) for f in parts]
+    except OSError:
+        return None
+    key = hashlib.sha256(json.dumps([_LOAD_CACHE_VERSION, MODEL_FORMAT, ident]).encode()).hexdigest()[:32]
+    from opencac.codesets import config
+
+    return config.cache_dir(None) / "engine" / "models" / f"model-{key}.pkl"
+
+
+def _read_load_cache(parts: Sequence[Path]) -> tuple[Any, dict[str, Any], dict[str, Any]] | None:
+    import gc
+    import pickle
+
+    f = _load_cache_file(parts)
+    if f is None or not f.is_file():
+        return None
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with open(f, "rb") as fh:
+            state = pickle.load(fh)
+        return state["featurizer"], state["layers"], state["calibrators"]
+    except Exception:  # noqa: BLE001 - a stale or partial cache file: read the artifacts
+        return None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _write_load_cache(parts: Sequence[Path], m: EngineModel) -> None:
+    import pickle
+
+    from opencac.coding.ranker import IsotonicCurve
+
+    f = _load_cache_file(parts)
+    if f is None:
+        return
+    feat = m.featurizer_.plain_copy() if hasattr(m.featurizer_, "plain_copy") else m.featurizer_
+    for layer in m.layers_.values():  # the kNN memory is a copy of the layer's rows: keep one
+        knn = getattr(layer, "knn_", None)
+        a, b = getattr(layer, "X_", None), getattr(knn, "X_", None)
+        if a is not None and b is not None and a is not b and a.shape == b.shape and a.nnz == b.nnz \
+                and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices) \
+                and np.array_equal(a.data, b.data):
+            knn.X_ = a
+    cals = {s: IsotonicCurve.from_fitted(c) or c for s, c in m.calibrators_.items()}
+    try:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump({"featurizer": feat, "layers": m.layers_, "calibrators": cals}, fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(f)
+        old = sorted(f.parent.glob("model-*.pkl"), key=lambda q: q.stat().st_mtime, reverse=True)
+        for q in old[_LOAD_CACHE_KEEP:]:
+            q.unlink(missing_ok=True)
+    except OSError:
+        return  # a read-only or full cache directory only costs speed
 
 
 def ranker_scores(boosters: Sequence[Any], X: np.ndarray) -> np.ndarray:

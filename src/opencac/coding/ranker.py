@@ -57,6 +57,42 @@ def fit_calibrator(scores: np.ndarray, y: np.ndarray) -> Any:
     return iso
 
 
+class IsotonicCurve:
+    """A fitted ``IsotonicRegression`` (``out_of_bounds="clip"``) as its curve: ``predict``
+    repeats scikit-learn's clip and SciPy's ``interp1d`` linear interpolation step by step
+    (same values), without importing either."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> None:
+        self.x, self.y, self.lo, self.hi = x, y, lo, hi
+
+    @classmethod
+    def from_fitted(cls, iso: Any) -> IsotonicCurve | None:
+        """The curve of a fitted isotonic regression (None when it is not one this covers)."""
+        try:
+            if type(iso).__name__ != "IsotonicRegression" or iso.out_of_bounds != "clip":
+                return None
+            x = np.asarray(iso.X_thresholds_)
+            y = np.asarray(iso.y_thresholds_)
+            f = iso.f_
+            if len(y) > 1:
+                x = np.asarray(f.x)
+                y = np.asarray(f._y).reshape(len(x), -1)[:, 0]
+            return cls(x, y, iso.X_min_, iso.X_max_)
+        except AttributeError:
+            return None
+
+    def predict(self, T: Any) -> np.ndarray:
+        T = np.asarray(T, dtype=self.x.dtype).reshape(-1)
+        T = np.clip(T, self.lo, self.hi)
+        if len(self.y) == 1:
+            return self.y.repeat(T.shape).astype(T.dtype)
+        hi = np.searchsorted(self.x, T).clip(1, len(self.x) - 1).astype(int)
+        lo = hi - 1
+        x_lo, y_lo = self.x[lo], self.y[lo]
+        slope = (self.y[hi] - y_lo) / (self.x[hi] - x_lo)
+        return (slope * (T - x_lo) + y_lo).astype(T.dtype)
+
+
 def expected_calibration_error(prob: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     """ECE with equal-width bins: sum_b |B|/N * |mean(y_b) - mean(p_b)|."""
     prob = np.asarray(prob, dtype=np.float64)

@@ -43,6 +43,8 @@ class TextFeaturizer:
     def fit(self, texts: Sequence[str]) -> TextFeaturizer:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
+        self.__dict__.pop("plain_", None)
+
         self.word_ = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.5, sublinear_tf=True,
                                      max_features=self.max_word_features, token_pattern=_TOKEN_RE.pattern,
                                      dtype=np.float32)
@@ -57,17 +59,72 @@ class TextFeaturizer:
 
     def words(self, texts: Sequence[str]) -> Any:
         """Word TF-IDF matrix (rows L2-normalised)."""
-        return self.word_.transform([clean_text(t) for t in texts])
+        plain = self._plain()
+        if plain is None:
+            return self.word_.transform([clean_text(t) for t in texts])
+        return _tfidf(_count(texts, plain["word_vocab"], _word_grams), plain["word_idf"])
+
+    def _chars(self, texts: Sequence[str]) -> Any:
+        plain = self._plain()
+        if plain is None:
+            return self.char_.transform([clean_text(t) for t in texts])
+        return _tfidf(_count(texts, plain["char_vocab"], _char_wb_grams), plain["char_idf"])
 
     def transform(self, texts: Sequence[str]) -> Any:
         """Concatenated word + char TF-IDF (each block L2-normalised, scaled by 1/sqrt 2)."""
         import scipy.sparse as sp
 
         w = self.words(texts)
-        if self.char_ is None:
+        if not self._has_chars():
             return w
-        c = self.char_.transform([clean_text(t) for t in texts])
+        c = self._chars(texts)
         return sp.hstack([w, c], format="csr", dtype=np.float32) * np.float32(1 / np.sqrt(2))
+
+    # -- scikit-learn-free transform -------------------------------------------------------
+    # The fitted vectorizers reduce to vocabularies and IDF weights; the transform below
+    # repeats scikit-learn's arithmetic step by step (same dtypes and summation order), so
+    # its output is identical, and a featurizer loaded in this plain form
+    # (:meth:`plain_copy`) needs no scikit-learn import (about a second of start-up).
+
+    def _has_chars(self) -> bool:
+        plain = self.__dict__.get("plain_")
+        if plain is not None:
+            return plain["char_vocab"] is not None
+        return self.char_ is not None
+
+    def _plain(self) -> dict[str, Any] | None:
+        plain = self.__dict__.get("plain_")
+        if plain is None and "word_" in self.__dict__:
+            plain = _plain_state(self.word_, self.char_)
+            if plain is not None:
+                self.__dict__["plain_"] = plain
+        return plain
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if "word_" in state:
+            state.pop("plain_", None)  # derived from the vectorizers again on first use
+        return state
+
+    def plain_copy(self) -> TextFeaturizer:
+        """This featurizer as vocabularies and IDF weights only (no scikit-learn objects);
+        ``self`` when its vectorizers use options the plain transform does not cover."""
+        plain = self._plain()
+        if plain is None:
+            return self
+        twin = TextFeaturizer(self.max_word_features, self.max_char_features)
+        twin.__dict__["plain_"] = plain
+        return twin
+
+    def word_names(self) -> np.ndarray:
+        """The word n-gram of each vocabulary column (``get_feature_names_out``)."""
+        plain = self._plain()
+        if plain is None:
+            return self.word_.get_feature_names_out()
+        vocab = plain["word_vocab"]
+        names = np.empty(len(vocab), dtype=object)
+        names[np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))] = list(vocab)
+        return names
 
     def binary_words(self, texts: Sequence[str]) -> Any:
         """Binary word n-gram presence matrix over the word vocabulary."""
@@ -82,10 +139,99 @@ class TextFeaturizer:
         w = self.words(texts)
         b = w.copy()
         b.data[:] = 1.0
-        if self.char_ is None:
+        if not self._has_chars():
             return w, b
-        c = self.char_.transform([clean_text(t) for t in texts])
+        c = self._chars(texts)
         return sp.hstack([w, c], format="csr", dtype=np.float32) * np.float32(1 / np.sqrt(2)), b
+
+
+_WORD_RE = re.compile(_TOKEN_RE.pattern)
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+
+def _plain_state(word: Any, char: Any) -> dict[str, Any] | None:
+    """Vocabularies and IDF weights of fitted ``TfidfVectorizer`` s, when their options are
+    the ones :class:`TextFeaturizer` fits with (else None: keep scikit-learn's transform)."""
+    def ok(v: Any, analyzer: str) -> bool:
+        p = v.get_params()
+        return (p["analyzer"] == analyzer and p["lowercase"] and p["strip_accents"] is None
+                and p["preprocessor"] is None and p["tokenizer"] is None and p["stop_words"] is None
+                and not p["binary"] and p["norm"] == "l2" and p["use_idf"] and p["sublinear_tf"]
+                and p["input"] == "content" and np.dtype(p["dtype"]) == np.float32
+                and tuple(p["ngram_range"]) == ((1, 2) if analyzer == "word" else (3, 5))
+                and (analyzer != "word" or p["token_pattern"] == _TOKEN_RE.pattern))
+
+    if not ok(word, "word") or (char is not None and not ok(char, "char_wb")):
+        return None
+    return {"word_vocab": word.vocabulary_, "word_idf": word._tfidf.idf_,
+            "char_vocab": char.vocabulary_ if char is not None else None,
+            "char_idf": char._tfidf.idf_ if char is not None else None}
+
+
+def _word_grams(doc: str) -> list[str]:
+    """scikit-learn's word analyzer: lower-case, token pattern, 1-2 grams."""
+    tokens = _WORD_RE.findall(doc.lower())
+    return tokens + [" ".join(pair) for pair in zip(tokens, tokens[1:])]
+
+
+def _char_wb_grams(doc: str) -> list[str]:
+    """scikit-learn's ``char_wb`` analyzer for 3-5 grams (short words counted once)."""
+    out: list[str] = []
+    append = out.append
+    for w in _WHITE_SPACES.sub(" ", doc.lower()).split():
+        w = " " + w + " "
+        w_len = len(w)
+        for n in (3, 4, 5):
+            append(w[:n])
+            if w_len <= n:
+                break
+            for offset in range(1, w_len - n + 1):
+                append(w[offset:offset + n])
+    return out
+
+
+def _count(texts: Sequence[str], vocab: dict[str, int], analyze: Any) -> Any:
+    """Term counts over a fixed vocabulary (``CountVectorizer.transform``), float32 CSR."""
+    from collections import Counter
+
+    import scipy.sparse as sp
+
+    indices: list[int] = []
+    values: list[int] = []
+    indptr = [0]
+    get = vocab.get
+    for t in texts:
+        row: dict[int, int] = {}
+        for gram, n in Counter(analyze(clean_text(t))).items():
+            j = get(gram)
+            if j is not None:
+                row[j] = n
+        indices.extend(row)
+        values.extend(row.values())
+        indptr.append(len(indices))
+    X = sp.csr_matrix((np.asarray(values, dtype=np.float32), np.asarray(indices, dtype=np.int32),
+                       np.asarray(indptr, dtype=np.int32)), shape=(len(texts), len(vocab)))
+    X.sort_indices()
+    return X
+
+
+def _tfidf(X: Any, idf: np.ndarray) -> Any:
+    """``TfidfTransformer.transform`` with sublinear TF and L2 rows, in scikit-learn's order of
+    operations: log(tf) + 1, times IDF, each row divided by the square root of its float64
+    running sum of float32 squares."""
+    np.log(X.data, X.data)
+    X.data += 1.0
+    X.data *= idf[X.indices]
+    for i in range(X.shape[0]):
+        a, b = X.indptr[i], X.indptr[i + 1]
+        if a == b:
+            continue
+        d = X.data[a:b]
+        total = np.cumsum((d * d).astype(np.float64))[-1]
+        if total == 0.0:
+            continue
+        X.data[a:b] = (d.astype(np.float64) / np.sqrt(total)).astype(np.float32)
+    return X
 
 
 class LinearCodeModel:

@@ -1,0 +1,103 @@
+"""Speed-ups that must not change results: the scikit-learn-free featurizer and calibrator,
+the dense lexicon scoring, and the model load cache."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from opencac.coding.ranker import IsotonicCurve
+from opencac.coding.supervised import CodeLexicon, TextFeaturizer, clean_text
+
+TEXTS = [
+    "Patient with fever and cough. Chest X-ray: right lower lobe pneumonia.",
+    "Abdominal pain in the right iliac fossa; ultrasound showed acute appendicitis.",
+    "Type 2 diabetes mellitus with  chronic kidney\tdisease, stage 3.",
+    "No fever. Mother had breast cancer. ÉCHOGRAPHIE abdominale, ﬁbrosis",
+    "a", "", "   ", "Fever fever fever and cough; cough. X-ray x-ray.",
+] * 3
+
+
+def test_plain_featurizer_is_identical_to_scikit_learn() -> None:
+    f = TextFeaturizer(max_word_features=200, max_char_features=300).fit(TEXTS)
+    plain = f.plain_copy()
+    assert "word_" not in plain.__dict__
+    assert b"sklearn" not in pickle.dumps(plain)
+    queries = TEXTS + ["Unseen words only: zebra quokka.", "pneumonia pneumonia appendicitis"]
+    for ref, got in ((f.word_.transform([clean_text(t) for t in queries]), plain.words(queries)),
+                     (f.char_.transform([clean_text(t) for t in queries]), plain._chars(queries))):
+        assert ref.shape == got.shape
+        assert np.array_equal(ref.indptr, got.indptr) and np.array_equal(ref.indices, got.indices)
+        assert np.array_equal(ref.data, got.data)
+    X, B = plain.transform_and_binary(queries)
+    assert np.array_equal(X.toarray(), f.transform(queries).toarray())
+    assert np.array_equal(B.toarray(), f.binary_words(queries).toarray())
+    assert list(plain.word_names()) == list(f.word_.get_feature_names_out())
+
+
+def test_isotonic_curve_is_identical_to_scikit_learn() -> None:
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = np.random.RandomState(0)
+    s = rng.rand(2000)
+    y = (rng.rand(2000) < s ** 2).astype(float)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, y)
+    curve = IsotonicCurve.from_fitted(iso)
+    assert curve is not None
+    T = np.r_[rng.rand(5000), iso.X_thresholds_, -1.0, 2.0]
+    assert np.array_equal(curve.predict(T), iso.predict(T))
+    assert IsotonicCurve.from_fitted(IsotonicRegression(out_of_bounds="nan").fit(s, y)) is None
+
+
+def test_lexicon_scores_match_a_direct_computation() -> None:
+    rng = np.random.RandomState(3)
+    n_docs, n_terms, n_codes = 40, 300, 25
+    B = sp.csr_matrix((rng.rand(n_docs, n_terms) < 0.15).astype(np.float32))
+    Y = sp.csr_matrix((rng.rand(n_docs, n_codes) < 0.2).astype(np.float32))
+    lex = CodeLexicon(alpha=2.0, min_pair=1).fit(B, Y)
+    lex.DENSE_MIN_CODES = 5  # exercise both the dense and the sparse rows
+    Q = sp.csr_matrix((rng.rand(7, n_terms) < 0.2).astype(np.float32))
+    best, arg, total, count = lex.scores_full(Q, strong=0.3)
+    P = lex.P_.toarray()
+    for i in range(Q.shape[0]):
+        terms = Q.indices[Q.indptr[i]:Q.indptr[i + 1]]
+        sub = P[terms]
+        assert np.array_equal(best[i], sub.max(axis=0) if len(terms) else np.zeros(n_codes))
+        assert np.allclose(total[i], sub.sum(axis=0, dtype=np.float64), rtol=1e-6)
+        assert np.array_equal(count[i], (sub >= np.float32(0.3)).sum(axis=0))
+        for c in range(n_codes):
+            if best[i, c] > 0:  # the last of the tied n-grams in the row's order
+                assert arg[i, c] == terms[np.flatnonzero(sub[:, c] == best[i, c])[-1]]
+            else:
+                assert arg[i, c] == -1
+    b2, a2, t2, c2 = lex.scores_full(Q, strong=0.3, with_arg=False)
+    assert a2 is None and np.array_equal(b2, best) and np.array_equal(t2, total) and np.array_equal(c2, count)
+    assert "_dense" not in pickle.loads(pickle.dumps(lex)).__dict__
+
+
+@pytest.mark.slow
+def test_model_load_cache_gives_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opencac.coding.engine import CodingEngine
+    from opencac.coding.model import EngineModel
+    from test_engine import _toy_corpus  # tests/coding is on sys.path (rootdir-less test modules)
+
+    engine = CodingEngine.load(None)
+    model = CodingEngine(engine.kb, engine.matcher).train(_toy_corpus(), folds=3, seed=1)
+    out = model.save(tmp_path / "m")
+    monkeypatch.setenv("OPENCAC_CACHE_DIR", str(tmp_path / "cache"))
+    first = EngineModel.load(out)  # reads the joblib artifacts, writes the load cache
+    assert list((tmp_path / "cache" / "engine" / "models").glob("model-*.pkl"))
+    second = EngineModel.load(out)  # from the cache: plain featurizer and calibrators
+    assert "word_" not in second.featurizer_.__dict__
+    assert type(second.calibrators_["icd10cm"]).__name__ == "IsotonicCurve"
+    note = "Fever and cough; chest X-ray shows a right lower lobe pneumonia. Appendectomy."
+    results = [CodingEngine(engine.kb, engine.matcher, m).code(note) for m in (model, first, second)]
+    for r in results[1:]:
+        assert [(s.code, s.confidence, s.rationale) for s in r.diagnoses + r.procedures] == \
+               [(s.code, s.confidence, s.rationale) for s in results[0].diagnoses + results[0].procedures]
+    (out / "featurizer.joblib").touch()  # a changed artifact is read again, not taken from the cache
+    assert "word_" in EngineModel.load(out).featurizer_.__dict__

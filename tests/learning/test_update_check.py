@@ -11,13 +11,13 @@ from opencac.learning.online import MIN_CHECK_DOCS, check_update
 
 
 class _Layer:
-    """Remembers learnt codes; like ``SupervisedLayer`` it replaces (never mutates) its state."""
+    """Remembers learnt codes (mutating its state in place: trial copies must not share it)."""
 
     def __init__(self) -> None:
-        self.learnt: frozenset[str] = frozenset()
+        self.learnt: set[str] = set()
 
     def update(self, X: Any, B: Any, code_lists: list[list[str]]) -> None:
-        self.learnt = self.learnt | {c for cl in code_lists for c in cl}
+        self.learnt.update(c for cl in code_lists for c in cl)
 
 
 class _Featurizer:
@@ -111,7 +111,7 @@ class _HurtingEngine(_Engine):
 
 def test_a_declined_update_leaves_the_engine_and_the_memory_out(model_dir) -> None:
     eng = _HurtingEngine()
-    eng.model.layers_["icd10cm"].learnt = frozenset({"x"})  # so that learning J18.9 reverses a good ranking
+    eng.model.layers_["icd10cm"].learnt = {"x"}  # so that learning J18.9 reverses a good ranking
     learner = OnlineLearner(model_dir, engine=eng)
     rep = learner.learn_documents(_docs(30))
     assert rep.engine_systems == [] and not rep.engine_updated

@@ -114,13 +114,13 @@ def _update_systems(target: Any, docs: Sequence[TrainingDocument], systems: Sequ
 def _trial_copy(target: Any) -> Any:
     """A copy of an updatable model that a trial update may change without touching ``target``.
 
-    ``EngineModel`` layers replace (never mutate) their arrays on update, so a shallow copy of
-    each layer is enough (no copy of the featurizer, rankers or knowledge base).
+    Only the per-system layers (what an update changes) are copied, deeply (~0.1 s for a
+    500-note model); the featurizer, rankers and calibrators are shared.
     """
     layers = getattr(target, "layers_", None)
     if isinstance(layers, dict):
         twin = copy.copy(target)
-        twin.layers_ = {s: copy.copy(layer) for s, layer in layers.items()}
+        twin.layers_ = {s: copy.deepcopy(layer) for s, layer in layers.items()}
         twin.manifest = copy.deepcopy(getattr(target, "manifest", {}))
         return twin
     return copy.deepcopy(target)

@@ -175,3 +175,18 @@ def test_unbuilt_matcher_is_an_error() -> None:
 def test_custom_stop_phrases_keep_generic_words() -> None:
     m = MentionMatcher.build([("Disease", "R69"), ("Pain", "R52")], stop_phrases=())
     assert [x.phrase for x in m.find(analyze("Pain and disease."))] == ["pain", "disease"]
+
+
+def test_partner_index_finds_the_same_mentions(matcher: MentionMatcher) -> None:
+    """After a few notes the bag matcher indexes anchor partners; the mentions stay the same."""
+    doc = analyze("Fracture of the neck of the femur, left. Femur neck fracture. Neck of femur fracture healed.")
+
+    def key(ms: list[Mention]) -> list[tuple]:
+        return [(m.start, m.end, m.phrase, m.score, m.kind, m.subsumed) for m in ms]
+
+    m = MentionMatcher.build(TERMS)
+    m.PARTNER_INDEX_AFTER = 10**9
+    scan = key(m.find(doc))
+    m.PARTNER_INDEX_AFTER = 0
+    assert m._partners() is not None
+    assert key(m.find(doc)) == scan and any(k[4] == "bag" for k in scan)

@@ -283,6 +283,7 @@ class MentionMatcher:
         self.bag_keys_ = keys
         self.bag_pids_ = pids_out
         self.bag_anchor_ = dict(anchor)
+        self.__dict__.pop("_partner_index", None)
 
     def __len__(self) -> int:
         return len(self.phrases_)
@@ -393,23 +394,40 @@ class MentionMatcher:
             return
         keys, bag_pids, anchor = self.bag_keys_, self.bag_pids_, self.bag_anchor_
         chars = sorted(where)
-        for i, a in enumerate(chars):
-            for b in chars[i + 1 :]:
-                bids = anchor.get(a + b)
-                if not bids:
+        partners = self._partners()
+        if partners is None:
+            pairs: Iterable[tuple[str, str]] = ((a, b) for i, a in enumerate(chars) for b in chars[i + 1 :])
+        else:  # the same pairs in the same order, without trying every pair of the sentence
+            pairs = ((a, b) for a in chars if a in partners for b in sorted(partners[a].intersection(where)))
+        for a, b in pairs:
+            bids = anchor.get(a + b)
+            if not bids:
+                continue
+            for bid in bids:
+                content = keys[bid]
+                if len(content) > 2 and not all(x in where for x in content):
                     continue
-                for bid in bids:
-                    content = keys[bid]
-                    if len(content) > 2 and not all(x in where for x in content):
-                        continue
-                    pids = tuple(p for p in bag_pids[bid] if p not in exact_pids)
-                    if not pids:
-                        continue
-                    ref = where[a][0]
-                    idx = tuple(sorted(min(where[x], key=lambda k: abs(k - ref)) for x in content))
-                    if idx[-1] - idx[0] + 1 > 4 * len(content) + 2:
-                        continue
-                    yield bid, pids, idx
+                pids = tuple(p for p in bag_pids[bid] if p not in exact_pids)
+                if not pids:
+                    continue
+                ref = where[a][0]
+                idx = tuple(sorted(min(where[x], key=lambda k: abs(k - ref)) for x in content))
+                if idx[-1] - idx[0] + 1 > 4 * len(content) + 2:
+                    continue
+                yield bid, pids, idx
+
+    #: After this many notes a matcher indexes each bag anchor's partner tokens (~0.05 s once),
+    #: so that a sentence's token pairs are not all tried; single notes skip the index.
+    PARTNER_INDEX_AFTER = 8
+
+    def _partners(self) -> dict[str, set[str]] | None:
+        partners = self.__dict__.get("_partner_index")
+        if partners is None and self.__dict__.get("_n_found", 0) >= self.PARTNER_INDEX_AFTER:
+            built: dict[str, set[str]] = defaultdict(set)
+            for key in self.bag_anchor_:
+                built[key[0]].add(key[1])
+            partners = self.__dict__["_partner_index"] = dict(built)
+        return partners
 
     def find(
         self,
@@ -436,6 +454,7 @@ class MentionMatcher:
         """
         if self.automaton_ is None:
             raise ModelFormatError("the mention matcher is not built; call MentionMatcher.build first.")
+        self.__dict__["_n_found"] = self.__dict__.get("_n_found", 0) + 1
         use_bag = self.bag if bag is None else bag
         sentences = doc.sentences or _line_spans(doc.text)
         sec_starts = [s.start for s in doc.sections]

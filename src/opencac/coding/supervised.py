@@ -68,7 +68,7 @@ class TextFeaturizer:
         plain = self._plain()
         if plain is None:
             return self.char_.transform([clean_text(t) for t in texts])
-        return _tfidf(_count(texts, plain["char_vocab"], _char_wb_grams), plain["char_idf"])
+        return _tfidf(_count_char_wb(texts, plain["char_vocab"]), plain["char_idf"])
 
     def transform(self, texts: Sequence[str]) -> Any:
         """Concatenated word + char TF-IDF (each block L2-normalised, scaled by 1/sqrt 2)."""
@@ -206,6 +206,46 @@ def _count(texts: Sequence[str], vocab: dict[str, int], analyze: Any) -> Any:
             j = get(gram)
             if j is not None:
                 row[j] = n
+        indices.extend(row)
+        values.extend(row.values())
+        indptr.append(len(indices))
+    X = sp.csr_matrix((np.asarray(values, dtype=np.float32), np.asarray(indices, dtype=np.int32),
+                       np.asarray(indptr, dtype=np.int32)), shape=(len(texts), len(vocab)))
+    X.sort_indices()
+    return X
+
+
+_WORD_GRAM_IDS: dict[int, tuple[dict[str, int], dict[str, list[int]]]] = {}
+
+
+def _count_char_wb(texts: Sequence[str], vocab: dict[str, int]) -> Any:
+    """``_count(texts, vocab, _char_wb_grams)`` computed per distinct word: a word's n-grams
+    (and their vocabulary columns) depend on the word alone, so they are looked up once per
+    word and kept for the next notes."""
+    from collections import Counter
+
+    import scipy.sparse as sp
+
+    ent = _WORD_GRAM_IDS.get(id(vocab))
+    if ent is None or ent[0] is not vocab:
+        if len(_WORD_GRAM_IDS) > 4:
+            _WORD_GRAM_IDS.clear()
+        ent = _WORD_GRAM_IDS[id(vocab)] = (vocab, {})
+    cache = ent[1]
+    get = vocab.get
+    indices: list[int] = []
+    values: list[int] = []
+    indptr = [0]
+    for t in texts:
+        row: dict[int, int] = {}
+        for w, k in Counter(_WHITE_SPACES.sub(" ", clean_text(t).lower()).split()).items():
+            ids = cache.get(w)
+            if ids is None:
+                if len(cache) > 500_000:
+                    cache.clear()
+                ids = cache[w] = [j for j in map(get, _char_wb_grams(w)) if j is not None]
+            for j in ids:
+                row[j] = row.get(j, 0) + k
         indices.extend(row)
         values.extend(row.values())
         indptr.append(len(indices))

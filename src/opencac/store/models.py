@@ -8,7 +8,8 @@ Stable seams (other layers build on these; keep them):
 * Table names below are part of the schema contract (``users``, ``patients``, ``encounters``,
   ``documents``, ``coding_runs``, ``suggestions``, ``decisions``, ``final_code_sets``,
   ``edits``, ``queries``, ``audit_events``, ``audit_chain_head``, ``api_tokens``,
-  ``revoked_sessions``; ``final_code_sets.coded_by`` and ``revoked_sessions`` come with ``0004_seams``).
+  ``revoked_sessions``; ``final_code_sets.coded_by`` and ``revoked_sessions`` come with ``0004_seams``;
+  ``edits.fix`` / ``fix_status`` and the coder's ``resolution`` of a proposed fix with ``0005_edit_fixes``).
 * Append audit events only through ``opencac.store.events.record_event``.
 
 Times are stored as naive UTC datetimes (``utcnow()``).

@@ -547,12 +547,25 @@ class SupervisedLayer:
         """Per-document signals over ``codes_``: ``kr`` (ridge), ``knn``, ``lex`` and
         ``lex_arg`` (the best lexicon n-gram's vocabulary index; None with ``with_arg=False``,
         when no explanation will be shown), ``nn_idx`` / ``nn_sim``."""
-        S = np.asarray((X @ self.X_.T).todense(), dtype=np.float32)
+        S = np.asarray((X @ self._rows_t()).todense(), dtype=np.float32)
         kr = S @ self.A_
         knn, idx, sims = self._knn_from_sims(S)
         lex, arg, lex_sum, lex_n = self.lexicon_.scores_full(B, with_arg=with_arg)
         return {"kr": kr, "knn": knn, "lex": lex, "lex_arg": arg, "lex_sum": lex_sum, "lex_n": lex_n,
                 "nn_idx": idx, "nn_sim": sims}
+
+    def _rows_t(self) -> Any:
+        """``X_.T`` as CSR, kept: ``X @ X_.T`` would convert the transposed rows on every call
+        (the same product either way)."""
+        got = self.__dict__.get("_xt")
+        if got is None or got[0] is not self.X_:
+            got = self.__dict__["_xt"] = (self.X_, self.X_.T.tocsr())
+        return got[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_xt", None)
+        return state
 
     def _knn_from_sims(self, S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = min(self.k, S.shape[1])

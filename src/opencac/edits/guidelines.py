@@ -860,7 +860,38 @@ def run_excludes1(state: RulesState) -> list[Edit]:
                               f"{fa.code} and {fb.code} are an Excludes1 pair (\"{note_txt}\"); kept {keep.code} "
                               f"(stronger evidence/confidence), removed {drop.code}.",
                               cite, codes=[fa.code, fb.code], evidence=_ev(drop), fix={"remove": [drop.code]}))
-    return edits
+    return _one_removal_each(edits)
+
+
+def _one_removal_each(edits: list[Edit]) -> list[Edit]:
+    """One Excludes1 edit per code it removes, with the final status.
+
+    A code in two Excludes1 pairs (R73.9 beside both E11.65 and a derived E11.22) gave two edits
+    removing it: one proposed (the first pair left to the coder) and one applied (the second pair
+    certain), so the coder was asked about a removal the rules had already made. The certain
+    removal wins and the other pairs join its ``codes``; two proposed removals of one code merge.
+    """
+    def removed(e: Edit) -> str | None:
+        rm = (e.fix or {}).get("remove") or []
+        return undot(rm[0]) if len(rm) == 1 and len(e.fix or {}) == 1 else None
+
+    keep: dict[str, Edit] = {}
+    for e in edits:
+        code = removed(e)
+        if code is not None and (e.auto or code not in keep):
+            if code not in keep or not keep[code].auto:
+                keep[code] = e
+    out: list[Edit] = []
+    for e in edits:
+        code = removed(e)
+        if code is None or keep[code] is e:
+            out.append(e)
+            continue
+        winner = keep[code]  # fold this pair into the edit that removes the same code
+        winner.codes += [c for c in e.codes if c not in winner.codes]
+        if not winner.auto:
+            winner.evidence += [sp for sp in e.evidence if sp not in winner.evidence]
+    return out
 
 
 def _weaker(a: FinalCode, b: FinalCode, policy: Any = None) -> FinalCode | None:

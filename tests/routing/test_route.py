@@ -190,3 +190,33 @@ def test_applied_fix_does_not_block_and_drg_impact_raises_cdi_priority(policy: R
     assert route(_result(rules={**q, "drg": {"drg": "293", "impacts": []}}), policy).priority == 2
     moving = {**q, "drg": {"drg": "293", "impacts": [{"change": "query Q1 -> I50.21", "weight_delta": 0.45}]}}
     assert route(_result(rules=moving), policy).priority == 1
+
+
+def test_proposed_fix_blocks_whatever_its_severity() -> None:
+    # Only errors block under this policy: a proposed fix still needs a person, even an info one.
+    pol = RoutingPolicy(thresholds={"icd10cm:*": 0.9}, complexity_limit=0.35, audit_sample_rate=0.0,
+                        blocking_edit_severities=["error"])
+    warn = {"id": "EXCLUDES1", "severity": "warning", "message": "pair", "codes": ["R73.9", "E11.65"],
+            "fix": {"remove": ["R73.9"]}, "applied": False, "fix_status": "proposed"}
+    d = route(_result(rules={"edits": [warn]}), pol)
+    assert d.route == CODER_REVIEW
+    assert any("EXCLUDES1 with a proposed fix" in r for r in d.reasons)
+    info = {**warn, "severity": "info"}
+    assert route(_result(rules={"edits": [info]}), pol).route == CODER_REVIEW
+    # applied / unchanged fixes, and a proposed fix the coder resolved, do not block
+    for e in ({**warn, "applied": True, "fix_status": "applied"}, {**warn, "fix_status": "unchanged"},
+              {**warn, "status": "resolved"}):
+        assert route(_result(rules={"edits": [e]}), pol).route == STRAIGHT_THROUGH, e
+
+
+def test_rules_added_code_without_engine_confidence_needs_review(policy: RoutingPolicy) -> None:
+    from opencac.routing import RULES_ADDED
+
+    added = _s("Z79.4", "icd10cm", 0.0)
+    added.signals[RULES_ADDED] = 1.0
+    d = route(_result(dx=[_s("J18.9", "icd10cm", 0.97), added]), policy)
+    assert d.route == CODER_REVIEW and "Z79.4" in d.failing_codes
+    assert any("Z79.4 added by the rules layer without an engine confidence" in r for r in d.reasons)
+    # a code the rules wrote with a confidence (e.g. in place of an engine code) is judged by it
+    assert route(_result(dx=[_s("J18.9", "icd10cm", 0.97), _s("I12.9", "icd10cm", 0.96)]), policy).route \
+        == STRAIGHT_THROUGH

@@ -26,6 +26,13 @@ _UNCERTAIN = {"uncertain", "hypothetical"}
 _NEGATIVE = {"negated", "family"}
 _RESOLVED_EDIT_STATUS = {"resolved", "overridden", "closed", "dismissed", "accepted"}
 
+#: Signal of a suggestion the rules layer added to the claim with no engine confidence (the
+#: workbench's ``source="rules"`` rows, ``opencac.service.routers.learning.result_from_rows``).
+#: Such a code fails its threshold: it never makes an encounter straight-through on its own, a
+#: coder confirms it. (A code the rules took from the engine's candidates, or wrote in place of an
+#: engine code, keeps that engine confidence and is judged by it like any other.)
+RULES_ADDED = "rules_added"
+
 #: Caps that map each raw factor value onto [0, 1].
 _CAPS: dict[str, float] = {
     "conditions": 12.0,
@@ -119,6 +126,17 @@ def _open_queries(result: CodingResult) -> list[dict[str, Any]]:
         else:
             out.append({"id": str(q), "question": str(q)})
     return out
+
+
+def _blocking_edits(result: CodingResult, policy: RoutingPolicy) -> list[dict[str, Any]]:
+    """Open edits that keep an encounter from straight-through: a blocking severity
+    (``policy.blocking_edit_severities``) whose fix the rules did not apply, and any edit whose
+    fix is proposed to the coder (``fix_status == "proposed"``), whatever its severity: the rules
+    left a decision to a person, so one must see it."""
+    blocking = {x.lower() for x in policy.blocking_edit_severities}
+    # An edit whose fix the rules layer already applied to the final codes does not block.
+    return [e for e in _open_edits(result) if not e.get("applied") and (
+        e.get("fix_status") == "proposed" or str(e.get("severity", "warning")).lower() in blocking)]
 
 
 def _prior(s: CodeSuggestion) -> float | None:
@@ -268,13 +286,14 @@ def route(result: CodingResult, policy: RoutingPolicy, text: str | None = None) 
     reasons: list[str] = []
     failing: dict[str, tuple[float, float | None]] = {}
     proposed = [(sy, s) for sy, s in _all(result) if s.selected]
+    unscored: set[str] = set()
     for system, s in proposed:
-        if not policy.passes(system, setting, s.confidence):
+        if s.signals.get(RULES_ADDED):
+            unscored.add(s.code)
             failing[s.code] = (round(s.confidence, 4), policy.threshold_for(system, setting))
-    blocking = {x.lower() for x in policy.blocking_edit_severities}
-    # An edit whose fix the rules layer already applied to the final codes does not block.
-    blocking_edits = [e for e in _open_edits(result)
-                      if str(e.get("severity", "warning")).lower() in blocking and not e.get("applied")]
+        elif not policy.passes(system, setting, s.confidence):
+            failing[s.code] = (round(s.confidence, 4), policy.threshold_for(system, setting))
+    blocking_edits = _blocking_edits(result, policy)
     queries = _open_queries(result)
 
     if queries and policy.cdi_on_queries:
@@ -290,12 +309,17 @@ def route(result: CodingResult, policy: RoutingPolicy, text: str | None = None) 
     if not proposed:
         reasons.append("no code proposed by the engine")
     for code, (conf, thr) in failing.items():
+        if code in unscored:
+            reasons.append(f"{code} added by the rules layer without an engine confidence: a coder confirms it")
+            continue
         reasons.append(
             f"{code} confidence {conf:.2f} below threshold "
             + (f"{thr:.2f}" if thr is not None else "(no threshold meets the target precision)")
         )
     for e in blocking_edits:
-        reasons.append(f"open {e.get('severity', 'warning')} edit {e.get('id', '')}: {e.get('message', '')}".strip())
+        what = " with a proposed fix" if e.get("fix_status") == "proposed" else ""
+        reasons.append(f"open {e.get('severity', 'warning')} edit {e.get('id', '')}{what}: "
+                       f"{e.get('message', '')}".strip())
     if queries:
         reasons.append(f"{len(queries)} open documentation query(ies)")
     if cx.score > policy.complexity_limit:

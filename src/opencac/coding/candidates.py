@@ -206,18 +206,21 @@ def build_candidates(
     for code, hs in by_code.items():
         cat_hits.setdefault(_cat(code), []).extend(hs)
     doc_hits = float(len(hits))
-    # signal rows as Python floats (the same values as float() of each element)
-    rows_: dict[str, list[float]] = {}
-    ranks_: dict[str, list[float]] = {}
+    index = sup.index_ if sup is not None else {}
+    # each candidate's signals and ranks, gathered at once as Python floats (the same values
+    # as float() of each element)
+    js = [index.get(code) for code in cands]
+    got_: dict[str, list[float]] = {}
     if sup is not None and sig is not None:
+        jj = np.array([j for j in js if j is not None], dtype=np.int64)
         for key in ("kr", "knn", "lex", "lex_sum", "lex_n"):
             if key in sig:
-                rows_[key] = sig[key][row].tolist()
+                got_[key] = sig[key][row][jj].tolist()
         for key in ("kr", "knn", "lex"):
             v = sig[key][row]
             r = np.empty(len(v), dtype=np.float32)
             r[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
-            ranks_[key] = r.tolist()
+            got_[key + "_rank"] = r[jj].tolist()
     cat_cache: dict[str, tuple[float, float, float, float, float]] = {}
     kr_top = float(sig["kr"][row].max()) if sig is not None and sig["kr"].shape[1] else 0.0
     lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
@@ -245,22 +248,23 @@ def build_candidates(
     for k, hs in by_code.items():
         for n in range(1, len(k)):
             desc_hits.setdefault(k[:n], []).extend(hs)
-    index = sup.index_ if sup is not None else {}
     prior = sup.prior_ if sup is not None else None
+    k = -1  # position among the candidates seen in training
 
-    for code, c in cands.items():
+    for (code, c), j in zip(cands.items(), js):
         f = c.feats
         f.update(_hit_stats(c.hits))
-        j = index.get(code)
+        if j is not None:
+            k += 1
         if j is not None and sig is not None:
-            f["kr"] = rows_["kr"][j]
-            f["knn"] = rows_["knn"][j]
-            f["lex"] = rows_["lex"][j]
-            f["kr_rank"] = ranks_["kr"][j]
-            f["knn_rank"] = ranks_["knn"][j]
-            f["lex_rank"] = ranks_["lex"][j]
-            f["lex_sum"] = rows_["lex_sum"][j] if "lex_sum" in rows_ else 0.0
-            f["lex_n"] = rows_["lex_n"][j] if "lex_n" in rows_ else 0.0
+            f["kr"] = got_["kr"][k]
+            f["knn"] = got_["knn"][k]
+            f["lex"] = got_["lex"][k]
+            f["kr_rank"] = got_["kr_rank"][k]
+            f["knn_rank"] = got_["knn_rank"][k]
+            f["lex_rank"] = got_["lex_rank"][k]
+            f["lex_sum"] = got_["lex_sum"][k] if "lex_sum" in got_ else 0.0
+            f["lex_n"] = got_["lex_n"][k] if "lex_n" in got_ else 0.0
             f["kr_rel"] = f["kr"] / max(kr_top, 1e-6)
             f["lex_rel"] = f["lex"] / max(lex_top, 1e-6)
             f["prior_log"] = math.log1p(float(prior[j]))
@@ -300,14 +304,16 @@ def build_candidates(
 
 def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
     """Rows of :data:`FEATURES` (missing values as NaN, which LightGBM handles)."""
-    n = len(FEATURES)
-    index = FEATURE_INDEX
-    rows: list[list[float]] = []
-    for c in cands:
-        r = [math.nan] * n
-        for k, v in c.feats.items():
-            j = index.get(k)
-            if j is not None:
-                r[j] = v
-        rows.append(r)
-    return np.array(rows, dtype=np.float32).reshape(len(cands), n)
+    M = np.full((len(cands), len(FEATURES)), np.nan, dtype=np.float32)
+    # candidates whose features were set in the same order share one conversion
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, c in enumerate(cands):
+        groups.setdefault(tuple(c.feats), []).append(i)
+    for keys, rows in groups.items():
+        cols = [FEATURE_INDEX.get(k) for k in keys]
+        keep = [j for j, col in enumerate(cols) if col is not None]
+        if not keep:
+            continue
+        vals = np.array([list(cands[i].feats.values()) for i in rows], dtype=np.float32).reshape(len(rows), len(keys))
+        M[np.ix_(rows, [cols[j] for j in keep])] = vals[:, keep]
+    return M

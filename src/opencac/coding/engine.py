@@ -244,6 +244,15 @@ class CodingEngine:
         return out
 
     def _display(self, key: str, system: str, in_train: bool, as_of: dt.date | None) -> str:
+        memo = self.__dict__.setdefault("_display_memo", {})
+        got = memo.get((key, system, in_train, as_of))
+        if got is None:
+            if len(memo) > 200_000:
+                memo.clear()
+            got = memo[(key, system, in_train, as_of)] = self._display_code(key, system, in_train, as_of)
+        return got
+
+    def _display_code(self, key: str, system: str, in_train: bool, as_of: dt.date | None) -> str:
         obj = _find(self.kb, key) if self.kb is not None else None
         code = obj.code if obj is not None else dotted(key, system)
         # Knowledge-layer codes are FY2026 codes; map to the code valid on the date of service

@@ -100,7 +100,8 @@ class CodingEngine:
         return dict(self.model.manifest) if self.model is not None else {}
 
     # -- analysis --------------------------------------------------------------------------
-    def dictionary_hits(self, text: str, doc_id: str = "note", attributes: bool = True) -> tuple[Any, list[Any]]:
+    def dictionary_hits(self, text: str, doc_id: str = "note", attributes: bool = True,
+                        systems: Sequence[str] | None = None) -> tuple[Any, list[Any]]:
         """Analyse a note and match the dictionary: ``(Document, [DictHit])``.
 
         Args:
@@ -108,12 +109,19 @@ class CodingEngine:
             doc_id: its id.
             attributes: also extract mention attributes (laterality, acuity...; not used for
                 ranking, so batch prediction skips them).
+            systems: keep only these code systems' hits (default all; the hits of a system do
+                not depend on the others).
         """
         from opencac.coding.dictionary import expand_pcs_hits, hits_from_mentions
         from opencac.nlp.pipeline import analyze
 
         doc = analyze(text, doc_id)
         hits = hits_from_mentions(self.matcher.find(doc, attributes=attributes))
+        if systems is not None:
+            keep = set(systems)
+            hits = [h for h in hits if h.system in keep]
+            if "icd10pcs" not in keep:
+                return doc, hits
         return doc, expand_pcs_hits(doc, hits, self.kb)
 
     # -- coding ----------------------------------------------------------------------------
@@ -155,7 +163,8 @@ class CodingEngine:
         for b0 in range(0, len(texts), batch_size):
             bt = list(texts[b0:b0 + batch_size])
             bids = ids[b0:b0 + batch_size]
-            analysed = [self.dictionary_hits(t, i, attributes=explain_top != 0) for t, i in zip(bt, bids)]
+            analysed = [self.dictionary_hits(t, i, attributes=explain_top != 0, systems=systems)
+                        for t, i in zip(bt, bids)]
             batch_res = [CodingResult(doc_id=did, model=self.name, codeset=codeset, context=ctx) for did in bids]
             sigs: dict[str, Any] = {}
             if self.model is not None:

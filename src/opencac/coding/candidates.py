@@ -74,6 +74,22 @@ def _find(kb: Any, code: str) -> Any:
     return cache[code]
 
 
+def _finder(kb: Any) -> Any:
+    """``lambda code: _find(kb, code)`` with the memo looked up once."""
+    ent = _FIND_CACHE.get(id(kb))
+    if ent is None or ent[0] is not kb:
+        ent = _FIND_CACHE[id(kb)] = (kb, {})
+    cache = ent[1]
+
+    def find(code: str) -> Any:
+        try:
+            return cache[code]
+        except KeyError:
+            return _find(kb, code)
+
+    return find
+
+
 def _cat(code: str) -> str:
     return code[:3]
 
@@ -221,27 +237,15 @@ def build_candidates(
             r = np.empty(len(v), dtype=np.float32)
             r[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
             got_[key + "_rank"] = r[jj].tolist()
-    cat_cache: dict[str, tuple[float, float, float, float, float]] = {}
     kr_top = float(sig["kr"][row].max()) if sig is not None and sig["kr"].shape[1] else 0.0
     lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
     prefixes = _prefix_arrays(sup) if sup is not None else {}
-
-    def cat_sup(prefix: str) -> tuple[float, float, float, float, float]:
-        if prefix in cat_cache:
-            return cat_cache[prefix]
-        got = prefixes.get(prefix)
-        if got is None or sig is None:
-            out = (0.0, 0.0, 0.0, 0.0, 0.0)
-        else:
-            ii, prior_log, n = got
-            out = (float(sig["kr"][row][ii].max()), float(sig["knn"][row][ii].sum()),
-                   float(sig["lex"][row][ii].max()), prior_log, n)
-        cat_cache[prefix] = out
-        return out
-
+    # category signals of every prefix the candidates need (absent prefix: zeros)
+    cat_cache: dict[str, tuple[float, float, float, float, float]] = {}
     if sig is not None and prefixes:
         needed = {code[:3] for code in cands} | {code[:4] for code in cands if len(code) >= 4}
         cat_cache.update(_cat_signals(prefixes, [p for p in needed if p in prefixes], sig, row))
+    zero5 = (0.0, 0.0, 0.0, 0.0, 0.0)
 
     # hits on descendants (a candidate is a prefix of a matched code) and on ancestors
     desc_hits: dict[str, list[DictHit]] = {}
@@ -250,31 +254,37 @@ def build_candidates(
             desc_hits.setdefault(k[:n], []).extend(hs)
     prior = sup.prior_ if sup is not None else None
     k = -1  # position among the candidates seen in training
+    kr_den, lex_den = max(kr_top, 1e-6), max(lex_top, 1e-6)
+    no_sum, no_n = [0.0] * len(js), [0.0] * len(js)
+    lex_sums, lex_ns = got_.get("lex_sum", no_sum), got_.get("lex_n", no_n)
+    find = _finder(kb) if kb is not None else None
+    doc_len_f = float(doc_len)
 
     for (code, c), j in zip(cands.items(), js):
         f = c.feats
-        f.update(_hit_stats(c.hits))
+        if c.hits:
+            f.update(_hit_stats(c.hits))
         if j is not None:
             k += 1
         if j is not None and sig is not None:
-            f["kr"] = got_["kr"][k]
+            f["kr"] = kr = got_["kr"][k]
             f["knn"] = got_["knn"][k]
-            f["lex"] = got_["lex"][k]
+            f["lex"] = lx = got_["lex"][k]
             f["kr_rank"] = got_["kr_rank"][k]
             f["knn_rank"] = got_["knn_rank"][k]
             f["lex_rank"] = got_["lex_rank"][k]
-            f["lex_sum"] = got_["lex_sum"][k] if "lex_sum" in got_ else 0.0
-            f["lex_n"] = got_["lex_n"][k] if "lex_n" in got_ else 0.0
-            f["kr_rel"] = f["kr"] / max(kr_top, 1e-6)
-            f["lex_rel"] = f["lex"] / max(lex_top, 1e-6)
+            f["lex_sum"] = lex_sums[k]
+            f["lex_n"] = lex_ns[k]
+            f["kr_rel"] = kr / kr_den
+            f["lex_rel"] = lx / lex_den
             f["prior_log"] = math.log1p(float(prior[j]))
             f["in_train"] = 1.0
         else:
             f["kr_rank"] = f["knn_rank"] = f["lex_rank"] = 1e4
-        kr, kn, lx, pr, nt = cat_sup(_cat(code))
+        kr, kn, lx, pr, nt = cat_cache.get(code[:3], zero5)
         f["cat_kr_max"], f["cat_knn_sum"], f["cat_lex_max"], f["cat_prior_log"], f["cat_n_train"] = kr, kn, lx, pr, nt
         if len(code) >= 4:
-            kr4, kn4, _, pr4, _ = cat_sup(code[:4])
+            kr4, kn4, _, pr4, _ = cat_cache.get(code[:4], zero5)
             f["cat4_kr_max"], f["cat4_knn_sum"], f["cat4_prior_log"] = kr4, kn4, pr4
         desc = desc_hits.get(code, ())
         anc = [h for n in range(1, len(code)) for h in by_code.get(code[:n], ())]
@@ -289,16 +299,17 @@ def build_candidates(
             f["cat_d_n"] = float(len(ch))
             f["cat_d_best"] = max(h.score for h in ch)
         f["code_len"] = float(len(code))
-        if kb is not None:
-            obj = _find(kb, code)
+        if find is not None:
+            obj = find(code)
             f["kb_known"] = float(obj is not None)
             f["billable"] = float(bool(obj is not None and obj.billable))
-        f["via_dict"] = float("dict" in c.via)
-        f["via_parent"] = float("parent" in c.via)
-        f["via_sibling"] = float("sibling" in c.via)
-        f["via_sup"] = float("sup" in c.via)
+        via = c.via
+        f["via_dict"] = float("dict" in via)
+        f["via_parent"] = float("parent" in via)
+        f["via_sibling"] = float("sibling" in via)
+        f["via_sup"] = float("sup" in via)
         f["doc_hits"] = doc_hits
-        f["doc_len"] = float(doc_len)
+        f["doc_len"] = doc_len_f
     return cands
 
 

@@ -252,8 +252,9 @@ def test_auditor_sees_fixes_without_buttons(client: TestClient, tokens: dict[str
 
 
 def test_routing_keeps_open_proposed_fixes_from_straight_through() -> None:
-    """Routing (not edited here) blocks unapplied warning/error edits: a proposed fix is at least a
-    warning (``opencac.edits.policy.decide``), so it never goes straight through; applied, it does."""
+    """Routing blocks an edit whose fix is proposed whatever its severity (not only because
+    ``opencac.edits.policy.decide`` raises it to a warning): even under a policy that blocks only
+    errors it never goes straight through; applied, it does."""
     from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext
     from opencac.routing import RoutingPolicy, route
 
@@ -268,3 +269,7 @@ def test_routing_keeps_open_proposed_fixes_from_straight_through() -> None:
     assert route(result(proposed), pol).route != "straight_through"
     applied = dict(proposed, applied=True, fix_status="applied")
     assert route(result(applied), pol).route == "straight_through"
+    errors_only = RoutingPolicy(default_threshold=0.5, complexity_limit=100.0, audit_sample_rate=0.0,
+                                blocking_edit_severities=["error"])
+    assert route(result(dict(proposed, severity="info")), errors_only).route != "straight_through"
+    assert route(result(applied), errors_only).route == "straight_through"

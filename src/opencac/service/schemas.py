@@ -164,6 +164,9 @@ class SuggestionOut(BaseModel):
     final_code: str | None
     evidence: list[EvidenceOut]
     rationale: list[str]
+    removed_by_rules: str | None = Field(
+        None, description="the rule (and edit, citation) that took this engine suggestion off the final claim; "
+                          "null when the rules did not remove it")
 
 
 class EditOut(BaseModel):

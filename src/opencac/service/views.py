@@ -35,7 +35,20 @@ def suggestion_out(s: Suggestion, text: str) -> dict[str, Any]:
     return {"id": s.id, "system": s.system, "code": s.code, "description": s.description,
             "confidence": s.confidence, "assertion": s.assertion, "rank": s.rank, "selected": s.selected,
             "source": s.source, "state": s.state, "final_code": s.final_code, "evidence": ev,
-            "rationale": [str(r) for r in (s.rationale or [])]}
+            "rationale": [str(r) for r in (s.rationale or [])], "removed_by_rules": removed_by_rules(s)}
+
+
+def removed_by_rules(s: Suggestion) -> str | None:
+    """What took a suggestion off the rules layer's final claim (``<rule> - <op> (<edit>; <citation>)``),
+    from its ``removed by the rules:`` rationale line; None when it was not removed by the rules."""
+    from opencac.service.worker import RULES_REMOVED
+
+    if s.selected:
+        return None
+    for r in s.rationale or []:
+        if isinstance(r, str) and r.startswith(RULES_REMOVED):
+            return r[len(RULES_REMOVED):]
+    return None
 
 
 def decision_out(d: Decision) -> dict[str, Any]:

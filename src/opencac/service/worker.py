@@ -101,6 +101,123 @@ def _fix_of(edit: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     return fix, str(status)
 
 
+#: Rationale line of a suggestion the rules layer took off the claim (``removed by the rules: <rule> ...``)
+#: and of a code it put on the claim; the workbench shows the first as "removed by the rules".
+RULES_REMOVED = "removed by the rules: "
+RULES_ADDED = "added by the rules: "
+
+
+def rules_claim(rules: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """The rules layer's final claim (``RulesOutcome.to_dict()["final_codes"]``, in sequence), or
+    None when the rules did not run or gave no final codes (a stand-in coder, an older output)."""
+    if not isinstance(rules, dict) or not isinstance(rules.get("final_codes"), list):
+        return None
+    return [c for c in rules["final_codes"] if isinstance(c, dict) and c.get("code")]
+
+
+def _key(code: str) -> str:
+    return str(code or "").replace(".", "").strip().upper()
+
+
+def _edit_for(edits: list[dict[str, Any]], rule: str | None, code: str) -> dict[str, Any] | None:
+    """The edit of ``rule`` (any rule when None) whose fix or codes name ``code``."""
+    k = _key(code)
+    for e in edits:
+        if rule and e.get("rule") != rule:
+            continue
+        fix = e.get("fix") if isinstance(e.get("fix"), dict) else {}
+        named = [*(fix.get("remove") or []), *(fix.get("replace") or {}).keys(), *(fix.get("replace") or {}).values(),
+                 *[(a if isinstance(a, str) else (a or {}).get("code")) for a in fix.get("add") or []]]
+        if any(_key(str(c)) == k for c in named if c) or (rule and any(_key(str(c)) == k for c in e.get("codes") or [])):
+            return e
+    return None
+
+
+def _cite(e: dict[str, Any] | None) -> str:
+    if not e:
+        return ""
+    return f" ({e.get('id', '')}" + (f"; {e['citation']}" if e.get("citation") else "") + ")"
+
+
+def _removal_note(code: str, changes: list[dict[str, Any]], edits: list[dict[str, Any]]) -> str:
+    """``removed by the rules: <rule> (<op>) (<edit>; <citation>)`` for a code the claim no longer holds."""
+    k = _key(code)
+    for ch in changes:
+        if _key(str(ch.get("code"))) == k and ch.get("op") in ("remove", "replace", "remove_duplicate"):
+            rule = str(ch.get("rule") or "")
+            what = f"replaced by {ch['new']}" if ch.get("op") == "replace" and ch.get("new") else str(ch.get("op"))
+            return f"{RULES_REMOVED}{rule} - {what}{_cite(_edit_for(edits, rule, code))}"
+    e = _edit_for(edits, None, code)
+    if e is not None and e.get("fix_status") == "applied":
+        return f"{RULES_REMOVED}{e.get('rule') or e.get('id')}{_cite(e)}"
+    return f"{RULES_REMOVED}not on the final claim"
+
+
+def align_with_rules(rows: list[Suggestion], rules: dict[str, Any] | None, enc: Encounter,
+                     run: CodingRun) -> list[Suggestion]:
+    """Make the stored selection the rules layer's final claim; returns the rows the rules added.
+
+    * an engine suggestion on the claim is selected (a candidate the engine left unselected too);
+    * a selected one the rules removed or replaced stays, unselected, with a rationale line
+      ``removed by the rules: <rule> - <op> (<edit>; <citation>)``;
+    * a claim code with no engine row gets a ``source="rules"`` row: the rules layer's description,
+      evidence and confidence (None for an addition; a code written in place of an engine code
+      carries that code's confidence, as ``FinalCode.confidence`` does), the rule and citation in
+      its rationale (routing: a rules row without confidence needs a coder,
+      ``opencac.routing.RULES_ADDED``);
+    * ranks follow the claim's sequence (principal first), then the other rows in engine order.
+
+    Without a final claim (``rules_claim`` is None) the engine's selection is kept as it is.
+    """
+    claim = rules_claim(rules)
+    if claim is None:
+        return []
+    changes = [c for c in (rules or {}).get("changes") or [] if isinstance(c, dict)]
+    edits = [e for e in (rules or {}).get("edits") or [] if isinstance(e, dict)]
+    by_key: dict[tuple[str, str], Suggestion] = {}
+    for r in rows:
+        by_key.setdefault((r.system, _key(r.code)), r)
+    on_claim: set[int] = set()
+    added: list[Suggestion] = []
+    for system in ("icd10cm", "icd10pcs"):
+        mine = [c for c in claim if str(c.get("system") or "icd10cm") == system]
+        for seq, fc in enumerate(mine, 1):
+            code, rule = str(fc["code"]), fc.get("added_by")
+            why = f"{RULES_ADDED}{rule}{_cite(_edit_for(edits, rule, code))}" if rule else None
+            row = by_key.get((system, _key(code)))
+            if row is not None:
+                if why and not row.selected:
+                    row.rationale = [*row.rationale, why]
+                row.selected, row.rank = True, seq
+                on_claim.add(id(row))
+                continue
+            ev = [{"start": int(x["start"]), "end": int(x["end"]), "section": None, "sentence": None}
+                  for x in fc.get("evidence") or [] if isinstance(x, dict) and "start" in x and "end" in x]
+            if not ev:
+                fix = (_edit_for(edits, rule, code) or {}).get("fix") or {}
+                for a in fix.get("add") or []:
+                    if isinstance(a, dict) and _key(str(a.get("code"))) == _key(code):
+                        ev = [{"start": int(x["start"]), "end": int(x["end"]), "section": None, "sentence": None}
+                              for x in a.get("evidence") or [] if isinstance(x, dict) and "start" in x]
+            conf = fc.get("confidence")
+            row = Suggestion(encounter_id=enc.id, run_id=run.id, system=system, code=code[:10],
+                             description=str(fc.get("description") or ""),
+                             confidence=float(conf) if conf is not None else None, assertion="affirmed",
+                             rank=seq, selected=True, evidence=ev,
+                             rationale=[why or f"{RULES_ADDED}the final claim"], signals={},
+                             source="rules", state="pending")
+            added.append(row)
+            by_key[(system, _key(code))] = row
+            on_claim.add(id(row))
+        n = len(mine)
+        for r in sorted((r for r in rows if r.system == system and id(r) not in on_claim), key=lambda r: r.rank):
+            if r.selected:
+                r.selected = False
+                r.rationale = [*r.rationale, _removal_note(r.code, changes, edits)]
+            r.rank = n + r.rank
+    return added
+
+
 def _store_result(session: Session, run: CodingRun, enc: Encounter, result: CodingResult) -> None:
     rows = []
     for s in list(result.diagnoses) + list(result.procedures):
@@ -111,8 +228,10 @@ def _store_result(session: Session, run: CodingRun, enc: Encounter, result: Codi
                       for e in s.evidence],
             rationale=list(s.rationale), signals={k: float(v) for k, v in (s.signals or {}).items()},
             source="engine", state="pending"))
-    session.add_all(rows)
     rules = result.rules or None
+    # The working code set is the rules layer's final claim (headers, replaced and excluded codes off).
+    rows += align_with_rules(rows, rules, enc, run)
+    session.add_all(rows)
     edits = list((rules or {}).get("edits") or [])
     for e in edits:
         e = e if isinstance(e, dict) else {"message": str(e)}
@@ -130,7 +249,8 @@ def _store_result(session: Session, run: CodingRun, enc: Encounter, result: Codi
     run.codeset_versions = dict(result.codeset)
     run.rules = rules
     run.warnings = list(result.warnings)
-    selected = [s.confidence for s in rows if s.selected] or [s.confidence for s in rows]
+    scored = [s for s in rows if s.confidence is not None]
+    selected = [s.confidence for s in scored if s.selected] or [s.confidence for s in scored]
     enc.min_confidence = min(selected) if selected else None
     enc.edit_count = len(edits)
     enc.suggestion_count = len(rows)
@@ -184,6 +304,7 @@ def process_run(factory: sessionmaker[Session], run_id: int, coder: Coder) -> st
                          {"encounter_id": enc.id, "model": result.model, "codeset": dict(result.codeset),
                           "diagnoses": [s.code for s in result.diagnoses],
                           "procedures": [s.code for s in result.procedures],
+                          "claim": [c["code"] for c in rules_claim(result.rules) or []],
                           "edits": enc.edit_count})
         session.commit()
         status = run.status

@@ -465,8 +465,9 @@ def working_codes(suggestions: list[Suggestion], include_pending: bool = True,
                   order: list[str] | None = None) -> list[dict[str, Any]]:
     """The sequenced code set the decisions so far produce (diagnoses first, then procedures).
 
-    Kept: accepted, modified (new code), added; with ``include_pending``, pending suggestions the
-    engine selected. Order within a system: the rules layer's sequence (``order``, principal
+    Kept: accepted, modified (new code), added; with ``include_pending``, pending selected
+    suggestions (the coding worker stores the rules layer's final claim as the selection:
+    ``opencac.service.worker.align_with_rules``; a code the rules added has source ``rules``). Order within a system: the rules layer's sequence (``order``, principal
     diagnosis first) where it places the code, then engine rank, then coder-added in the order added.
     """
     keep = []
@@ -484,9 +485,10 @@ def working_codes(suggestions: list[Suggestion], include_pending: bool = True,
             if code in seen:
                 continue
             seen.add(code)
+            origin = "rules" if s.source == "rules" else "engine"
             out.append({"seq": len([c for c in out if c["system"] == system]) + 1, "system": system, "code": code,
                         "description": s.description if not s.final_code else "",
-                        "source": {"accepted": "engine", "pending": "engine", "modified": "coder-modified",
+                        "source": {"accepted": origin, "pending": origin, "modified": "coder-modified",
                                    "added": "coder-added"}[s.state],
                         "suggestion_id": s.id})
     return out

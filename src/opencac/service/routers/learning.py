@@ -47,7 +47,7 @@ from opencac.learning.feedback import Decision as LearnDecision
 from opencac.learning.feedback import TrainingDocument, canon
 from opencac.learning.online import OnlineLearner
 from opencac.learning.registry import ModelRegistry
-from opencac.routing import RoutingPolicy, route
+from opencac.routing import RULES_ADDED, RoutingPolicy, route
 from opencac.service.dependencies import csrf_token_for, get_read_session, get_session, require_roles
 from opencac.store.learning_models import LearningExample, RouteDecisionRow, RoutingPolicyRow
 from opencac.store.models import CodingRun, Decision, Document, Encounter, FinalCodeSet, Suggestion, User
@@ -377,29 +377,48 @@ def on_shutdown(app: Any) -> None:
 
 def result_from_rows(enc: Encounter, rows: list[Suggestion], rules: dict[str, Any] | None = None,
                      model: str = "") -> CodingResult:
-    """Rebuild a ``CodingResult`` from stored suggestion rows (for routing)."""
+    """Rebuild a ``CodingResult`` from stored suggestion rows (for routing).
+
+    A row the rules layer added without an engine confidence (``source="rules"``, confidence
+    None) comes back at confidence 0 with the ``opencac.routing.RULES_ADDED`` signal: routing
+    sends its encounter to a coder rather than reading it as a low engine score.
+    """
     res = CodingResult(f"enc-{enc.id}", context=EncounterContext(setting=enc.setting or "outpatient"),
                        rules=rules, model=model)
     for s in sorted(rows, key=lambda r: r.rank or 0):
         ev = [Evidence(int(e.get("start", 0)), int(e.get("end", 0)), str(e.get("text", "")),
                        str(e.get("section") or ""), e.get("sentence")) for e in (s.evidence or [])]
+        signals = dict(s.signals or {})
+        if s.source == "rules" and s.confidence is None:
+            signals[RULES_ADDED] = 1.0
         res.ranked(s.system).append(CodeSuggestion(
             s.code, s.system, s.description or "", float(s.confidence or 0.0), ev, s.assertion or "affirmed",
-            list(s.rationale or []), dict(s.signals or {}), s.rank or 0, bool(s.selected)))
+            list(s.rationale or []), signals, s.rank or 0, bool(s.selected)))
     return res
 
 
-def apply_feedback(session: Session, enc: Encounter, rows: list[Suggestion], text: str | None) -> int:
+def apply_feedback(session: Session, enc: Encounter, rows: list[Suggestion], text: str | None,
+                   keep_selection: bool = False) -> int:
     """Adjust a new coding run's suggestion rows with what this workbench's coders taught so far.
 
     Confidences move with the feedback memory and organisation priors, ranks follow, and codes
     coders added on similar notes that the engine missed join as new suggestions. Returns how
     many rows changed or were added.
+
+    Args:
+        keep_selection: the rows' selection and ranks are the rules layer's final claim
+            (``opencac.service.worker.align_with_rules``): confidences still move, but what is
+            selected and its sequence stay, rows the rules added are left alone, and learned
+            additions join unselected (a coder accepts them).
     """
     lr = learner(database=_db_key(session))
     if not len(lr.overlay) or text is None or not rows:
         return 0
     run_id = rows[0].run_id
+    if keep_selection:
+        rows = [r for r in rows if r.source != "rules"]
+        if not rows:
+            return 0
     res = result_from_rows(enc, rows)
     before = {(s.system, s.code): s.confidence for s in res.diagnoses + res.procedures}
     lr.overlay.adjust(res, text)
@@ -411,8 +430,16 @@ def apply_feedback(session: Session, enc: Encounter, rows: list[Suggestion], tex
             session.add(Suggestion(encounter_id=enc.id, run_id=run_id, system=s.system, code=s.code[:10],
                                    description=s.description, confidence=float(s.confidence), evidence=[],
                                    rationale=list(s.rationale), signals=dict(s.signals), assertion=s.assertion,
-                                   rank=s.rank, selected=bool(s.selected), source="engine", state="pending"))
+                                   rank=s.rank + (10_000 if keep_selection else 0),
+                                   selected=bool(s.selected) and not keep_selection, source="engine",
+                                   state="pending"))
             changed += 1
+        elif keep_selection:
+            if before.get((s.system, s.code)) != s.confidence:
+                row.confidence = float(s.confidence)
+                row.rationale = list(s.rationale)
+                row.signals = {k: float(v) for k, v in s.signals.items()}
+                changed += 1
         elif before.get((s.system, s.code)) != s.confidence or row.rank != s.rank:
             row.confidence, row.rank, row.selected = float(s.confidence), s.rank, bool(s.selected)
             row.rationale = list(s.rationale)
@@ -493,7 +520,10 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
                     rows = [s for s in session.new if isinstance(s, Suggestion) and s.run_id == obj.id]
                     if enc is not None:
                         text = _doc_text(session, enc.id)
-                        apply_feedback(session, enc, rows, text)
+                        from opencac.service.worker import rules_claim
+
+                        apply_feedback(session, enc, rows, text,
+                                       keep_selection=rules_claim(obj.rules) is not None)
                         rows = [s for s in session.new if isinstance(s, Suggestion) and s.run_id == obj.id]
                         route_encounter(session, enc, obj, rows, text)
     except Exception as exc:  # noqa: BLE001 - learning/routing must never break a coder's save

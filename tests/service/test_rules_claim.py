@@ -204,3 +204,37 @@ def test_resolving_a_proposed_fix_changes_the_working_set(client: TestClient, to
     assert r.status_code == 200, r.text
     codes = _codes(_enc(client, token, enc["id"])["final"]["codes"])
     assert codes == left and all(kb.is_billable(c, as_of=dt.date(2025, 11, 3)) for c in codes)
+
+
+def test_learned_feedback_keeps_the_rules_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feedback overlay moves confidences, but on a run stored as the rules' claim it neither
+    re-selects a row the rules removed nor touches a rules row; a learned addition joins unselected."""
+    from types import SimpleNamespace
+
+    from opencac.service.routers import learning as lr
+
+    class Overlay:
+        def __len__(self) -> int:
+            return 1
+
+        def adjust(self, res: CodingResult, text: str) -> None:
+            for s in res.diagnoses:
+                s.confidence, s.selected = min(1.0, s.confidence + 0.05), True
+            res.diagnoses.append(CodeSuggestion("R05.9", "icd10cm", "Cough", 0.9, [], selected=True, rank=9))
+
+    monkeypatch.setattr(lr, "learner", lambda **_: SimpleNamespace(overlay=Overlay()))
+    added: list[Suggestion] = []
+    session = SimpleNamespace(get_bind=lambda: SimpleNamespace(url="sqlite://"), add=added.append)
+    enc = SimpleNamespace(id=1, setting="outpatient")
+
+    def row(code: str, conf: float | None, selected: bool, source: str = "engine") -> Suggestion:
+        return Suggestion(encounter_id=1, run_id=1, system="icd10cm", code=code, description=code, confidence=conf,
+                          evidence=[], rationale=[], signals={}, assertion="affirmed", rank=1, selected=selected,
+                          source=source, state="pending")
+
+    kept, removed, rules_row = row("E11.65", 0.8, True), row("E11", 0.6, False), row("E11.22", None, True, "rules")
+    assert lr.apply_feedback(session, enc, [kept, removed, rules_row], "note", keep_selection=True) == 3
+    assert kept.selected and kept.confidence == pytest.approx(0.85)
+    assert not removed.selected and removed.confidence == pytest.approx(0.65)
+    assert rules_row.confidence is None and rules_row.selected
+    assert [(a.code, a.selected) for a in added] == [("R05.9", False)]

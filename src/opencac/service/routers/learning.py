@@ -415,6 +415,7 @@ def apply_feedback(session: Session, enc: Encounter, rows: list[Suggestion], tex
     if not len(lr.overlay) or text is None or not rows:
         return 0
     run_id = rows[0].run_id
+    by_key = {(r.system, r.code): r for r in rows}
     if keep_selection:
         rows = [r for r in rows if r.source != "rules"]
         if not rows:
@@ -422,10 +423,11 @@ def apply_feedback(session: Session, enc: Encounter, rows: list[Suggestion], tex
     res = result_from_rows(enc, rows)
     before = {(s.system, s.code): s.confidence for s in res.diagnoses + res.procedures}
     lr.overlay.adjust(res, text)
-    by_key = {(r.system, r.code): r for r in rows}
     changed = 0
     for s in res.diagnoses + res.procedures:
         row = by_key.get((s.system, s.code))
+        if row is not None and row.source == "rules":
+            continue  # a code the rules put on the claim keeps its (absent) engine confidence
         if row is None:
             session.add(Suggestion(encounter_id=enc.id, run_id=run_id, system=s.system, code=s.code[:10],
                                    description=s.description, confidence=float(s.confidence), evidence=[],

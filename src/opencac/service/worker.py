@@ -5,6 +5,9 @@ crashed process are put back to ``queued`` (and, while running, runs ``running``
 ``STALE_RUN_S``); the worker claims one run at a time with a conditional update
 (``queued`` -> ``running``, ``attempts`` + 1). ``attempts`` is the claim token: a process whose run
 was re-queued and re-claimed meanwhile discards its result, so a run is stored once.
+
+A run is stored as the rules layer's final claim (:func:`align_with_rules`): the selected
+suggestions are the claim's codes in its sequence, whatever the engine selected.
 """
 
 from __future__ import annotations

@@ -561,7 +561,8 @@ def finalize(session: Session, user: User, encounter_id: int, version: int | Non
              poa: dict[str, str] | None = None, coded_by: str | None = None) -> FinalCodeSet:
     """Finalise the encounter's code set (a new ``FinalCodeSet`` version; the old one is kept).
 
-    Pending suggestions the engine selected are accepted at finalisation (recorded as decisions).
+    Pending selected suggestions (the rules layer's final claim as the worker stored it) are
+    accepted at finalisation (recorded as decisions).
     Records ``final_code_set.change`` with the previous and the new code set.
 
     Args:

@@ -3,6 +3,11 @@
 
     OPENCAC_CM_INDEX_DIR=../shared/data/icd10cm-2025-index \\
         .venv/bin/python bench/engine_speed.py --model /tmp/engine-bench/model --input ../shared/data/codiesp/dev
+
+The compiled ranker (``opencac.coding.forest``) is prepared before timing (built on the first
+run on a machine; ``prepare_ranker_s`` says how long that took). ``OPENCAC_COMPILED_RANKER=0``
+measures the same run on LightGBM. CPU time (``cpu_s``) is the figure to compare: wall time
+depends on what else runs on the machine.
 """
 
 from __future__ import annotations

@@ -288,7 +288,7 @@ def _json_default(o: Any) -> Any:
 # pickle - the featurizer as vocabularies + IDF weights, each calibrator as its curve - keyed
 # by the artifacts' paths, sizes and modification times. The model directory is never written.
 _LOAD_CACHE_VERSION = "1"
-_LOAD_CACHE_KEEP = 6
+_LOAD_CACHE_KEEP = 20  # newest by use (reads refresh the time): older entries are removed
 
 
 def _load_cache_file(parts: Sequence[Path]) -> Path | None:
@@ -316,6 +316,10 @@ def _read_load_cache(parts: Sequence[Path]) -> tuple[Any, dict[str, Any], dict[s
     try:
         with open(f, "rb") as fh:
             state = pickle.load(fh)
+        try:
+            os.utime(f)  # recently used: kept when older entries are removed
+        except OSError:
+            pass
         return state["featurizer"], state["layers"], state["calibrators"]
     except Exception:  # noqa: BLE001 - a stale or partial cache file: read the artifacts
         return None

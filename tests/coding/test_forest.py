@@ -57,3 +57,10 @@ def test_generated_code_is_exact_literals() -> None:
     source, n_features = forest.generate_c(booster.model_to_string())
     assert n_features == 6
     assert "isnan(x[1])" in source and "0x1." in source  # NaN handling, hexadecimal (exact) constants
+
+
+def test_unusable_cache_dir_falls_back(tmp_path: Path) -> None:
+    booster, _ = _booster(rounds=2)
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("x", encoding="utf-8")
+    assert forest.load_compiled(booster.model_to_string(), blocked, build=True) is None

@@ -230,24 +230,28 @@ def load_compiled(text: str, cache_dir: Path, build: bool = False, check: Any = 
         except (UnsupportedBooster, KeyError, ValueError):
             _FAILED.add(key)
             return None
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-            src = Path(tmp) / "forest.c"
-            src.write_text(source, encoding="ascii")
-            built = Path(tmp) / "forest.so"
-            # -O1: nearly all of -O2's speed for this code at half the compile time
-            proc = subprocess.run([cc, "-O1", "-shared", "-fPIC", "-o", str(built), str(src), "-lm"],
-                                  capture_output=True, timeout=900, check=False)
-            if proc.returncode != 0 or not built.is_file():
-                _FAILED.add(key)
-                return None
-            forest = CompiledForest(built, n_features)
-            if check is not None and not _same_as(forest, check, text, n_features):
-                _FAILED.add(key)
-                return None
-            os.replace(built, lib)
-        meta.write_text(str(n_features), encoding="ascii")
-        return CompiledForest(lib, n_features)
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+                src = Path(tmp) / "forest.c"
+                src.write_text(source, encoding="ascii")
+                built = Path(tmp) / "forest.so"
+                # -O1: nearly all of -O2's speed for this code at half the compile time
+                proc = subprocess.run([cc, "-O1", "-shared", "-fPIC", "-o", str(built), str(src), "-lm"],
+                                      capture_output=True, timeout=900, check=False)
+                if proc.returncode != 0 or not built.is_file():
+                    _FAILED.add(key)
+                    return None
+                forest = CompiledForest(built, n_features)
+                if check is not None and not _same_as(forest, check, text, n_features):
+                    _FAILED.add(key)
+                    return None
+                os.replace(built, lib)
+            meta.write_text(str(n_features), encoding="ascii")
+            return CompiledForest(lib, n_features)
+        except (OSError, subprocess.SubprocessError):  # unwritable cache, compiler crash or timeout
+            _FAILED.add(key)
+            return None
 
 
 def _probe_rows(text: str, n_features: int, seed: int = 0) -> np.ndarray:

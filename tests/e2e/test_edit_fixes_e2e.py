@@ -44,6 +44,9 @@ def _ingest(live_server: Any) -> tuple[int, dict[str, str]]:
 def test_apply_and_dismiss_proposed_fixes_with_the_keyboard(live_server: Any, browser: Any, screenshot_dir: Any) -> None:
     eid, h = _ingest(live_server)
     enc = httpx.get(f"{live_server.url}/api/v1/encounters/{eid}", headers=h, timeout=30).json()
+    # the working code set is the rules layer's final claim (no header, no replaced code)
+    assert [c["code"] for c in enc["working_codes"]] == [c["code"] for c in enc["rules"]["final_codes"]]
+    removed = [s for s in enc["suggestions"] if s["removed_by_rules"]]
     proposed = [e for e in enc["edits"] if e["fix_status"] == "proposed" and "remove" in (e["fix"] or {})]
     assert proposed, "the rules layer proposed no removal for this note: " + str(
         [(e["edit_id"], e["fix_status"]) for e in enc["edits"]])
@@ -58,6 +61,7 @@ def test_apply_and_dismiss_proposed_fixes_with_the_keyboard(live_server: Any, br
     page.wait_for_url("**/worklist")
     page.goto(f"{live_server.url}/encounters/{eid}")
 
+    assert page.locator(".removed-by-rules").count() == len(removed)
     n_open = page.locator("li.fix-open").count()
     assert n_open == len([e for e in enc["edits"] if e["fix_status"] == "proposed"])
     assert "Proposed fix:" in page.locator("li.fix-open").first.inner_text()

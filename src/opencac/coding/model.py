@@ -176,6 +176,11 @@ class EngineModel:
         }
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_compiled_", None)  # loaded native libraries: found again in the cache on use
+        return state
+
     def rank(self, system: str, X: np.ndarray, build: bool = False) -> np.ndarray:
         """Ranker ensemble scores of candidate feature rows (:data:`~opencac.coding.candidates.FEATURES`).
 

@@ -101,11 +101,12 @@ class DocumentCoder:
         self._policy: Any = None
         if routing:
             try:
-                from opencac.routing import RoutingPolicy, route
+                from opencac.routing import RoutingPolicy, claim_result, route
             except ImportError:  # routing is optional for batch: the summary says "provisional"
                 pass
             else:
-                self._route = route
+                # Route the claim the encounter would be billed with (the rules' final codes).
+                self._route = lambda res, pol, text: route(claim_result(res), pol, text)
                 self._policy = (RoutingPolicy.from_dict(routing_policy) if routing_policy is not None
                                 else RoutingPolicy())
 

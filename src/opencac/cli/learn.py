@@ -327,7 +327,7 @@ def route_cmd(
 ) -> None:
     """Code NOTE and say where it goes: straight_through, coder_review (with priority) or cdi_query."""
     from opencac.learning.online import LearnedEngine
-    from opencac.routing import RoutingPolicy, route
+    from opencac.routing import RoutingPolicy, claim_result, route
     from opencac.text.document import read_note_bytes
 
     text = read_note_bytes(note.read_bytes(), name=note.name)
@@ -340,7 +340,7 @@ def route_cmd(
             apply_rules = None  # type: ignore[assignment]
         if apply_rules is not None:
             apply_rules(res, text)
-    d = route(res, pol, text)
+    d = route(claim_result(res), pol, text)
     if as_json:
         _echo_json(d.to_dict())
         return

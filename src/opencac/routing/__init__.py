@@ -31,6 +31,7 @@ from opencac.routing.route import (
     RouteDecision,
     assess_complexity,
     audit_draw,
+    claim_result,
     projected_automation,
     route,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "assess_complexity",
     "audit_draw",
     "bootstrap_precision",
+    "claim_result",
     "calibration_report",
     "expected_calibration_error",
     "fit_policy",

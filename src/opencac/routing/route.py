@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from opencac.coding.types import CodeSuggestion, CodingResult
@@ -260,6 +260,48 @@ def audit_draw(doc_id: str, rate: float, seed: int = 0) -> bool:
     h = hashlib.sha256(f"{seed}:{doc_id}".encode()).digest()
     u = int.from_bytes(h[:8], "big") / 2**64
     return u < rate
+
+
+def claim_result(result: CodingResult) -> CodingResult:
+    """The result as it would be billed: its selection made the rules layer's final claim.
+
+    Routing judges the codes an encounter would go out with. When the rules layer ran
+    (``result.rules["final_codes"]``), that is its final claim, not the engine's selection: an
+    engine suggestion on the claim counts as selected (at its engine confidence), one the rules
+    removed or replaced does not, and a claim code with no engine suggestion joins at the
+    confidence the rules layer carried over (a code written in place of an engine code keeps
+    that code's confidence) or, for a pure addition, with the :data:`RULES_ADDED` signal (a
+    coder confirms it). The workbench stores runs the same way
+    (``opencac.service.worker.align_with_rules``). Without a final claim the result is returned
+    unchanged; otherwise a copy (the engine's ranked lists are never modified).
+    """
+    final = (result.rules or {}).get("final_codes") if isinstance(result.rules, dict) else None
+    if not isinstance(final, list) or not all(isinstance(f, dict) and f.get("code") for f in final):
+        return result
+    out = CodingResult(result.doc_id, context=result.context, rules=result.rules, model=result.model)
+    for attr in ("codeset", "warnings"):
+        if hasattr(result, attr):
+            setattr(out, attr, getattr(result, attr))
+    for system in ("icd10cm", "icd10pcs"):
+        claim = [f for f in final if str(f.get("system") or "icd10cm") == system]
+        keys = {norm_code(str(f["code"])): f for f in claim}
+        ranked = out.ranked(system)
+        seen: set[str] = set()
+        for s in result.ranked(system):
+            k = norm_code(s.code)
+            seen.add(k)
+            ranked.append(replace(s, selected=k in keys, signals=dict(s.signals or {})))
+        for f in claim:
+            k = norm_code(str(f["code"]))
+            if k in seen:
+                continue
+            conf = f.get("confidence")
+            signals = {} if conf is not None else {RULES_ADDED: 1.0}
+            ranked.append(CodeSuggestion(str(f["code"]), system, str(f.get("description") or ""),
+                                         float(conf or 0.0), [], str(f.get("assertion") or "affirmed"),
+                                         [f"added by the rules layer: {f.get('added_by') or 'final claim'}"],
+                                         signals, len(ranked) + 1, True))
+    return out
 
 
 def route(result: CodingResult, policy: RoutingPolicy, text: str | None = None) -> RouteDecision:

@@ -16,6 +16,7 @@ and computes one feature row per candidate (:data:`FEATURES`). Codes are canonic
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,9 +39,13 @@ FEATURES: tuple[str, ...] = (
     "d_n", "d_best", "d_exact", "d_unsubsumed", "d_maxtok", "d_nsent", "d_incomplete",
     *(f"d_src_{s}" for s in SOURCES),
     *(f"d_as_{a}" for a in ASSERTION_KEYS), "d_aff_frac",
-    "d_desc_n", "d_desc_best", "d_anc_n", "d_anc_best", "cat_d_n", "cat_d_best",
+    "d_desc_n", "d_desc_best", "d_anc_n", "d_anc_best", "cat_d_n", "cat_d_best", "d_first_sent_rel",
+    # how often training coders coded what the dictionary matched (HitPrecision)
+    "hp_n", "hp_rate", "hp_below_rate", "hp_phrase_n", "hp_phrase_rate", "hp_anc_below_rate",
+    # words of the code's title found in the note (all of them / those its parent's title lacks)
+    "desc_cov", "desc_extra_cov", "desc_extra_n",
     # code
-    "code_len", "kb_known", "billable", "via_dict", "via_parent", "via_sibling", "via_sup",
+    "code_len", "kb_known", "billable", "via_dict", "via_parent", "via_sibling", "via_sup", "via_child",
     # document
     "doc_hits", "doc_len",
 )
@@ -88,6 +93,65 @@ def _finder(kb: Any) -> Any:
             return _find(kb, code)
 
     return find
+
+
+_CHILD_CACHE: dict[int, tuple[Any, dict[str, list[str]]]] = {}
+
+
+def _children(kb: Any, code: str, limit: int) -> list[str]:
+    """Canonical keys of a code's direct children in the knowledge base (memoised; empty when
+    the code is unknown, a leaf or has more than ``limit`` children)."""
+    ent = _CHILD_CACHE.get(id(kb))
+    if ent is None or ent[0] is not kb:
+        ent = _CHILD_CACHE[id(kb)] = (kb, {})
+    cache = ent[1]
+    key = f"{code}/{limit}"
+    if key not in cache:
+        try:
+            kids = [canon(k.code) for k in kb.children(code)] if _find(kb, code) is not None else []
+        except Exception:
+            kids = []
+        cache[key] = kids if len(kids) <= limit else []
+    return cache[key]
+
+
+_WORD_RE = re.compile(r"[a-z]+")
+_TITLE_STOP = frozenset({"and", "or", "of", "the", "with", "without", "to", "in", "on", "by", "for", "other",
+                         "unspecified", "nos", "not", "elsewhere", "classified", "due", "site", "specified",
+                         "approach", "open", "percutaneous", "device", "qualifier", "no", "none", "type"})
+
+
+def _stem_word(w: str) -> str:
+    for suf in ("ies", "es", "s"):
+        if len(w) > 4 and w.endswith(suf):
+            return w[: -len(suf)] + ("y" if suf == "ies" else "")
+    return w
+
+
+def _words(text: str) -> set[str]:
+    return {_stem_word(w) for w in _WORD_RE.findall(text.lower()) if w not in _TITLE_STOP and len(w) > 2}
+
+
+_TITLE_CACHE: dict[int, tuple[Any, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {}
+
+
+def _title_words(kb: Any, code: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Content words of a code's title and those of them its parent's title lacks (memoised)."""
+    ent = _TITLE_CACHE.get(id(kb))
+    if ent is None or ent[0] is not kb:
+        ent = _TITLE_CACHE[id(kb)] = (kb, {})
+    cache = ent[1]
+    if code not in cache:
+        obj = _find(kb, code)
+        own = frozenset(_words(obj.description)) if obj is not None else frozenset()
+        par = None
+        for n in range(len(code) - 1, 2, -1):
+            par = _find(kb, code[:n])
+            if par is not None:
+                break
+        extra = own - _words(par.description) if par is not None else own
+        cache[code] = (own, frozenset(extra))
+    return cache[code]
 
 
 def _cat(code: str) -> str:
@@ -159,6 +223,8 @@ def build_candidates(
     kb: Any | None,
     doc_len: int,
     top_n: int = 30,
+    max_children: int = 12,
+    text: str | None = None,
 ) -> dict[str, Candidate]:
     """Candidates and features of one document for one code system.
 
@@ -170,6 +236,9 @@ def build_candidates(
         kb: the knowledge base (for code validity / billable flags; may be None).
         doc_len: number of words of the document.
         top_n: supervised candidates taken from each signal.
+        max_children: with a supervised layer, ICD-10-CM codes of the knowledge base directly
+            below a matched code become candidates when there are at most this many (0: none).
+        text: the note (for the title-word features; None leaves them missing).
     """
     cands: dict[str, Candidate] = {}
 
@@ -196,6 +265,11 @@ def build_candidates(
                     get(code[:n]).via.add("parent")
             for i in prefix_index.get(_cat(code), []):
                 get(codes[i]).via.add("sibling")
+            if sup is not None and kb is not None and max_children:
+                # codes of the knowledge base below a matched code that needs more characters
+                # (a hit on R22 "localized swelling" coded R22.0): new codes get proposed too
+                for k in _children(kb, code, max_children):
+                    get(k).via.add("child")
         else:
             if len(code) >= 4:
                 get(code[:4]).via.add("parent")
@@ -237,6 +311,9 @@ def build_candidates(
             r = np.empty(len(v), dtype=np.float32)
             r[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
             got_[key + "_rank"] = r[jj].tolist()
+    hp = getattr(sup, "hit_precision_", None) if sup is not None else None
+    max_sent = float(max((h.sentence for h in hits), default=0)) or 1.0
+    note_words = _words(text) if text is not None and kb is not None else None
     kr_top = float(sig["kr"][row].max()) if sig is not None and sig["kr"].shape[1] else 0.0
     lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
     prefixes = _prefix_arrays(sup) if sup is not None else {}
@@ -266,6 +343,21 @@ def build_candidates(
             f.update(_hit_stats(c.hits))
         if j is not None:
             k += 1
+        if c.hits:
+            f["d_first_sent_rel"] = min(h.sentence for h in c.hits) / max_sent
+        if hp is not None:
+            n, g, below = hp.code_stats(code)
+            f["hp_n"] = float(n)
+            if n:
+                f["hp_rate"] = g / (n + 1.0)
+                f["hp_below_rate"] = below / (n + 1.0)
+            if c.hits:
+                best_n, best_rate = 0.0, float("nan")
+                for h in c.hits:
+                    pn, pg = hp.phrase_stats(h.phrase, code)
+                    if pn and not best_rate >= pg / (pn + 1.0):
+                        best_n, best_rate = float(pn), pg / (pn + 1.0)
+                f["hp_phrase_n"], f["hp_phrase_rate"] = best_n, best_rate
         if j is not None and sig is not None:
             f["kr"] = kr = got_["kr"][k]
             f["knn"] = got_["knn"][k]
@@ -294,6 +386,9 @@ def build_candidates(
         if anc:
             f["d_anc_n"] = float(len(anc))
             f["d_anc_best"] = max(h.score for h in anc)
+            if hp is not None:
+                f["hp_anc_below_rate"] = max((lambda s: s[2] / (s[0] + 1.0))(hp.code_stats(code[:n]))
+                                             for n in range(1, len(code)) if code[:n] in by_code)
         ch = cat_hits.get(_cat(code), [])
         if ch:
             f["cat_d_n"] = float(len(ch))
@@ -308,6 +403,14 @@ def build_candidates(
         f["via_parent"] = float("parent" in via)
         f["via_sibling"] = float("sibling" in via)
         f["via_sup"] = float("sup" in via)
+        f["via_child"] = float("child" in via)
+        if note_words is not None:
+            own, extra = _title_words(kb, code)
+            if own:
+                f["desc_cov"] = len(own & note_words) / len(own)
+            f["desc_extra_n"] = float(len(extra))
+            if extra:
+                f["desc_extra_cov"] = len(extra & note_words) / len(extra)
         f["doc_hits"] = doc_hits
         f["doc_len"] = doc_len_f
     return cands

@@ -182,7 +182,7 @@ class CodingEngine:
                         per_doc.append([c for c in cands.values() if "dict" in c.via])
                     else:
                         cands = build_candidates(system, hs, layer, sigs[system], r, self.kb, len(text.split()),
-                                                 self.model.top_n)
+                                                 self.model.top_n, text=text)
                         per_doc.append(list(cands.values()))
                 if layer is None:
                     scores_all = [np.array([_heuristic_score(c) for c in cl]) for cl in per_doc]

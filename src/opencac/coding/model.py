@@ -75,7 +75,7 @@ class EngineModel:
         from opencac.coding.candidates import build_candidates, feature_matrix
         from opencac.coding.ranker import (best_f1_threshold, cross_fit_scores, expected_calibration_error,
                                            fit_booster, fit_calibrator)
-        from opencac.coding.supervised import SupervisedLayer, TextFeaturizer
+        from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer
         from opencac.coding.evaluate import average_precision
 
         if len(docs) < max(10, self.folds * 2):
@@ -104,12 +104,14 @@ class EngineModel:
                 tr = np.where(fold != k)[0]
                 te = [i for i in np.where(fold == k)[0] if docs[i].codes[system]]
                 layer = SupervisedLayer().fit(X[tr], B[tr], [docs[i].codes[system] for i in tr])
+                layer.hit_precision_ = HitPrecision().fit([[h for h in hits[i] if h.system == system] for i in tr],
+                                                          [docs[i].codes[system] for i in tr])
                 if te:
                     sig = layer.scores(X[te], B[te])
                     for r, i in enumerate(te):
                         hs = [h for h in hits[i] if h.system == system]
                         cands = list(build_candidates(system, hs, layer, sig, r, kb, len(docs[i].text.split()),
-                                                      self.top_n).values())
+                                                      self.top_n, text=docs[i].text).values())
                         gold = set(docs[i].codes[system])
                         if not cands:
                             missed += len(gold)
@@ -156,6 +158,8 @@ class EngineModel:
             self.calibrators_[system] = cal
             self.thresholds_[system] = thr
             self.layers_[system] = SupervisedLayer().fit(X, B, [d.codes[system] for d in docs])
+            self.layers_[system].hit_precision_ = HitPrecision().fit(
+                [[h for h in hs if h.system == system] for hs in hits], [d.codes[system] for d in docs])
             step += 1
             progress("train", step, total_steps)
         if not self.layers_:

@@ -583,3 +583,47 @@ class SupervisedLayer:
                           shape=(n, self.Y_.shape[0]))
         out = np.asarray((W @ self.Y_).todense(), dtype=np.float32)
         return out, idx, sims
+
+
+class HitPrecision:
+    """How often coders coded what the dictionary matched, learned from coded documents.
+
+    For every code the dictionary hit in a training note: in how many notes it was hit
+    (``n``), in how many of those it was a gold code (``gold``) and in how many a gold code
+    lay at or below it (``below``, e.g. a hit on ``R22`` coded as ``R22.0``); the same per
+    matched (phrase, code) pair. Dictionary terms differ widely in precision ("fever" is
+    coded, "patient" matched to a Z code is not); these rates let the ranker tell them apart
+    for codes never seen as gold too.
+
+    Codes are canonical keys; hits are :class:`~opencac.coding.dictionary.DictHit`-like
+    (``code`` and ``phrase`` attributes).
+    """
+
+    def fit(self, hit_lists: Sequence[Sequence[Any]], code_lists: Sequence[Sequence[str]]) -> HitPrecision:
+        """Count over documents: ``hit_lists[i]`` are note i's hits of one system, ``code_lists[i]`` its codes."""
+        self.code_: dict[str, list[int]] = {}
+        self.phrase_: dict[tuple[str, str], list[int]] = {}
+        for hits, codes in zip(hit_lists, code_lists):
+            gold = set(codes)
+            hit_codes = {h.code.lower().replace(".", "") for h in hits}
+            pairs = {(h.phrase, h.code.lower().replace(".", "")) for h in hits}
+            for c in hit_codes:
+                e = self.code_.setdefault(c, [0, 0, 0])
+                e[0] += 1
+                e[1] += c in gold
+                e[2] += any(g.startswith(c) for g in gold)
+            for p in pairs:
+                e = self.phrase_.setdefault(p, [0, 0])
+                e[0] += 1
+                e[1] += p[1] in gold
+        return self
+
+    def code_stats(self, code: str) -> tuple[int, int, int]:
+        """``(n, gold, below)`` of a code (zeros if never hit)."""
+        e = self.code_.get(code)
+        return (e[0], e[1], e[2]) if e else (0, 0, 0)
+
+    def phrase_stats(self, phrase: str, code: str) -> tuple[int, int]:
+        """``(n, gold)`` of a matched (phrase, code) pair."""
+        e = self.phrase_.get((phrase, code))
+        return (e[0], e[1]) if e else (0, 0)

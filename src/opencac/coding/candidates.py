@@ -41,7 +41,8 @@ FEATURES: tuple[str, ...] = (
     *(f"d_as_{a}" for a in ASSERTION_KEYS), "d_aff_frac",
     "d_desc_n", "d_desc_best", "d_anc_n", "d_anc_best", "cat_d_n", "cat_d_best", "d_first_sent_rel",
     # how often training coders coded what the dictionary matched (HitPrecision)
-    "hp_n", "hp_rate", "hp_below_rate", "hp_phrase_n", "hp_phrase_rate", "hp_anc_below_rate",
+    "hp_n", "hp_rate", "hp_below_rate", "hp_phrase_n", "hp_phrase_rate", "hp_anc_below_rate", "hp_cat_rate",
+    "hp_cat4_rate",
     # words of the code's title found in the note (all of them / those its parent's title lacks)
     "desc_cov", "desc_extra_cov", "desc_extra_n",
     # code
@@ -347,6 +348,8 @@ def build_candidates(
             f["d_first_sent_rel"] = min(h.sentence for h in c.hits) / max_sent
         if hp is not None:
             n, g, below = hp.code_stats(code)
+            f["hp_cat_rate"] = hp.prefix_rate(code, 3)
+            f["hp_cat4_rate"] = hp.prefix_rate(code, 4)
             f["hp_n"] = float(n)
             if n:
                 f["hp_rate"] = g / (n + 1.0)

@@ -603,9 +603,18 @@ class HitPrecision:
         """Count over documents: ``hit_lists[i]`` are note i's hits of one system, ``code_lists[i]`` its codes."""
         self.code_: dict[str, list[int]] = {}
         self.phrase_: dict[tuple[str, str], list[int]] = {}
+        self.prefix_n_: dict[str, int] = {}
+        self.prefix_gold_: dict[str, int] = {}
         for hits, codes in zip(hit_lists, code_lists):
             gold = set(codes)
             hit_codes = {h.code.lower().replace(".", "") for h in hits}
+            prefixes = {c[:n] for c in hit_codes for n in (3, 4) if len(c) >= n}
+            for q in prefixes:
+                self.prefix_n_[q] = self.prefix_n_.get(q, 0) + 1
+            for g in gold:
+                for n in (3, 4):
+                    if g[:n] in prefixes:
+                        self.prefix_gold_[f"{n}:{g}"] = self.prefix_gold_.get(f"{n}:{g}", 0) + 1
             pairs = {(h.phrase, h.code.lower().replace(".", "")) for h in hits}
             for c in hit_codes:
                 e = self.code_.setdefault(c, [0, 0, 0])
@@ -622,6 +631,12 @@ class HitPrecision:
         """``(n, gold, below)`` of a code (zeros if never hit)."""
         e = self.code_.get(code)
         return (e[0], e[1], e[2]) if e else (0, 0, 0)
+
+    def prefix_rate(self, code: str, n: int) -> float:
+        """Among training notes with a hit under ``code[:n]``, the share coded ``code``
+        (which code coders choose once the dictionary points at a category); NaN if never hit."""
+        m = self.prefix_n_.get(code[:n], 0) if len(code) >= n else 0
+        return self.prefix_gold_.get(f"{n}:{code}", 0) / (m + 1.0) if m else float("nan")
 
     def phrase_stats(self, phrase: str, code: str) -> tuple[int, int]:
         """``(n, gold)`` of a matched (phrase, code) pair."""

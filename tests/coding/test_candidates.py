@@ -1,0 +1,67 @@
+"""Candidate features learned from dictionary hits (HitPrecision) and title-word coverage."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from opencac.coding.candidates import FEATURES, _words, build_candidates, feature_matrix
+from opencac.coding.supervised import HitPrecision
+
+
+def _hit(code: str, phrase: str, sentence: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(code=code, phrase=phrase, sentence=sentence)
+
+
+def test_hit_precision_counts_gold_below_and_phrases() -> None:
+    hits = [
+        [_hit("R50.9", "fever"), _hit("R22", "swelling")],
+        [_hit("R50.9", "fever"), _hit("Z76.89", "patient")],
+        [_hit("R50.9", "pyrexia"), _hit("Z76.89", "patient")],
+    ]
+    codes = [["r509", "r220"], ["r509"], []]
+    hp = HitPrecision().fit(hits, codes)
+    assert hp.code_stats("r509") == (3, 2, 2)
+    assert hp.code_stats("r22") == (1, 0, 1)  # coded one level below the hit
+    assert hp.code_stats("z7689") == (2, 0, 0)
+    assert hp.code_stats("e119") == (0, 0, 0)
+    assert hp.phrase_stats("fever", "r509") == (2, 2)
+    assert hp.phrase_stats("pyrexia", "r509") == (1, 0)
+    # one note has a hit under R22; it was coded R22.0
+    assert hp.prefix_rate("r220", 3) == pytest.approx(1 / 2)
+    assert math.isnan(hp.prefix_rate("e119", 3))
+
+
+def test_title_words_are_stemmed_content_words() -> None:
+    assert _words("Fever of the kidneys, unspecified") == {"fever", "kidney"}
+
+
+def _kb() -> SimpleNamespace:
+    titles = {"r22": "Localized swelling, mass and lump of skin", "r220": "Localized swelling, mass and lump, head",
+              "r221": "Localized swelling, mass and lump, neck"}
+    codes = {k: SimpleNamespace(code=k, description=v, billable=len(k) > 3) for k, v in titles.items()}
+    return SimpleNamespace(find=lambda c: codes.get(c),
+                           children=lambda c: [codes[k] for k in sorted(codes) if k.startswith(c) and len(k) == len(c) + 1])
+
+
+def test_children_of_a_matched_category_become_candidates_with_title_coverage() -> None:
+    hit = SimpleNamespace(code="R22", system="icd10cm", source="index", incomplete=True, score=1.0, n_tokens=1,
+                          subsumed=False, sentence=0, assertion="affirmed", phrase="swelling")
+    sup = SimpleNamespace(prefix_index_={}, codes_=[], index_={}, prior_=np.zeros(0),
+                          hit_precision_=HitPrecision().fit([[hit]], [["r220"]]))
+    sig = {k: np.zeros((1, 0), dtype=np.float32) for k in ("kr", "knn", "lex", "lex_sum", "lex_n")}
+    kb = _kb()
+    cands = build_candidates("icd10cm", [hit], sup, sig, 0, kb, 10, text="A swelling of the head was seen.")
+    assert {"r22", "r220", "r221"} <= set(cands)
+    assert "child" in cands["r220"].via
+    assert cands["r220"].feats["desc_extra_cov"] == 1.0  # "head" is in the note
+    assert cands["r221"].feats["desc_extra_cov"] == 0.0  # "neck" is not
+    assert cands["r220"].feats["hp_anc_below_rate"] == pytest.approx(0.5)
+    assert cands["r22"].feats["hp_below_rate"] == pytest.approx(0.5)
+    # without a supervised layer (out of the box) no children are added
+    assert set(build_candidates("icd10cm", [hit], None, None, 0, kb, 10)) == {"r22"}
+    M = feature_matrix(list(cands.values()))
+    assert M.shape == (len(cands), len(FEATURES))

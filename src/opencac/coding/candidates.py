@@ -347,9 +347,7 @@ def build_candidates(
         if c.hits:
             f["d_first_sent_rel"] = min(h.sentence for h in c.hits) / max_sent
         if hp is not None:
-            n, g, below = hp.code_stats(code)
-            f["hp_cat_rate"] = hp.prefix_rate(code, 3)
-            f["hp_cat4_rate"] = hp.prefix_rate(code, 4)
+            n, g, below, f["hp_cat_rate"], f["hp_cat4_rate"] = hp.features(code)
             f["hp_n"] = float(n)
             if n:
                 f["hp_rate"] = g / (n + 1.0)

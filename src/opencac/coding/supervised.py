@@ -627,6 +627,20 @@ class HitPrecision:
                 e[1] += p[1] in gold
         return self
 
+    def features(self, code: str) -> tuple[int, int, int, float, float]:
+        """``code_stats(code) + (prefix_rate(code, 3), prefix_rate(code, 4))`` in one
+        look-up (memoised: the ranker asks for every candidate of every note)."""
+        memo = self.__dict__.setdefault("_memo", {})
+        out = memo.get(code)
+        if out is None:
+            if len(memo) > 200_000:
+                memo.clear()
+            out = memo[code] = (*self.code_stats(code), self.prefix_rate(code, 3), self.prefix_rate(code, 4))
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_memo"}
+
     def code_stats(self, code: str) -> tuple[int, int, int]:
         """``(n, gold, below)`` of a code (zeros if never hit)."""
         e = self.code_.get(code)

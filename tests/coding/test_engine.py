@@ -9,7 +9,7 @@ import pytest
 
 from opencac.coding.corpus import CodedDocument, load_corpus
 from opencac.coding.engine import CodingEngine
-from opencac.coding.model import EngineModel
+from opencac.coding.model import MODEL_FORMAT, EngineModel
 from opencac.errors import ModelFormatError, ModelNotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def test_missing_and_bad_models(tmp_path: Path) -> None:
     (bad / "manifest.json").write_text(json.dumps({"format": "other/9"}), encoding="utf-8")
     with pytest.raises(ModelFormatError):
         EngineModel.load(bad)
-    (bad / "manifest.json").write_text(json.dumps({"format": "opencac-engine/1", "systems": ["icd10cm"]}),
+    (bad / "manifest.json").write_text(json.dumps({"format": MODEL_FORMAT, "systems": ["icd10cm"]}),
                                        encoding="utf-8")
     with pytest.raises(ModelFormatError):
         EngineModel.load(bad)

@@ -349,9 +349,9 @@ def build_candidates(
         if hp is not None:
             n, g, below, f["hp_cat_rate"], f["hp_cat4_rate"] = hp.features(code)
             f["hp_n"] = float(n)
-            if n:
-                f["hp_rate"] = g / (n + 1.0)
-                f["hp_below_rate"] = below / (n + 1.0)
+            # missing as NaN rather than absent: rows keep one key order (see feature_matrix)
+            f["hp_rate"] = g / (n + 1.0) if n else math.nan
+            f["hp_below_rate"] = below / (n + 1.0) if n else math.nan
             if c.hits:
                 best_n, best_rate = 0.0, float("nan")
                 for h in c.hits:
@@ -407,11 +407,9 @@ def build_candidates(
         f["via_child"] = float("child" in via)
         if note_words is not None:
             own, extra = _title_words(kb, code)
-            if own:
-                f["desc_cov"] = len(own & note_words) / len(own)
+            f["desc_cov"] = len(own & note_words) / len(own) if own else math.nan
             f["desc_extra_n"] = float(len(extra))
-            if extra:
-                f["desc_extra_cov"] = len(extra & note_words) / len(extra)
+            f["desc_extra_cov"] = len(extra & note_words) / len(extra) if extra else math.nan
         f["doc_hits"] = doc_hits
         f["doc_len"] = doc_len_f
     return cands

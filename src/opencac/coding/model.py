@@ -12,8 +12,9 @@ Saved as a directory::
       (same for icd10pcs)
 
 Learning from coder decisions (issue 5): :meth:`EngineModel.update` adds coded documents to
-the supervised layers (new codes included) in seconds, leaving the featurizer and the ranker
-as trained; :func:`train_model` retrains everything.
+the supervised layers (new codes included) in seconds, leaving the featurizer, the ranker and
+the dictionary-hit precision counts (:class:`~opencac.coding.supervised.HitPrecision`) as
+trained; :func:`train_model` retrains everything.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ import numpy as np
 from opencac.coding.corpus import SYSTEMS, CodedDocument, corpus_hash
 from opencac.errors import CorpusError, ModelFormatError, ModelNotFoundError
 
-MODEL_FORMAT = "opencac-engine/1"
-ENGINE_VERSION = "opencac.engine.v1"
+# 2: candidate features of dictionary-hit precision and title words (FEATURES changed), KB children
+MODEL_FORMAT = "opencac-engine/2"
+ENGINE_VERSION = "opencac.engine.v2"
 
 Progress = Callable[[str, int, int], None]
 

@@ -129,8 +129,22 @@ def _stem_word(w: str) -> str:
     return w
 
 
+_STEMS: dict[str, str] = {}
+
+
 def _words(text: str) -> set[str]:
-    return {_stem_word(w) for w in _WORD_RE.findall(text.lower()) if w not in _TITLE_STOP and len(w) > 2}
+    """Stemmed content words of a text (each distinct word stemmed once, stems memoised)."""
+    stems = _STEMS
+    out: set[str] = set()
+    for w in set(_WORD_RE.findall(text.lower())):
+        st = stems.get(w)
+        if st is None:
+            st = "" if w in _TITLE_STOP or len(w) <= 2 else _stem_word(w)
+            if len(stems) < 200_000:
+                stems[w] = st
+        if st:
+            out.add(st)
+    return out
 
 
 _TITLE_CACHE: dict[int, tuple[Any, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {}
@@ -315,6 +329,8 @@ def build_candidates(
     hp = getattr(sup, "hit_precision_", None) if sup is not None else None
     max_sent = float(max((h.sentence for h in hits), default=0)) or 1.0
     note_words = _words(text) if text is not None and kb is not None else None
+    ent = _TITLE_CACHE.get(id(kb))
+    titles = ent[1] if ent is not None and ent[0] is kb else {}
     kr_top = float(sig["kr"][row].max()) if sig is not None and sig["kr"].shape[1] else 0.0
     lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
     prefixes = _prefix_arrays(sup) if sup is not None else {}
@@ -406,7 +422,8 @@ def build_candidates(
         f["via_sup"] = float("sup" in via)
         f["via_child"] = float("child" in via)
         if note_words is not None:
-            own, extra = _title_words(kb, code)
+            tw = titles.get(code)
+            own, extra = tw if tw is not None else _title_words(kb, code)
             f["desc_cov"] = len(own & note_words) / len(own) if own else math.nan
             f["desc_extra_n"] = float(len(extra))
             f["desc_extra_cov"] = len(extra & note_words) / len(extra) if extra else math.nan

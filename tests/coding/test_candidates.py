@@ -65,3 +65,24 @@ def test_children_of_a_matched_category_become_candidates_with_title_coverage() 
     assert set(build_candidates("icd10cm", [hit], None, None, 0, kb, 10)) == {"r22"}
     M = feature_matrix(list(cands.values()))
     assert M.shape == (len(cands), len(FEATURES))
+
+
+def test_hit_precision_update_adds_counts_like_one_fit() -> None:
+    from types import SimpleNamespace
+
+    from opencac.coding.supervised import HitPrecision
+
+    def h(code: str, phrase: str) -> SimpleNamespace:
+        return SimpleNamespace(code=code, phrase=phrase)
+
+    a = ([[h("R50.9", "fever"), h("R52", "pain")]], [["r509"]])
+    b = ([[h("R50.9", "fever")], [h("B20", "hiv")]], [["r509"], ["b20"]])
+    whole = HitPrecision().fit(a[0] + b[0], a[1] + b[1])
+    step = HitPrecision().fit(*a)
+    assert step.code_stats("b20") == (0, 0, 0)
+    step.features("b20")
+    step.update(*b)  # the memo of the first look-up must not hide the new counts
+    for code in ("r509", "r52", "b20"):
+        assert repr(step.features(code)) == repr(whole.features(code))  # repr: nan == nan
+    assert step.code_stats("b20") == (1, 1, 1)
+    assert step.code_stats("r509") == (2, 2, 2)

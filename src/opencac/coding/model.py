@@ -200,8 +200,14 @@ class EngineModel:
         will be used, False when predictions stay on LightGBM."""
         return _compiled(self, system, build) is not None
 
-    def update(self, docs: Sequence[CodedDocument]) -> None:
-        """Fast incremental learning: add coded documents to every supervised layer."""
+    def update(self, docs: Sequence[CodedDocument], hits: Sequence[Sequence[Any]] | None = None) -> None:
+        """Fast incremental learning: add coded documents to every supervised layer.
+
+        Args:
+            docs: the coded documents.
+            hits: each document's dictionary hits (``CodingEngine.update`` passes them), so the
+                dictionary-hit precision counts learn too; without them those stay as trained.
+        """
         if not docs:
             return
         texts = [d.text for d in docs]
@@ -209,6 +215,9 @@ class EngineModel:
         B = self.featurizer_.binary_words(texts)
         for system, layer in self.layers_.items():
             layer.update(X, B, [d.codes[system] for d in docs])
+            hp = getattr(layer, "hit_precision_", None)
+            if hits is not None and hp is not None:
+                hp.update([[h for h in hs if h.system == system] for hs in hits], [d.codes[system] for d in docs])
         td = self.manifest.setdefault("training_data", {})
         td["n_updates"] = int(td.get("n_updates", 0)) + len(docs)
 

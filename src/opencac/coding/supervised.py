@@ -605,6 +605,12 @@ class HitPrecision:
         self.phrase_: dict[tuple[str, str], list[int]] = {}
         self.prefix_n_: dict[str, int] = {}
         self.prefix_gold_: dict[str, int] = {}
+        return self.update(hit_lists, code_lists)
+
+    def update(self, hit_lists: Sequence[Sequence[Any]], code_lists: Sequence[Sequence[str]]) -> HitPrecision:
+        """Add the counts of more coded documents (the incremental learning path: the rates of
+        a code coders just taught move at once, without refitting anything else)."""
+        self.__dict__.pop("_memo", None)
         for hits, codes in zip(hit_lists, code_lists):
             gold = set(codes)
             hit_codes = {h.code.lower().replace(".", "") for h in hits}

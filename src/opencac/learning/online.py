@@ -81,13 +81,29 @@ def engine_update(engine: Any, docs: Sequence[TrainingDocument], systems: Sequen
     target = _engine_target(engine, "update")
     if target is None or not docs:
         return False
+    hits = _dictionary_hits(engine, docs)
     if systems is None:
-        target.update(_as_engine_docs(docs))
+        if hits is not None:
+            target.update(_as_engine_docs(docs), hits=hits)
+        else:
+            target.update(_as_engine_docs(docs))
         return True
-    return _update_systems(target, docs, systems)
+    return _update_systems(target, docs, systems, hits)
 
 
-def _update_systems(target: Any, docs: Sequence[TrainingDocument], systems: Sequence[str]) -> bool:
+def _dictionary_hits(engine: Any, docs: Sequence[TrainingDocument]) -> list[Any] | None:
+    """Each document's dictionary hits, when the engine matches a dictionary and its model
+    keeps dictionary-hit precision counts (``HitPrecision``) that should learn from them."""
+    layers = getattr(getattr(engine, "model", None), "layers_", None)
+    if not callable(getattr(engine, "dictionary_hits", None)) or not isinstance(layers, dict):
+        return None
+    if not any(getattr(layer, "hit_precision_", None) is not None for layer in layers.values()):
+        return None
+    return [engine.dictionary_hits(d.text, d.id, attributes=False)[1] for d in docs]
+
+
+def _update_systems(target: Any, docs: Sequence[TrainingDocument], systems: Sequence[str],
+                    hits: Sequence[Sequence[Any]] | None = None) -> bool:
     """Update only ``systems`` of a per-system model (what ``EngineModel.update`` does, per layer)."""
     layers = getattr(target, "layers_", None)
     feat = getattr(target, "featurizer_", None)
@@ -103,6 +119,9 @@ def _update_systems(target: Any, docs: Sequence[TrainingDocument], systems: Sequ
     X, B = feat.transform(texts), feat.binary_words(texts)
     for s in chosen:
         layers[s].update(X, B, [list(d.codes.get(s, [])) for d in docs])
+        hp = getattr(layers[s], "hit_precision_", None)
+        if hits is not None and hp is not None:
+            hp.update([[h for h in hs if h.system == s] for hs in hits], [list(d.codes.get(s, [])) for d in docs])
     td = getattr(target, "manifest", {}).setdefault("training_data", {})
     td["n_updates"] = int(td.get("n_updates", 0)) + len(docs)
     td.setdefault("updated_systems", {})

@@ -92,7 +92,8 @@ def test_ray_actor_crash_stops_cleanly_and_resumes_locally(tmp_path: Path, ray_l
     inp.mkdir()
     for i in range(16):
         (inp / f"n{i:02d}.txt").write_text("CRASH now" if i == 11 else f"note {i}: diabetes")
-    cfg = {"rules": False, "chunk_size": 2, "engine_factory": CrashingFactory(), "checkpoint_interval_s": 0.0}
+    cfg = {"rules": False, "chunk_size": 2, "ray_batch_size": 1, "engine_factory": CrashingFactory(),
+           "checkpoint_interval_s": 0.0}
     with pytest.raises(WorkerCrashError):
         run_batch(BatchConfig(input=inp, out=tmp_path / "out", workers=2, ray="local", **cfg))
     s = run_batch(BatchConfig(input=inp, out=tmp_path / "out", workers=2, **cfg))

@@ -146,6 +146,8 @@ def test_bad_settings_are_one_clear_error(tmp_path: Path) -> None:
         run_batch(_cfg(inp, tmp_path / "o", workers=-1))
     with pytest.raises(BatchConfigError):
         run_batch(_cfg(inp, tmp_path / "o", output_format="csv"))
+    with pytest.raises(BatchConfigError, match="Ray batch size"):
+        run_batch(_cfg(inp, tmp_path / "o", ray_batch_size=0))
 
 
 def test_engine_that_cannot_load_fails_the_run_clearly(tmp_path: Path) -> None:

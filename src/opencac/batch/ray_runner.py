@@ -135,11 +135,12 @@ def run_ray(chunks: Iterable[list[SourceDoc]], cfg: BatchConfig, factory: Callab
             if not wave:
                 return
             items = [_item(d) for d in wave]
-            blocks = max(1, min(len(items) // cfg.chunk_size, 4 * cfg.workers * 8))
+            batch = max(cfg.chunk_size, cfg.ray_batch_size)
+            blocks = max(1, min(len(items) // batch, 4 * cfg.workers * 8))
             ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
                 RayCoder,
                 fn_constructor_args=(factory, cfg.rules, cfg.max_bytes, policy, cfg.doc_timeout_s),
-                batch_size=cfg.chunk_size,
+                batch_size=batch,
                 batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=cfg.workers),
                 num_cpus=1,

@@ -31,6 +31,7 @@ def batch(
     rules: Annotated[bool, typer.Option("--rules/--no-rules", help="Run the rules layer (edits, final codes, DRG) on every result.")] = True,
     resume: Annotated[bool, typer.Option("--resume/--restart", help="Continue from the checkpoint in --out, or discard it and start over.")] = True,
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Documents per checkpointed chunk.")] = 16,
+    ray_batch_size: Annotated[int, typer.Option("--ray-batch-size", help="Smallest batch of documents per Ray task (with --ray).")] = 64,
     checkpoint_interval: Annotated[float, typer.Option("--checkpoint-interval", help="Seconds of coded chunks committed together (0 = every chunk).")] = 0.5,
     doc_timeout: Annotated[float, typer.Option("--doc-timeout", help="Seconds after which one document is abandoned and recorded as a failure (0 = no limit).")] = 300.0,
     policy: Annotated[Path | None, typer.Option("--policy", help="Routing policy JSON for the automation rate (opencac thresholds fit).")] = None,
@@ -42,7 +43,7 @@ def batch(
 
     cfg = BatchConfig(input=input, out=out, model=model, workers=workers, ray=ray, output_format=output_format,
                       tsv=tsv, id_column=id_column, text_column=text_column, context_column=context_column,
-                      rules=rules, resume=resume, chunk_size=chunk_size, routing_policy=policy,
+                      rules=rules, resume=resume, chunk_size=chunk_size, ray_batch_size=ray_batch_size, routing_policy=policy,
                       checkpoint_interval_s=checkpoint_interval, doc_timeout_s=doc_timeout)
     if progress:
         summary = _with_progress(cfg, run_batch)

@@ -294,7 +294,10 @@ def run_batch(cfg: BatchConfig, progress: ProgressFn | None = None) -> BatchSumm
         done = already
         if progress:
             progress(done, total)
-        chunks = _chunks(pending, cfg.chunk_size)
+        # On Ray a chunk is one Ray batch (at least ``ray_batch_size`` documents): with smaller
+        # chunks the driver assembles and commits more, smaller pieces (bench/RESULTS-batch.md).
+        size = max(cfg.chunk_size, cfg.ray_batch_size) if cfg.ray is not None else cfg.chunk_size
+        chunks = _chunks(pending, size)
         if cfg.ray is not None:
             from opencac.batch.ray_runner import run_ray
 

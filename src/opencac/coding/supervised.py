@@ -15,7 +15,7 @@ learned state ends in ``_``. Heavy imports happen inside methods.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -194,23 +194,33 @@ def _count(texts: Sequence[str], vocab: dict[str, int], analyze: Any) -> Any:
     """Term counts over a fixed vocabulary (``CountVectorizer.transform``), float32 CSR."""
     from collections import Counter
 
+    get = vocab.get
+
+    def rows() -> Iterator[dict[int, int]]:
+        for t in texts:
+            row: dict[int, int] = {}
+            for gram, n in Counter(analyze(clean_text(t))).items():
+                j = get(gram)
+                if j is not None:
+                    row[j] = n
+            yield row
+
+    return _csr_rows(rows(), len(texts), len(vocab))
+
+
+def _csr_rows(rows: Iterable[dict[int, int]], n_rows: int, n_cols: int) -> Any:
+    """Float32 CSR from per-row ``{column: count}`` dicts, indices sorted."""
     import scipy.sparse as sp
 
     indices: list[int] = []
     values: list[int] = []
     indptr = [0]
-    get = vocab.get
-    for t in texts:
-        row: dict[int, int] = {}
-        for gram, n in Counter(analyze(clean_text(t))).items():
-            j = get(gram)
-            if j is not None:
-                row[j] = n
+    for row in rows:
         indices.extend(row)
         values.extend(row.values())
         indptr.append(len(indices))
     X = sp.csr_matrix((np.asarray(values, dtype=np.float32), np.asarray(indices, dtype=np.int32),
-                       np.asarray(indptr, dtype=np.int32)), shape=(len(texts), len(vocab)))
+                       np.asarray(indptr, dtype=np.int32)), shape=(n_rows, n_cols))
     X.sort_indices()
     return X
 
@@ -224,8 +234,6 @@ def _count_char_wb(texts: Sequence[str], vocab: dict[str, int]) -> Any:
     word and kept for the next notes."""
     from collections import Counter
 
-    import scipy.sparse as sp
-
     ent = _WORD_GRAM_IDS.get(id(vocab))
     if ent is None or ent[0] is not vocab:
         if len(_WORD_GRAM_IDS) > 4:
@@ -233,26 +241,21 @@ def _count_char_wb(texts: Sequence[str], vocab: dict[str, int]) -> Any:
         ent = _WORD_GRAM_IDS[id(vocab)] = (vocab, {})
     cache = ent[1]
     get = vocab.get
-    indices: list[int] = []
-    values: list[int] = []
-    indptr = [0]
-    for t in texts:
-        row: dict[int, int] = {}
-        for w, k in Counter(_WHITE_SPACES.sub(" ", clean_text(t).lower()).split()).items():
-            ids = cache.get(w)
-            if ids is None:
-                if len(cache) > 500_000:
-                    cache.clear()
-                ids = cache[w] = [j for j in map(get, _char_wb_grams(w)) if j is not None]
-            for j in ids:
-                row[j] = row.get(j, 0) + k
-        indices.extend(row)
-        values.extend(row.values())
-        indptr.append(len(indices))
-    X = sp.csr_matrix((np.asarray(values, dtype=np.float32), np.asarray(indices, dtype=np.int32),
-                       np.asarray(indptr, dtype=np.int32)), shape=(len(texts), len(vocab)))
-    X.sort_indices()
-    return X
+
+    def rows() -> Iterator[dict[int, int]]:
+        for t in texts:
+            row: dict[int, int] = {}
+            for w, k in Counter(_WHITE_SPACES.sub(" ", clean_text(t).lower()).split()).items():
+                ids = cache.get(w)
+                if ids is None:
+                    if len(cache) > 500_000:
+                        cache.clear()
+                    ids = cache[w] = [j for j in map(get, _char_wb_grams(w)) if j is not None]
+                for j in ids:
+                    row[j] = row.get(j, 0) + k
+            yield row
+
+    return _csr_rows(rows(), len(texts), len(vocab))
 
 
 def _tfidf(X: Any, idf: np.ndarray) -> Any:

@@ -210,9 +210,20 @@ def decide_form(request: Request, encounter_id: EncounterId, action: str = Form(
                 session: Session = Depends(get_session), kb: Any = Depends(get_knowledge)) -> Response:
     if code and " " in code.strip():
         code = code.strip().split(" ")[0]  # a type-ahead pick "E11.9 — description"
-    try:
+    def act() -> str:
         workflow.decide(session, user, encounter_id, version, action, suggestion_id=suggestion_id, code=code,
                         reason_code=reason_code or None, reason_text=reason_text, citation=citation, kb=kb)
+        label = {"accept": "Accepted", "reject": "Rejected", "modify": "Modified", "add": "Added"}.get(action, action)
+        return f"{label}."
+
+    return _run_action(request, session, user, encounter_id, act)
+
+
+def _run_action(request: Request, session: Session, user: User, encounter_id: int, act: Any) -> Response:
+    """Run a coder's action (``act`` returns the confirmation), commit, and re-render the screen;
+    a conflict (409) or another OpenCAC error rolls back and shows its message."""
+    try:
+        message = act()
         session.commit()
     except ConflictError as exc:
         session.rollback()
@@ -220,8 +231,7 @@ def decide_form(request: Request, encounter_id: EncounterId, action: str = Form(
     except OpenCACError as exc:
         session.rollback()
         return _after_action(request, session, user, encounter_id, exc.http_status, error=exc.message)
-    label = {"accept": "Accepted", "reject": "Rejected", "modify": "Modified", "add": "Added"}.get(action, action)
-    return _after_action(request, session, user, encounter_id, message=f"{label}.")
+    return _after_action(request, session, user, encounter_id, message=message)
 
 
 @router.post("/encounters/{encounter_id}/edits/{edit_row_id}/resolve", response_class=HTMLResponse)
@@ -229,18 +239,12 @@ def resolve_edit_form(request: Request, encounter_id: EncounterId, edit_row_id: 
                       action: str = Form(..., max_length=10), version: int = Form(..., ge=0, le=MAX_INT),
                       reason: str | None = Form(None, max_length=2000), user: User = Depends(require_roles("coder")),
                       session: Session = Depends(get_session), kb: Any = Depends(get_knowledge)) -> Response:
-    try:
+    def act() -> str:
         edit, _ = workflow.resolve_edit(session, user, encounter_id, edit_row_id, action, reason=reason,
                                         version=version, kb=kb)
-        label = f"Proposed fix of {edit.edit_id or 'the edit'} {edit.resolution}."
-        session.commit()
-    except ConflictError as exc:
-        session.rollback()
-        return _after_action(request, session, user, encounter_id, 409, conflict=exc.message)
-    except OpenCACError as exc:
-        session.rollback()
-        return _after_action(request, session, user, encounter_id, exc.http_status, error=exc.message)
-    return _after_action(request, session, user, encounter_id, message=label)
+        return f"Proposed fix of {edit.edit_id or 'the edit'} {edit.resolution}."
+
+    return _run_action(request, session, user, encounter_id, act)
 
 
 async def form_fields(request: Request) -> dict[str, str]:
@@ -253,19 +257,13 @@ def finalize_form(request: Request, encounter_id: EncounterId, version: int = Fo
                   form: dict[str, str] = Depends(form_fields),
                   user: User = Depends(require_roles("coder")), session: Session = Depends(get_session),
                   kb: Any = Depends(get_knowledge)) -> Response:
-    try:
+    def act() -> str:
         # The form sends one "poa:<code>" select per diagnosis of the working code set.
         poa = {k[4:]: str(v) for k, v in form.items() if k.startswith("poa:") and len(k) <= 14}
         fcs = workflow.finalize(session, user, encounter_id, version, kb=kb, poa=poa)
-        n = len(fcs.codes)
-        session.commit()
-    except ConflictError as exc:
-        session.rollback()
-        return _after_action(request, session, user, encounter_id, 409, conflict=exc.message)
-    except OpenCACError as exc:
-        session.rollback()
-        return _after_action(request, session, user, encounter_id, exc.http_status, error=exc.message)
-    return _after_action(request, session, user, encounter_id, message=f"Finalised: {n} codes.")
+        return f"Finalised: {len(fcs.codes)} codes."
+
+    return _run_action(request, session, user, encounter_id, act)
 
 
 @router.post("/encounters/{encounter_id}/assign", response_class=HTMLResponse)

@@ -8,7 +8,7 @@ Saved as a directory::
       featurizer.joblib      TF-IDF vocabularies
       layer-icd10cm.joblib   SupervisedLayer (ridge duals, kNN memory, lexicon, priors)
       ranker-icd10cm-N.txt   LightGBM boosters (text format; their scores are averaged)
-      calibrator-icd10cm.joblib  isotonic regression
+      calibrator-icd10cm.joblib  centered isotonic curve (older models: scikit-learn IsotonicRegression)
       (same for icd10pcs)
 
 Learning from coder decisions (issue 5): :meth:`EngineModel.update` adds coded documents to

@@ -3,7 +3,7 @@
 The ranker is trained on *out-of-fold* candidate features: the training corpus is split in
 ``k`` folds, the supervised layer is fit on ``k-1`` folds and the held-out fold's candidates
 are featurised, so the ranker never sees signals computed on a note's own labels. Confidence
-is the ranker score mapped through isotonic regression fit on cross-fitted out-of-fold
+is the ranker score mapped through centered isotonic regression fit on cross-fitted out-of-fold
 ranker scores (again never scored by a ranker trained on the same note).
 """
 
@@ -48,13 +48,24 @@ def cross_fit_scores(X: np.ndarray, y: np.ndarray, groups: Sequence[int], n_spli
     return out
 
 
-def fit_calibrator(scores: np.ndarray, y: np.ndarray) -> Any:
-    """Isotonic regression from ranker scores to probabilities."""
+def fit_calibrator(scores: np.ndarray, y: np.ndarray, centered: bool = True) -> Any:
+    """Monotone map from ranker scores to probabilities.
+
+    ``centered`` (default): centered isotonic regression (Oron & Flournoy 2017): the isotonic
+    (PAVA) fit's blocks are each replaced by one point, the block's mean score with the block's
+    rate, and the curve interpolates linearly between those points (flat beyond the first and
+    last). It keeps isotonic regression's calibration but is strictly increasing between the
+    extreme blocks, so two codes with different ranker scores get different confidences: a
+    precision threshold can fall between any two of them instead of only at the edges of the
+    plain isotonic fit's tied plateaus (hundreds of codes share one confidence there).
+    ``centered=False``: scikit-learn's ``IsotonicRegression`` itself (step plateaus)."""
     from sklearn.isotonic import IsotonicRegression
 
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
     iso.fit(scores, y)
-    return iso
+    if not centered:
+        return iso
+    return IsotonicCurve.centered(iso, scores)
 
 
 class IsotonicCurve:
@@ -80,6 +91,24 @@ class IsotonicCurve:
             return cls(x, y, iso.X_min_, iso.X_max_)
         except AttributeError:
             return None
+
+    @classmethod
+    def centered(cls, iso: Any, scores: np.ndarray) -> IsotonicCurve:
+        """Centered isotonic curve of a fitted isotonic regression and the scores it was fit on:
+        one point per block of equal fitted value, at the block's mean score (see
+        :func:`fit_calibrator`)."""
+        s = np.asarray(scores, dtype=np.float64).reshape(-1)
+        fitted = np.asarray(iso.predict(s), dtype=np.float64)
+        order = np.argsort(s, kind="mergesort")
+        s, fitted = s[order], fitted[order]
+        # blocks: runs of equal fitted value along increasing score
+        starts = np.flatnonzero(np.r_[True, np.diff(fitted) != 0])
+        ends = np.r_[starts[1:], len(s)]
+        x = np.array([s[a:b].mean() for a, b in zip(starts, ends)], dtype=np.float64)
+        yv = fitted[starts].astype(np.float64)
+        keep = np.r_[True, np.diff(x) > 0]  # guard against equal means (numerically tied blocks)
+        x, yv = x[keep], yv[keep]
+        return cls(x, yv, float(x[0]), float(x[-1]))
 
     def predict(self, T: Any) -> np.ndarray:
         T = np.asarray(T, dtype=self.x.dtype).reshape(-1)

@@ -25,6 +25,8 @@ from typing import Any
 
 IP = {"setting": "inpatient", "age": 67, "sex": "M", "discharge_date": "2025-11-03"}
 OP = {"setting": "outpatient", "age": 45, "sex": "F", "date_of_service": "2025-11-03"}
+#: the model name of a trained engine (its confidences carry the organisation's coded practice)
+TRAINED = "opencac.coding.ranker.v1 (test)"
 ED = {"setting": "emergency", "age": 30, "sex": "M", "date_of_service": "2025-11-03"}
 
 
@@ -341,6 +343,40 @@ CASES: list[dict[str, Any]] = [
       dx=[{"code": "I11.0", "ev": "Hypertensive heart disease"}, {"code": "I50.9", "ev": "heart failure"},
           {"code": "N18.4", "ev": "CKD stage 4"}],
       has=["I13.0", "N18.4"], lacks=["I11.0"]),
+    # --- presumed links with a trained engine (AutoApplyPolicy.presumption_backed) -------------
+    c(id="dm-ckd-trained-presumed-proposed",
+      clause="I.A.15 with: presumed link, trained engine never scored E11.22 -> proposed", context=OP, model=TRAINED,
+      text="Type 2 diabetes. CKD stage 3.", dx=[{"code": "E11.9", "ev": "Type 2 diabetes", "conf": 0.95},
+                                                 {"code": "N18.30", "ev": "CKD", "conf": 0.9}],
+      final=["E11.9", "N18.30"], lacks=["E11.22"], proposed=["COMBINATION-CODE"]),
+    c(id="dm-nephropathy-trained-stated", clause="I.A.15 with: link stated (\"diabetic nephropathy\"), trained engine -> applied",
+      context=OP, model=TRAINED, text="Type 2 diabetes. Diabetic nephropathy with CKD stage 3.",
+      dx=[{"code": "E11.9", "ev": "Type 2 diabetes", "conf": 0.95}, {"code": "N18.30", "ev": "CKD stage 3", "conf": 0.9}],
+      has=["E11.22", "N18.30"], lacks=["E11.9"], applied=["COMBINATION-CODE"]),
+    c(id="dm-ckd-trained-scored", clause="I.A.15 with: the trained engine scored E11.22 itself -> applied", context=OP,
+      model=TRAINED, text="Type 2 diabetes. CKD stage 3.",
+      dx=[{"code": "E11.22", "ev": "Type 2 diabetes", "conf": 0.9, "selected": False},
+          {"code": "E11.9", "ev": "Type 2 diabetes", "conf": 0.85}, {"code": "N18.30", "ev": "CKD", "conf": 0.9}],
+      has=["E11.22", "N18.30"], lacks=["E11.9"], applied=["COMBINATION-CODE"]),
+    c(id="dm-hyperglycemia-trained-uncontrolled", clause="I.C.4.a poorly controlled diabetes = with hyperglycemia (stated)",
+      context=OP, model=TRAINED, text="Poorly controlled type 2 diabetes with hyperglycemia.",
+      dx=[{"code": "E11.9", "ev": "type 2 diabetes", "conf": 0.95}, {"code": "R73.9", "ev": "hyperglycemia", "conf": 0.9}],
+      final=["E11.65"]),
+    c(id="htn-ckd-trained-presumed-proposed",
+      clause="I.C.9.a.2 presumed hypertensive CKD, trained engine never scored I12.9 -> proposed", context=OP,
+      model=TRAINED, text="A 64-year-old male, diabetic and hypertensive. Chronic kidney disease stage 4.",
+      dx=[{"code": "I10", "ev": "hypertensive", "conf": 0.95},
+          {"code": "N18.4", "ev": "Chronic kidney disease stage 4", "conf": 0.9}],
+      final=["I10", "N18.4"], proposed=["COMBINATION-CODE"]),
+    c(id="htn-ckd-trained-stated", clause="I.C.9.a.2 CKD stated as due to hypertension, trained engine -> I12.9 applied",
+      context=OP, model=TRAINED, text="Hypertension. Chronic kidney disease stage 4 secondary to long-standing hypertension.",
+      dx=[{"code": "I10", "ev": "Hypertension", "conf": 0.95},
+          {"code": "N18.4", "ev": "Chronic kidney disease stage 4", "conf": 0.9}],
+      final=["I12.9", "N18.4"], applied=["COMBINATION-CODE"]),
+    c(id="htn-hf-trained-not-linked-by-with", clause="I.C.9.a.1 'with' elsewhere in the sentence is no stated link",
+      context=IP, model=TRAINED, text="Uncontrolled hypertension despite treatment with three drugs. Heart failure.",
+      dx=[{"code": "I10", "ev": "hypertension", "conf": 0.95}, {"code": "I50.9", "ev": "Heart failure", "conf": 0.9}],
+      has=["I10", "I50.9"], lacks=["I11.0"], proposed=["COMBINATION-CODE"]),
     # --- I.B.4-5 / I.C.18 signs and symptoms -----------------------------------------------------
     c(id="sym-pneumonia-cough-fever", clause="I.B.5 / I.C.18.b symptoms integral to pneumonia", context=OP,
       text="Pneumonia with cough and fever.",

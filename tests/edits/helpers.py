@@ -27,10 +27,13 @@ def suggestion(text: str, spec: Any, system: str, rank: int, kb: Any) -> CodeSug
 
 
 def make_result(text: str, dx: list[Any] | None = None, px: list[Any] | None = None,
-                context: dict[str, Any] | None = None, kb: Any = None) -> CodingResult:
-    """A CodingResult with the given diagnoses / procedures (in rank order)."""
+                context: dict[str, Any] | None = None, kb: Any = None,
+                model: str = "dictionary-only") -> CodingResult:
+    """A CodingResult with the given diagnoses / procedures (in rank order); ``model`` names the
+    engine that produced it (a trained one's confidences carry the organisation's practice)."""
     return CodingResult(
         doc_id="t",
+        model=model,
         diagnoses=[suggestion(text, s, "icd10cm", i + 1, kb) for i, s in enumerate(dx or [])],
         procedures=[suggestion(text, s, "icd10pcs", i + 1, kb) for i, s in enumerate(px or [])],
         context=EncounterContext.from_dict(context or {}),

@@ -16,7 +16,8 @@ from opencac.edits.model import RulesOutcome
 def run_case(case: dict[str, Any], kb: Any) -> RulesOutcome:
     if "claim" in case:
         return check_claim(case["claim"], kb=kb, strict=True)
-    result = make_result(case["text"], case.get("dx"), case.get("px"), case.get("context"), kb=kb)
+    result = make_result(case["text"], case.get("dx"), case.get("px"), case.get("context"), kb=kb,
+                         model=case.get("model", "dictionary-only"))
     out = apply_rules(result, case["text"], kb=kb, strict=True)
     assert result.rules == out.to_dict()
     return out

@@ -45,3 +45,14 @@ def test_decide_marks_proposals_and_keeps_them_visible() -> None:
     sure.applied = True
     assert sure.fix_status == "applied"
     assert Edit("N", "info", "no fix", "cite").fix_status is None
+
+
+def test_presumption_backed_only_questions_a_trained_engine() -> None:
+    pol = AutoApplyPolicy()
+    # the dictionary-only engine has no coded practice to contradict the presumed link
+    assert pol.presumption_backed(False, False, None)
+    # a trained engine: a stated link, or the engine's own score for the combination code, backs it
+    assert pol.presumption_backed(True, True, None)
+    assert pol.presumption_backed(True, False, pol.candidate_min)
+    assert not pol.presumption_backed(True, False, None)
+    assert not pol.presumption_backed(True, False, pol.candidate_min / 2)

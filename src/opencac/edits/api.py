@@ -138,7 +138,8 @@ def apply_rules(result: CodingResult, text: str, kb: Any = None, *, registry: Ru
     kb = _kb(kb)
     ctx = result.context or EncounterContext()
     state = RulesState(ctx=ctx, text=text or "", kb=kb, mode="engine", policy=policy or DEFAULT_POLICY,
-                       candidates=list(result.diagnoses) + list(result.procedures))
+                       candidates=list(result.diagnoses) + list(result.procedures),
+                       learned=(result.model or "dictionary-only") != "dictionary-only")
     # A code is reported once (I.B.12): when the engine selected the same code twice, the
     # best-supported mention wins (affirmed first, then confidence) and the evidence is merged.
     pref = {"affirmed": 0, "uncertain": 1, "historical": 2, "hypothetical": 3, "family": 4, "negated": 5}

@@ -40,6 +40,33 @@ _RESOLVED = re.compile(r"\b(s/p|status post|resected|excised|removed|eradicated|
 _UNRELATED = re.compile(r"\b(not (due to|related to|caused by|secondary to)|unrelated to|due to (another|other) cause)\b", re.I)
 
 
+#: The note states the link between diabetes and a condition in words (not only presumed by
+#: the "with" convention, I.A.15): "diabetic X", "X due to / secondary to diabetes", "diabetes
+#: with / complicated by X" in the condition's sentence; for hyperglycemia also "poorly
+#: controlled" / "uncontrolled" diabetes (ICD-10-CM Index: Diabetes, poorly controlled - code to
+#: the type, with hyperglycemia).
+_DM = r"(?:diabet\w*|t[12]dm|dm)"
+_DM_LINKED = re.compile(
+    r"\bdiabetic\s+(?!(?:patient|patients|male|female|man|woman|boy|girl|subject|and|or|with|who|since)\b)[a-z]"
+    r"|\b(?:due to|secondary to|caused by|related to|because of)\s+(?:[\w-]+\s+){0,3}" + _DM + r"\b"
+    r"|\b" + _DM + r"(?:\s+mellitus)?(?:,?\s*type\s*(?:1|2|i|ii))?,?\s+(?:with|complicated by)\b"
+    r"|\b(?:(?:poorly|inadequately|badly) controlled|uncontrolled|decompensated)\s+(?:[\w-]+\s+){0,3}" + _DM + r"\b"
+    r"|\b" + _DM + r"\b[^.;]{0,30}\b(?:(?:poorly|inadequately|badly) controlled|uncontrolled|out of control|decompensated)\b",
+    re.I)
+#: Same for hypertension and heart / kidney disease (I.C.9.a): "hypertensive heart / kidney /
+#: renal ...", "X due to / secondary to hypertension", "hypertension with X", (arterio)nephrosclerosis.
+_HTN = r"(?:hypertension|htn|high blood pressure)"
+_HTN_LINKED = re.compile(
+    r"\bhypertensive\s+(?:\w+\s+){0,2}(?:heart|cardi\w*|kidney|renal|nephro\w*)"
+    r"|\b(?:due to|secondary to|caused by|related to|because of)\s+(?:[\w-]+\s+){0,3}" + _HTN + r"\b"
+    r"|\b" + _HTN + r",?\s+(?:with|complicated by)\b|nephrosclerosis\b", re.I)
+
+
+def _linked(state: RulesState, rx: re.Pattern[str], *codes: FinalCode) -> bool:
+    """Whether the note states the link in the sentences holding any of ``codes``' evidence."""
+    return any(rx.search(state.window_for(c)) for c in codes)
+
+
 def _ev(fc: FinalCode) -> list[EvidenceSpan]:
     return list(fc.evidence)
 
@@ -550,6 +577,8 @@ def run_diabetes_combination(state: RulesState) -> list[Edit]:
             sure = (sure_dm.get(cat, False) and state.policy.is_confident(comp.confidence)
                     and state.policy.engine_agrees(_score(state, *(([] if keep else [comp.code]) + list(plain))),
                                                    _score(state, target)))
+            backed = state.policy.presumption_backed(state.learned, _linked(state, _DM_LINKED, comp),
+                                                     _score(state, target))
             added.append(target)
             edits.append(decide(Edit("COMBINATION-CODE", "warning",
                                      f"Diabetes with {label}: the \"with\" convention links them; report {target}"
@@ -557,8 +586,11 @@ def run_diabetes_combination(state: RulesState) -> list[Edit]:
                                      + (f" {', '.join(plain)} (without complications) no longer applies." if plain else ""),
                                      f"{G} I.A.15 (\"with\"), I.C.4.a (diabetes: as many codes as needed to describe complications)",
                                      codes=[c for c in [target, comp.code] + list(plain)], evidence=_ev(comp), fix=fix),
-                                sure, f"the diabetes or {comp.code} (confidence {conf_text(comp.confidence)}) is not "
-                                      "confidently coded"))
+                                sure and backed,
+                                (f"the diabetes or {comp.code} (confidence {conf_text(comp.confidence)}) is not "
+                                 "confidently coded") if not sure else
+                                (f"the link is presumed, not stated in the note, and the trained engine did not "
+                                 f"score {target} (its coded notes report the conditions separately)")))
     return edits
 
 
@@ -679,6 +711,8 @@ def _hypertension_combination(state: RulesState) -> list[Edit]:
     if not fix:
         return edits
     conf = state.policy.is_confident
+    backed = ("replace" not in fix or state.policy.presumption_backed(
+        state.learned, _linked(state, _HTN_LINKED, *(heart + ckd)), _score(state, target)))
     sure = (any(conf(c.confidence) for c in current)
             and (not heart or any(conf(c.confidence) for c in heart))
             and (not has_ckd or stage_from_note is not None or any(conf(c.confidence) for c in ckd))
@@ -695,7 +729,10 @@ def _hypertension_combination(state: RulesState) -> list[Edit]:
                              + " is presumed linked: " + "; ".join(parts) + ".",
                              f"{G} {clause}", codes=[target] + [c.code for c in current + heart + ckd]
                              + ([stage_from_note[0]] if stage_from_note else []), evidence=ev, fix=fix),
-                        sure, "the hypertension or the heart / kidney condition is not confidently coded"))
+                        sure and backed,
+                        "the hypertension or the heart / kidney condition is not confidently coded" if not sure else
+                        f"the link is presumed, not stated in the note, and the trained engine did not score {target} "
+                        "(its coded notes report the conditions separately)"))
     return edits
 
 

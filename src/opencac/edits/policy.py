@@ -38,8 +38,10 @@ Per rule (see ``opencac.edits.guidelines``):
   (``attribute_window``) and the unspecified code is doubtful or was added by a rule; a CKD
   stage stated in the note replaces N18.9. Otherwise proposed.
 - combination codes (I.A.15, I.C.4.a, I.C.9.a): built only when the codes they combine are
-  confidently coded (``confident``) or the CKD stage is stated; the documented diabetes type
-  moves codes of another type (E08-E13 exclude one another). Otherwise proposed.
+  confidently coded (``confident``) or the CKD stage is stated, and - with a trained engine -
+  the link is stated in the note's words or the engine scored the combination code itself
+  (``presumption_backed``); the documented diabetes type moves codes of another type (E08-E13
+  exclude one another). Otherwise proposed.
 - integral symptoms (I.B.5): the symptom is dropped only when the diagnosis that absorbs it is
   confidently coded and the symptom doubtful; otherwise its removal is proposed.
 - Excludes1 (I.A.12.a): one side dropped only when it is negated, has no evidence against a
@@ -114,6 +116,20 @@ class AutoApplyPolicy:
         """Whether a rule that judges a code redundant or conflicting may drop it by itself: the
         engine doubts it (confidence <= ``doubtful``) or did not score it (added by a rule)."""
         return confidence is None or confidence <= self.doubtful + 1e-9
+
+    def presumption_backed(self, learned: bool, linked: bool, target_confidence: float | None) -> bool:
+        """Whether a combination code that rests on a *presumed* link (the "with" convention,
+        I.A.15; hypertension with heart disease / CKD, I.C.9.a) may replace the engine's separate
+        codes by itself. Always with the dictionary-only engine (no practice to contradict);
+        with a trained engine only when the note states the link in words (``linked``) or the
+        engine itself scored the combination code (>= ``candidate_min``): a trained engine
+        carries the organisation's coded practice, and one that confidently codes the separate
+        codes without ever scoring the combination says its coders report them differently, so
+        the change goes to a coder with the guideline citation instead of silently overriding
+        both."""
+        if not learned or linked:
+            return True
+        return target_confidence is not None and target_confidence >= self.candidate_min - 1e-9
 
     def far_less(self, weaker: float, stronger: float) -> bool:
         """``weaker`` is far less confident than a confidently coded ``stronger``."""

@@ -35,6 +35,8 @@ class RulesState:
         queries: drafted physician queries.
         scratch: free space for rules to share facts (e.g. ``"uncertain_outpatient"``).
         policy: when a rule's fix is certain enough to apply by itself (engine mode).
+        learned: the confidences come from a model trained on coded documents (the result's
+            ``model`` is not ``dictionary-only``): they carry that organisation's coding practice.
     """
 
     ctx: EncounterContext
@@ -49,6 +51,7 @@ class RulesState:
     queries: list[Query] = field(default_factory=list)
     scratch: dict[str, Any] = field(default_factory=dict)
     policy: AutoApplyPolicy = DEFAULT_POLICY
+    learned: bool = False
     _lower: str | None = None
 
     # --- dates --------------------------------------------------------------------------

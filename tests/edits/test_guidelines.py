@@ -3,6 +3,7 @@ convention it exercises (see ``guideline_cases.py``)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ def run_case(case: dict[str, Any], kb: Any) -> RulesOutcome:
                          model=case.get("model", "dictionary-only"))
     out = apply_rules(result, case["text"], kb=kb, strict=True)
     assert result.rules == out.to_dict()
+    json.dumps(out.to_dict())  # plain data all the way down (stored by the service as JSON)
     return out
 
 

@@ -54,7 +54,7 @@ def engine_then_rules(kb: Any) -> Any:
         from opencac.edits import apply_rules
 
         spec = CKD_ENGINE if text == CKD_NOTE else DM_ENGINE
-        res = CodingResult("note", model="stand-in", codeset={"icd10cm": "FY2026"}, context=ctx)
+        res = CodingResult("note", model="dictionary-only", codeset={"icd10cm": "FY2026"}, context=ctx)
         for rank, (code, conf, sel, phrase) in enumerate(spec, 1):
             i = text.find(phrase)
             res.diagnoses.append(CodeSuggestion(code, "icd10cm", kb.get(code).description, conf,

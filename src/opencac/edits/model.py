@@ -259,9 +259,9 @@ class RulesOutcome:
             "queries": [q.to_dict() for q in self.queries],
             "drg": self.drg.to_dict() if self.drg else None,
             "rules_run": list(self.rules_run),
-            "changes": [dict(c) for c in self.changes],
+            "changes": [_plain(dict(c)) for c in self.changes],
             "proposed": [{"rule": e.rule, "edit": e.id, "severity": e.severity, "codes": list(e.codes),
-                          "fix": e.fix} for e in self.proposed],
+                          "fix": _plain(e.fix)} for e in self.proposed],
             "policy": dict(self.policy),
             "summary": {
                 "errors": sum(e.severity == "error" for e in self.edits),

@@ -124,3 +124,31 @@ def test_code_and_predict_out_of_the_box(tmp_path: Path) -> None:
     assert rows and all(len(x) == 2 for x in rows)
     assert {x[0] for x in rows} <= {"case-1", "case-2"}
     assert ["case-2", "BW03"] in rows or ["case-2", "BW03ZZZ"] in rows
+
+
+@pytest.mark.slow
+def test_train_compiles_the_ranker_unless_told_not_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opencac.coding.forest import compiler_available
+
+    if not compiler_available():
+        pytest.skip("no C compiler on this machine: the ranker stays on LightGBM")
+    corpus = tmp_path / "coded.jsonl"
+    rows = []
+    for i in range(24):  # two note patterns, as tests/coding's toy corpus
+        if i % 2:
+            rows.append({"id": f"d{i}", "text": f"Case {i}. Fever and cough. Chest X-ray showed pneumonia of the right "
+                         "lower lobe. Treated with antibiotics.", "codes": ["J18.9", "R50.9", "BW03ZZZ"]})
+        else:
+            rows.append({"id": f"d{i}", "text": f"Case {i}. Abdominal pain in the right iliac fossa. Ultrasound showed "
+                         "acute appendicitis. Laparoscopic appendectomy.", "codes": ["K35.9", "R10.31", "0DTJ4ZZ"]})
+    corpus.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    monkeypatch.setenv("OPENCAC_CACHE_DIR", str(tmp_path / "cache"))
+    forest = tmp_path / "cache" / "engine" / "forest"
+    r = runner.invoke(app, ["train", "--corpus", str(corpus), "--out", str(tmp_path / "m0"), "--folds", "3",
+                            "--no-compile"])
+    assert r.exit_code == 0, r.output
+    assert "compiled ranker ready" not in r.output and not list(forest.glob("*"))
+    r = runner.invoke(app, ["train", "--corpus", str(corpus), "--out", str(tmp_path / "m1"), "--folds", "3"])
+    assert r.exit_code == 0, r.output
+    assert "compiled ranker ready on this machine: icd10cm, icd10pcs" in r.output
+    assert list(forest.glob("*"))

@@ -153,6 +153,7 @@ def train(
     folds: Annotated[int, typer.Option("--folds", help="Out-of-fold splits for the ranker's training features.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     unlabeled: Annotated[list[Path] | None, typer.Option("--unlabeled", help="Folder of uncoded .txt notes (e.g. CodiEsp background): used only for the TF-IDF vocabulary (repeatable).")] = None,
+    compile_ranker: Annotated[bool, typer.Option("--compile/--no-compile", help="Compile the model's rankers for this machine now (~10 s per code system), so the first predict / code run does not; needs a C compiler, else LightGBM scores.")] = True,
 ) -> None:
     """Train a coding model on coded documents (CodiEsp layout or JSONL)."""
     from opencac.coding.corpus import load_corpus
@@ -185,6 +186,10 @@ def train(
     for system, v in m.items():
         typer.echo(f"  {system}: out-of-fold MAP {v['oof_map']:.3f}, ECE {v['oof_ece']:.3f}, "
                    f"threshold {v['threshold']:.2f}, candidate recall {v['candidate_recall']:.3f}")
+    if compile_ranker:
+        ready = [s for s in getattr(model, "rankers_", {}) if model.prepare_ranker(s, build=True)]
+        if ready:
+            typer.echo(f"  compiled ranker ready on this machine: {', '.join(ready)}")
 
 
 # ------------------------------------------------------------------------------ predict

@@ -66,11 +66,9 @@ def run_drg(state: RulesState) -> list[Edit]:
     if base.drg in ("000", "999", "998"):
         edits.append(Edit("DRG-UNGROUPABLE", "error", f"The claim groups to MS-DRG {base.drg} (ungroupable).",
                           "CMS MS-DRG Definitions Manual", codes=dx[:1]))
-    cc = base.crosscheck or {}
-    if cc and not cc.get("agrees"):
-        edits.append(Edit("DRG-GROUPER-DISAGREE", "info",
-                          f"Groupers disagree: drgpy {base.drg} vs drg package {cc.get('drg')}; drgpy (CMS definitions) is used.",
-                          "CMS MS-DRG Definitions Manual", codes=dx[:1]))
+    # The second grouper's answer stays in ``drg.crosscheck`` (shown beside the DRG) and is not an
+    # edit: the ``drg`` package covers a small part of the MDC logic and differs on ~80 % of
+    # claims, so an edit for it would tell the coder nothing about the claim (bench/RESULTS-edits.md).
     return edits
 
 

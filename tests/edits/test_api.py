@@ -26,6 +26,19 @@ def test_context_defaults_are_visible(kb: Any) -> None:
     json.dumps(d)  # JSON-ready
 
 
+def test_code_set_shown_is_the_one_used(kb: Any) -> None:
+    """A date past the newest loaded code set is coded with that code set, and says so."""
+    newest = max(kb.cm_fiscal_years) if hasattr(kb, "cm_fiscal_years") else None
+    if newest is None:
+        pytest.skip("knowledge base without fiscal-year versions")
+    later = f"{newest + 1}-01-15"  # in FY newest+1
+    out = check_claim({"context": {"setting": "outpatient", "date_of_service": later}, "diagnoses": ["J02.9"]}, kb=kb)
+    assert out.to_dict()["context"]["code_set"] == f"FY{newest} (date in FY{newest + 1})"
+    same = f"{newest - 1}-12-01"  # in FY newest
+    out = check_claim({"context": {"setting": "outpatient", "date_of_service": same}, "diagnoses": ["J02.9"]}, kb=kb)
+    assert out.to_dict()["context"]["code_set"] == f"FY{newest}"
+
+
 def test_claim_context_defaults_only_missing_keys(kb: Any) -> None:
     out = check_claim({"context": {"setting": "outpatient", "age": 40}, "diagnoses": ["J02.9"]}, kb=kb)
     assert "setting" not in out.defaults and "age" not in out.defaults

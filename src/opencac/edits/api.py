@@ -65,7 +65,10 @@ def _defaults(ctx: EncounterContext, given: set[str] | None) -> list[str]:
 def _context_dict(state: RulesState, defaults: list[str]) -> dict[str, Any]:
     d = state.ctx.to_dict()
     d["effective_date"] = state.as_of.isoformat()
-    d["code_set"] = f"FY{state.fy}"
+    # the code set actually used: the date's fiscal year, or the newest loaded one before it
+    # (a date in FY2027 is coded with the FY2026 code set until FY2027 files are loaded)
+    used = state.kb.version_for(state.as_of) if callable(getattr(state.kb, "version_for", None)) else state.fy
+    d["code_set"] = f"FY{used}" + (f" (date in FY{state.fy})" if used != state.fy else "")
     d["defaulted"] = {k: CONTEXT_DEFAULTS.get(k, "default") for k in defaults}
     return d
 

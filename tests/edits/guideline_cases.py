@@ -343,6 +343,16 @@ CASES: list[dict[str, Any]] = [
       dx=[{"code": "I11.0", "ev": "Hypertensive heart disease"}, {"code": "I50.9", "ev": "heart failure"},
           {"code": "N18.4", "ev": "CKD stage 4"}],
       has=["I13.0", "N18.4"], lacks=["I11.0"]),
+    # --- sequencing by the physician's assessment (problem list order) -------------------------
+    c(id="seq-assessment-first-problem", clause="II / IV.A principal = the condition the assessment lists first",
+      context=IP, text="History: type 2 diabetes mellitus on metformin.\n\nAssessment and plan:\n"
+                       "1. Community-acquired pneumonia of the right lower lobe. Ceftriaxone.\n2. Type 2 diabetes mellitus: continue.",
+      dx=[{"code": "E11.9", "ev": "type 2 diabetes mellitus"}, {"code": "J18.9", "ev": "Community-acquired pneumonia"}],
+      principal="J18.9", edits=["SEQUENCING"]),
+    c(id="seq-assessment-order-kept", clause="IV.A first-listed: assessment order, then the engine's order",
+      context=OP, text="Impression:\n1. Acute pharyngitis.\n2. Essential hypertension.\n\nPlan: rest.",
+      dx=[{"code": "I10", "ev": "Essential hypertension"}, {"code": "J02.9", "ev": "Acute pharyngitis"}],
+      final=["J02.9", "I10"]),
     # --- presumed links with a trained engine (AutoApplyPolicy.presumption_backed) -------------
     c(id="dm-ckd-trained-presumed-proposed",
       clause="I.A.15 with: presumed link, trained engine never scored E11.22 -> proposed", context=OP, model=TRAINED,

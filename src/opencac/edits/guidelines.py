@@ -1111,6 +1111,26 @@ _PDX_HEADERS = re.compile(r"^\s*(principal diagnos[ie]s|primary diagnos[ie]s|dis
                           r"diagn[oó]stico principal|motivo de (consulta|ingreso))\b", re.I | re.M)
 
 
+#: Assessment / impression sections: their numbered problem list is the physician's own order
+#: of the conditions treated, the first usually the reason for the encounter.
+_ASSESSMENT_HEADERS = re.compile(r"^\s*(assessment(?:\s*(?:and|&|/)\s*plan)?|a/p|impression(?:\s*(?:and|&|/)\s*plan)?|"
+                                 r"clinical impression|diagnos[ie]s|problem list|juicio cl[ií]nico)\b", re.I | re.M)
+
+
+def _assessment_regions(text: str) -> list[tuple[int, int]]:
+    out = []
+    for m in _ASSESSMENT_HEADERS.finditer(text):
+        end = text.find("\n\n", m.end())
+        out.append((m.start(), end if end >= 0 else len(text)))
+    return out
+
+
+def _assessment_pos(fc: FinalCode, regions: list[tuple[int, int]]) -> float:
+    """Offset of the code's first evidence inside an assessment section (inf when none)."""
+    pos = [e.start for e in fc.evidence for lo, hi in regions if lo <= e.start < hi]
+    return float(min(pos)) if pos else float("inf")
+
+
 def _pdx_regions(text: str) -> list[tuple[int, int]]:
     out = []
     for m in _PDX_HEADERS.finditer(text):
@@ -1143,12 +1163,17 @@ def sequence_key(state: RulesState, fc: FinalCode, regions: list[tuple[int, int]
 
 def run_sequencing(state: RulesState) -> list[Edit]:
     """Principal diagnosis (Section II) / first-listed diagnosis (IV.A), and etiology before
-    manifestation (I.A.13). The order is always applied (it changes no code)."""
+    manifestation (I.A.13). Tiers first (:func:`sequence_key`), then, within a tier, the order
+    of the assessment / impression section's problem list (the physician's own order), then the
+    engine's. The order is always applied (it changes no code)."""
     if len(state.dx) == 0:
         return []
     regions = _pdx_regions(state.text)
+    assessment = _assessment_regions(state.text)
     before = [c.code for c in state.dx]
-    order = sorted(range(len(state.dx)), key=lambda i: (sequence_key(state, state.dx[i], regions), i))
+    # within a tier, the assessment's order (the physician's problem list) before the engine's
+    order = sorted(range(len(state.dx)), key=lambda i: (sequence_key(state, state.dx[i], regions),
+                                                        _assessment_pos(state.dx[i], assessment), i))
     seq = [state.dx[i].code for i in order]
     # I.A.13: etiology ("code first" target) immediately before its manifestation.
     for fc in list(state.dx):

@@ -43,6 +43,9 @@ def test_worklist_and_encounter_pages(client: TestClient, tokens: dict[str, str]
     # evidence highlighted and linked to the suggestion ids
     marks = re.findall(r'<mark tabindex="0" data-sugg="([0-9 ]+)" title="([^"]*)">([^<]*)</mark>', page)
     assert {(m[1], m[2]) for m in marks} >= {("E11.9", "diabetes"), ("I10", "Hypertension")}
+    # a ranked candidate that is not on the working set (J18.9, not selected) is marked faintly only
+    weak = re.findall(r'<mark tabindex="0" data-sugg="[0-9 ]+" title="([^"]*)" class="weak">([^<]*)</mark>', page)
+    assert ("J18.9", "pneumonia") in weak and not {w[0] for w in weak} & {"E11.9", "I10"}
     assert 'class="code-link" data-sugg=' in page
     for label in ('for="add-code"', "Reason", "Guideline citation"):
         assert label in page

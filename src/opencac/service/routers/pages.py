@@ -164,9 +164,13 @@ def _review_context(session: Session, user: User, encounter_id: int) -> dict[str
         d["band"] = workflow.band_of(s.confidence)
         sugg.append(d)
     code_of = {s.id: s.code for s in st.suggestions}
+    # evidence of the codes on the working set (proposed, accepted, modified, added) is marked
+    # strongly; the rest of the ranked candidates' evidence only faintly, so the note is readable
+    on_set = {s.id for s in st.suggestions
+              if s.state in ("accepted", "modified", "added") or (s.state == "pending" and s.selected)}
     docs = []
     for doc in st.documents:
-        segs = [(seg, ids, ", ".join(code_of[i] for i in ids if i in code_of))
+        segs = [(seg, ids, ", ".join(code_of[i] for i in ids if i in code_of), any(i in on_set for i in ids))
                 for seg, ids in workflow.highlight_segments(doc.text, [s for s in st.suggestions if doc is st.documents[0]])]
         docs.append({"id": doc.id, "kind": doc.kind, "segments": segs})
     drg = (st.rules or {}).get("drg") if st.rules else None

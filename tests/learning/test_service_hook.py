@@ -137,6 +137,7 @@ def test_admin_routes_and_pages(app_env) -> None:
     assert got["policy"]["target_precision"] == 0.9
     page = c.get("/admin/routing", headers={**h, "accept": "text/html"})
     assert page.status_code == 200 and "Projected automation by target precision" in page.text
+    assert '<img class="chart" src="data:image/svg+xml;base64,' in page.text  # the curve as a chart too
     assert c.get("/api/v1/models", headers=h).json() == []
     page = c.get("/admin/models", headers={**h, "accept": "text/html"})
     assert page.status_code == 200 and "No versions registered" in page.text

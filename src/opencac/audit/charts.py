@@ -101,6 +101,35 @@ def reliability_chart(bins: Sequence[ReliabilityBin]) -> str:
     return _to_uri(fig)
 
 
+def automation_curve(curve: Sequence[Mapping[str, Any]], target: float | None = None) -> str:
+    """Projected automation by target precision: the share of straight-through encounters and
+    each code system's recall (share of the coder's codes above its threshold); the current
+    target is marked. ``curve`` rows as ``RoutingPolicy.projection["curve"]``."""
+    rows = sorted((r for r in curve if r.get("target_precision") is not None), key=lambda r: r["target_precision"])
+    if not rows:
+        return _empty("No projection stored: fit the policy on validation data.")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.8, 3.0))
+    xs = [float(r["target_precision"]) for r in rows]
+    ax.plot(xs, [float(r.get("straight_through_rate") or 0.0) for r in rows], color=_BLUE, marker="o",
+            markersize=3, linewidth=2, label="straight-through encounters")
+    palette = (_ORANGE, _GREEN, _RED, _GREY)
+    for i, key in enumerate(sorted({k for r in rows for k in (r.get("recall") or {})})):
+        ax.plot(xs, [float((r.get("recall") or {}).get(key) or 0.0) for r in rows], color=palette[i % len(palette)],
+                linestyle="--", linewidth=1.5, label=f"recall {key}")
+    if target is not None:
+        ax.axvline(float(target), color=_GREY, linewidth=1, linestyle=":")
+        ax.annotate(f"target {float(target):.2f}", (float(target), 1.0), textcoords="offset points", xytext=(4, -10),
+                    fontsize=7, color=_GREY)
+    ax.set_xlim(min(xs), max(xs))
+    ax.set_ylim(0, 1.05)
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_xlabel("target precision")
+    ax.set_ylabel("share")
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    return _to_uri(fig)
+
+
 def drg_impact(changes: Sequence[tuple[str, float]], base_rate: float) -> str:
     """Payment change per encounter whose DRG changed (audited minus final, in currency)."""
     moved = [(e, w) for e, w in changes if abs(w) > 1e-9]

@@ -695,8 +695,13 @@ def routing_page(request: Request, user: User = Depends(require_roles("admin")),
     pid, pol = active_policy(session)
     fits = sorted(pol.fits.items())
     curve = pol.projection.get("curve") or []
+    chart = None
+    if curve:
+        from opencac.audit.charts import automation_curve
+
+        chart = automation_curve(curve, pol.target_precision)
     return _render(request, user, "admin_routing.html", policy=pol, policy_id=pid, fits=fits, curve=curve,
-                   message=message)
+                   chart=chart, message=message)
 
 
 @router.post("/admin/routing/target", include_in_schema=False)

@@ -42,6 +42,9 @@ def test_xml_neoplasm_and_drug_fixtures() -> None:
     assert ("secondary malignant neoplasm of intestine large", "C78.5") in ph
     assert ("benign neoplasm of intestine large", "D12.6") in ph
     assert ("colon", "C18.9") not in ph  # see -> resolves to a row without its own code
+    # morphology words of the index's "see Neoplasm, <column>, by site" entries, both word orders
+    assert ("adenocarcinoma of intestine large", "C18.9") in ph and ("intestine large carcinoma", "C18.9") in ph
+    assert ("intestine large metastases", "C78.5") in ph and ("adenoma of intestine large", "D12.6") in ph
     kind, rows = read_xml(FIXTURES / "drug_sample.xml")
     assert kind == "drug"
     terms = expand(kind, rows)

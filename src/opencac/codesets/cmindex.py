@@ -29,13 +29,20 @@ from opencac.errors import CodeSetSourceError
 KINDS = ("index", "eindex", "neoplasm", "drug")
 
 #: table column -> (key, phrase templates; {s} = the site / substance)
+#: The morphology words follow the index's "see Neoplasm, <column>, by site" entries
+#: (Carcinoma / Adenocarcinoma / Sarcoma -> malignant; Metastasis -> secondary; Adenoma -> benign;
+#: Tumor / Neoplasia -> unspecified behavior).
 NEOPLASM_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("malignant primary", ("malignant neoplasm of {s}", "cancer of {s}", "{s} cancer", "carcinoma of {s}")),
-    ("malignant secondary", ("secondary malignant neoplasm of {s}", "metastasis to {s}", "{s} metastasis")),
+    ("malignant primary", ("malignant neoplasm of {s}", "cancer of {s}", "{s} cancer", "carcinoma of {s}",
+                           "{s} carcinoma", "adenocarcinoma of {s}", "{s} adenocarcinoma", "sarcoma of {s}",
+                           "{s} sarcoma", "malignant tumor of {s}", "{s} malignancy")),
+    ("malignant secondary", ("secondary malignant neoplasm of {s}", "metastasis to {s}", "{s} metastasis",
+                             "{s} metastases", "metastases to {s}")),
     ("ca in situ", ("carcinoma in situ of {s}",)),
-    ("benign", ("benign neoplasm of {s}", "benign tumor of {s}")),
+    ("benign", ("benign neoplasm of {s}", "benign tumor of {s}", "adenoma of {s}", "{s} adenoma")),
     ("uncertain behavior", ("neoplasm of uncertain behavior of {s}",)),
-    ("unspecified behavior", ("neoplasm of unspecified behavior of {s}", "tumor of {s}")),
+    ("unspecified behavior", ("neoplasm of unspecified behavior of {s}", "tumor of {s}", "{s} tumor",
+                              "{s} neoplasm", "neoplasia of {s}")),
 )
 DRUG_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("poisoning accidental", ("poisoning by {s}", "{s} poisoning", "accidental poisoning by {s}", "{s} overdose")),

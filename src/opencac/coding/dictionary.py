@@ -25,10 +25,40 @@ from opencac.codesets.types import CodeSystem
 #: Term sources used by default (the drug table is left out: its cells lead to poisoning
 #: codes, while notes mostly name drugs as treatment).
 DEFAULT_SOURCES = frozenset({"tabular", "inclusion", "index", "eindex", "neoplasm", "pcs-index", "pcs-table",
-                             "imaging"})
+                             "imaging", "clinical"})
 
 _SOURCE_ID = {"tabular": 0, "inclusion": 1, "index": 2, "eindex": 3, "neoplasm": 4, "drug": 5,
-              "pcs-index": 6, "pcs-table": 7, "imaging": 8}
+              "pcs-index": 6, "pcs-table": 7, "imaging": 8, "clinical": 10}
+
+#: Status and history phrases as notes write them, which the code titles and the index word
+#: differently (source ``clinical``). Each maps to the code the ICD-10-CM index gives for the
+#: concept (History, personal, nicotine dependence Z87.891; Allergy, penicillin Z88.0; Allergy,
+#: radiographic dye Z91.041; Dependence, on, oxygen Z99.81; Dependence, on, renal dialysis Z99.2;
+#: Status, transplant, kidney Z94.0; Status, pacemaker Z95.0; Long-term drug therapy,
+#: anticoagulants Z79.01, steroids systemic Z79.52, insulin Z79.4; History, personal,
+#: irradiation Z92.3, antineoplastic chemotherapy Z92.21). A trained model learns how often
+#: each phrase is coded (dictionary-hit precision), as for every other source.
+CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
+    "Z87.891": ("ex-smoker", "exsmoker", "former smoker", "ex smoker", "quit smoking"),
+    "Z88.0": ("allergy to penicillin", "allergic to penicillin", "penicillin allergy", "allergy to penicillins",
+              "allergic to penicillins"),
+    "Z91.041": ("allergy to contrast", "allergic to contrast", "contrast allergy", "iodine allergy",
+                "allergic to iodine", "allergy to iodinated contrast"),
+    "Z99.81": ("home oxygen", "home oxygen therapy", "chronic home oxygen", "oxygen dependent"),
+    "Z99.2": ("chronic hemodialysis", "on hemodialysis", "hemodialysis program", "on dialysis",
+              "dialysis dependent", "peritoneal dialysis program"),
+    "Z94.0": ("kidney transplant recipient", "renal transplant recipient", "renal transplant carrier",
+              "kidney transplant carrier"),
+    "Z95.0": ("pacemaker carrier", "pacemaker wearer", "pacemaker implanted", "carrier of a pacemaker"),
+    "Z79.01": ("oral anticoagulation", "anticoagulant therapy", "anticoagulant treatment", "anticoagulated with",
+               "acenocoumarol", "warfarin"),
+    "Z79.52": ("chronic corticosteroid treatment", "chronic corticosteroid therapy", "long-term corticosteroids",
+               "chronic steroid therapy", "chronic steroid treatment", "corticotherapy"),
+    "Z79.4": ("insulin therapy", "insulin treatment", "insulin-treated", "on insulin"),
+    "Z92.3": ("previous radiotherapy", "prior radiotherapy", "history of radiotherapy", "received radiotherapy",
+              "previous radiation therapy", "history of radiation therapy"),
+    "Z92.21": ("previous chemotherapy", "prior chemotherapy", "history of chemotherapy", "received chemotherapy"),
+}
 
 # Imaging modalities by ICD-10-PCS section B "Type" axis value (ICD-10-PCS Tables, section B:
 # 0 Plain Radiography, 1 Fluoroscopy, 2 CT, 3 MRI, 4 Ultrasonography) and how notes word them.
@@ -150,6 +180,12 @@ def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str,
     if "imaging" in sources:
         for phrase, code in imaging_entries(kb):
             yield phrase, (code, "icd10pcs", _SOURCE_ID["imaging"])
+    if "clinical" in sources:
+        for code, phrases in CLINICAL_PHRASES.items():
+            if kb.find(code) is None:
+                continue
+            for phrase in phrases:
+                yield phrase, (code, "icd10cm", _SOURCE_ID["clinical"])
 
 
 _LOCK = threading.Lock()
@@ -174,7 +210,7 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
     from opencac.nlp.matcher import MentionMatcher
 
     srcs = frozenset(sources)
-    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v4"
+    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v5"
     with _LOCK:
         if key in _MATCHERS:
             return _MATCHERS[key]

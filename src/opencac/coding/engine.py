@@ -44,7 +44,7 @@ NOT_SELECTED = frozenset({"negated", "family", "hypothetical"})
 #: compiled ranker only when it is already cached.
 COMPILE_MIN_NOTES = 100
 
-_SOURCE_WEIGHT = {"tabular": 1.0, "inclusion": 0.95, "index": 0.9, "neoplasm": 0.75, "eindex": 0.45,
+_SOURCE_WEIGHT = {"tabular": 1.0, "inclusion": 0.95, "index": 0.9, "clinical": 0.85, "neoplasm": 0.75, "eindex": 0.45,
                   "pcs-index": 0.8, "pcs-table": 0.7, "imaging": 0.95, "pcs-bodypart": 0.9}
 _ASSERTION_WEIGHT = {"affirmed": 1.0, "uncertain": 0.7, "historical": 0.6, "hypothetical": 0.3,
                      "negated": 0.25, "family": 0.2}

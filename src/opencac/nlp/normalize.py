@@ -105,6 +105,7 @@ _ABBR_ANY: dict[str, str] = {
     "hiv": "human immunodeficiency virus",
     "aids": "acquired immunodeficiency syndrome",
     "hcv": "hepatitis c virus",
+    "siadh": "syndrome of inappropriate secretion of antidiuretic hormone",
     "hbv": "hepatitis b virus",
     "tb": "tuberculosis",
     "mrsa": "methicillin resistant staphylococcus aureus",

@@ -124,3 +124,20 @@ def test_a_declined_update_leaves_the_engine_and_the_memory_out(model_dir) -> No
     # a later finalised encounter follows the stored choice: no engine update, no memory vote
     rep2 = learner.finalise(_docs(1, "w")[0])
     assert not rep2.engine_updated and rep2.engine_systems == []
+
+
+def test_a_noisy_small_loss_keeps_the_update_a_measurable_one_does_not() -> None:
+    from opencac.learning.online import update_helps
+
+    assert update_helps({"delta_map": 0.01, "se": 0.0})
+    assert update_helps({"delta_map": -0.001, "se": 0.004})  # within one standard error of no change
+    assert not update_helps({"delta_map": -0.011, "se": 0.004})  # measurably worse
+    assert not update_helps({"delta_map": 0.0, "se": 0.0})  # changes nothing
+    assert not update_helps({"delta_map": -0.02})  # no standard error: the sign decides
+
+
+def test_check_reports_the_standard_error_of_the_paired_changes() -> None:
+    eng = _Engine()
+    res = check_update(eng, eng.model, _docs(MIN_CHECK_DOCS + 4))
+    # every note changes the same way: no spread
+    assert res["icd10cm"]["se"] == 0.0 and res["icd10pcs"]["se"] == 0.0

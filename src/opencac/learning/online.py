@@ -19,6 +19,7 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import math
 import shutil
 import time
 from collections.abc import Iterable, Sequence
@@ -172,7 +173,8 @@ def check_update(
         context: the encounter context for coding.
 
     Returns:
-        ``system -> {"delta_map", "map_before", "map_after", "docs"}``; empty when the check
+        ``system -> {"delta_map", "se" (standard error of the per-note changes), "map_before",
+        "map_after", "docs"}``; empty when the check
         cannot run (too few documents, or an engine whose model cannot be swapped).
     """
     from opencac.learning.evaluation import average_precision
@@ -213,8 +215,20 @@ def check_update(
         if pairs:
             b = sum(p[0] for p in pairs) / len(pairs)
             a = sum(p[1] for p in pairs) / len(pairs)
-            out[s] = {"delta_map": a - b, "map_before": b, "map_after": a, "docs": len(pairs)}
+            diffs = [p[1] - p[0] for p in pairs]
+            mean = a - b
+            se = (math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
+                  if len(diffs) > 1 else 0.0)
+            out[s] = {"delta_map": mean, "se": se, "map_before": b, "map_after": a, "docs": len(pairs)}
     return out
+
+
+def update_helps(check: dict[str, Any]) -> bool:
+    """Whether a system's checked update is kept: unless the check measured it worse by more
+    than one standard error of the paired per-note differences. On a few dozen notes the
+    measured change is noisy; noise alone is no reason to discard what coders taught, a
+    measurable loss is (an update that changes nothing, or makes every note worse, is declined)."""
+    return check["delta_map"] + check.get("se", 0.0) > 0
 
 
 def _code(engine: Any, docs: Sequence[TrainingDocument], context: EncounterContext | None) -> list[CodingResult]:
@@ -486,7 +500,7 @@ class OnlineLearner:
             return self.engine_systems
         # a system the check could not measure (no coded notes of it) keeps the earlier choice
         earlier = set(self.engine_systems) if self.engine_systems is not None else set(SYSTEMS)
-        keep = [s for s in SYSTEMS if (rep.check[s]["delta_map"] > 0 if s in rep.check else s in earlier)]
+        keep = [s for s in SYSTEMS if (update_helps(rep.check[s]) if s in rep.check else s in earlier)]
         self.engine_systems = keep
         return keep
 

@@ -10,11 +10,8 @@ and modification time, so that editing or replacing a source recompiles.
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from opencac.codesets import pcs as pcs_mod
+from opencac.codesets.config import write_pickle
 from opencac.codesets.tabular import CMNode, bundled_tabular_path, file_sha256, node_refs, parse_tabular
 
 FORMAT_VERSION = 12
@@ -225,18 +223,6 @@ def _imaging_terms(codes: dict[str, tuple[str, Any]]) -> list[tuple[Any, ...]]:
     return out
 
 
-def _dump(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def artifact_paths(cache: Path, key: str) -> dict[str, Path]:
     """Paths of the three artifact files for a cache key."""
     return {part: cache / f"{part}-{key}.pkl" for part in ("cm", "pcs", "terms")}
@@ -318,14 +304,14 @@ def compile_artifacts(src: Sources, cache: Path, progress: Callable[[str], None]
         if k not in seen:
             seen.add(k)
             uniq.append(t)
-    _dump({"format": FORMAT_VERSION, "versions": versions, "cm": cm, "present": present, "billable": billable,
+    write_pickle({"format": FORMAT_VERSION, "versions": versions, "cm": cm, "present": present, "billable": billable,
            "newest": fy}, paths["cm"])
-    _dump({"format": FORMAT_VERSION, "codes": pcs_codes, "nodes": pcs_nodes, "present": pcs_present,
+    write_pickle({"format": FORMAT_VERSION, "codes": pcs_codes, "nodes": pcs_nodes, "present": pcs_present,
            "newest": PCS_FY}, paths["pcs"])
     from opencac.codesets.kb import build_postings
 
     postings, term_len = build_postings(uniq)
-    _dump({"format": FORMAT_VERSION, "terms": uniq, "postings": postings, "term_len": term_len}, paths["terms"])
+    write_pickle({"format": FORMAT_VERSION, "terms": uniq, "postings": postings, "term_len": term_len}, paths["terms"])
     _prune(cache, keep=KEEP_KEYS)
     progress(f"knowledge base compiled in {time.perf_counter() - t0:.1f} s: {len(cm)} CM nodes, "
              f"{len(pcs_codes)} PCS codes, {len(uniq)} terms -> {cache}")

@@ -25,6 +25,39 @@ def cache_dir(override: Path | str | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("opencac"))
 
 
+def write_pickle(obj: Any, path: Path) -> None:
+    """Pickle ``obj`` to ``path`` atomically (a unique temporary file beside it, then a rename:
+    a reader never sees a partial file); raises on failure, leaving no temporary file."""
+    import pickle
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_pickle(path: Path) -> Any:
+    """Unpickle ``path`` with the cyclic garbage collector paused (loading millions of small
+    objects, it would otherwise dominate the load time)."""
+    import gc
+    import pickle
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def config_dir() -> Path:
     """User config dir: ``$OPENCAC_CONFIG_DIR`` or platformdirs' user config dir."""
     env = os.environ.get("OPENCAC_CONFIG_DIR")

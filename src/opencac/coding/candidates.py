@@ -64,15 +64,21 @@ class Candidate:
     rationale: list[str] = field(default_factory=list)
 
 
+def _kb_memo(store: dict[int, tuple[Any, dict[str, Any]]], kb: Any) -> dict[str, Any]:
+    """The memo dict ``store`` keeps for this knowledge-base object (a new one for a new object
+    that reuses a freed object's id)."""
+    ent = store.get(id(kb))
+    if ent is None or ent[0] is not kb:
+        ent = store[id(kb)] = (kb, {})
+    return ent[1]
+
+
 _FIND_CACHE: dict[int, tuple[Any, dict[str, Any]]] = {}
 
 
 def _find(kb: Any, code: str) -> Any:
     """``kb.find`` memoised per knowledge-base object (codes repeat across notes)."""
-    ent = _FIND_CACHE.get(id(kb))
-    if ent is None or ent[0] is not kb:
-        ent = _FIND_CACHE[id(kb)] = (kb, {})
-    cache = ent[1]
+    cache = _kb_memo(_FIND_CACHE, kb)
     if code not in cache:
         if len(cache) > 500_000:
             cache.clear()
@@ -82,10 +88,7 @@ def _find(kb: Any, code: str) -> Any:
 
 def _finder(kb: Any) -> Any:
     """``lambda code: _find(kb, code)`` with the memo looked up once."""
-    ent = _FIND_CACHE.get(id(kb))
-    if ent is None or ent[0] is not kb:
-        ent = _FIND_CACHE[id(kb)] = (kb, {})
-    cache = ent[1]
+    cache = _kb_memo(_FIND_CACHE, kb)
 
     def find(code: str) -> Any:
         try:
@@ -102,10 +105,7 @@ _CHILD_CACHE: dict[int, tuple[Any, dict[str, list[str]]]] = {}
 def _children(kb: Any, code: str, limit: int) -> list[str]:
     """Canonical keys of a code's direct children in the knowledge base (memoised; empty when
     the code is unknown, a leaf or has more than ``limit`` children)."""
-    ent = _CHILD_CACHE.get(id(kb))
-    if ent is None or ent[0] is not kb:
-        ent = _CHILD_CACHE[id(kb)] = (kb, {})
-    cache = ent[1]
+    cache = _kb_memo(_CHILD_CACHE, kb)
     key = f"{code}/{limit}"
     if key not in cache:
         try:
@@ -152,10 +152,7 @@ _TITLE_CACHE: dict[int, tuple[Any, dict[str, tuple[frozenset[str], frozenset[str
 
 def _title_words(kb: Any, code: str) -> tuple[frozenset[str], frozenset[str]]:
     """Content words of a code's title and those of them its parent's title lacks (memoised)."""
-    ent = _TITLE_CACHE.get(id(kb))
-    if ent is None or ent[0] is not kb:
-        ent = _TITLE_CACHE[id(kb)] = (kb, {})
-    cache = ent[1]
+    cache = _kb_memo(_TITLE_CACHE, kb)
     if code not in cache:
         obj = _find(kb, code)
         own = frozenset(_words(obj.description)) if obj is not None else frozenset()
@@ -329,8 +326,7 @@ def build_candidates(
     hp = getattr(sup, "hit_precision_", None) if sup is not None else None
     max_sent = float(max((h.sentence for h in hits), default=0)) or 1.0
     note_words = _words(text) if text is not None and kb is not None else None
-    ent = _TITLE_CACHE.get(id(kb))
-    titles = ent[1] if ent is not None and ent[0] is kb else {}
+    titles = _kb_memo(_TITLE_CACHE, kb) if note_words is not None else {}
     kr_top = float(sig["kr"][row].max()) if sig is not None and sig["kr"].shape[1] else 0.0
     lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
     prefixes = _prefix_arrays(sup) if sup is not None else {}
@@ -404,8 +400,8 @@ def build_candidates(
             f["d_anc_n"] = float(len(anc))
             f["d_anc_best"] = max(h.score for h in anc)
             if hp is not None:
-                f["hp_anc_below_rate"] = max((lambda s: s[2] / (s[0] + 1.0))(hp.code_stats(code[:n]))
-                                             for n in range(1, len(code)) if code[:n] in by_code)
+                f["hp_anc_below_rate"] = max(below / (n_hit + 1.0) for n_hit, _, below in
+                                             (hp.code_stats(code[:n]) for n in range(1, len(code)) if code[:n] in by_code))
         ch = cat_hits.get(_cat(code), [])
         if ch:
             f["cat_d_n"] = float(len(ch))

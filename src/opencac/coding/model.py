@@ -210,14 +210,7 @@ class EngineModel:
         """
         if not docs:
             return
-        texts = [d.text for d in docs]
-        X = self.featurizer_.transform(texts)
-        B = self.featurizer_.binary_words(texts)
-        for system, layer in self.layers_.items():
-            layer.update(X, B, [d.codes[system] for d in docs])
-            hp = getattr(layer, "hit_precision_", None)
-            if hits is not None and hp is not None:
-                hp.update([[h for h in hs if h.system == system] for hs in hits], [d.codes[system] for d in docs])
+        update_layers(self.featurizer_, self.layers_, docs, hits)
         td = self.manifest.setdefault("training_data", {})
         td["n_updates"] = int(td.get("n_updates", 0)) + len(docs)
 
@@ -293,6 +286,26 @@ class EngineModel:
         return m
 
 
+def update_layers(featurizer: Any, layers: dict[str, Any], docs: Sequence[Any],
+                  hits: Sequence[Sequence[Any]] | None = None, systems: Sequence[str] | None = None) -> list[str]:
+    """Add coded documents (``text`` and ``codes`` per system) to per-system supervised layers
+    (``layer.update(X, B, code_lists)``), and to their dictionary-hit precision counts when each
+    document's ``hits`` are given. Only ``systems`` when given. Returns the systems updated."""
+    chosen = [s for s in layers if systems is None or s in systems]
+    if not chosen or not docs:
+        return []
+    texts = [d.text for d in docs]
+    both = getattr(featurizer, "transform_and_binary", None)
+    X, B = both(texts) if callable(both) else (featurizer.transform(texts), featurizer.binary_words(texts))
+    for s in chosen:
+        codes = [list(d.codes.get(s, [])) for d in docs]
+        layers[s].update(X, B, codes)
+        hp = getattr(layers[s], "hit_precision_", None)
+        if hits is not None and hp is not None:
+            hp.update([[h for h in hs if h.system == s] for hs in hits], codes)
+    return chosen
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
@@ -315,7 +328,7 @@ def _load_cache_file(parts: Sequence[Path]) -> Path | None:
     import hashlib
 
     try:
-        ident = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns, f.stat().st_ino) for f in parts]
+        ident = [(str(f.resolve()), st.st_size, st.st_mtime_ns, st.st_ino) for f in parts for st in (f.stat(),)]
     except OSError:
         return None
     key = hashlib.sha256(json.dumps([_LOAD_CACHE_VERSION, MODEL_FORMAT, ident]).encode()).hexdigest()[:32]
@@ -325,17 +338,13 @@ def _load_cache_file(parts: Sequence[Path]) -> Path | None:
 
 
 def _read_load_cache(parts: Sequence[Path]) -> tuple[Any, dict[str, Any], dict[str, Any]] | None:
-    import gc
-    import pickle
+    from opencac.codesets.config import read_pickle
 
     f = _load_cache_file(parts)
     if f is None or not f.is_file():
         return None
-    enabled = gc.isenabled()
-    gc.disable()
     try:
-        with open(f, "rb") as fh:
-            state = pickle.load(fh)
+        state = read_pickle(f)
         try:
             os.utime(f)  # recently used: kept when older entries are removed
         except OSError:
@@ -343,15 +352,11 @@ def _read_load_cache(parts: Sequence[Path]) -> tuple[Any, dict[str, Any], dict[s
         return state["featurizer"], state["layers"], state["calibrators"]
     except Exception:  # noqa: BLE001 - a stale or partial cache file: read the artifacts
         return None
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _write_load_cache(parts: Sequence[Path], m: EngineModel) -> None:
-    import pickle
-
     from opencac.coding.ranker import IsotonicCurve
+    from opencac.codesets.config import write_pickle
 
     f = _load_cache_file(parts)
     if f is None:
@@ -366,12 +371,7 @@ def _write_load_cache(parts: Sequence[Path], m: EngineModel) -> None:
             knn.X_ = a
     cals = {s: IsotonicCurve.from_fitted(c) or c for s, c in m.calibrators_.items()}
     try:
-        f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump({"featurizer": feat, "layers": m.layers_, "calibrators": cals}, fh,
-                        protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(f)
+        write_pickle({"featurizer": feat, "layers": m.layers_, "calibrators": cals}, f)
         old = sorted(f.parent.glob("model-*.pkl"), key=lambda q: q.stat().st_mtime, reverse=True)
         for q in old[_LOAD_CACHE_KEEP:]:
             q.unlink(missing_ok=True)

@@ -31,39 +31,25 @@ def _load_cached(name: str, build: Callable[[], Any]) -> Any:
     and the Python version, and read back in a fraction of that. Any cache problem falls back
     to building.
     """
-    import gc
     import hashlib
     import importlib.metadata as md
-    import os
-    import pickle
     import sys
+
+    from opencac.codesets import config
 
     path = None
     try:
-        from opencac.codesets import config
-
         ident = f"{name}|drg {md.version('drg')}|drgpy {md.version('drgpy')}|{sys.version_info[:2]}"
         key = hashlib.sha256(ident.encode()).hexdigest()[:24]
         path = config.cache_dir(None) / "edits" / f"grouper-{key}.pkl"
         if path.is_file():
-            enabled = gc.isenabled()
-            gc.disable()
-            try:
-                with open(path, "rb") as fh:
-                    return pickle.load(fh)
-            finally:
-                if enabled:
-                    gc.enable()
+            return config.read_pickle(path)
     except Exception:  # noqa: BLE001 - a stale, partial or unreadable cache: build instead
         pass
     obj = build()
     if path is not None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            tmp.replace(path)
+            config.write_pickle(obj, path)
         except Exception:  # noqa: BLE001 - an unpicklable object or read-only cache only costs time
             pass
     return obj

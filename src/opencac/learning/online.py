@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import shutil
+import statistics
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -113,16 +114,11 @@ def _update_systems(target: Any, docs: Sequence[TrainingDocument], systems: Sequ
             target.update(_as_engine_docs(docs))
             return True
         return False
-    chosen = [s for s in layers if s in systems]
+    from opencac.coding.model import update_layers
+
+    chosen = update_layers(feat, layers, docs, hits, systems)
     if not chosen:
         return False
-    texts = [d.text for d in docs]
-    X, B = feat.transform(texts), feat.binary_words(texts)
-    for s in chosen:
-        layers[s].update(X, B, [list(d.codes.get(s, [])) for d in docs])
-        hp = getattr(layers[s], "hit_precision_", None)
-        if hits is not None and hp is not None:
-            hp.update([[h for h in hs if h.system == s] for hs in hits], [list(d.codes.get(s, [])) for d in docs])
     td = getattr(target, "manifest", {}).setdefault("training_data", {})
     td["n_updates"] = int(td.get("n_updates", 0)) + len(docs)
     td.setdefault("updated_systems", {})
@@ -216,10 +212,8 @@ def check_update(
             b = sum(p[0] for p in pairs) / len(pairs)
             a = sum(p[1] for p in pairs) / len(pairs)
             diffs = [p[1] - p[0] for p in pairs]
-            mean = a - b
-            se = (math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
-                  if len(diffs) > 1 else 0.0)
-            out[s] = {"delta_map": mean, "se": se, "map_before": b, "map_after": a, "docs": len(pairs)}
+            se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
+            out[s] = {"delta_map": a - b, "se": se, "map_before": b, "map_after": a, "docs": len(pairs)}
     return out
 
 

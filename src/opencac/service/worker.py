@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from opencac.coding.types import CodingResult, EncounterContext
 from opencac.service.coding import Coder
+from opencac.service.workflow import code_key, fix_codes
 from opencac.store.events import record_event
 from opencac.store.models import CodingRun, Document, Edit, Encounter, Patient, Query, Suggestion, utcnow
 
@@ -118,22 +119,24 @@ def rules_claim(rules: dict[str, Any] | None) -> list[dict[str, Any]] | None:
     return [c for c in rules["final_codes"] if isinstance(c, dict) and c.get("code")]
 
 
-def _key(code: str) -> str:
-    return str(code or "").replace(".", "").strip().upper()
-
-
 def _edit_for(edits: list[dict[str, Any]], rule: str | None, code: str) -> dict[str, Any] | None:
     """The edit of ``rule`` (any rule when None) whose fix or codes name ``code``."""
-    k = _key(code)
+    k = code_key(code)
     for e in edits:
         if rule and e.get("rule") != rule:
             continue
-        fix = e.get("fix") if isinstance(e.get("fix"), dict) else {}
-        named = [*(fix.get("remove") or []), *(fix.get("replace") or {}).keys(), *(fix.get("replace") or {}).values(),
-                 *[(a if isinstance(a, str) else (a or {}).get("code")) for a in fix.get("add") or []]]
-        if any(_key(str(c)) == k for c in named if c) or (rule and any(_key(str(c)) == k for c in e.get("codes") or [])):
+        fix = fix_codes(e.get("fix") if isinstance(e.get("fix"), dict) else None)
+        named = [*fix.get("remove", []), *fix.get("replace", {}).keys(), *fix.get("replace", {}).values(),
+                 *fix.get("add", [])]
+        if any(code_key(c) == k for c in named) or (rule and any(code_key(str(c)) == k for c in e.get("codes") or [])):
             return e
     return None
+
+
+def _spans(items: Any) -> list[dict[str, Any]]:
+    """Evidence offsets of rules-layer spans (``{"start", "end", ...}``) as stored on a suggestion row."""
+    return [{"start": int(x["start"]), "end": int(x["end"]), "section": None, "sentence": None}
+            for x in items or [] if isinstance(x, dict) and "start" in x and "end" in x]
 
 
 def _cite(e: dict[str, Any] | None) -> str:
@@ -144,9 +147,9 @@ def _cite(e: dict[str, Any] | None) -> str:
 
 def _removal_note(code: str, changes: list[dict[str, Any]], edits: list[dict[str, Any]]) -> str:
     """``removed by the rules: <rule> (<op>) (<edit>; <citation>)`` for a code the claim no longer holds."""
-    k = _key(code)
+    k = code_key(code)
     for ch in changes:
-        if _key(str(ch.get("code"))) == k and ch.get("op") in ("remove", "replace", "remove_duplicate"):
+        if code_key(str(ch.get("code"))) == k and ch.get("op") in ("remove", "replace", "remove_duplicate"):
             rule = str(ch.get("rule") or "")
             what = f"replaced by {ch['new']}" if ch.get("op") == "replace" and ch.get("new") else str(ch.get("op"))
             return f"{RULES_REMOVED}{rule} - {what}{_cite(_edit_for(edits, rule, code))}"
@@ -179,7 +182,7 @@ def align_with_rules(rows: list[Suggestion], rules: dict[str, Any] | None, enc: 
     edits = [e for e in (rules or {}).get("edits") or [] if isinstance(e, dict)]
     by_key: dict[tuple[str, str], Suggestion] = {}
     for r in rows:
-        by_key.setdefault((r.system, _key(r.code)), r)
+        by_key.setdefault((r.system, code_key(r.code)), r)
     on_claim: set[int] = set()
     added: list[Suggestion] = []
     for system in ("icd10cm", "icd10pcs"):
@@ -187,21 +190,19 @@ def align_with_rules(rows: list[Suggestion], rules: dict[str, Any] | None, enc: 
         for seq, fc in enumerate(mine, 1):
             code, rule = str(fc["code"]), fc.get("added_by")
             why = f"{RULES_ADDED}{rule}{_cite(_edit_for(edits, rule, code))}" if rule else None
-            row = by_key.get((system, _key(code)))
+            row = by_key.get((system, code_key(code)))
             if row is not None:
                 if why and not row.selected:
                     row.rationale = [*row.rationale, why]
                 row.selected, row.rank = True, seq
                 on_claim.add(id(row))
                 continue
-            ev = [{"start": int(x["start"]), "end": int(x["end"]), "section": None, "sentence": None}
-                  for x in fc.get("evidence") or [] if isinstance(x, dict) and "start" in x and "end" in x]
+            ev = _spans(fc.get("evidence"))
             if not ev:
                 fix = (_edit_for(edits, rule, code) or {}).get("fix") or {}
                 for a in fix.get("add") or []:
-                    if isinstance(a, dict) and _key(str(a.get("code"))) == _key(code):
-                        ev = [{"start": int(x["start"]), "end": int(x["end"]), "section": None, "sentence": None}
-                              for x in a.get("evidence") or [] if isinstance(x, dict) and "start" in x]
+                    if isinstance(a, dict) and code_key(str(a.get("code"))) == code_key(code):
+                        ev = _spans(a.get("evidence"))
             conf = fc.get("confidence")
             row = Suggestion(encounter_id=enc.id, run_id=run.id, system=system, code=code[:10],
                              description=str(fc.get("description") or ""),
@@ -210,7 +211,7 @@ def align_with_rules(rows: list[Suggestion], rules: dict[str, Any] | None, enc: 
                              rationale=[why or f"{RULES_ADDED}the final claim"], signals={},
                              source="rules", state="pending")
             added.append(row)
-            by_key[(system, _key(code))] = row
+            by_key[(system, code_key(code))] = row
             on_claim.add(id(row))
         n = len(mine)
         for r in sorted((r for r in rows if r.system == system and id(r) not in on_claim), key=lambda r: r.rank):

@@ -313,7 +313,8 @@ def decide(session: Session, user: User, encounter_id: int, version: int | None,
 RESOLVE_ACTIONS = ("apply", "dismiss")
 
 
-def _key(code: str) -> str:
+def code_key(code: str) -> str:
+    """A code as compared across the workbench: no dots, upper case (``e11.9`` -> ``E119``)."""
     return str(code or "").replace(".", "").strip().upper()
 
 
@@ -405,9 +406,9 @@ def resolve_edit(session: Session, user: User, encounter_id: int, edit_row_id: i
     plan: list[tuple[str, int | None, str | None]] = []  # (decision action, suggestion id, code)
     if action == "apply":
         st = encounter_state(session, enc.id)
-        working = {_key(c["code"]): c for c in working_codes(st.suggestions, order=rules_order(st.rules))}
+        working = {code_key(c["code"]): c for c in working_codes(st.suggestions, order=rules_order(st.rules))}
         changed = list((codes.get("replace") or {}).keys()) + list(codes.get("remove") or [])
-        missing = [c for c in changed if _key(c) not in working]
+        missing = [c for c in changed if code_key(c) not in working]
         if missing:
             raise ConflictError(
                 f"the fix of edit {name} changes {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
@@ -415,19 +416,19 @@ def resolve_edit(session: Session, user: User, encounter_id: int, edit_row_id: i
                 "dismiss the fix with a reason, or change the codes yourself.")
         by_id = {s.id: s for s in st.suggestions}
         for old, new in (codes.get("replace") or {}).items():
-            sug = by_id[working[_key(old)]["suggestion_id"]]
-            if _key(new) in working:
+            sug = by_id[working[code_key(old)]["suggestion_id"]]
+            if code_key(new) in working:
                 plan.append(("reject", sug.id, None))  # the replacement is already there: drop the old one
-            elif _key(sug.code) == _key(new):
+            elif code_key(sug.code) == code_key(new):
                 plan.append(("accept", sug.id, None))  # back to the suggested code itself
             else:
                 plan.append(("modify", sug.id, new))
         for code in codes.get("remove") or []:
-            plan.append(("reject", working[_key(code)]["suggestion_id"], None))
+            plan.append(("reject", working[code_key(code)]["suggestion_id"], None))
         for code in codes.get("add") or []:
-            if _key(code) in working:
+            if code_key(code) in working:
                 continue
-            pending = next((s for s in st.suggestions if s.state == "pending" and _key(s.code) == _key(code)), None)
+            pending = next((s for s in st.suggestions if s.state == "pending" and code_key(s.code) == code_key(code)), None)
             plan.append(("accept", pending.id, None) if pending is not None else ("add", None, code))
     verb = "application" if action == "apply" else "dismissal"
     bump_version(session, enc.id, version, user, f"{verb} of the fix of edit {name}", status="in_review")

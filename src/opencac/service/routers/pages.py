@@ -164,10 +164,10 @@ def _review_context(session: Session, user: User, encounter_id: int) -> dict[str
         d["band"] = workflow.band_of(s.confidence)
         sugg.append(d)
     code_of = {s.id: s.code for s in st.suggestions}
-    # evidence of the codes on the working set (proposed, accepted, modified, added) is marked
-    # strongly; the rest of the ranked candidates' evidence only faintly, so the note is readable
-    on_set = {s.id for s in st.suggestions
-              if s.state in ("accepted", "modified", "added") or (s.state == "pending" and s.selected)}
+    working = workflow.working_codes(st.suggestions, order=workflow.rules_order(st.rules))
+    # evidence of the codes on the working set is marked strongly; the rest of the ranked
+    # candidates' evidence only faintly, so the note is readable
+    on_set = {c["suggestion_id"] for c in working}
     docs = []
     for doc in st.documents:
         segs = [(seg, ids, ", ".join(code_of[i] for i in ids if i in code_of), any(i in on_set for i in ids))
@@ -175,7 +175,7 @@ def _review_context(session: Session, user: User, encounter_id: int) -> dict[str
         docs.append({"id": doc.id, "kind": doc.kind, "segments": segs})
     drg = (st.rules or {}).get("drg") if st.rules else None
     return {"state": st, "enc": st.encounter, "docs": docs, "suggestions": sugg, "edits": [edit_out(x) for x in st.edits],
-            "queries": st.queries, "final": st.final, "working": workflow.working_codes(st.suggestions, order=workflow.rules_order(st.rules)),
+            "queries": st.queries, "final": st.final, "working": working,
             "rules_final": [c for c in ((st.rules or {}).get("final_codes") or []) if isinstance(c, dict)],
             "poa_defaults": workflow.poa_defaults(st), "poa_values": POA_VALUES,
             "drg": drg if isinstance(drg, dict) else None, "run": st.run, "warnings": st.warnings,

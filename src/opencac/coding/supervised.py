@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from opencac.coding.corpus import canon
+
 _TOKEN_RE = re.compile(r"(?u)\b[a-zA-Z][a-zA-Z0-9\-]+\b")
 
 
@@ -616,7 +618,7 @@ class HitPrecision:
         self.__dict__.pop("_memo", None)
         for hits, codes in zip(hit_lists, code_lists):
             gold = set(codes)
-            hit_codes = {h.code.lower().replace(".", "") for h in hits}
+            hit_codes = {canon(h.code) for h in hits}
             prefixes = {c[:n] for c in hit_codes for n in (3, 4) if len(c) >= n}
             for q in prefixes:
                 self.prefix_n_[q] = self.prefix_n_.get(q, 0) + 1
@@ -624,7 +626,7 @@ class HitPrecision:
                 for n in (3, 4):
                     if g[:n] in prefixes:
                         self.prefix_gold_[f"{n}:{g}"] = self.prefix_gold_.get(f"{n}:{g}", 0) + 1
-            pairs = {(h.phrase, h.code.lower().replace(".", "")) for h in hits}
+            pairs = {(h.phrase, canon(h.code)) for h in hits}
             for c in hit_codes:
                 e = self.code_.setdefault(c, [0, 0, 0])
                 e[0] += 1

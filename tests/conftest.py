@@ -43,3 +43,15 @@ def cm_index_dir(shared_data: Path) -> Path:
     if not (d / "ICD10CM_2025_Index.csv").is_file():
         pytest.skip(f"ICD-10-CM index files not found under {d}")
     return d
+
+
+@pytest.fixture(scope="session")
+def kb() -> object:
+    """The real compiled knowledge base (skips with the reason when it cannot be built here).
+    Packages with their own ``kb`` fixture (tests/codesets) override it."""
+    try:
+        from opencac.codesets import load_knowledge
+
+        return load_knowledge()
+    except Exception as exc:  # noqa: BLE001 - any build failure means: skip with the reason
+        pytest.skip(f"real knowledge base unavailable: {type(exc).__name__}: {exc}")

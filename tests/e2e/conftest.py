@@ -47,6 +47,31 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(15)
 
+    def ingest(self, text: str, encounter: dict[str, Any], token_name: str) -> tuple[int, dict[str, str]]:
+        """Ingest a note as the ``coder`` user over the API and wait until the background worker
+        has coded it; returns the encounter id and the API headers."""
+        import httpx
+
+        from opencac.store.accounts import issue_token
+
+        with self.app.state.session_factory() as s:
+            token = issue_token(s, "coder", name=token_name)
+            s.commit()
+        h = {"Authorization": f"Bearer {token}"}
+        body = {"text": text, "encounter": encounter, "patient": {"birth_date": "1958-05-01", "sex": "F"}}
+        r = httpx.post(f"{self.url}/api/v1/ingest", json=body, headers=h, timeout=30)
+        assert r.status_code == 201, r.text
+        eid = int(r.json()["encounter_id"])
+        deadline = time.monotonic() + 240  # the first run loads the code sets
+        status = None
+        while time.monotonic() < deadline:
+            status = httpx.get(f"{self.url}/api/v1/encounters/{eid}", headers=h, timeout=30).json()["status"]
+            if status in ("ready", "error"):
+                break
+            time.sleep(0.5)
+        assert status == "ready", f"coding did not finish: {status}"
+        return eid, h
+
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:

@@ -3,13 +3,10 @@ applied and another dismissed with the keyboard in the encounter screen (headles
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 import pytest
-
-from opencac.store.accounts import issue_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -20,25 +17,8 @@ NOTE = ("Assessment: Type 2 diabetes mellitus with hyperglycemia. Essential hype
 
 
 def _ingest(live_server: Any) -> tuple[int, dict[str, str]]:
-    with live_server.app.state.session_factory() as s:
-        token = issue_token(s, "coder", name="e2e-fixes")
-        s.commit()
-    h = {"Authorization": f"Bearer {token}"}
-    body = {"text": NOTE, "encounter": {"setting": "outpatient", "external_id": "E2E-FIX",
-                                        "date_of_service": "2025-11-03"},
-            "patient": {"birth_date": "1958-05-01", "sex": "F"}}
-    r = httpx.post(f"{live_server.url}/api/v1/ingest", json=body, headers=h, timeout=30)
-    assert r.status_code == 201, r.text
-    eid = int(r.json()["encounter_id"])
-    deadline = time.monotonic() + 240  # the first run loads the code sets
-    status = None
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{live_server.url}/api/v1/encounters/{eid}", headers=h, timeout=30).json()["status"]
-        if status in ("ready", "error"):
-            break
-        time.sleep(0.5)
-    assert status == "ready", f"coding did not finish: {status}"
-    return eid, h
+    return live_server.ingest(NOTE, {"setting": "outpatient", "external_id": "E2E-FIX", "date_of_service": "2025-11-03"},
+                              "e2e-fixes")
 
 
 def test_apply_and_dismiss_proposed_fixes_with_the_keyboard(live_server: Any, browser: Any, screenshot_dir: Any) -> None:

@@ -3,14 +3,10 @@ a reason, add a code with the type-ahead, finalise, and see the audit trail (hea
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-
-from opencac.store.accounts import issue_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -25,26 +21,8 @@ Plan: insulin titration, follow up in clinic.
 
 
 def _ingest(live_server: Any) -> int:
-    app = live_server.app
-    with app.state.session_factory() as s:
-        token = issue_token(s, "coder", name="e2e")
-        s.commit()
-    h = {"Authorization": f"Bearer {token}"}
-    body = {"text": NOTE, "encounter": {"setting": "inpatient", "external_id": "E2E-1",
-                                        "admission_date": "2025-11-01", "discharge_date": "2025-11-04"},
-            "patient": {"birth_date": "1958-05-01", "sex": "F"}}
-    r = httpx.post(f"{live_server.url}/api/v1/ingest", json=body, headers=h, timeout=30)
-    assert r.status_code == 201, r.text
-    eid = int(r.json()["encounter_id"])
-    deadline = time.monotonic() + 240  # the first run loads the code sets
-    status = None
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{live_server.url}/api/v1/encounters/{eid}", headers=h, timeout=30).json()["status"]
-        if status in ("ready", "error"):
-            break
-        time.sleep(0.5)
-    assert status == "ready", f"coding did not finish: {status}"
-    return eid
+    return live_server.ingest(NOTE, {"setting": "inpatient", "external_id": "E2E-1", "admission_date": "2025-11-01",
+                                     "discharge_date": "2025-11-04"}, "e2e")[0]
 
 
 def test_review_in_browser(live_server: Any, browser: Any, screenshot_dir: Path) -> None:

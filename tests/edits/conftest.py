@@ -11,15 +11,5 @@ from .fakekb import FAKE_KB
 
 
 @pytest.fixture(scope="session")
-def kb() -> Any:
-    try:
-        from opencac.codesets import load_knowledge
-
-        return load_knowledge()
-    except Exception as exc:  # noqa: BLE001 - any build failure means: skip with the reason
-        pytest.skip(f"real knowledge base unavailable: {type(exc).__name__}: {exc}")
-
-
-@pytest.fixture(scope="session")
 def fake_kb() -> Any:
     return FAKE_KB

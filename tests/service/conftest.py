@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).parent))
 
 from svc_fakes import FakeKB, fake_coder  # noqa: E402
-from svc_helpers import PASSWORD, USERS  # noqa: E402
+from svc_helpers import USERS, add_users  # noqa: E402
 
 from opencac.service.app import create_app  # noqa: E402
 from opencac.service.coding import get_knowledge  # noqa: E402
 from opencac.service.settings import Settings  # noqa: E402
-from opencac.store.accounts import create_user, issue_token  # noqa: E402
+from opencac.store.accounts import issue_token  # noqa: E402
 from opencac.store.testing import postgres_unreachable_reason, temp_database  # noqa: E402
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -37,10 +37,7 @@ def app(db_url: str) -> Iterator[Any]:
                         login_max_attempts=3, login_window_s=60)
     application = create_app(settings, coder=fake_coder)
     application.dependency_overrides[get_knowledge] = lambda: FakeKB()
-    with application.state.session_factory() as s:
-        for name, role in USERS.items():
-            create_user(s, name, PASSWORD, roles=role, actor="test")
-        s.commit()
+    add_users(application)
     yield application
     application.state.engine.dispose()
 

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 NOTE = ("Chief complaint: follow-up.\nAssessment: Type 2 diabetes, well controlled. Hypertension noted.\n"
         "No pneumonia on chest film.\nPlan: continue metformin.\n")
 USERS = {"coder1": "coder", "coder2": "coder", "auditor1": "auditor", "cdi1": "cdi", "admin1": "admin"}
 PASSWORD = "s3cret-password"
+
+
+def add_users(app: Any) -> None:
+    """Create the test users (:data:`USERS`, :data:`PASSWORD`) in a freshly created app's database."""
+    from opencac.store.accounts import create_user
+
+    with app.state.session_factory() as s:
+        for name, role in USERS.items():
+            create_user(s, name, PASSWORD, roles=role, actor="test")
+        s.commit()
 
 
 def auth(token: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from svc_helpers import PASSWORD, USERS, auth
+from svc_helpers import PASSWORD, add_users, auth
 
 from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
 from opencac.service.coding import get_knowledge
@@ -37,16 +37,6 @@ DM_NOTE = "Assessment: Type 2 diabetes mellitus with hyperglycemia. Essential hy
 DM_ENGINE = [("E11.65", 0.95, True, "Type 2 diabetes mellitus with hyperglycemia"),
              ("I10", 0.93, True, "Essential hypertension"), ("E11", 0.9, True, "Type 2 diabetes mellitus"),
              ("E13.65", 0.6, True, "diabetes mellitus with hyperglycemia")]
-
-
-@pytest.fixture(scope="module")
-def kb() -> Any:
-    try:
-        from opencac.codesets import load_knowledge
-
-        return load_knowledge()
-    except Exception as exc:  # noqa: BLE001 - any build failure means: skip with the reason
-        pytest.skip(f"real knowledge base unavailable: {type(exc).__name__}: {exc}")
 
 
 def engine_then_rules(kb: Any) -> Any:
@@ -71,7 +61,6 @@ def app(tmp_path: Path, kb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[An
     from opencac.routing import RoutingPolicy
     from opencac.service.app import create_app
     from opencac.service.settings import Settings
-    from opencac.store.accounts import create_user
 
     # Straight-through whenever every code passes 0.5 and no blocking edit is open.
     pol = RoutingPolicy(default_threshold=0.5, thresholds={}, complexity_limit=1.0, audit_sample_rate=0.0)
@@ -79,18 +68,9 @@ def app(tmp_path: Path, kb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[An
     application = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'w.db'}", secret_key="test-secret",
                                       start_worker=False), coder=engine_then_rules(kb))
     application.dependency_overrides[get_knowledge] = lambda: kb
-    with application.state.session_factory() as s:
-        for name, role in USERS.items():
-            create_user(s, name, PASSWORD, roles=role, actor="test")
-        s.commit()
+    add_users(application)
     yield application
     application.state.engine.dispose()
-
-
-@pytest.fixture
-def client(app: Any) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
 
 
 @pytest.fixture

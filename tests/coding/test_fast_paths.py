@@ -101,3 +101,52 @@ def test_model_load_cache_gives_the_same_results(tmp_path: Path, monkeypatch: py
                [(s.code, s.confidence, s.rationale) for s in results[0].diagnoses + results[0].procedures]
     (out / "featurizer.joblib").touch()  # a changed artifact is read again, not taken from the cache
     assert "word_" in EngineModel.load(out).featurizer_.__dict__
+
+
+def _hit(code: str, assertion: str) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(code=code, assertion=assertion)
+
+
+def test_related_assertion_matches_the_assertion_of_the_gathered_hits() -> None:
+    from opencac.coding.engine import _assertion, _RelatedHits
+
+    hit_codes = {
+        "e119": [_hit("E11.9", "negated"), _hit("E11.9", "affirmed")],
+        "e11": [_hit("E11", "family")],
+        "i10": [_hit("I10", "negated")],
+        "i5030": [_hit("I50.30", "uncertain"), _hit("I50.30", "negated"), _hit("I50.30", "uncertain")],
+        "i50": [_hit("I50", "historical")],
+        "z8701": [_hit("Z87.01", "historical")],
+    }
+    related = _RelatedHits(hit_codes)
+    queries = ["e1165", "e11", "e119x", "i1", "i10x", "i503", "i5031", "i50", "z87", "z8701x", "j189", "e"]
+    outcomes = set()
+    for code in queries:
+        want = _assertion(related(code))
+        assert related.assertion(code) == want, code
+        outcomes.add(want)
+    assert outcomes >= {"affirmed", "negated", "uncertain", "historical"}  # every branch ran
+
+
+def test_feature_matrix_rounds_like_a_float32_array() -> None:
+    from opencac.coding.candidates import FEATURES, Candidate, feature_matrix
+
+    rng = np.random.RandomState(3)
+    cands = []
+    for i in range(40):
+        keys = [FEATURES[j] for j in rng.permutation(len(FEATURES))[: 5 + i % 7]]
+        feats = {k: float(rng.randn() * 10 ** rng.randint(-8, 8)) for k in keys}
+        if i % 5 == 0:
+            feats[keys[0]] = float("nan")
+        feats["not_a_feature"] = 1.0
+        cands.append(Candidate(f"c{i}", feats))
+    M = feature_matrix(cands)
+    for i, c in enumerate(cands):
+        for k, v in c.feats.items():
+            if k == "not_a_feature":
+                continue
+            got = M[i, FEATURES.index(k)]
+            assert (np.isnan(got) and np.isnan(v)) or got == np.float32(v)
+        assert np.isnan(M[i, [j for j, f in enumerate(FEATURES) if f not in c.feats]]).all()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -440,6 +441,8 @@ def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
         keep = [j for j, col in enumerate(cols) if col is not None]
         if not keep:
             continue
-        vals = np.array([list(cands[i].feats.values()) for i in rows], dtype=np.float32).reshape(len(rows), len(keys))
+        # float64 then float32: the same rounding as np.array(..., dtype=float32), faster
+        vals = np.fromiter(chain.from_iterable(cands[i].feats.values() for i in rows), dtype=np.float64,
+                           count=len(rows) * len(keys)).astype(np.float32).reshape(len(rows), len(keys))
         M[np.ix_(rows, [cols[j] for j in keep])] = vals[:, keep]
     return M

@@ -229,8 +229,13 @@ class CodingEngine:
             if key in seen:
                 continue
             seen.add(key)
-            hits = c.hits or related(c.code)
-            assertion = _assertion(hits)
+            explain = explain_top is None or len(out) < explain_top
+            if c.hits or explain:
+                hits = c.hits or related(c.code)
+                assertion = _assertion(hits)
+            else:
+                hits = []
+                assertion = related.assertion(c.code)
             confidence = float(conf[j])
             obj = _find(self.kb, code) if self.kb is not None else None
             sugg = CodeSuggestion(
@@ -238,7 +243,7 @@ class CodingEngine:
                 confidence=round(confidence, 4), assertion=assertion, rank=len(out) + 1,
                 selected=bool(confidence >= thr and assertion not in NOT_SELECTED),
             )
-            if explain_top is None or len(out) < explain_top:
+            if explain:
                 sugg.evidence = _evidence(hits)
                 sugg.rationale = _rationale(c, hits)
                 if layer is not None and sig is not None:
@@ -341,6 +346,20 @@ class _RelatedHits:
         for k in hit_codes:
             for n in range(1, len(k)):
                 self.under.setdefault(k[:n], []).append(k)
+        self.affirmed = {k: any(h.assertion == "affirmed" for h in hs) for k, hs in hit_codes.items()}
+
+    def assertion(self, code: str) -> str:
+        """``_assertion(self(code))`` without gathering the hits when one related code has an
+        affirmed hit (or none is related): the usual case, and all a suggestion that shows no
+        evidence needs."""
+        aff = self.affirmed
+        keys = self.under.get(code, [])
+        prefixes = [code[:n] for n in range(1, len(code)) if code[:n] in aff]
+        if not keys and not prefixes:
+            return "affirmed"
+        if any(aff[k] for k in keys) or any(aff[k] for k in prefixes):
+            return "affirmed"
+        return _assertion(self(code))
 
     def __call__(self, code: str) -> list[Any]:
         keys = set(self.under.get(code, ()))

@@ -75,7 +75,10 @@ def main() -> None:
     model = args.work / "model"
     dev = args.data / "dev"
     gold = {"icd10cm": dev / "devD.tsv", "icd10pcs": dev / "devP.tsv"}
-    summary: dict[str, object] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
+    from _machine import machine_reference
+
+    summary: dict[str, object] = {"python": sys.version.split()[0], "cpus": os.cpu_count(),
+                                  "machine_at_start": machine_reference()}
     if not args.skip_train:
         extra = ["--unlabeled", str(args.data / "background")] if args.unlabeled else []
         wall, rss, out = run([OPENCAC, "train", "--corpus", str(args.data / "train"), "--out", str(model), *extra])
@@ -100,6 +103,7 @@ def main() -> None:
         run([OPENCAC, "code", str(note), "--json", *extra])
         wall, _, _ = run([OPENCAC, "code", str(note), "--json", *extra])
         summary[f"{label}_wall_s"] = round(wall, 2)
+    summary["machine_at_end"] = machine_reference()
     (args.work / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
 

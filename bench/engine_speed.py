@@ -45,11 +45,14 @@ def main() -> None:
     c0, t1 = time.process_time(), time.perf_counter()
     eng.code_many(texts, [f.stem for f in files], systems=(args.system,), explain_top=0)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t1
-    out = {"model": args.model or "dictionary-only", "system": args.system, "notes": len(texts),
+    from _machine import machine_reference
+
+    out = {**machine_reference(), "model": args.model or "dictionary-only", "system": args.system, "notes": len(texts),
            "load_s": round(load_s, 2), "compiled_ranker": compiled, "prepare_ranker_s": round(prep_s, 2),
            "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "ms_per_note_cpu": round(1000 * cpu / len(texts), 1),
            "notes_per_cpu_s": round(len(texts) / cpu, 1),
            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    out["machine_at_end"] = machine_reference()
     print(json.dumps(out))
 
 

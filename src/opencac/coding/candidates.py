@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from itertools import chain
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np

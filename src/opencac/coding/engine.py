@@ -353,11 +353,8 @@ class _RelatedHits:
         affirmed hit (or none is related): the usual case, and all a suggestion that shows no
         evidence needs."""
         aff = self.affirmed
-        keys = self.under.get(code, [])
-        prefixes = [code[:n] for n in range(1, len(code)) if code[:n] in aff]
-        if not keys and not prefixes:
-            return "affirmed"
-        if any(aff[k] for k in keys) or any(aff[k] for k in prefixes):
+        keys = self.under.get(code, []) + [code[:n] for n in range(1, len(code)) if code[:n] in aff]
+        if not keys or any(aff[k] for k in keys):
             return "affirmed"
         return _assertion(self(code))
 

@@ -1117,11 +1117,15 @@ _ASSESSMENT_HEADERS = re.compile(r"^\s*(assessment(?:\s*(?:and|&|/)\s*plan)?|a/p
                                  r"clinical impression|diagnos[ie]s|problem list|juicio cl[ií]nico)\b", re.I | re.M)
 
 
-def _assessment_regions(text: str) -> list[tuple[int, int]]:
+def _header_regions(rx: re.Pattern[str], text: str, tail: int | None = None) -> list[tuple[int, int]]:
+    """``(start, end)`` of each section ``rx`` heads: up to the next blank line, else to the end
+    of the note (at most ``tail`` characters past the header when given)."""
     out = []
-    for m in _ASSESSMENT_HEADERS.finditer(text):
+    for m in rx.finditer(text):
         end = text.find("\n\n", m.end())
-        out.append((m.start(), end if end >= 0 else len(text)))
+        if end < 0:
+            end = len(text) if tail is None else min(len(text), m.end() + tail)
+        out.append((m.start(), end))
     return out
 
 
@@ -1132,11 +1136,7 @@ def _assessment_pos(fc: FinalCode, regions: list[tuple[int, int]]) -> float:
 
 
 def _pdx_regions(text: str) -> list[tuple[int, int]]:
-    out = []
-    for m in _PDX_HEADERS.finditer(text):
-        end = text.find("\n\n", m.end())
-        out.append((m.start(), end if end >= 0 else min(len(text), m.end() + 400)))
-    return out
+    return _header_regions(_PDX_HEADERS, text, tail=400)
 
 
 def sequence_key(state: RulesState, fc: FinalCode, regions: list[tuple[int, int]]) -> int:
@@ -1169,7 +1169,7 @@ def run_sequencing(state: RulesState) -> list[Edit]:
     if len(state.dx) == 0:
         return []
     regions = _pdx_regions(state.text)
-    assessment = _assessment_regions(state.text)
+    assessment = _header_regions(_ASSESSMENT_HEADERS, state.text)
     before = [c.code for c in state.dx]
     # within a tier, the assessment's order (the physician's problem list) before the engine's
     order = sorted(range(len(state.dx)), key=lambda i: (sequence_key(state, state.dx[i], regions),

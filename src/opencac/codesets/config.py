@@ -3,8 +3,12 @@ years) and the data dir holding user-supplied code-set files."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +46,40 @@ def write_pickle(obj: Any, path: Path) -> None:
         raise
 
 
+_GC_LOCK = threading.Lock()
+_GC_PAUSES = [0, False]  # nested pauses, and whether the collector was on when the first began
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the block (nesting and threads allowed: it
+    comes back on when the last pause ends, and only if it was on before the first).
+
+    Coding a batch of notes or unpickling an artifact allocates hundreds of thousands of small
+    containers, none of them in reference cycles that matter; the collector's passes over
+    them cost ~17 % of ``predict``'s CPU. Cycles made meanwhile are collected after the block.
+    """
+    with _GC_LOCK:
+        if _GC_PAUSES[0] == 0:
+            _GC_PAUSES[1] = gc.isenabled()
+            gc.disable()
+        _GC_PAUSES[0] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_PAUSES[0] -= 1
+            if _GC_PAUSES[0] == 0 and _GC_PAUSES[1]:
+                gc.enable()
+
+
 def read_pickle(path: Path) -> Any:
     """Unpickle ``path`` with the cyclic garbage collector paused (loading millions of small
     objects, it would otherwise dominate the load time)."""
-    import gc
     import pickle
 
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    finally:
-        if enabled:
-            gc.enable()
+    with paused_gc(), open(path, "rb") as fh:
+        return pickle.load(fh)
 
 
 def config_dir() -> Path:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -54,15 +53,53 @@ FEATURES: tuple[str, ...] = (
 FEATURE_INDEX = {f: i for i, f in enumerate(FEATURES)}
 
 
-@dataclass(slots=True)
 class Candidate:
-    """A candidate code with its feature values, dictionary hits and how it was found."""
+    """A candidate code with its feature values, dictionary hits and how it was found.
 
-    code: str
-    feats: dict[str, float] = field(default_factory=dict)
-    hits: list[DictHit] = field(default_factory=list)
-    via: set[str] = field(default_factory=set)
-    rationale: list[str] = field(default_factory=list)
+    :func:`build_candidates` computes the features of all of a note's candidates at once, as
+    the rows of one float64 matrix (:data:`FEATURES` order, NaN where missing); ``feats`` is a
+    candidate's row as a dict of the values present (built on first use), plus any dictionary
+    source that is no ranker feature (``d_src_clinical``). A candidate made directly keeps the
+    ``feats`` dict it is given.
+    """
+
+    __slots__ = ("code", "hits", "via", "rationale", "_feats", "_mat", "_i", "_extra")
+
+    def __init__(self, code: str, feats: dict[str, float] | None = None, hits: list[DictHit] | None = None,
+                 via: set[str] | None = None, rationale: list[str] | None = None) -> None:
+        self.code = code
+        self.hits: list[DictHit] = hits if hits is not None else []
+        self.via: set[str] = via if via is not None else set()
+        self.rationale: list[str] = rationale if rationale is not None else []
+        self._feats = feats
+        self._mat: np.ndarray | None = None
+        self._i = 0
+        self._extra: dict[str, float] | None = None
+
+    @property
+    def feats(self) -> dict[str, float]:
+        f = self._feats
+        if f is None:
+            f = {}
+            if self._mat is not None:
+                f = {k: v for k, v in zip(FEATURES, self._mat[self._i].tolist()) if v == v}
+                if self._extra:
+                    f.update(self._extra)
+            self._feats = f
+        return f
+
+    def feat(self, name: str) -> float | None:
+        """One feature's value (None when missing), without building ``feats``."""
+        if self._feats is None and self._mat is not None:
+            j = FEATURE_INDEX.get(name)
+            if j is None:
+                return (self._extra or {}).get(name)
+            v = float(self._mat[self._i, j])
+            return None if v != v else v
+        return self.feats.get(name)
+
+    def __repr__(self) -> str:
+        return f"Candidate({self.code!r}, via={sorted(self.via)}, hits={len(self.hits)})"
 
 
 def _kb_memo(store: dict[int, tuple[Any, dict[str, Any]]], kb: Any) -> dict[str, Any]:
@@ -192,6 +229,22 @@ def _prefix_arrays(sup: Any) -> dict[str, tuple[np.ndarray, float, float]]:
     return ent[1]
 
 
+_PREFIX_CODES: dict[int, tuple[Any, dict[str, list[str]]]] = {}
+
+
+def _prefix_codes(sup: Any) -> dict[str, list[str]]:
+    """Per code prefix of a supervised layer: its training codes (canonical keys) in
+    ``prefix_index_`` order; built once per ``prefix_index_`` (a layer update replaces it)."""
+    pi = sup.prefix_index_
+    ent = _PREFIX_CODES.get(id(sup))
+    if ent is None or ent[0] is not pi:
+        codes = sup.codes_
+        if len(_PREFIX_CODES) > 8:
+            _PREFIX_CODES.clear()
+        ent = _PREFIX_CODES[id(sup)] = (pi, {p: [codes[i] for i in idx] for p, idx in pi.items()})
+    return ent[1]
+
+
 def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: list[str],
                  sig: dict[str, np.ndarray], row: int) -> dict[str, tuple[float, float, float, float, float]]:
     """``cat_sup`` of many prefixes at once: maxima by one ``reduceat`` over their
@@ -258,14 +311,14 @@ def build_candidates(
     def get(code: str) -> Candidate:
         c = cands.get(code)
         if c is None:
-            c = cands[code] = Candidate(code, {}, [], set(), [])
+            c = cands[code] = Candidate(code)
         return c
 
     by_code: dict[str, list[DictHit]] = {}
     for h in hits:
         by_code.setdefault(canon(h.code), []).append(h)
-    prefix_index = sup.prefix_index_ if sup is not None else {}
     codes = sup.codes_ if sup is not None else []
+    prefix_codes = _prefix_codes(sup) if sup is not None else {}
 
     # dictionary + hierarchy candidates
     for code, hs in by_code.items():
@@ -276,8 +329,8 @@ def build_candidates(
             if len(code) > 3:
                 for n in range(3, len(code)):
                     get(code[:n]).via.add("parent")
-            for i in prefix_index.get(_cat(code), []):
-                get(codes[i]).via.add("sibling")
+            for s in prefix_codes.get(_cat(code), ()):
+                get(s).via.add("sibling")
             if sup is not None and kb is not None and max_children:
                 # codes of the knowledge base below a matched code that needs more characters
                 # (a hit on R22 "localized swelling" coded R22.0): new codes get proposed too
@@ -290,152 +343,191 @@ def build_candidates(
                 # imaging: CodiEsp codes both the 4-character node and the complete code
                 # (no contrast, no qualifier: "ZZZ")
                 get(code + "zzz").via.add("parent")
-            for i in prefix_index.get(code[:4] if len(code) >= 4 else code, []):
-                get(codes[i]).via.add("sibling")
+            for s in prefix_codes.get(code[:4] if len(code) >= 4 else code, ()):
+                get(s).via.add("sibling")
 
-    # supervised candidates
+    # supervised candidates: each signal's top codes, in the order first seen
     if sup is not None and sig is not None:
+        tops: list[int] = []
         for key in ("kr", "knn", "lex"):
             v = sig[key][row]
             top = np.argpartition(-v, min(top_n, len(v) - 1))[:top_n] if len(v) > top_n else np.arange(len(v))
-            for j in top[v[top] > 0].tolist():
-                get(codes[j]).via.add("sup")
+            tops.extend(top[v[top] > 0].tolist())
+        for j in dict.fromkeys(tops):
+            get(codes[j]).via.add("sup")
 
     if not cands:
         return cands
 
-    # features
-    cat_hits: dict[str, list[DictHit]] = {}
-    for code, hs in by_code.items():
-        cat_hits.setdefault(_cat(code), []).extend(hs)
-    doc_hits = float(len(hits))
-    index = sup.index_ if sup is not None else {}
-    # each candidate's signals and ranks, gathered at once as Python floats (the same values
-    # as float() of each element)
-    js = [index.get(code) for code in cands]
-    got_: dict[str, list[float]] = {}
-    if sup is not None and sig is not None:
-        jj = np.array([j for j in js if j is not None], dtype=np.int64)
-        for key in ("kr", "knn", "lex", "lex_sum", "lex_n"):
-            if key in sig:
-                got_[key] = sig[key][row][jj].tolist()
-        for key in ("kr", "knn", "lex"):
-            v = sig[key][row]
-            r = np.empty(len(v), dtype=np.float32)
-            r[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
-            got_[key + "_rank"] = r[jj].tolist()
+    # features: one column at a time over all candidates (float64; NaN = missing)
+    keys = list(cands)
+    cl = list(cands.values())
+    n_c = len(keys)
+    col = FEATURE_INDEX
+    F = np.full((n_c, len(FEATURES)), np.nan)
+    pos = {code: i for i, code in enumerate(keys)}
     hp = getattr(sup, "hit_precision_", None) if sup is not None else None
+
+    # dictionary hits of the candidate itself (the candidates of `by_code`)
     max_sent = float(max((h.sentence for h in hits), default=0)) or 1.0
-    note_words = _words(text) if text is not None and kb is not None else None
-    titles = _kb_memo(_TITLE_CACHE, kb) if note_words is not None else {}
+    for code in by_code:
+        i = pos[code]
+        c = cl[i]
+        for key, v in _hit_stats(c.hits).items():
+            j = col.get(key)
+            if j is None:
+                if c._extra is None:
+                    c._extra = {}
+                c._extra[key] = v
+            else:
+                F[i, j] = v
+        F[i, col["d_first_sent_rel"]] = min(h.sentence for h in c.hits) / max_sent
+        if hp is not None:
+            best_n, best_rate = 0.0, float("nan")
+            for h in c.hits:
+                pn, pg = hp.phrase_stats(h.phrase, code)
+                if pn and not best_rate >= pg / (pn + 1.0):
+                    best_n, best_rate = float(pn), pg / (pn + 1.0)
+            F[i, col["hp_phrase_n"]], F[i, col["hp_phrase_rate"]] = best_n, best_rate
+
+    # how often training coders coded what the dictionary matched
+    if hp is not None:
+        A = np.array([hp.features(code) for code in keys], dtype=np.float64).reshape(n_c, 5)
+        nn = A[:, 0]
+        has = nn != 0
+        den = nn + 1.0
+        F[:, col["hp_n"]] = nn
+        F[:, col["hp_rate"]] = np.where(has, A[:, 1] / den, np.nan)
+        F[:, col["hp_below_rate"]] = np.where(has, A[:, 2] / den, np.nan)
+        F[:, col["hp_cat_rate"]] = A[:, 3]
+        F[:, col["hp_cat4_rate"]] = A[:, 4]
+
+    # supervised signals of the candidates seen in training; rank 1e4 for the others
+    index = sup.index_ if sup is not None else {}
+    js = [index.get(code) for code in keys]
+    rank_cols = [col["kr_rank"], col["knn_rank"], col["lex_rank"]]
+    F[:, rank_cols] = 1e4
     kr_top = float(sig["kr"][row].max()) if sig is not None and sig["kr"].shape[1] else 0.0
     lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
+    if sup is not None and sig is not None:
+        rows_in = np.array([i for i, j in enumerate(js) if j is not None], dtype=np.int64)
+        jj = np.array([j for j in js if j is not None], dtype=np.int64)
+        if len(jj):
+            got = {}
+            for key in ("kr", "knn", "lex", "lex_sum", "lex_n"):
+                got[key] = sig[key][row][jj].astype(np.float64) if key in sig else np.zeros(len(jj))
+                F[rows_in, col[key]] = got[key]
+            for key in ("kr", "knn", "lex"):
+                v = sig[key][row]
+                r = np.empty(len(v), dtype=np.float32)
+                r[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
+                F[rows_in, col[key + "_rank"]] = r[jj]
+            F[rows_in, col["kr_rel"]] = got["kr"] / max(kr_top, 1e-6)
+            F[rows_in, col["lex_rel"]] = got["lex"] / max(lex_top, 1e-6)
+            F[rows_in, col["prior_log"]] = [math.log1p(p) for p in sup.prior_[jj].tolist()]
+            F[rows_in, col["in_train"]] = 1.0
+
+    # category signals (absent prefix: zeros)
     prefixes = _prefix_arrays(sup) if sup is not None else {}
-    # category signals of every prefix the candidates need (absent prefix: zeros)
     cat_cache: dict[str, tuple[float, float, float, float, float]] = {}
     if sig is not None and prefixes:
-        needed = {code[:3] for code in cands} | {code[:4] for code in cands if len(code) >= 4}
+        needed = {code[:3] for code in keys} | {code[:4] for code in keys if len(code) >= 4}
         cat_cache.update(_cat_signals(prefixes, [p for p in needed if p in prefixes], sig, row))
     zero5 = (0.0, 0.0, 0.0, 0.0, 0.0)
+    F[:, [col["cat_kr_max"], col["cat_knn_sum"], col["cat_lex_max"], col["cat_prior_log"], col["cat_n_train"]]] = \
+        np.array([cat_cache.get(code[:3], zero5) for code in keys], dtype=np.float64).reshape(n_c, 5)
+    long4 = [i for i, code in enumerate(keys) if len(code) >= 4]
+    if long4:
+        A4 = np.array([cat_cache.get(keys[i][:4], zero5) for i in long4], dtype=np.float64).reshape(len(long4), 5)
+        F[np.ix_(long4, [col["cat4_kr_max"], col["cat4_knn_sum"], col["cat4_prior_log"]])] = A4[:, [0, 1, 3]]
 
-    # hits on descendants (a candidate is a prefix of a matched code) and on ancestors
+    # hits on descendants (the candidate is a prefix of a matched code), on ancestors, and on
+    # the candidate's category
     desc_hits: dict[str, list[DictHit]] = {}
     for k, hs in by_code.items():
         for n in range(1, len(k)):
             desc_hits.setdefault(k[:n], []).extend(hs)
-    prior = sup.prior_ if sup is not None else None
-    k = -1  # position among the candidates seen in training
-    kr_den, lex_den = max(kr_top, 1e-6), max(lex_top, 1e-6)
-    no_sum, no_n = [0.0] * len(js), [0.0] * len(js)
-    lex_sums, lex_ns = got_.get("lex_sum", no_sum), got_.get("lex_n", no_n)
-    find = _finder(kb) if kb is not None else None
-    doc_len_f = float(doc_len)
+    for p, hs in desc_hits.items():
+        i = pos.get(p)
+        if i is not None:
+            F[i, col["d_desc_n"]] = float(len(hs))
+            F[i, col["d_desc_best"]] = max(h.score for h in hs)
+    if by_code:
+        m = min(map(len, by_code))  # no shorter code can be an ancestor
+        heads = {k[:m] for k in by_code}
+        for i, code in enumerate(keys):
+            if code[:m] not in heads:
+                continue
+            anc = [h for n in range(m, len(code)) for h in by_code.get(code[:n], ())]
+            if anc:
+                F[i, col["d_anc_n"]] = float(len(anc))
+                F[i, col["d_anc_best"]] = max(h.score for h in anc)
+                if hp is not None:
+                    F[i, col["hp_anc_below_rate"]] = max(
+                        below / (n_hit + 1.0) for n_hit, _, below in
+                        (hp.code_stats(code[:n]) for n in range(m, len(code)) if code[:n] in by_code))
+        cat_stats: dict[str, tuple[float, float]] = {}
+        for code, hs in by_code.items():
+            cat_stats.setdefault(_cat(code), (0.0, -math.inf))
+            n0, b0 = cat_stats[_cat(code)]
+            cat_stats[_cat(code)] = (n0 + len(hs), max(b0, max(h.score for h in hs)))
+        in_cat = [(i, cat_stats[code[:3]]) for i, code in enumerate(keys) if code[:3] in cat_stats]
+        if in_cat:
+            ii = [i for i, _ in in_cat]
+            F[ii, col["cat_d_n"]] = [s[0] for _, s in in_cat]
+            F[ii, col["cat_d_best"]] = [s[1] for _, s in in_cat]
 
-    for (code, c), j in zip(cands.items(), js):
-        f = c.feats
-        if c.hits:
-            f.update(_hit_stats(c.hits))
-        if j is not None:
-            k += 1
-        if c.hits:
-            f["d_first_sent_rel"] = min(h.sentence for h in c.hits) / max_sent
-        if hp is not None:
-            n, g, below, f["hp_cat_rate"], f["hp_cat4_rate"] = hp.features(code)
-            f["hp_n"] = float(n)
-            # missing as NaN rather than absent: rows keep one key order (see feature_matrix)
-            f["hp_rate"] = g / (n + 1.0) if n else math.nan
-            f["hp_below_rate"] = below / (n + 1.0) if n else math.nan
-            if c.hits:
-                best_n, best_rate = 0.0, float("nan")
-                for h in c.hits:
-                    pn, pg = hp.phrase_stats(h.phrase, code)
-                    if pn and not best_rate >= pg / (pn + 1.0):
-                        best_n, best_rate = float(pn), pg / (pn + 1.0)
-                f["hp_phrase_n"], f["hp_phrase_rate"] = best_n, best_rate
-        if j is not None and sig is not None:
-            f["kr"] = kr = got_["kr"][k]
-            f["knn"] = got_["knn"][k]
-            f["lex"] = lx = got_["lex"][k]
-            f["kr_rank"] = got_["kr_rank"][k]
-            f["knn_rank"] = got_["knn_rank"][k]
-            f["lex_rank"] = got_["lex_rank"][k]
-            f["lex_sum"] = lex_sums[k]
-            f["lex_n"] = lex_ns[k]
-            f["kr_rel"] = kr / kr_den
-            f["lex_rel"] = lx / lex_den
-            f["prior_log"] = math.log1p(float(prior[j]))
-            f["in_train"] = 1.0
-        else:
-            f["kr_rank"] = f["knn_rank"] = f["lex_rank"] = 1e4
-        kr, kn, lx, pr, nt = cat_cache.get(code[:3], zero5)
-        f["cat_kr_max"], f["cat_knn_sum"], f["cat_lex_max"], f["cat_prior_log"], f["cat_n_train"] = kr, kn, lx, pr, nt
-        if len(code) >= 4:
-            kr4, kn4, _, pr4, _ = cat_cache.get(code[:4], zero5)
-            f["cat4_kr_max"], f["cat4_knn_sum"], f["cat4_prior_log"] = kr4, kn4, pr4
-        desc = desc_hits.get(code, ())
-        anc = [h for n in range(1, len(code)) for h in by_code.get(code[:n], ())]
-        if desc:
-            f["d_desc_n"] = float(len(desc))
-            f["d_desc_best"] = max(h.score for h in desc)
-        if anc:
-            f["d_anc_n"] = float(len(anc))
-            f["d_anc_best"] = max(h.score for h in anc)
-            if hp is not None:
-                f["hp_anc_below_rate"] = max(below / (n_hit + 1.0) for n_hit, _, below in
-                                             (hp.code_stats(code[:n]) for n in range(1, len(code)) if code[:n] in by_code))
-        ch = cat_hits.get(_cat(code), [])
-        if ch:
-            f["cat_d_n"] = float(len(ch))
-            f["cat_d_best"] = max(h.score for h in ch)
-        f["code_len"] = float(len(code))
-        if find is not None:
-            obj = find(code)
-            f["kb_known"] = float(obj is not None)
-            f["billable"] = float(bool(obj is not None and obj.billable))
-        via = c.via
-        f["via_dict"] = float("dict" in via)
-        f["via_parent"] = float("parent" in via)
-        f["via_sibling"] = float("sibling" in via)
-        f["via_sup"] = float("sup" in via)
-        f["via_child"] = float("child" in via)
-        if note_words is not None:
+    # the code itself
+    F[:, col["code_len"]] = [float(len(code)) for code in keys]
+    if kb is not None:
+        find = _finder(kb)
+        objs = [find(code) for code in keys]
+        F[:, col["kb_known"]] = [obj is not None for obj in objs]
+        F[:, col["billable"]] = [bool(obj is not None and obj.billable) for obj in objs]
+    for name in ("dict", "parent", "sibling", "sup", "child"):
+        F[:, col["via_" + name]] = [name in c.via for c in cl]
+    if text is not None and kb is not None:
+        note_words = _words(text)
+        titles = _kb_memo(_TITLE_CACHE, kb)
+        cov = []
+        for code in keys:
             tw = titles.get(code)
             own, extra = tw if tw is not None else _title_words(kb, code)
-            f["desc_cov"] = len(own & note_words) / len(own) if own else math.nan
-            f["desc_extra_n"] = float(len(extra))
-            f["desc_extra_cov"] = len(extra & note_words) / len(extra) if extra else math.nan
-        f["doc_hits"] = doc_hits
-        f["doc_len"] = doc_len_f
+            cov.append((len(own & note_words) / len(own) if own else math.nan, float(len(extra)),
+                        len(extra & note_words) / len(extra) if extra else math.nan))
+        F[:, [col["desc_cov"], col["desc_extra_n"], col["desc_extra_cov"]]] = np.array(cov, dtype=np.float64)
+    F[:, col["doc_hits"]] = float(len(hits))
+    F[:, col["doc_len"]] = float(doc_len)
+    for i, c in enumerate(cl):
+        c._mat, c._i = F, i
     return cands
 
 
 def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
-    """Rows of :data:`FEATURES` (missing values as NaN, which LightGBM handles)."""
+    """Rows of :data:`FEATURES` (missing values as NaN, which LightGBM handles), as float32.
+
+    Candidates of :func:`build_candidates` bring their rows (consecutive rows of one note are
+    copied at once); candidates made directly bring their ``feats`` dicts.
+    """
     M = np.full((len(cands), len(FEATURES)), np.nan, dtype=np.float32)
+    i, n = 0, len(cands)
+    loose: list[int] = []
+    while i < n:
+        c = cands[i]
+        mat = c._mat
+        if mat is None:
+            loose.append(i)
+            i += 1
+            continue
+        j, start = i + 1, c._i
+        while j < n and cands[j]._mat is mat and cands[j]._i == start + (j - i):
+            j += 1
+        M[i:j] = mat[start:start + (j - i)]  # float64 -> float32, rounded as np.array(..., float32)
+        i = j
     # candidates whose features were set in the same order share one conversion
     groups: dict[tuple[str, ...], list[int]] = {}
-    for i, c in enumerate(cands):
-        groups.setdefault(tuple(c.feats), []).append(i)
+    for i in loose:
+        groups.setdefault(tuple(cands[i].feats), []).append(i)
     for keys, rows in groups.items():
         cols = [FEATURE_INDEX.get(k) for k in keys]
         keep = [j for j, col in enumerate(cols) if col is not None]

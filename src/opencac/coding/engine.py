@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from opencac.coding.candidates import _find
+from opencac.codesets.config import paused_gc
 from opencac.coding.corpus import CM, SYSTEMS, CodedDocument, canon, dotted
 from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
 
@@ -154,63 +155,70 @@ class CodingEngine:
             explain_top: fill evidence/rationale/signals for the best this many suggestions
                 only (None = all); the rest carry code, confidence, assertion and rank.
         """
-        from opencac.coding.candidates import build_candidates, feature_matrix
-
         ctx = context or EncounterContext()
         ids = list(doc_ids) if doc_ids is not None else [f"note-{i + 1}" for i in range(len(texts))]
         results: list[CodingResult] = []
         codeset = {k: f"FY{v.fiscal_year}" for k, v in getattr(self.kb, "versions", {}).items()}
         for b0 in range(0, len(texts), batch_size):
-            bt = list(texts[b0:b0 + batch_size])
-            bids = ids[b0:b0 + batch_size]
-            analysed = [self.dictionary_hits(t, i, attributes=explain_top != 0, systems=systems)
-                        for t, i in zip(bt, bids)]
-            batch_res = [CodingResult(doc_id=did, model=self.name, codeset=codeset, context=ctx) for did in bids]
-            sigs: dict[str, Any] = {}
-            if self.model is not None:
-                X, B = self.model.featurizer_.transform_and_binary(bt)
-                for system in systems:
-                    if system in self.model.layers_:
-                        sigs[system] = self.model.layers_[system].scores(X, B, with_arg=explain_top != 0)
-            for system in systems:
-                layer = self.model.layers_.get(system) if self.model is not None else None
-                per_doc: list[list[Any]] = []
-                for r, (text, (doc, hits)) in enumerate(zip(bt, analysed)):
-                    hs = [h for h in hits if h.system == system]
-                    if layer is None:
-                        cands = build_candidates(system, hs, None, None, r, self.kb, len(text.split()))
-                        per_doc.append([c for c in cands.values() if "dict" in c.via])
-                    else:
-                        cands = build_candidates(system, hs, layer, sigs[system], r, self.kb, len(text.split()),
-                                                 self.model.top_n, text=text)
-                        per_doc.append(list(cands.values()))
-                if layer is None:
-                    scores_all = [np.array([_heuristic_score(c) for c in cl]) for cl in per_doc]
-                    conf_all = [1.0 - np.exp(-sc) for sc in scores_all]
-                    thr = 0.5
-                else:
-                    sizes = [len(cl) for cl in per_doc]
-                    flat = [c for cl in per_doc for c in cl]
-                    if flat:
-                        sc = self.model.rank(system, feature_matrix(flat), build=len(texts) >= COMPILE_MIN_NOTES)
-                        cf = self.model.calibrators_[system].predict(sc)
-                    else:
-                        sc = cf = np.zeros(0)
-                    bounds = np.cumsum([0, *sizes])
-                    scores_all = [sc[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
-                    conf_all = [cf[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
-                    thr = self.model.thresholds_.get(system, 0.5)
-                for r, (text, res) in enumerate(zip(bt, batch_res)):
-                    sugg = self._suggestions(system, text, per_doc[r], scores_all[r], conf_all[r], thr, layer,
-                                             sigs.get(system), r, ctx, max_suggestions, explain_top)
-                    if system == CM:
-                        res.diagnoses = sugg
-                    else:
-                        res.procedures = sugg
-            results.extend(batch_res)
+            with paused_gc():  # many short-lived containers per note (see paused_gc)
+                results.extend(self._code_batch(list(texts[b0:b0 + batch_size]), ids[b0:b0 + batch_size], ctx,
+                                                codeset, max_suggestions, systems, explain_top,
+                                                compile_ranker=len(texts) >= COMPILE_MIN_NOTES))
             if progress is not None:
-                progress(len(bt))
+                progress(min(batch_size, len(texts) - b0))
         return results
+
+    def _code_batch(self, bt: list[str], bids: list[str], ctx: EncounterContext, codeset: dict[str, str],
+                    max_suggestions: int | None, systems: Sequence[str], explain_top: int | None,
+                    compile_ranker: bool) -> list[CodingResult]:
+        """One batch of :meth:`code_many` (``compile_ranker``: build the compiled ranker if needed)."""
+        from opencac.coding.candidates import build_candidates, feature_matrix
+
+        analysed = [self.dictionary_hits(t, i, attributes=explain_top != 0, systems=systems)
+                    for t, i in zip(bt, bids)]
+        batch_res = [CodingResult(doc_id=did, model=self.name, codeset=codeset, context=ctx) for did in bids]
+        sigs: dict[str, Any] = {}
+        if self.model is not None:
+            X, B = self.model.featurizer_.transform_and_binary(bt)
+            for system in systems:
+                if system in self.model.layers_:
+                    sigs[system] = self.model.layers_[system].scores(X, B, with_arg=explain_top != 0)
+        for system in systems:
+            layer = self.model.layers_.get(system) if self.model is not None else None
+            per_doc: list[list[Any]] = []
+            for r, (text, (doc, hits)) in enumerate(zip(bt, analysed)):
+                hs = [h for h in hits if h.system == system]
+                if layer is None:
+                    cands = build_candidates(system, hs, None, None, r, self.kb, len(text.split()))
+                    per_doc.append([c for c in cands.values() if "dict" in c.via])
+                else:
+                    cands = build_candidates(system, hs, layer, sigs[system], r, self.kb, len(text.split()),
+                                             self.model.top_n, text=text)
+                    per_doc.append(list(cands.values()))
+            if layer is None:
+                scores_all = [np.array([_heuristic_score(c) for c in cl]) for cl in per_doc]
+                conf_all = [1.0 - np.exp(-sc) for sc in scores_all]
+                thr = 0.5
+            else:
+                sizes = [len(cl) for cl in per_doc]
+                flat = [c for cl in per_doc for c in cl]
+                if flat:
+                    sc = self.model.rank(system, feature_matrix(flat), build=compile_ranker)
+                    cf = self.model.calibrators_[system].predict(sc)
+                else:
+                    sc = cf = np.zeros(0)
+                bounds = np.cumsum([0, *sizes])
+                scores_all = [sc[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
+                conf_all = [cf[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
+                thr = self.model.thresholds_.get(system, 0.5)
+            for r, (text, res) in enumerate(zip(bt, batch_res)):
+                sugg = self._suggestions(system, text, per_doc[r], scores_all[r], conf_all[r], thr, layer,
+                                         sigs.get(system), r, ctx, max_suggestions, explain_top)
+                if system == CM:
+                    res.diagnoses = sugg
+                else:
+                    res.procedures = sugg
+        return batch_res
 
     # -- suggestions -------------------------------------------------------------------------
     def _suggestions(self, system: str, text: str, cands: list[Any], scores: np.ndarray, conf: np.ndarray,
@@ -224,7 +232,7 @@ class CodingEngine:
         related = _RelatedHits(hit_codes)
         for j in order:
             c = cands[j]
-            code = self._display(c.code, system, in_train=bool(c.feats.get("in_train")), as_of=as_of)
+            code = self._display(c.code, system, in_train=bool(c.feat("in_train")), as_of=as_of)
             key = canon(code)
             if key in seen:
                 continue
@@ -409,6 +417,6 @@ def _heuristic_score(c: Any) -> float:
         best = max(best, w)
     n_sent = len({h.sentence for h in c.hits})
     score = best * (1.0 + 0.2 * min(n_sent - 1, 3))
-    if c.feats.get("kb_known") and not c.feats.get("billable") and c.feats.get("code_len", 0) < 7:
+    if c.feat("kb_known") and not c.feat("billable") and (c.feat("code_len") or 0) < 7:
         score *= 0.8
     return score

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from opencac.codesets.config import paused_gc
 from opencac.coding.corpus import SYSTEMS, CodedDocument, corpus_hash
 from opencac.errors import CorpusError, ModelFormatError, ModelNotFoundError
 
@@ -110,20 +111,21 @@ class EngineModel:
                                                           [docs[i].codes[system] for i in tr])
                 if te:
                     sig = layer.scores(X[te], B[te])
-                    for r, i in enumerate(te):
-                        hs = [h for h in hits[i] if h.system == system]
-                        cands = list(build_candidates(system, hs, layer, sig, r, kb, len(docs[i].text.split()),
-                                                      self.top_n, text=docs[i].text).values())
-                        gold = set(docs[i].codes[system])
-                        if not cands:
-                            missed += len(gold)
-                            continue
-                        rows.append(feature_matrix(cands))
-                        ys.append(np.array([c.code in gold for c in cands], dtype=np.float32))
-                        groups.append(len(cands))
-                        missed += len(gold - {c.code for c in cands})
-                        doc_gold.append(gold)
-                        doc_codes.append([c.code for c in cands])
+                    with paused_gc():  # many short-lived containers per note (see paused_gc)
+                        for r, i in enumerate(te):
+                            hs = [h for h in hits[i] if h.system == system]
+                            cands = list(build_candidates(system, hs, layer, sig, r, kb, len(docs[i].text.split()),
+                                                          self.top_n, text=docs[i].text).values())
+                            gold = set(docs[i].codes[system])
+                            if not cands:
+                                missed += len(gold)
+                                continue
+                            rows.append(feature_matrix(cands))
+                            ys.append(np.array([c.code in gold for c in cands], dtype=np.float32))
+                            groups.append(len(cands))
+                            missed += len(gold - {c.code for c in cands})
+                            doc_gold.append(gold)
+                            doc_codes.append([c.code for c in cands])
                 step += 1
                 progress("train", step, total_steps)
             Xr = np.vstack(rows)

@@ -19,7 +19,6 @@ Two kinds of mention:
 from __future__ import annotations
 
 import bisect
-import gc
 import pickle
 import re
 from array import array
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opencac.codesets.config import paused_gc
 from opencac.errors import ModelFormatError
 from opencac.nlp.assertion import assert_span
 from opencac.nlp.attributes import extract_attributes
@@ -331,18 +331,14 @@ class MentionMatcher:
             ModelFormatError: the file is missing, not a saved matcher, or another format version.
         """
         p = Path(path)
-        enabled = gc.isenabled()
-        gc.disable()  # millions of small objects: the cyclic GC would dominate load time
         try:
-            with p.open("rb") as fh:
+            # millions of small objects: the cyclic GC would dominate load time
+            with paused_gc(), p.open("rb") as fh:
                 state = pickle.load(fh)
         except FileNotFoundError:
             raise ModelFormatError(f"mention matcher file {str(p)!r} does not exist.") from None
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a format error
             raise ModelFormatError(f"{str(p)!r} is not a saved mention matcher ({type(exc).__name__}).") from None
-        finally:
-            if enabled:
-                gc.enable()
         if not isinstance(state, dict) or state.get("format") != _FORMAT_VERSION:
             raise ModelFormatError(
                 f"{str(p)!r} is not a mention matcher of format {_FORMAT_VERSION}; rebuild it with MentionMatcher.build."

@@ -13,6 +13,7 @@ depends on what else runs on the machine.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -40,6 +41,7 @@ def main() -> None:
     t0 = time.perf_counter()
     eng = CodingEngine.load(args.model)
     load_s = time.perf_counter() - t0
+    gc.freeze()  # as `opencac predict` does after loading
     compiled, prep_s = False, 0.0
     if eng.model is not None and hasattr(eng.model, "prepare_ranker"):
         t0 = time.perf_counter()

@@ -103,3 +103,26 @@ def test_real_cms_index(cm_index_dir: Path) -> None:
         assert kind == "neoplasm"
         ph = _phrases(expand(kind, rows))
         assert any(code == "C18.9" and "malignant neoplasm of" in p for p, code in ph)
+
+
+def test_every_spelling_of_a_comma_variant_term_becomes_a_phrase() -> None:
+    from opencac.codesets.cmindex import Row
+
+    rows = [Row(0, "Cryptorchid, cryptorchism, cryptorchidism", code="Q53.9"),
+            Row(1, "bilateral", code="Q53.20"),
+            Row(0, "Syphilis, syphilitic (acquired)", code="A53.9"), Row(1, "aorta", code="A52.02"),
+            Row(0, "Tenderness, abdominal", code="R10.819")]
+    ph = _phrases(expand("index", rows))
+    assert {("Cryptorchid", "Q53.9"), ("cryptorchism", "Q53.9"), ("cryptorchidism", "Q53.9")} <= ph
+    assert ("cryptorchidism bilateral", "Q53.20") in ph
+    assert ("syphilitic aorta", "A52.02") in ph and ("Syphilis aorta", "A52.02") in ph
+    # an inverted modifier is no spelling of its own
+    assert ("Tenderness abdominal", "R10.819") in ph and ("abdominal", "R10.819") not in ph
+
+
+def test_site_adjectives_normalise_to_the_neoplasm_table_site() -> None:
+    from opencac.nlp.normalize import normalize_phrase
+
+    for adjective, site in (("cecal", "cecum"), ("ileal", "ileum"), ("mediastinal", "mediastinum"),
+                            ("axillary", "axilla"), ("mandibular", "mandible")):
+        assert normalize_phrase(f"{adjective} adenocarcinoma") == normalize_phrase(f"{site} adenocarcinoma")

@@ -152,3 +152,12 @@ def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, cod
     _, hits = engine.dictionary_hits(text, "t", attributes=False)
     assert code.replace(".", "").lower() in {h.code.replace(".", "").lower() for h in hits}, \
         sorted({(h.code, h.source) for h in hits})
+
+
+def test_training_code_with_placeholder_x_keeps_its_written_form(engine: CodingEngine) -> None:
+    """CodiEsp writes W19.XXX (placeholder X's, no 7th character); the knowledge base looks it up
+    as W19. A trained engine must show the code as its coders wrote it, not fold it into W19."""
+    assert engine.kb.find("w19xxx").code == "W19"
+    assert engine._display_code("w19xxx", "icd10cm", in_train=True, as_of=None) == "W19.XXX"
+    assert engine._display_code("w19xxx", "icd10cm", in_train=False, as_of=None) == "W19"
+    assert engine._display_code("e119", "icd10cm", in_train=True, as_of=None) == "E11.9"

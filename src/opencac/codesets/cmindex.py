@@ -190,6 +190,15 @@ def _stem_alias(title: str) -> str:
     return title
 
 
+def _aliases(title: str) -> list[str]:
+    """``'Cryptorchid, cryptorchism, cryptorchidism'`` -> the words of each spelling the index
+    lists (comma variants sharing a stem, see :func:`_stem_alias`); ``[]`` for any other title."""
+    parts = [p.strip() for p in title.split(",")]
+    if _stem_alias(title) == title:
+        return []
+    return [_words(re.sub(r"\([^)]*\)", "", p)) for p in parts if p]
+
+
 def _words(title: str) -> str:
     t = re.sub(r"\[[^\]]*\]", "", title)  # [ECG] abbreviations
     t = re.sub(r"\s+NEC\b|\s+NOS\b", "", t)
@@ -258,6 +267,11 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
             continue
         base = " ".join(w for w in words if w)
         variants = [base]
+        # every spelling of a term with comma variants ("Cryptorchid, cryptorchism,
+        # cryptorchidism"; the first one is in `base`)
+        for li, x in enumerate(path):
+            for a in _aliases(x.title)[1:3]:
+                variants.append(" ".join(w for w in (*words[:li], a, *words[li + 1:]) if w))
         # nonessential modifiers: with each one placed after (and, for the last level, before) its term
         for li, x in enumerate(path):
             for m in x.nemod[:4]:

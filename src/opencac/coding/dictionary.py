@@ -199,6 +199,15 @@ def _kb_key(kb: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def _normalizer_key() -> str:
+    """Fingerprint of the text normaliser's source: the matcher's phrases are stored
+    normalised, so any change to the normalisation (abbreviations, synonyms) rebuilds it."""
+    import importlib
+
+    module = importlib.import_module("opencac.nlp.normalize")  # the package exports a function of that name
+    return hashlib.sha256(Path(str(module.__file__)).read_bytes()).hexdigest()[:8]
+
+
 def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Path | None = None) -> Any:
     """The dictionary matcher for ``kb`` (built once, cached on disk and in the process).
 
@@ -210,7 +219,7 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
     from opencac.nlp.matcher import MentionMatcher
 
     srcs = frozenset(sources)
-    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v5"
+    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v5-{_normalizer_key()}"
     with _LOCK:
         if key in _MATCHERS:
             return _MATCHERS[key]

@@ -336,6 +336,9 @@ _IRREGULAR: dict[str, str] = {
     "thyroidal": "thyroid", "retinal": "retina", "corneal": "cornea",
     "venous": "vein", "arterial": "artery", "muscular": "muscle", "articular": "joint",
     "peritoneal": "peritoneum", "pleural": "pleura", "pericardial": "pericardium", "meningeal": "meninges",
+    "cecal": "cecum", "caecal": "cecum", "ileal": "ileum", "jejunal": "jejunum", "mediastinal": "mediastinum",
+    "axillary": "axilla", "sacral": "sacrum", "calcaneal": "calcaneus", "mandibular": "mandible",
+    "maxillary": "maxilla", "palatal": "palate", "labial": "lip", "orbital": "orbit", "sternal": "sternum",
     }
 _PROTECTED_ENDINGS = ("ss", "us", "is", "as", "os")
 

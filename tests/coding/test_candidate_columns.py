@@ -15,7 +15,7 @@ import pytest
 
 from opencac.codesets.config import paused_gc
 from opencac.coding.candidates import (
-    ASSERTION_KEYS, FEATURES, Candidate, _cat, _cat_signals, _children, _find, _finder, _hit_stats, _kb_memo,
+    FEATURES, Candidate, _cat, _cat_signals, _children, _find, _finder, _hit_stats, _kb_memo,
     _prefix_arrays, _title_words, _TITLE_CACHE, _words, build_candidates, feature_matrix)
 from opencac.coding.corpus import canon
 from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer
@@ -337,3 +337,25 @@ def test_paused_gc_nests_and_restores() -> None:
     with pytest.raises(RuntimeError), paused_gc():
         raise RuntimeError("boom")
     assert gc.isenabled()
+
+
+def test_cli_commands_leave_the_collector_as_they_found_it(tmp_path: Any) -> None:
+    """`opencac code` pauses the collector and `opencac predict` freezes what it loaded; called
+    in process (as tests and embedders do), both hand the collector back unchanged."""
+    from typer.testing import CliRunner
+
+    from opencac.cli.main import app
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("Patient with essential hypertension and fever.", encoding="utf-8")
+    runner = CliRunner()
+    frozen = gc.get_freeze_count()
+    res = runner.invoke(app, ["code", str(notes / "a.txt"), "--no-rules"])
+    assert res.exit_code == 0, res.output
+    assert gc.isenabled()
+    res = runner.invoke(app, ["predict", "--model", "none", "--input", str(notes), "--system", "icd10cm",
+                              "--out", str(tmp_path / "p.tsv")])
+    assert res.exit_code == 0, res.output
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    assert (tmp_path / "p.tsv").read_text(encoding="utf-8").startswith("a\t")

@@ -341,6 +341,9 @@ _IRREGULAR: dict[str, str] = {
     "maxillary": "maxilla", "palatal": "palate", "labial": "lip", "orbital": "orbit", "sternal": "sternum",
     }
 _PROTECTED_ENDINGS = ("ss", "us", "is", "as", "os")
+# words in -as that are singular (every other one of over four letters is a plural of a word in -a)
+_AS_SINGULARS = frozenset({"pancreas", "atlas", "alias", "canvas", "whereas", "texas", "thomas", "lucas",
+                           "nicolas", "dallas", "christmas", "vegas", "midas", "judas"})
 
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8"}
 _ROMAN_CONTEXT = {"type", "stage", "grade", "class", "phase", "degree", "nerve", "factor", "cranial"}
@@ -392,6 +395,8 @@ def stem(token: str) -> str:
     irr = _IRREGULAR.get(token)
     if irr is not None:
         return irr
+    if token.endswith("as") and len(token) > 4 and token not in _AS_SINGULARS:
+        return token[:-1]  # lipomas, hernias, fistulas, paresthesias: plurals of words in -a
     if not token.endswith("s") or token.endswith(_PROTECTED_ENDINGS):
         return token
     if token.endswith("ies") and len(token) > 4:

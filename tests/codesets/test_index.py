@@ -126,3 +126,21 @@ def test_site_adjectives_normalise_to_the_neoplasm_table_site() -> None:
     for adjective, site in (("cecal", "cecum"), ("ileal", "ileum"), ("mediastinal", "mediastinum"),
                             ("axillary", "axilla"), ("mandibular", "mandible")):
         assert normalize_phrase(f"{adjective} adenocarcinoma") == normalize_phrase(f"{site} adenocarcinoma")
+
+
+def test_see_reference_brings_the_target_subterms_and_ignores_nec() -> None:
+    from opencac.codesets.cmindex import Row
+
+    rows = [Row(0, "Calculus, calculi, calculous", code="N20.9"), Row(1, "kidney", code="N20.0"),
+            Row(2, "congenital", code="Q63.8"), Row(1, "ureter", code="N20.1"),
+            Row(0, "Dependence", code="F19.20"), Row(1, "drug NEC", code="F19.20"), Row(2, "nicotine", code="F17.200"),
+            Row(3, "cigarettes", code="F17.210"),
+            Row(0, "Lithiasis", see="Calculus"), Row(0, "Smoker", see="Dependence, drug, nicotine")]
+    ph = _phrases(expand("index", rows))
+    assert ("Lithiasis kidney", "N20.0") in ph and ("Lithiasis ureter", "N20.1") in ph
+    assert ("Lithiasis kidney congenital", "Q63.8") in ph
+    # "see Dependence, drug, nicotine" names the row "drug NEC > nicotine"
+    assert ("Smoker", "F17.200") in ph and ("Smoker cigarettes", "F17.210") in ph
+    # a subterm's path is kept for the rationale
+    terms = [t for t in expand("index", rows) if t[0] == "Smoker cigarettes"]
+    assert "see Dependence > drug NEC > nicotine > cigarettes" in terms[0][4]

@@ -38,4 +38,11 @@ for _name in _COMMAND_MODULES:
 
 
 def main() -> None:  # pragma: no cover - console entry
+    import gc
+    import sys
+
+    if sys.argv[1:2] == ["code"]:
+        # One note in a process that ends with the command: the cyclic garbage collector's
+        # passes (and the full one owed when a pause ends) would free nothing that matters.
+        gc.disable()
     app()

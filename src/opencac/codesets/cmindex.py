@@ -206,8 +206,13 @@ def _words(title: str) -> str:
     return " ".join(t.replace(",", " ").split())
 
 
+SEE_SUBTERMS, SEE_DEPTH = 40, 2  # subterms of a "see" target repeated under the referring term, and how deep
+
+
 def _key(parts: list[str]) -> tuple[str, ...]:
-    return tuple(" ".join(p.lower().split()) for p in parts)
+    """Look-up key of a term path; NEC / NOS and [abbreviations] do not count ("see Dependence,
+    drug, nicotine" names the row "Dependence > drug NEC > nicotine")."""
+    return tuple(" ".join(re.sub(r"\[[^\]]*\]|\bnec\b|\bnos\b", "", p.lower()).split()) for p in parts)
 
 
 def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
@@ -241,6 +246,29 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
             if code:
                 return code
         return ""
+
+    # every row by its path key, for the subterms of a "see" target
+    row_at: dict[tuple[str, ...], int] = {}
+    for i, path in enumerate(paths):
+        row_at.setdefault(_key([x.title for x in path]), i)
+
+    def see_subterms(ref: str) -> tuple[int, list[int]]:
+        """The level of the term a "see" reference names and the coded rows below it (at most
+        SEE_SUBTERMS, down to SEE_DEPTH levels)."""
+        parts = [p.strip() for p in ref.split(",") if p.strip()]
+        for i in range(len(parts), 0, -1):
+            canon = main_alias.get(", ".join(parts[:i]).lower())
+            at = row_at.get(_key([canon, *parts[i:]])) if canon is not None else None
+            if at is None:
+                continue
+            level, out = rows[at].level, []
+            for j in range(at + 1, len(rows)):
+                if rows[j].level <= level or len(out) >= SEE_SUBTERMS:
+                    break
+                if rows[j].code and rows[j].level <= level + SEE_DEPTH:
+                    out.append(j)
+            return level, out
+        return 0, []
 
     source = {"index": "index", "eindex": "eindex", "neoplasm": "neoplasm", "drug": "drug"}[kind]
     out: list[tuple[Any, ...]] = []
@@ -300,6 +328,16 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
         for code, see, see_also in targets:
             for v in variants:
                 out.append((v, code, "icd10cm", source, path_text, mods, see, see_also))
+        if r.see and not r.code:
+            # "Lithiasis - see Calculus": the target's subterms under this term's words too
+            # ("lithiasis kidney" -> N20.0, as "calculus kidney")
+            target_level, below = see_subterms(r.see)
+            for j in below:
+                sub = [_words(x.title) for x in paths[j][target_level + 1:]]
+                phrase = " ".join(w for w in (base, *sub) if w)
+                target_path = " > ".join(x.title for x in paths[j])
+                out.append((phrase, rows[j].code, "icd10cm", source, f"{path_text} (see {target_path})", mods,
+                            r.see, r.see_also))
     return out
 
 

@@ -161,3 +161,23 @@ def test_training_code_with_placeholder_x_keeps_its_written_form(engine: CodingE
     assert engine._display_code("w19xxx", "icd10cm", in_train=True, as_of=None) == "W19.XXX"
     assert engine._display_code("w19xxx", "icd10cm", in_train=False, as_of=None) == "W19"
     assert engine._display_code("e119", "icd10cm", in_train=True, as_of=None) == "E11.9"
+
+
+@pytest.mark.parametrize(("note", "code"), [
+    ("Liver biopsy showed cirrhosis.", "0FB0"),  # Biopsy - see Excision with qualifier Diagnostic
+    ("A biopsy of the prostate was taken.", "0VB0"),
+    ("Orotracheal intubation was required.", "0BH1"),  # Intubation, Airway - see Insertion, Trachea
+    ("Eutocic delivery at 38 weeks.", "10E0XZZ"),
+    ("Testicular ultrasound showed a small hydrocele.", "BV44"),  # Ultrasonography, Scrotum
+])
+def test_procedures_as_notes_word_them(engine: CodingEngine, note: str, code: str) -> None:
+    res = engine.code(note, doc_id="t")
+    assert code in [s.code for s in res.procedures[:3]]
+
+
+def test_biopsy_phrases_come_from_the_excision_table(engine: CodingEngine) -> None:
+    from opencac.coding.dictionary import biopsy_entries
+
+    got = dict(biopsy_entries(engine.kb))
+    assert got["liver biopsy"] == "0FB0" and got["biopsy of liver"] == "0FB0"
+    assert all(code[0] == "0" and code[2] == "B" and len(code) == 4 for code in got.values())

@@ -60,6 +60,16 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "Z92.21": ("previous chemotherapy", "prior chemotherapy", "history of chemotherapy", "received chemotherapy"),
 }
 
+#: Procedures as CodiEsp *train* notes word them where no PCS index term does, with the code
+#: as CodiEsp codes them (ICD-10-PCS Index: Intubation, Airway - see Insertion of device in,
+#: Trachea 0BH1; Delivery, Products of Conception 10E0XZZ).
+CLINICAL_PROCEDURES: dict[str, tuple[str, ...]] = {
+    "0BH1": ("intubation", "orotracheal intubation", "endotracheal intubation", "nasotracheal intubation",
+             "intubated", "reintubation", "reintubated", "tracheal intubation"),
+    "10E0XZZ": ("eutocic delivery", "normal delivery", "vaginal delivery", "spontaneous delivery",
+                "eutocic birth", "normal birth", "childbirth"),
+}
+
 # Imaging modalities by ICD-10-PCS section B "Type" axis value (ICD-10-PCS Tables, section B:
 # 0 Plain Radiography, 1 Fluoroscopy, 2 CT, 3 MRI, 4 Ultrasonography) and how notes word them.
 IMAGING_MODALITIES: dict[str, tuple[str, ...]] = {
@@ -89,6 +99,7 @@ _REGION_SYNONYMS: dict[str, tuple[str, ...]] = {
     "neck": ("cervical",),
     "spinal cord": ("spinal",),
     "liver": ("hepatic",),
+    "scrotum": ("scrotal", "testicular", "testis", "testes", "testicle", "testicles"),
 }
 
 
@@ -97,6 +108,26 @@ def _clean_region(meaning: str) -> str:
     m = re.sub(r"\s+and\s*$", "", m, flags=re.I)
     m = m.replace(",", " ")
     return re.sub(r"\s+", " ", m).strip().lower()
+
+
+def biopsy_entries(kb: Any) -> Iterator[tuple[str, str]]:
+    """``("liver biopsy", "0FB0")``...: a biopsy is an Excision with the qualifier Diagnostic
+    (ICD-10-PCS Index: Biopsy - see Excision with qualifier Diagnostic), so every Excision node
+    of the medical and surgical section (``0?B?``) gets "<body part> biopsy" and "biopsy of
+    <body part>", with and without its laterality."""
+    seen: set[str] = set()
+    for c in kb.codes(CodeSystem.ICD10PCS):
+        code = c.code
+        if not (code.startswith("0") and code[2:3] == "B") or code[:4] in seen:
+            continue
+        seen.add(code[:4])
+        part = _clean_region(next((m for (name, _, m) in c.axes if name == "Body Part"), ""))
+        if not part:
+            continue
+        base = " ".join(w for w in part.split() if w not in ("left", "right", "bilateral"))
+        for r in {part, base} - {""}:
+            for phrase in (f"{r} biopsy", f"biopsy of {r}", f"biopsy {r}"):
+                yield phrase, code[:4]
 
 
 def imaging_entries(kb: Any) -> Iterator[tuple[str, str]]:
@@ -186,6 +217,14 @@ def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str,
                 continue
             for phrase in phrases:
                 yield phrase, (code, "icd10cm", _SOURCE_ID["clinical"])
+        for code, phrases in CLINICAL_PROCEDURES.items():
+            if kb.find(code) is None:
+                continue
+            for phrase in phrases:
+                yield phrase, (code, "icd10pcs", _SOURCE_ID["clinical"])
+    if "pcs-table" in sources:
+        for phrase, code in biopsy_entries(kb):
+            yield phrase, (code, "icd10pcs", _SOURCE_ID["pcs-table"])
 
 
 _LOCK = threading.Lock()
@@ -219,7 +258,7 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
     from opencac.nlp.matcher import MentionMatcher
 
     srcs = frozenset(sources)
-    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v5-{_normalizer_key()}"
+    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v6-{_normalizer_key()}"
     with _LOCK:
         if key in _MATCHERS:
             return _MATCHERS[key]

@@ -78,6 +78,8 @@ def main() -> None:
     ap.add_argument("--train-args", default="", help="extra arguments for `opencac train` (space-separated)")
     ap.add_argument("--base-model", type=Path, default=None,
                     help="an existing model trained on CodiEsp train only, used as m0 (skips training it)")
+    ap.add_argument("--reuse-retrain", action="store_true",
+                    help="reuse WORK/m2_retrain from an earlier run (it is not checked against this code or data)")
     ap.add_argument("--resamples", type=int, default=200,
                     help="random 50/50 splits of the tuning half for the threshold-method comparison")
     args = ap.parse_args()
@@ -115,7 +117,7 @@ def main() -> None:
         learn_part(args, out, m0, held, tune_jsonl, work)
     if "retrain" in parts:
         m2 = work / "m2_retrain"
-        if not (m2 / "manifest.json").is_file():
+        if not (args.reuse_retrain and (m2 / "manifest.json").is_file()):
             out["retrain_seconds"] = run(OPENCAC + ["train", "--corpus", str(train_dir), "--corpus", str(tune_jsonl),
                                                     "--out", str(m2)] + extra)
         res_m2, _ = code_all(m2, held)

@@ -20,6 +20,7 @@ Pipeline (component names are stable; audit records cite them):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections import Counter
@@ -307,7 +308,7 @@ class CodingEngine:
                 self._vocab = self.model.featurizer_.word_names()
             gram = str(self._vocab[arg])
             why.append(f"learned lexicon: '{gram}' (P(code|term)={lex:.2f})")
-            m = re.search(r"\b" + r"\W+".join(map(re.escape, gram.split())) + r"\b", text, re.I)
+            m = _gram_pattern(gram).search(text)
             if m:
                 ev.append(Evidence(m.start(), m.end(), text[m.start():m.end()]))
         knn = float(sig["knn"][row][j])
@@ -339,6 +340,13 @@ class CodingEngine:
                                                         unlabeled=unlabeled)
         self.model = model
         return model
+
+
+@functools.lru_cache(maxsize=20_000)
+def _gram_pattern(gram: str) -> re.Pattern[str]:
+    """The compiled pattern that finds a lexicon n-gram in a note (its words, any separators
+    between them; compiled once: re's own cache of 512 patterns thrashes over thousands of n-grams)."""
+    return re.compile(r"\b" + r"\W+".join(map(re.escape, gram.split())) + r"\b", re.I)
 
 
 def _assertion(hits: Sequence[Any]) -> str:

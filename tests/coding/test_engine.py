@@ -181,3 +181,13 @@ def test_biopsy_phrases_come_from_the_excision_table(engine: CodingEngine) -> No
     got = dict(biopsy_entries(engine.kb))
     assert got["liver biopsy"] == "0FB0" and got["biopsy of liver"] == "0FB0"
     assert all(code[0] == "0" and code[2] == "B" and len(code) == 4 for code in got.values())
+
+
+def test_out_of_the_box_imaging_node_comes_with_its_complete_code(engine: CodingEngine) -> None:
+    """CT of the abdomen found as the node BW20 is also proposed as BW20ZZZ (no contrast, no
+    qualifier), right after it and on the same evidence."""
+    res = engine.code("Abdominal CT showed a mass.", doc_id="t")
+    codes = [s.code for s in res.procedures]
+    assert "BW20" in codes and "BW20ZZZ" in codes
+    node, full = (next(s for s in res.procedures if s.code == c) for c in ("BW20", "BW20ZZZ"))
+    assert full.evidence and full.evidence[0].text == node.evidence[0].text

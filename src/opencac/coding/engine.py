@@ -191,7 +191,18 @@ class CodingEngine:
                 hs = [h for h in hits if h.system == system]
                 if layer is None:
                     cands = build_candidates(system, hs, None, None, r, self.kb, len(text.split()))
-                    per_doc.append([c for c in cands.values() if "dict" in c.via])
+                    kept = []
+                    for c in cands.values():
+                        if "dict" not in c.via:
+                            continue
+                        kept.append(c)
+                        # an imaging node the dictionary found (BW20 "CT, abdomen") also as its
+                        # complete code without contrast or qualifier (BW20ZZZ), on the same evidence
+                        z = cands.get(c.code + "zzz") if system != CM and len(c.code) == 4 and c.code[0] == "b" else None
+                        if z is not None and "dict" not in z.via:
+                            z.hits.extend(c.hits)
+                            kept.append(z)
+                    per_doc.append(kept)
                 else:
                     cands = build_candidates(system, hs, layer, sigs[system], r, self.kb, len(text.split()),
                                              self.model.top_n, text=text)

@@ -66,59 +66,55 @@ def code(
 ) -> None:
     """Code one clinical note: ranked ICD-10-CM / ICD-10-PCS suggestions with evidence, then the
     rules layer's final code set, edits, MS-DRG and physician-query drafts."""
-    # One note: the cyclic garbage collector's passes over the modules, code sets, dictionary
-    # and model it loads (0.2-0.3 s) would free nothing that matters before the command ends.
-    from opencac.codesets.config import paused_gc
+    # (the console entry runs this command with the cyclic garbage collector off: see cli.main)
+    from opencac.coding.types import SETTINGS, EncounterContext
+    from opencac.errors import InputError, InputNotFoundError
+    from opencac.text.document import read_note_bytes
 
-    with paused_gc():
-        from opencac.coding.types import SETTINGS, EncounterContext
-        from opencac.errors import InputError, InputNotFoundError
-        from opencac.text.document import read_note_bytes
+    if setting not in SETTINGS:
+        raise InputError(f"--setting {setting!r} is not a known setting.", options=SETTINGS)
+    if sex.upper() not in ("F", "M", "U"):
+        raise InputError(f"--sex {sex!r} is not valid.", options=("F", "M", "U"))
+    if age is not None and not 0 <= age <= 130:
+        raise InputError(f"--age {age} is out of range; expected 0-130.")
+    if file == "-":
+        data = sys.stdin.buffer.read(max_bytes + 1)
+        name = "stdin"
+    else:
+        p = Path(file)
+        if not p.exists():
+            raise InputNotFoundError(f"note file {file} does not exist.")
+        if p.is_dir():
+            raise InputError(f"{file} is a directory; expected a note file (use 'opencac predict' for a folder).")
+        with open(p, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+        name = p.name
+    text = read_note_bytes(data, name=name, max_bytes=max_bytes)
+    ctx = EncounterContext(setting=setting, age=age, sex=sex.upper(),
+                           date_of_service=_parse_date(date_of_service, "--date-of-service"),
+                           discharge_date=_parse_date(discharge_date, "--discharge-date"))
+    from opencac.coding.engine import CodingEngine
 
-        if setting not in SETTINGS:
-            raise InputError(f"--setting {setting!r} is not a known setting.", options=SETTINGS)
-        if sex.upper() not in ("F", "M", "U"):
-            raise InputError(f"--sex {sex!r} is not valid.", options=("F", "M", "U"))
-        if age is not None and not 0 <= age <= 130:
-            raise InputError(f"--age {age} is out of range; expected 0-130.")
-        if file == "-":
-            data = sys.stdin.buffer.read(max_bytes + 1)
-            name = "stdin"
-        else:
-            p = Path(file)
-            if not p.exists():
-                raise InputNotFoundError(f"note file {file} does not exist.")
-            if p.is_dir():
-                raise InputError(f"{file} is a directory; expected a note file (use 'opencac predict' for a folder).")
-            with open(p, "rb") as fh:
-                data = fh.read(max_bytes + 1)
-            name = p.name
-        text = read_note_bytes(data, name=name, max_bytes=max_bytes)
-        ctx = EncounterContext(setting=setting, age=age, sex=sex.upper(),
-                               date_of_service=_parse_date(date_of_service, "--date-of-service"),
-                               discharge_date=_parse_date(discharge_date, "--discharge-date"))
-        from opencac.coding.engine import CodingEngine
+    engine = CodingEngine.load(model)
+    doc_id = Path(file).stem if file != "-" else "stdin"
+    result = engine.code(text, doc_id=doc_id, context=ctx)
+    outcome = None
+    if rules:
+        from opencac.edits import apply_rules
 
-        engine = CodingEngine.load(model)
-        doc_id = Path(file).stem if file != "-" else "stdin"
-        result = engine.code(text, doc_id=doc_id, context=ctx)
-        outcome = None
-        if rules:
-            from opencac.edits import apply_rules
+        outcome = apply_rules(result, text, engine.kb if hasattr(engine, "kb") else None)  # sets result.rules
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    from rich.console import Console
 
-            outcome = apply_rules(result, text, engine.kb if hasattr(engine, "kb") else None)  # sets result.rules
-        if as_json:
-            typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
-            return
-        from rich.console import Console
+    console = Console()
+    render_result(result, console, top=top)
+    if outcome is not None:
+        from opencac.edits.render import render_rules
 
-        console = Console()
-        render_result(result, console, top=top)
-        if outcome is not None:
-            from opencac.edits.render import render_rules
-
-            console.print()
-            render_rules(outcome, console, show_info=False)
+        console.print()
+        render_rules(outcome, console, show_info=False)
 
 
 def render_result(result: Any, console: Any, top: int = 15) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,10 +194,9 @@ def _stem_alias(title: str) -> str:
 def _aliases(title: str) -> list[str]:
     """``'Cryptorchid, cryptorchism, cryptorchidism'`` -> the words of each spelling the index
     lists (comma variants sharing a stem, see :func:`_stem_alias`); ``[]`` for any other title."""
-    parts = [p.strip() for p in title.split(",")]
     if _stem_alias(title) == title:
         return []
-    return [_words(re.sub(r"\([^)]*\)", "", p)) for p in parts if p]
+    return [_words(re.sub(r"\([^)]*\)", "", p.strip())) for p in title.split(",") if p.strip()]
 
 
 def _words(title: str) -> str:
@@ -235,17 +235,17 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
             main_alias.setdefault(r.title.lower(), r.title)
             main_alias.setdefault(_stem_alias(r.title).lower(), r.title)
 
-    def resolve(ref: str) -> str:
+    def target_keys(ref: str) -> Iterator[tuple[str, ...]]:
+        """Look-up keys a "see" reference may name, longest main term first ("Dependence,
+        drug, nicotine": main term "Dependence", subterms "drug" > "nicotine")."""
         parts = [p.strip() for p in ref.split(",") if p.strip()]
         for i in range(len(parts), 0, -1):
-            main = ", ".join(parts[:i])
-            canon = main_alias.get(main.lower())
-            if canon is None:
-                continue
-            code = lookup.get(_key([canon, *parts[i:]]))
-            if code:
-                return code
-        return ""
+            canon = main_alias.get(", ".join(parts[:i]).lower())
+            if canon is not None:
+                yield _key([canon, *parts[i:]])
+
+    def resolve(ref: str) -> str:
+        return next((lookup[k] for k in target_keys(ref) if lookup.get(k)), "")
 
     # every row by its path key, for the subterms of a "see" target
     row_at: dict[tuple[str, ...], int] = {}
@@ -255,10 +255,8 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
     def see_subterms(ref: str) -> tuple[int, list[int]]:
         """The level of the term a "see" reference names and the coded rows below it (at most
         SEE_SUBTERMS, down to SEE_DEPTH levels)."""
-        parts = [p.strip() for p in ref.split(",") if p.strip()]
-        for i in range(len(parts), 0, -1):
-            canon = main_alias.get(", ".join(parts[:i]).lower())
-            at = row_at.get(_key([canon, *parts[i:]])) if canon is not None else None
+        for key in target_keys(ref):
+            at = row_at.get(key)
             if at is None:
                 continue
             level, out = rows[at].level, []

@@ -208,41 +208,32 @@ def _cat(code: str) -> str:
     return code[:3]
 
 
-_PREFIX_CACHE: dict[int, tuple[Any, dict[str, tuple[np.ndarray, float, float]]]] = {}
+_PREFIX_CACHE: dict[int, tuple[Any, dict[str, tuple[np.ndarray, float, float]], dict[str, list[str]]]] = {}
 
 
-def _prefix_arrays(sup: Any) -> dict[str, tuple[np.ndarray, float, float]]:
+def _prefix_tables(sup: Any) -> tuple[dict[str, tuple[np.ndarray, float, float]], dict[str, list[str]]]:
     """Per code prefix of a supervised layer: (code indices, log1p of their summed priors,
-    their number); built once per ``prefix_index_`` (a layer update replaces it)."""
+    their number), and its training codes (canonical keys) in ``prefix_index_`` order; built
+    once per ``prefix_index_`` (a layer update replaces it)."""
     pi = sup.prefix_index_
     ent = _PREFIX_CACHE.get(id(sup))
     if ent is None or ent[0] is not pi:
-        prior = sup.prior_
-        table = {}
+        prior, codes = sup.prior_, sup.codes_
+        arrays, names = {}, {}
         for prefix, idx in pi.items():
+            names[prefix] = [codes[i] for i in idx]
             if idx:
                 ii = np.asarray(idx)
-                table[prefix] = (ii, math.log1p(float(prior[ii].sum())), float(len(ii)))
+                arrays[prefix] = (ii, math.log1p(float(prior[ii].sum())), float(len(ii)))
         if len(_PREFIX_CACHE) > 8:
             _PREFIX_CACHE.clear()
-        ent = _PREFIX_CACHE[id(sup)] = (pi, table)
-    return ent[1]
+        ent = _PREFIX_CACHE[id(sup)] = (pi, arrays, names)
+    return ent[1], ent[2]
 
 
-_PREFIX_CODES: dict[int, tuple[Any, dict[str, list[str]]]] = {}
-
-
-def _prefix_codes(sup: Any) -> dict[str, list[str]]:
-    """Per code prefix of a supervised layer: its training codes (canonical keys) in
-    ``prefix_index_`` order; built once per ``prefix_index_`` (a layer update replaces it)."""
-    pi = sup.prefix_index_
-    ent = _PREFIX_CODES.get(id(sup))
-    if ent is None or ent[0] is not pi:
-        codes = sup.codes_
-        if len(_PREFIX_CODES) > 8:
-            _PREFIX_CODES.clear()
-        ent = _PREFIX_CODES[id(sup)] = (pi, {p: [codes[i] for i in idx] for p, idx in pi.items()})
-    return ent[1]
+def _prefix_arrays(sup: Any) -> dict[str, tuple[np.ndarray, float, float]]:
+    """The first table of :func:`_prefix_tables`."""
+    return _prefix_tables(sup)[0]
 
 
 def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: list[str],
@@ -318,7 +309,7 @@ def build_candidates(
     for h in hits:
         by_code.setdefault(canon(h.code), []).append(h)
     codes = sup.codes_ if sup is not None else []
-    prefix_codes = _prefix_codes(sup) if sup is not None else {}
+    prefixes, prefix_codes = _prefix_tables(sup) if sup is not None else ({}, {})
 
     # dictionary + hierarchy candidates
     for code, hs in by_code.items():
@@ -428,7 +419,6 @@ def build_candidates(
             F[rows_in, col["in_train"]] = 1.0
 
     # category signals (absent prefix: zeros)
-    prefixes = _prefix_arrays(sup) if sup is not None else {}
     cat_cache: dict[str, tuple[float, float, float, float, float]] = {}
     if sig is not None and prefixes:
         needed = {code[:3] for code in keys} | {code[:4] for code in keys if len(code) >= 4}
@@ -466,11 +456,10 @@ def build_candidates(
                     F[i, col["hp_anc_below_rate"]] = max(
                         below / (n_hit + 1.0) for n_hit, _, below in
                         (hp.code_stats(code[:n]) for n in range(m, len(code)) if code[:n] in by_code))
-        cat_stats: dict[str, tuple[float, float]] = {}
+        cat_stats: dict[str, tuple[float, float]] = {}  # hits and best score per category
         for code, hs in by_code.items():
-            cat_stats.setdefault(_cat(code), (0.0, -math.inf))
-            n0, b0 = cat_stats[_cat(code)]
-            cat_stats[_cat(code)] = (n0 + len(hs), max(b0, max(h.score for h in hs)))
+            n0, b0 = cat_stats.get(_cat(code), (0.0, -math.inf))
+            cat_stats[_cat(code)] = (n0 + len(hs), max(b0, *(h.score for h in hs)))
         in_cat = [(i, cat_stats[code[:3]]) for i, code in enumerate(keys) if code[:3] in cat_stats]
         if in_cat:
             ii = [i for i, _ in in_cat]

@@ -12,6 +12,7 @@ complete part and marks the hit ``incomplete`` so that the engine can expand it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -110,18 +111,24 @@ def _clean_region(meaning: str) -> str:
     return re.sub(r"\s+", " ", m).strip().lower()
 
 
+def _body_part_nodes(kb: Any, want: Any) -> Iterator[tuple[str, str]]:
+    """``(code, body part)`` of the first ICD-10-PCS code under each 4-character node that
+    ``want(code)`` accepts (the body part cleaned by :func:`_clean_region`)."""
+    seen: set[str] = set()
+    for c in kb.codes(CodeSystem.ICD10PCS):
+        code = c.code
+        if code[:4] in seen or not want(code):
+            continue
+        seen.add(code[:4])
+        yield code, _clean_region(next((m for (name, _, m) in c.axes if name == "Body Part"), ""))
+
+
 def biopsy_entries(kb: Any) -> Iterator[tuple[str, str]]:
     """``("liver biopsy", "0FB0")``...: a biopsy is an Excision with the qualifier Diagnostic
     (ICD-10-PCS Index: Biopsy - see Excision with qualifier Diagnostic), so every Excision node
     of the medical and surgical section (``0?B?``) gets "<body part> biopsy" and "biopsy of
     <body part>", with and without its laterality."""
-    seen: set[str] = set()
-    for c in kb.codes(CodeSystem.ICD10PCS):
-        code = c.code
-        if not (code.startswith("0") and code[2:3] == "B") or code[:4] in seen:
-            continue
-        seen.add(code[:4])
-        part = _clean_region(next((m for (name, _, m) in c.axes if name == "Body Part"), ""))
+    for code, part in _body_part_nodes(kb, lambda code: code.startswith("0") and code[2:3] == "B"):
         if not part:
             continue
         base = " ".join(w for w in part.split() if w not in ("left", "right", "bilateral"))
@@ -137,17 +144,8 @@ def imaging_entries(kb: Any) -> Iterator[tuple[str, str]]:
     "Computerized Tomography (CT Scan), Abdomen") gives phrases "ct abdomen", "abdomen ct",
     "abdominal ultrasound"... built from the PCS tables' axes and the synonyms above.
     """
-    seen: set[str] = set()
-    for c in kb.codes(CodeSystem.ICD10PCS):
-        code = c.code
-        if not code.startswith("B") or code[:4] in seen:
-            continue
-        seen.add(code[:4])
+    for code, region in _body_part_nodes(kb, lambda code: code.startswith("B") and code[2] in IMAGING_MODALITIES):
         typ = code[2]
-        if typ not in IMAGING_MODALITIES:
-            continue
-        part = next((m for (name, _, m) in c.axes if name == "Body Part"), "")
-        region = _clean_region(part)
         if not region or region in ("other", "none"):
             continue
         base = " ".join(w for w in region.split() if w not in ("left", "right", "bilateral", "single", "multiple"))
@@ -212,16 +210,12 @@ def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str,
         for phrase, code in imaging_entries(kb):
             yield phrase, (code, "icd10pcs", _SOURCE_ID["imaging"])
     if "clinical" in sources:
-        for code, phrases in CLINICAL_PHRASES.items():
-            if kb.find(code) is None:
-                continue
-            for phrase in phrases:
-                yield phrase, (code, "icd10cm", _SOURCE_ID["clinical"])
-        for code, phrases in CLINICAL_PROCEDURES.items():
-            if kb.find(code) is None:
-                continue
-            for phrase in phrases:
-                yield phrase, (code, "icd10pcs", _SOURCE_ID["clinical"])
+        for table, system in ((CLINICAL_PHRASES, "icd10cm"), (CLINICAL_PROCEDURES, "icd10pcs")):
+            for code, phrases in table.items():
+                if kb.find(code) is None:
+                    continue
+                for phrase in phrases:
+                    yield phrase, (code, system, _SOURCE_ID["clinical"])
     if "pcs-table" in sources:
         for phrase, code in biopsy_entries(kb):
             yield phrase, (code, "icd10pcs", _SOURCE_ID["pcs-table"])
@@ -238,6 +232,7 @@ def _kb_key(kb: Any) -> str:
     return h.hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1)
 def _normalizer_key() -> str:
     """Fingerprint of the text normaliser's source: the matcher's phrases are stored
     normalised, so any change to the normalisation (abbreviations, synonyms) rebuilds it."""

@@ -198,7 +198,7 @@ class CodingEngine:
                         kept.append(c)
                         # an imaging node the dictionary found (BW20 "CT, abdomen") also as its
                         # complete code without contrast or qualifier (BW20ZZZ), on the same evidence
-                        z = cands.get(c.code + "zzz") if system != CM and len(c.code) == 4 and c.code[0] == "b" else None
+                        z = cands.get(c.code + "zzz")  # made by build_candidates for PCS imaging nodes only
                         if z is not None and "dict" not in z.via:
                             z.hits.extend(c.hits)
                             kept.append(z)

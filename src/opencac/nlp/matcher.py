@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opencac.codesets.config import paused_gc
+from opencac.codesets.config import read_pickle
 from opencac.errors import ModelFormatError
 from opencac.nlp.assertion import assert_span
 from opencac.nlp.attributes import extract_attributes
@@ -332,9 +332,7 @@ class MentionMatcher:
         """
         p = Path(path)
         try:
-            # millions of small objects: the cyclic GC would dominate load time
-            with paused_gc(), p.open("rb") as fh:
-                state = pickle.load(fh)
+            state = read_pickle(p)  # millions of small objects: the collector paused
         except FileNotFoundError:
             raise ModelFormatError(f"mention matcher file {str(p)!r} does not exist.") from None
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a format error

@@ -18,7 +18,7 @@ from opencac.coding.candidates import (
     FEATURES, Candidate, _cat, _cat_signals, _children, _find, _finder, _hit_stats, _kb_memo,
     _prefix_arrays, _title_words, _TITLE_CACHE, _words, build_candidates, feature_matrix)
 from opencac.coding.corpus import canon
-from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer
+from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer, sentence_rows
 
 
 def _reference_build_candidates(
@@ -97,7 +97,7 @@ def _reference_build_candidates(
     got_: dict[str, list[float]] = {}
     if sup is not None and sig is not None:
         jj = np.array([j for j in js if j is not None], dtype=np.int64)
-        for key in ("kr", "knn", "lex", "lex_sum", "lex_n"):
+        for key in ("kr", "knn", "lex", "lex_sum", "lex_n", "slex", "slex_sum", "slex_n"):
             if key in sig:
                 got_[key] = sig[key][row][jj].tolist()
         for key in ("kr", "knn", "lex"):
@@ -113,11 +113,11 @@ def _reference_build_candidates(
     lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
     prefixes = _prefix_arrays(sup) if sup is not None else {}
     # category signals of every prefix the candidates need (absent prefix: zeros)
-    cat_cache: dict[str, tuple[float, float, float, float, float]] = {}
+    cat_cache: dict[str, tuple[float, float, float, float, float, float]] = {}
     if sig is not None and prefixes:
         needed = {code[:3] for code in cands} | {code[:4] for code in cands if len(code) >= 4}
         cat_cache.update(_cat_signals(prefixes, [p for p in needed if p in prefixes], sig, row))
-    zero5 = (0.0, 0.0, 0.0, 0.0, 0.0)
+    zero6 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     # hits on descendants (a candidate is a prefix of a matched code) and on ancestors
     desc_hits: dict[str, list[Any]] = {}
@@ -162,17 +162,20 @@ def _reference_build_candidates(
             f["lex_rank"] = got_["lex_rank"][k]
             f["lex_sum"] = lex_sums[k]
             f["lex_n"] = lex_ns[k]
+            for key in ("slex", "slex_sum", "slex_n"):
+                f[key] = got_[key][k]
             f["kr_rel"] = kr / kr_den
             f["lex_rel"] = lx / lex_den
             f["prior_log"] = math.log1p(float(prior[j]))
             f["in_train"] = 1.0
         else:
             f["kr_rank"] = f["knn_rank"] = f["lex_rank"] = 1e4
-        kr, kn, lx, pr, nt = cat_cache.get(code[:3], zero5)
+        kr, kn, lx, pr, nt, sl = cat_cache.get(code[:3], zero6)
         f["cat_kr_max"], f["cat_knn_sum"], f["cat_lex_max"], f["cat_prior_log"], f["cat_n_train"] = kr, kn, lx, pr, nt
+        f["cat_slex_max"] = sl
         if len(code) >= 4:
-            kr4, kn4, _, pr4, _ = cat_cache.get(code[:4], zero5)
-            f["cat4_kr_max"], f["cat4_knn_sum"], f["cat4_prior_log"] = kr4, kn4, pr4
+            kr4, kn4, _, pr4, _, sl4 = cat_cache.get(code[:4], zero6)
+            f["cat4_kr_max"], f["cat4_knn_sum"], f["cat4_prior_log"], f["cat4_slex_max"] = kr4, kn4, pr4, sl4
         desc = desc_hits.get(code, ())
         anc = [h for n in range(1, len(code)) for h in by_code.get(code[:n], ())]
         if desc:
@@ -261,7 +264,11 @@ def setting() -> dict[str, Any]:
     for system in ("icd10cm", "icd10pcs"):
         pcs = system == "icd10pcs"
         codes = [[c for c in cl if (c[0] in "b0") == pcs] for _, cl in DOCS]
-        layer = SupervisedLayer().fit(X, B, codes)
+        # each sentence evidence for every n-th code of its note (the sentence lexicon's input)
+        S, s_doc, spans = sentence_rows(feat, texts)
+        s_codes = [codes[d][j::len(spans[d])] for d in range(len(texts)) for j in range(len(spans[d]))]
+        layer = SupervisedLayer().fit(X, B, codes, sentences=(S, s_codes))
+        assert layer.scores(X, B)["slex"].any()  # the sentence columns are compared with values, not zeros
         hs = [[h for h in hl if h.system == system] for hl in hits]
         layer.hit_precision_ = HitPrecision().fit(hs, codes)
         out[system] = (layer, layer.scores(X, B), hs)

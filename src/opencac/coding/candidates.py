@@ -32,9 +32,9 @@ ASSERTION_KEYS = ("affirmed", "negated", "uncertain", "historical", "family", "h
 FEATURES: tuple[str, ...] = (
     # supervised
     "kr", "kr_rank", "knn", "knn_rank", "lex", "lex_rank", "lex_sum", "lex_n", "kr_rel", "lex_rel",
-    "prior_log", "in_train",
-    "cat_kr_max", "cat_knn_sum", "cat_lex_max", "cat_prior_log", "cat_n_train",
-    "cat4_kr_max", "cat4_knn_sum", "cat4_prior_log",
+    "prior_log", "in_train", "slex",
+    "cat_kr_max", "cat_knn_sum", "cat_lex_max", "cat_prior_log", "cat_n_train", "cat_slex_max",
+    "cat4_kr_max", "cat4_knn_sum", "cat4_prior_log", "cat4_slex_max", "slex_sum", "slex_n",
     # dictionary
     "d_n", "d_best", "d_exact", "d_unsubsumed", "d_maxtok", "d_nsent", "d_incomplete",
     *(f"d_src_{s}" for s in SOURCES),
@@ -237,7 +237,7 @@ def _prefix_arrays(sup: Any) -> dict[str, tuple[np.ndarray, float, float]]:
 
 
 def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: list[str],
-                 sig: dict[str, np.ndarray], row: int) -> dict[str, tuple[float, float, float, float, float]]:
+                 sig: dict[str, np.ndarray], row: int) -> dict[str, tuple[float, float, float, float, float, float]]:
     """``cat_sup`` of many prefixes at once: maxima by one ``reduceat`` over their
     concatenated code indices; sums per prefix (``ndarray.sum`` rounds as before)."""
     if not keys:
@@ -247,8 +247,10 @@ def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: lis
     ii = np.concatenate(arrs)
     kr = np.maximum.reduceat(sig["kr"][row][ii], starts).tolist()
     lx = np.maximum.reduceat(sig["lex"][row][ii], starts).tolist()
+    sl = np.maximum.reduceat(sig["slex"][row][ii], starts).tolist() if "slex" in sig else [0.0] * len(keys)
     knn = sig["knn"][row]
-    return {k: (kr[i], float(knn[arrs[i]].sum()), lx[i], prefixes[k][1], prefixes[k][2]) for i, k in enumerate(keys)}
+    return {k: (kr[i], float(knn[arrs[i]].sum()), lx[i], prefixes[k][1], prefixes[k][2], sl[i])
+            for i, k in enumerate(keys)}
 
 
 def _hit_stats(hits: Sequence[DictHit]) -> dict[str, float]:
@@ -405,7 +407,7 @@ def build_candidates(
         jj = np.array([j for j in js if j is not None], dtype=np.int64)
         if len(jj):
             got = {}
-            for key in ("kr", "knn", "lex", "lex_sum", "lex_n"):
+            for key in ("kr", "knn", "lex", "lex_sum", "lex_n", "slex", "slex_sum", "slex_n"):
                 got[key] = sig[key][row][jj].astype(np.float64) if key in sig else np.zeros(len(jj))
                 F[rows_in, col[key]] = got[key]
             for key in ("kr", "knn", "lex"):
@@ -419,17 +421,19 @@ def build_candidates(
             F[rows_in, col["in_train"]] = 1.0
 
     # category signals (absent prefix: zeros)
-    cat_cache: dict[str, tuple[float, float, float, float, float]] = {}
+    cat_cache: dict[str, tuple[float, float, float, float, float, float]] = {}
     if sig is not None and prefixes:
         needed = {code[:3] for code in keys} | {code[:4] for code in keys if len(code) >= 4}
         cat_cache.update(_cat_signals(prefixes, [p for p in needed if p in prefixes], sig, row))
-    zero5 = (0.0, 0.0, 0.0, 0.0, 0.0)
-    F[:, [col["cat_kr_max"], col["cat_knn_sum"], col["cat_lex_max"], col["cat_prior_log"], col["cat_n_train"]]] = \
-        np.array([cat_cache.get(code[:3], zero5) for code in keys], dtype=np.float64).reshape(n_c, 5)
+    zero6 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    F[:, [col["cat_kr_max"], col["cat_knn_sum"], col["cat_lex_max"], col["cat_prior_log"], col["cat_n_train"],
+          col["cat_slex_max"]]] = \
+        np.array([cat_cache.get(code[:3], zero6) for code in keys], dtype=np.float64).reshape(n_c, 6)
     long4 = [i for i, code in enumerate(keys) if len(code) >= 4]
     if long4:
-        A4 = np.array([cat_cache.get(keys[i][:4], zero5) for i in long4], dtype=np.float64).reshape(len(long4), 5)
-        F[np.ix_(long4, [col["cat4_kr_max"], col["cat4_knn_sum"], col["cat4_prior_log"]])] = A4[:, [0, 1, 3]]
+        A4 = np.array([cat_cache.get(keys[i][:4], zero6) for i in long4], dtype=np.float64).reshape(len(long4), 6)
+        F[np.ix_(long4, [col["cat4_kr_max"], col["cat4_knn_sum"], col["cat4_prior_log"], col["cat4_slex_max"]])] = \
+            A4[:, [0, 1, 3, 5]]
 
     # hits on descendants (the candidate is a prefix of a matched code), on ancestors, and on
     # the candidate's category

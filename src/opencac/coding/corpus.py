@@ -63,11 +63,14 @@ class CodedDocument:
         id: document id.
         text: the note text.
         codes: ``{"icd10cm": [...], "icd10pcs": [...]}`` canonical codes in file order, unique.
+        evidence: where coders found each code, ``{system: {code: [(start, end), ...]}}``
+            character offsets into ``text`` (empty when the corpus does not say).
     """
 
     id: str
     text: str
     codes: dict[str, list[str]] = field(default_factory=lambda: {CM: [], PCS: []})
+    evidence: dict[str, dict[str, list[tuple[int, int]]]] = field(default_factory=dict)
 
 
 def _add(doc: CodedDocument, system: str, code: str) -> None:
@@ -94,6 +97,33 @@ def read_code_tsv(path: Path) -> dict[str, list[str]]:
     return out
 
 
+def _add_evidence(doc: CodedDocument, system: str, code: str, spans: Sequence[tuple[int, int]]) -> None:
+    have = doc.evidence.setdefault(system, {}).setdefault(canon(code), [])
+    have.extend(sp for sp in spans if sp not in have)
+
+
+def read_evidence_tsv(path: Path) -> dict[str, list[tuple[str, str, list[tuple[int, int]]]]]:
+    """Read a CodiEsp ``*X.tsv`` file (``doc_id, DIAGNOSTICO|PROCEDIMIENTO, code, text, "s e[;s e]"``)
+    into ``{doc_id: [(system, canonical code, [(start, end), ...]), ...]}``."""
+    out: dict[str, list[tuple[str, str, list[tuple[int, int]]]]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            parts = line.rstrip("\n\r").split("\t")
+            if not line.strip():
+                continue
+            if len(parts) < 5:
+                raise CorpusError(f"{path.name} line {n}: expected 5 tab-separated columns "
+                                  "(doc_id, type, code, text, offsets), got {len(parts)}.")
+            kind = parts[1].strip().upper()
+            system = PCS if kind.startswith("PROC") else CM
+            try:
+                spans = [(int(a), int(b)) for a, b in (seg.split() for seg in parts[4].split(";") if seg.strip())]
+            except ValueError:
+                raise CorpusError(f"{path.name} line {n}: offsets {parts[4]!r} are not 'start end[;start end]'.") from None
+            out.setdefault(parts[0].strip(), []).append((system, canon(parts[2]), spans))
+    return out
+
+
 def _text_dir(split: Path) -> Path:
     for name in ("text_files_en", "text_files"):
         if (split / name).is_dir():
@@ -116,11 +146,29 @@ def load_split(split: Path) -> list[CodedDocument]:
     for f in p_files:
         for k, v in read_code_tsv(f).items():
             pcodes.setdefault(k, []).extend(c for c in v if c not in pcodes.get(k, []))
+    # evidence: X files give offsets into the original notes (text_files/); with a translation
+    # (text_files_en/) being read, they are carried over sentence by sentence (opencac.coding.align)
+    evidence: dict[str, list[tuple[str, str, list[tuple[int, int]]]]] = {}
+    original = split / "text_files"
+    for f in sorted(split.glob("*X.tsv")):
+        for k, v in read_evidence_tsv(f).items():
+            evidence.setdefault(k, []).extend(v)
     docs = []
     for p in sorted(tdir.glob("*.txt")):
         doc = CodedDocument(p.stem, p.read_text(encoding="utf-8"))
         doc.codes[CM] = list(dcodes.get(p.stem, []))
         doc.codes[PCS] = list(pcodes.get(p.stem, []))
+        rows = evidence.get(p.stem)
+        if rows:
+            if tdir.name == "text_files":
+                for system, code, spans in rows:
+                    _add_evidence(doc, system, code, spans)
+            elif (original / p.name).is_file():
+                from opencac.coding.align import align_sentences
+
+                al = align_sentences((original / p.name).read_text(encoding="utf-8"), doc.text)
+                for system, code, spans in rows:
+                    _add_evidence(doc, system, code, [t for a, b in spans for t in al.target_spans(a, b)])
         docs.append(doc)
     if not docs:
         raise CorpusError(f"{tdir} holds no .txt notes.")
@@ -147,6 +195,18 @@ def load_jsonl(path: Path) -> list[CodedDocument]:
                     system = str(c.get("system") or infer_system(code)).lower().replace("-", "")
                     if system not in SYSTEMS:
                         raise CorpusError(f"{path.name} line {n}: unknown system {system!r}.", options=SYSTEMS)
+                    spans = c.get("spans") or []
+                    try:
+                        pairs = [(int(a), int(b)) for a, b in spans]
+                    except (TypeError, ValueError):
+                        raise CorpusError(f"{path.name} line {n}: 'spans' of {code!r} must be [[start, end], ...] "
+                                          "character offsets into 'text'.") from None
+                    bad = [sp for sp in pairs if not 0 <= sp[0] < sp[1] <= len(doc.text)]
+                    if bad:
+                        raise CorpusError(f"{path.name} line {n}: span {list(bad[0])} of {code!r} lies outside "
+                                          f"the text ({len(doc.text)} characters).")
+                    if pairs:
+                        _add_evidence(doc, system, code, pairs)
                 else:
                     code = str(c)
                     system = infer_system(code)
@@ -187,4 +247,7 @@ def corpus_hash(docs: Iterable[CodedDocument]) -> str:
         h.update(d.text.encode())
         for s in SYSTEMS:
             h.update(("|".join(d.codes[s]) + "\n").encode())
+            ev = d.evidence.get(s)
+            if ev:  # corpora without evidence keep the hash they always had
+                h.update(json.dumps(sorted((k, sorted(v)) for k, v in ev.items())).encode())
     return h.hexdigest()

@@ -34,8 +34,8 @@ from opencac.coding.corpus import SYSTEMS, CodedDocument, corpus_hash
 from opencac.errors import CorpusError, ModelFormatError, ModelNotFoundError
 
 # 2: candidate features of dictionary-hit precision and title words (FEATURES changed), KB children
-MODEL_FORMAT = "opencac-engine/2"
-ENGINE_VERSION = "opencac.engine.v2"
+MODEL_FORMAT = "opencac-engine/3"
+ENGINE_VERSION = "opencac.engine.v3"
 
 Progress = Callable[[str, int, int], None]
 
@@ -78,7 +78,8 @@ class EngineModel:
         from opencac.coding.candidates import build_candidates, feature_matrix
         from opencac.coding.ranker import (best_f1_threshold, cross_fit_scores, expected_calibration_error,
                                            fit_booster, fit_calibrator)
-        from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer
+        from opencac.coding.supervised import (HitPrecision, SupervisedLayer, TextFeaturizer, sentence_labels,
+                                               sentence_rows)
         from opencac.coding.evaluate import average_precision
 
         if len(docs) < max(10, self.folds * 2):
@@ -88,6 +89,9 @@ class EngineModel:
         self.featurizer_ = TextFeaturizer().fit(texts + list(unlabeled))
         X = self.featurizer_.transform(texts)
         B = self.featurizer_.binary_words(texts)
+        # sentences of the notes and, where the corpus says where coders found their codes,
+        # the codes each sentence is evidence for (the sentence lexicon)
+        S_rows, s_doc, s_spans = sentence_rows(self.featurizer_, texts)
         fold = np.random.RandomState(self.seed).permutation(len(docs)) % self.folds
         self.layers_: dict[str, Any] = {}
         self.rankers_: dict[str, Any] = {}
@@ -102,11 +106,15 @@ class EngineModel:
                 step += self.folds + 2
                 progress("train", step, total_steps)
                 continue
+            s_codes = [c for i, sp_ in enumerate(s_spans)
+                       for c in sentence_labels(sp_, docs[i].evidence.get(system, {}))]
+            with_ev = np.array([bool(d.evidence.get(system)) for d in docs])
             rows, ys, groups, missed, doc_gold, doc_codes = [], [], [], 0, [], []
             for k in range(self.folds):
                 tr = np.where(fold != k)[0]
                 te = [i for i in np.where(fold == k)[0] if docs[i].codes[system]]
-                layer = SupervisedLayer().fit(X[tr], B[tr], [docs[i].codes[system] for i in tr])
+                layer = SupervisedLayer().fit(X[tr], B[tr], [docs[i].codes[system] for i in tr],
+                                              _sentence_subset(S_rows, s_doc, tr[with_ev[tr]], s_codes))
                 layer.hit_precision_ = HitPrecision().fit([[h for h in hits[i] if h.system == system] for i in tr],
                                                           [docs[i].codes[system] for i in tr])
                 if te:
@@ -161,7 +169,8 @@ class EngineModel:
                                      for r in range(max(1, self.n_rankers))]
             self.calibrators_[system] = cal
             self.thresholds_[system] = thr
-            self.layers_[system] = SupervisedLayer().fit(X, B, [d.codes[system] for d in docs])
+            self.layers_[system] = SupervisedLayer().fit(X, B, [d.codes[system] for d in docs],
+                                                         _sentence_subset(S_rows, s_doc, np.where(with_ev)[0], s_codes))
             self.layers_[system].hit_precision_ = HitPrecision().fit(
                 [[h for h in hs if h.system == system] for hs in hits], [d.codes[system] for d in docs])
             step += 1
@@ -255,7 +264,8 @@ class EngineModel:
             raise ModelFormatError(f"{p / 'manifest.json'} is not valid JSON ({exc}).") from None
         if not isinstance(manifest, dict) or manifest.get("format") != MODEL_FORMAT:
             got = manifest.get("format") if isinstance(manifest, dict) else None
-            raise ModelFormatError(f"{p} has model format {got!r}; expected {MODEL_FORMAT!r}.")
+            raise ModelFormatError(f"{p} has model format {got!r}; expected {MODEL_FORMAT!r} "
+                                   "(train it again with 'opencac train').")
         m = cls(**{k: v for k, v in manifest.get("parameters", {}).items() if k in ("folds", "seed", "top_n", "rounds", "n_rankers")})
         m.manifest = manifest
         systems = list(manifest.get("systems", []))
@@ -288,20 +298,43 @@ class EngineModel:
         return m
 
 
+def _sentence_subset(rows: Any, s_doc: np.ndarray, chosen: np.ndarray,
+                     labels: Sequence[Sequence[str]] | None = None) -> tuple[Any, Any]:
+    """The sentence rows of the ``chosen`` documents with their codes (``labels`` over all
+    rows) or, without labels, each row's position in ``chosen``."""
+    chosen = np.asarray(chosen, dtype=np.int64)
+    pos = np.full(max(int(s_doc.max(initial=-1)), int(chosen.max(initial=-1))) + 1, -1, dtype=np.int64)
+    pos[chosen] = np.arange(len(chosen))
+    where = np.where(pos[s_doc] >= 0)[0]
+    if labels is None:
+        return rows[where], pos[s_doc[where]]
+    return rows[where], [labels[i] for i in where]
+
+
 def update_layers(featurizer: Any, layers: dict[str, Any], docs: Sequence[Any],
                   hits: Sequence[Sequence[Any]] | None = None, systems: Sequence[str] | None = None) -> list[str]:
     """Add coded documents (``text`` and ``codes`` per system) to per-system supervised layers
     (``layer.update(X, B, code_lists)``), and to their dictionary-hit precision counts when each
     document's ``hits`` are given. Only ``systems`` when given. Returns the systems updated."""
+    from opencac.coding.supervised import sentence_labels, sentence_rows
+
     chosen = [s for s in layers if systems is None or s in systems]
     if not chosen or not docs:
         return []
     texts = [d.text for d in docs]
     both = getattr(featurizer, "transform_and_binary", None)
     X, B = both(texts) if callable(both) else (featurizer.transform(texts), featurizer.binary_words(texts))
+    sent: tuple[Any, np.ndarray, list[list[tuple[int, int]]]] | None = None
     for s in chosen:
         codes = [list(d.codes.get(s, [])) for d in docs]
-        layers[s].update(X, B, codes)
+        with_ev = [i for i, d in enumerate(docs) if getattr(d, "evidence", {}).get(s)]
+        if with_ev and sent is None:
+            sent = sentence_rows(featurizer, texts)
+        if with_ev and sent is not None:
+            labels = [c for i, sp_ in enumerate(sent[2]) for c in sentence_labels(sp_, docs[i].evidence.get(s, {}))]
+            layers[s].update(X, B, codes, _sentence_subset(sent[0], sent[1], np.array(with_ev), labels))
+        else:
+            layers[s].update(X, B, codes)
         hp = getattr(layers[s], "hit_precision_", None)
         if hits is not None and hp is not None:
             hp.update([[h for h in hs if h.system == s] for hs in hits], codes)

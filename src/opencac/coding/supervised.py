@@ -470,6 +470,34 @@ class CodeLexicon:
         return best, arg, total, count
 
 
+def _empty_sentences(n_features: int) -> tuple[Any, list[list[str]]]:
+    import scipy.sparse as sp
+
+    return sp.csr_matrix((0, n_features), dtype=np.float32), []
+
+
+def sentence_rows(featurizer: Any, texts: Sequence[str]) -> tuple[Any, np.ndarray, list[list[tuple[int, int]]]]:
+    """Binary word n-gram rows of every sentence of ``texts``
+    (:func:`~opencac.nlp.sentences.split_sentences`), the index of the text each row comes from,
+    and each text's sentence offsets."""
+    from opencac.nlp.sentences import split_sentences
+
+    spans = [[(s.start, s.end) for s in split_sentences(t)] for t in texts]
+    flat = [t[a:b] for t, sp_ in zip(texts, spans) for a, b in sp_]
+    doc = np.repeat(np.arange(len(texts)), [len(sp_) for sp_ in spans]).astype(np.int64)
+    return featurizer.binary_words(flat), doc, spans
+
+
+def sentence_labels(spans: Sequence[tuple[int, int]], evidence: dict[str, list[tuple[int, int]]]) -> list[list[str]]:
+    """The codes whose evidence overlaps each sentence of one document."""
+    out: list[list[str]] = [[] for _ in spans]
+    for code, evs in evidence.items():
+        for i, (a, b) in enumerate(spans):
+            if any(s < b and a < e for s, e in evs):
+                out[i].append(code)
+    return out
+
+
 class SupervisedLayer:
     """All supervised signals of one code system, over the codes seen in training.
 
@@ -495,12 +523,17 @@ class SupervisedLayer:
         self.lex_alpha = lex_alpha
         self.lex_min_pair = lex_min_pair
 
-    def fit(self, X: Any, B: Any, code_lists: Sequence[Sequence[str]]) -> SupervisedLayer:
-        """Fit from TF-IDF rows ``X``, binary word rows ``B`` and each document's codes."""
+    def fit(self, X: Any, B: Any, code_lists: Sequence[Sequence[str]],
+            sentences: tuple[Any, Sequence[Sequence[str]]] | None = None) -> SupervisedLayer:
+        """Fit from TF-IDF rows ``X``, binary word rows ``B`` and each document's codes;
+        ``sentences``: binary word rows of training sentences and the codes each is evidence
+        for (:func:`sentence_rows`, :func:`sentence_labels`), for the sentence lexicon."""
         self.codes_ = sorted({c for cl in code_lists for c in cl})
         self.X_ = X.tocsr().astype(np.float32)
         self.B_ = B.tocsr().astype(np.float32)
         self.Y_ = self._labels(code_lists)
+        self.S_, self.S_codes_ = _empty_sentences(X.shape[1]) if sentences is None else \
+            (sentences[0].tocsr().astype(np.float32), [list(c) for c in sentences[1]])
         self._refit()
         return self
 
@@ -523,6 +556,10 @@ class SupervisedLayer:
         self.A_ = np.linalg.solve(K, self.Y_.toarray().astype(np.float64)).astype(np.float32)
         self.knn_ = KnnCodeModel(self.k, self.power).fit(self.X_, self.Y_, self.codes_)
         self.lexicon_ = CodeLexicon(self.lex_alpha, self.lex_min_pair).fit(self.B_, self.Y_)
+        if not hasattr(self, "S_"):  # a layer saved before the sentence lexicon existed
+            self.S_, self.S_codes_ = _empty_sentences(self.X_.shape[1])
+        # the lexicon again over sentences: P(a sentence is evidence for the code | n-gram in it)
+        self.sentence_lexicon_ = CodeLexicon(self.lex_alpha, self.lex_min_pair).fit(self.S_, self._labels(self.S_codes_))
         self.prior_ = np.asarray(self.Y_.sum(axis=0)).ravel().astype(np.float32)
         self.n_docs_ = self.X_.shape[0]
         self.index_ = {c: i for i, c in enumerate(self.codes_)}
@@ -532,7 +569,8 @@ class SupervisedLayer:
                 prefixes.setdefault(c[:n], []).append(i)
         self.prefix_index_ = prefixes
 
-    def update(self, X: Any, B: Any, code_lists: Sequence[Sequence[str]]) -> None:
+    def update(self, X: Any, B: Any, code_lists: Sequence[Sequence[str]],
+               sentences: tuple[Any, Sequence[Sequence[str]]] | None = None) -> None:
         """Learn from new coded documents (e.g. coder-approved results) without retraining
         the featurizer or the ranker: new codes extend the vocabulary, and the ridge, kNN
         memory, lexicon and priors are refit on old + new documents (seconds)."""
@@ -546,18 +584,31 @@ class SupervisedLayer:
         self.X_ = sp.vstack([self.X_, X.tocsr().astype(np.float32)], format="csr")
         self.B_ = sp.vstack([self.B_, B.tocsr().astype(np.float32)], format="csr")
         self.Y_ = sp.vstack([self.Y_, self._labels(code_lists)], format="csr")
+        if sentences is not None and sentences[0].shape[0]:
+            if not hasattr(self, "S_"):
+                self.S_, self.S_codes_ = _empty_sentences(self.X_.shape[1])
+            self.S_ = sp.vstack([self.S_, sentences[0].tocsr().astype(np.float32)], format="csr")
+            self.S_codes_ = self.S_codes_ + [list(c) for c in sentences[1]]
         self._refit()
 
     def scores(self, X: Any, B: Any, with_arg: bool = True) -> dict[str, np.ndarray]:
         """Per-document signals over ``codes_``: ``kr`` (ridge), ``knn``, ``lex`` and
         ``lex_arg`` (the best lexicon n-gram's vocabulary index; None with ``with_arg=False``,
-        when no explanation will be shown), ``nn_idx`` / ``nn_sim``."""
+        when no explanation will be shown), ``nn_idx`` / ``nn_sim``, and the sentence lexicon's
+        ``slex`` / ``slex_sum`` / ``slex_n`` (zeros when training gave no evidence)."""
         S = np.asarray((X @ self._rows_t()).todense(), dtype=np.float32)
         kr = S @ self.A_
         knn, idx, sims = self._knn_from_sims(S)
         lex, arg, lex_sum, lex_n = self.lexicon_.scores_full(B, with_arg=with_arg)
+        slexicon = self.__dict__.get("sentence_lexicon_")
+        # the best n-gram of any sentence is the best n-gram of the note: scored on the note's rows
+        if slexicon is not None and self.S_.shape[0]:
+            slex, _, slex_sum, slex_n = slexicon.scores_full(B, with_arg=False)
+        else:
+            slex = slex_sum = slex_n = np.zeros_like(kr)
         return {"kr": kr, "knn": knn, "lex": lex, "lex_arg": arg, "lex_sum": lex_sum, "lex_n": lex_n,
-                "nn_idx": idx, "nn_sim": sims}
+                "nn_idx": idx, "nn_sim": sims, "slex": slex, "slex_sum": slex_sum,
+                "slex_n": slex_n}
 
     def _rows_t(self) -> Any:
         """``X_.T`` as CSR, kept: ``X @ X_.T`` would convert the transposed rows on every call

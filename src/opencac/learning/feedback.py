@@ -147,6 +147,8 @@ class TrainingDocument:
         codes: ``{"icd10cm": [...], "icd10pcs": [...]}`` positive codes.
         rejected: codes coders rejected on this document (negative examples), per system.
         org: the organisation.
+        evidence: where the coder found each positive code, ``{system: {code: [(start, end)]}}``
+            (the sentence lexicon learns from it; empty when not known).
     """
 
     id: str
@@ -154,6 +156,7 @@ class TrainingDocument:
     codes: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SYSTEMS})
     rejected: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SYSTEMS})
     org: str = "default"
+    evidence: dict[str, dict[str, list[tuple[int, int]]]] = field(default_factory=dict)
 
 
 def finalised_document(
@@ -169,7 +172,8 @@ def finalised_document(
         doc_id: the document id.
         text: the note.
         final_codes: ``(code, system)`` pairs of the final code set.
-        decisions: the encounter's decisions (rejected codes become negatives).
+        decisions: the encounter's decisions (rejected codes become negatives; the evidence of
+            accepted and modified ones tells where each final code was found).
         org: the organisation.
     """
     doc = TrainingDocument(doc_id, text, org=org)
@@ -179,9 +183,25 @@ def finalised_document(
         c = canon(code)
         if c and c not in doc.codes[system]:
             doc.codes[system].append(c)
+    decisions = list(decisions)
     for ex in examples_from_decisions(decisions):
         if not ex.label and ex.code not in doc.codes[ex.system] and ex.code not in doc.rejected[ex.system]:
             doc.rejected[ex.system].append(ex.code)
+    for d in decisions:
+        if d.action == REJECT or d.system not in SYSTEMS:
+            continue
+        c = canon(d.new_code or d.code) if d.action == MODIFY else canon(d.code)
+        if c not in doc.codes[d.system]:
+            continue
+        for ev in d.evidence or ():
+            try:
+                span = (int(ev["start"]), int(ev["end"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if 0 <= span[0] < span[1] <= len(text):
+                have = doc.evidence.setdefault(d.system, {}).setdefault(c, [])
+                if span not in have:
+                    have.append(span)
     return doc
 
 
@@ -198,6 +218,8 @@ def from_coded(doc: Any, org: str = "default") -> TrainingDocument:
     td = TrainingDocument(str(doc.id), str(doc.text), org=org)
     for s in SYSTEMS:
         td.codes[s] = [canon(c) for c in codes.get(s, [])]
+    for s, by_code in (getattr(doc, "evidence", None) or {}).items():
+        td.evidence[s] = {canon(c): [tuple(sp) for sp in spans] for c, spans in by_code.items()}
     return td
 
 

@@ -67,7 +67,8 @@ def _as_engine_docs(docs: Sequence[TrainingDocument]) -> list[Any]:
         from opencac.coding.corpus import CodedDocument
     except ImportError:  # engine corpus module not there: pass ours (same fields)
         return list(docs)
-    return [CodedDocument(d.id, d.text, {s: list(d.codes.get(s, [])) for s in SYSTEMS}) for d in docs]
+    return [CodedDocument(d.id, d.text, {s: list(d.codes.get(s, [])) for s in SYSTEMS},
+                          {s: dict(v) for s, v in getattr(d, "evidence", {}).items()}) for d in docs]
 
 
 def engine_update(engine: Any, docs: Sequence[TrainingDocument], systems: Sequence[str] | None = None) -> bool:

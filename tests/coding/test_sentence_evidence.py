@@ -1,0 +1,153 @@
+"""Coders' evidence carried to the English notes, and the sentence votes learnt from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from opencac.coding.align import align_sentences
+from opencac.coding.corpus import CM, PCS, corpus_hash, load_corpus
+from opencac.coding.model import _sentence_subset
+from opencac.coding.supervised import SupervisedLayer, sentence_labels
+from opencac.errors import CorpusError
+
+ES = ("Varón de 37 años con fiebre de 40 C desde hace 3 días.\n"
+      "Se realizó una ecografía hepática que fue normal. Presentaba orquiepididimitis derecha con dolor intenso.\n"
+      "Se trató con doxiciclina 100 mg cada 12 horas durante 45 días.")
+EN = ("A 37-year-old man with a fever of 40 C for 3 days.\n"
+      "A liver ultrasound was performed, which was normal.\n"
+      "He had right orchiepididymitis with severe pain.\n"
+      "He was treated with doxycycline 100 mg every 12 hours for 45 days.")
+
+
+def test_alignment_maps_a_span_to_the_translated_sentence() -> None:
+    al = align_sentences(ES, EN)
+    # the Spanish second line holds two sentences; the English has them on two lines
+    assert len(al.source_sentences) == 4 and len(al.target_sentences) == 4
+    for word, english in (("orquiepididimitis", "orchiepididymitis"), ("ecografía", "liver ultrasound"),
+                          ("doxiciclina", "doxycycline"), ("fiebre", "fever")):
+        s = ES.index(word)
+        got = al.target_spans(s, s + len(word))
+        assert len(got) == 1, word
+        assert english in EN[got[0][0]:got[0][1]], word
+
+
+def test_alignment_survives_a_merged_sentence() -> None:
+    en = EN.replace(".\nHe had", ", and he had")  # two English sentences fewer boundaries than Spanish
+    al = align_sentences(ES, en)
+    s = ES.index("orquiepididimitis")
+    spans = al.target_spans(s, s + 5)
+    assert any("orchiepididymitis" in en[a:b] for a, b in spans)
+    assert al.target_spans(ES.index("doxiciclina"), ES.index("doxiciclina") + 3) == [
+        (en.index("He was treated"), len(en))]
+
+
+def _split_with_evidence(tmp_path: Path) -> Path:
+    d = tmp_path / "train"
+    (d / "text_files_en").mkdir(parents=True)
+    (d / "text_files").mkdir()
+    (d / "text_files_en" / "doc1.txt").write_text(EN, encoding="utf-8")
+    (d / "text_files" / "doc1.txt").write_text(ES, encoding="utf-8")
+    (d / "trainD.tsv").write_text("doc1\tn45.3\ndoc1\tr50.9\n", encoding="utf-8")
+    (d / "trainP.tsv").write_text("doc1\tbf45zzz\n", encoding="utf-8")
+    s = ES.index("orquiepididimitis")
+    e = ES.index("ecografía")
+    (d / "trainX.tsv").write_text(
+        f"doc1\tDIAGNOSTICO\tn45.3\torquiepididimitis derecha\t{s} {s + 25}\n"
+        f"doc1\tPROCEDIMIENTO\tbf45zzz\tecografía hepática\t{e} {e + 9};{e + 10} {e + 18}\n", encoding="utf-8")
+    return d
+
+
+def test_codiesp_evidence_lands_on_the_english_sentences(tmp_path: Path) -> None:
+    (doc,) = load_corpus(_split_with_evidence(tmp_path))
+    (span,) = doc.evidence[CM]["n453"]
+    assert "orchiepididymitis" in doc.text[span[0]:span[1]]
+    (span,) = doc.evidence[PCS]["bf45zzz"]
+    assert "liver ultrasound" in doc.text[span[0]:span[1]]
+    assert "r509" not in doc.evidence[CM]  # coded, but the X file gives no evidence for it
+
+
+def test_evidence_without_an_original_is_left_out(tmp_path: Path) -> None:
+    d = _split_with_evidence(tmp_path)
+    (d / "text_files" / "doc1.txt").unlink()
+    (doc,) = load_corpus(d)
+    assert doc.evidence == {}
+    assert doc.codes[CM] == ["n453", "r509"]
+
+
+def test_bad_evidence_offsets_are_a_clear_error(tmp_path: Path) -> None:
+    d = _split_with_evidence(tmp_path)
+    (d / "trainX.tsv").write_text("doc1\tDIAGNOSTICO\tn45.3\tx\tten 20\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="trainX.tsv line 1: offsets"):
+        load_corpus(d)
+
+
+def test_jsonl_spans(tmp_path: Path) -> None:
+    p = tmp_path / "c.jsonl"
+    text = "Fever. Type 2 diabetes without complications."
+    rows = [{"id": "a", "text": text, "codes": [{"code": "E11.9", "spans": [[7, 22]]}, "R50.9"]}]
+    p.write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
+    (doc,) = load_corpus([p])
+    assert doc.evidence == {CM: {"e119": [(7, 22)]}}
+    assert doc.codes[CM] == ["e119", "r509"]
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps({"id": "a", "text": text, "codes": ["E11.9", "R50.9"]}) + "\n", encoding="utf-8")
+    assert corpus_hash([doc]) != corpus_hash(load_corpus([plain]))
+    p.write_text(json.dumps({"id": "a", "text": text, "codes": [{"code": "E11.9", "spans": [[7, 99]]}]}) + "\n",
+                 encoding="utf-8")
+    with pytest.raises(CorpusError, match="outside the text"):
+        load_corpus([p])
+
+
+def test_sentence_labels_follow_overlap() -> None:
+    spans = [(0, 10), (11, 30), (31, 40)]
+    got = sentence_labels(spans, {"a": [(12, 15)], "b": [(5, 12)], "c": [(40, 45)]})
+    assert got == [["b"], ["a", "b"], []]
+
+
+def _rows(*vecs: list[float]) -> sp.csr_matrix:
+    return sp.csr_matrix(np.array(vecs, dtype=np.float32))
+
+
+def test_sentence_lexicon_learns_where_the_evidence_is() -> None:
+    # word columns: 0 "orchitis", 1 "pain", 2 "fever", 3 "normal"; both notes are coded a (orchitis)
+    # and b (fever), but the evidence of a is the sentence with word 0, of b the one with word 2
+    notes = _rows([1, 1, 1, 1], [1, 0, 1, 1])
+    sents = _rows([1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1])
+    layer = SupervisedLayer(lex_alpha=1.0).fit(notes, notes, [["a", "b"], ["a", "b"]],
+                                               sentences=(sents, [["a"], ["b"], ["a"], ["b"], []]))
+    a, b = layer.index_["a"], layer.index_["b"]
+    sig = layer.scores(_rows([1, 0, 0, 0]), _rows([1, 0, 0, 0]))
+    # the note-level lexicon ties "orchitis" to both codes; the sentence lexicon to a only
+    assert sig["lex"][0, a] == pytest.approx(sig["lex"][0, b])
+    assert sig["slex"][0, a] == pytest.approx(2 / 3) and sig["slex"][0, b] == 0.0
+    sig = layer.scores(_rows([0, 0, 0, 1]), _rows([0, 0, 0, 1]))
+    assert sig["slex"][0, b] == pytest.approx(1 / 3) and sig["slex"][0, a] == 0.0
+    assert sig["slex_n"][0, b] == 1.0 and sig["slex_sum"][0, b] == pytest.approx(1 / 3)
+
+
+def test_layer_without_evidence_gives_zero_sentence_signals() -> None:
+    X = _rows([1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0])
+    layer = SupervisedLayer().fit(X, X, [["a"], ["b"], ["a"], ["b"]])
+    sig = layer.scores(X, X)
+    assert sig["lex"].any()
+    assert not sig["slex"].any() and not sig["slex_sum"].any() and not sig["slex_n"].any()
+    # learning adds sentences (and new codes) to the sentence lexicon
+    layer.update(X[:1], X[:1], [["c"]], sentences=(X[:1], [["c"]]))
+    sig = layer.scores(X[:1], X[:1])
+    assert sig["slex"][0, layer.index_["c"]] > 0
+    assert sig["slex"][0, layer.index_["a"]] == 0.0
+
+
+def test_sentence_subset_keeps_the_chosen_documents() -> None:
+    rows = sp.csr_matrix(np.arange(12, dtype=np.float32).reshape(6, 2))
+    s_doc = np.array([0, 0, 1, 2, 2, 2])
+    got, pos = _sentence_subset(rows, s_doc, np.array([2, 0]))
+    assert got.toarray()[:, 0].tolist() == [0, 2, 6, 8, 10]
+    assert pos.tolist() == [1, 1, 0, 0, 0]
+    got, labels = _sentence_subset(rows, s_doc, np.array([1, 3]), [["a"], [], ["b"], [], [], ["c"]])
+    assert labels == [["b"]] and got.shape == (1, 2)

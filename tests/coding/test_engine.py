@@ -132,6 +132,10 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     train = load_corpus([codiesp_dir / "train"])[:150]
     dev = load_corpus([codiesp_dir / "dev"])[:60]
     model = CodingEngine(engine.kb, engine.matcher).train(train, folds=3, seed=0)
+    # the corpus's evidence (X files, carried to the English notes) fed the sentence lexicon
+    for system in ("icd10cm", "icd10pcs"):
+        layer = model.layers_[system]
+        assert sum(1 for codes in layer.S_codes_ if codes) > 100, system
     eng = CodingEngine(engine.kb, engine.matcher, model)
     results = eng.code_many([d.text for d in dev], [d.id for d in dev], explain_top=0)
     for system, floor in (("icd10cm", 0.30), ("icd10pcs", 0.25)):

@@ -70,3 +70,31 @@ def test_example_log_round_trip(tmp_path) -> None:
     (tmp_path / "ex.jsonl").open("a").write("{broken\n")
     with pytest.raises(FeedbackError, match="line 3"):
         list(log)
+
+
+def test_finalised_document_keeps_where_the_final_codes_were_found() -> None:
+    text = "Pt. with pneumonia and diabetes type 2 with hyperglycemia."
+    ev_dm = [{"start": 23, "end": 57, "text": text[23:57]}]
+    ds = [
+        Decision("e1", "J18.9", "icd10cm", "accept", evidence=[{"start": 9, "end": 18, "text": "pneumonia"}]),
+        Decision("e1", "E11.9", "icd10cm", "modify", new_code="E11.65", evidence=ev_dm),
+        Decision("e1", "I10", "icd10cm", "reject", evidence=[{"start": 0, "end": 3}]),
+        Decision("e1", "R73.9", "icd10cm", "accept", evidence=[{"start": 44, "end": 57}]),  # not in the final set
+        Decision("e1", "J18.9", "icd10cm", "accept", evidence=[{"start": 9, "end": 999}, {"end": 3}]),  # bad spans
+    ]
+    doc = finalised_document("e1", text, [("J18.9", "icd10cm"), ("E11.65", "icd10cm")], ds)
+    assert doc.evidence == {"icd10cm": {"j189": [(9, 18)], "e1165": [(23, 57)]}}
+    assert "pneumonia" == text[9:18]
+
+
+def test_coded_documents_keep_their_evidence_on_the_learning_path() -> None:
+    from opencac.coding.corpus import CodedDocument
+    from opencac.learning.feedback import from_coded
+    from opencac.learning.online import _as_engine_docs
+
+    doc = CodedDocument("d1", "Fever. Liver ultrasound.", {"icd10cm": ["r509"], "icd10pcs": ["bf45zzz"]},
+                        {"icd10cm": {"r509": [(0, 6)]}, "icd10pcs": {"bf45zzz": [(7, 24)]}})
+    td = from_coded(doc)
+    assert td.evidence == {"icd10cm": {"r509": [(0, 6)]}, "icd10pcs": {"bf45zzz": [(7, 24)]}}
+    (back,) = _as_engine_docs([td])
+    assert back.evidence == doc.evidence and back.codes == doc.codes

@@ -146,8 +146,11 @@ def test_layer_without_evidence_gives_zero_sentence_signals() -> None:
 def test_sentence_subset_keeps_the_chosen_documents() -> None:
     rows = sp.csr_matrix(np.arange(12, dtype=np.float32).reshape(6, 2))
     s_doc = np.array([0, 0, 1, 2, 2, 2])
-    got, pos = _sentence_subset(rows, s_doc, np.array([2, 0]))
+    labels = [["a"], [], ["b"], [], [], ["c"]]
+    got, codes = _sentence_subset(rows, s_doc, np.array([2, 0]), labels)
     assert got.toarray()[:, 0].tolist() == [0, 2, 6, 8, 10]
-    assert pos.tolist() == [1, 1, 0, 0, 0]
-    got, labels = _sentence_subset(rows, s_doc, np.array([1, 3]), [["a"], [], ["b"], [], [], ["c"]])
-    assert labels == [["b"]] and got.shape == (1, 2)
+    assert codes == [["a"], [], [], [], ["c"]]
+    got, codes = _sentence_subset(rows, s_doc, np.array([1, 3]), labels)
+    assert codes == [["b"]] and got.shape == (1, 2)
+    got, codes = _sentence_subset(rows, s_doc, np.array([], dtype=np.int64), labels)
+    assert got.shape == (0, 2) and codes == []

@@ -6,7 +6,7 @@ Saved as a directory::
       manifest.json          format, engine version, code-set versions, training data hash,
                              parameters, metrics (out-of-fold MAP, ECE, F1), created time
       featurizer.joblib      TF-IDF vocabularies
-      layer-icd10cm.joblib   SupervisedLayer (ridge duals, kNN memory, lexicon, priors)
+      layer-icd10cm.joblib   SupervisedLayer (ridge duals, kNN memory, lexicon, sentence lexicon, priors)
       ranker-icd10cm-N.txt   LightGBM boosters (text format; their scores are averaged)
       calibrator-icd10cm.joblib  centered isotonic curve (older models: scikit-learn IsotonicRegression)
       (same for icd10pcs)
@@ -34,6 +34,7 @@ from opencac.coding.corpus import SYSTEMS, CodedDocument, corpus_hash
 from opencac.errors import CorpusError, ModelFormatError, ModelNotFoundError
 
 # 2: candidate features of dictionary-hit precision and title words (FEATURES changed), KB children
+# 3: the sentence lexicon learnt from coders' evidence (five more FEATURES)
 MODEL_FORMAT = "opencac-engine/3"
 ENGINE_VERSION = "opencac.engine.v3"
 
@@ -299,15 +300,11 @@ class EngineModel:
 
 
 def _sentence_subset(rows: Any, s_doc: np.ndarray, chosen: np.ndarray,
-                     labels: Sequence[Sequence[str]] | None = None) -> tuple[Any, Any]:
-    """The sentence rows of the ``chosen`` documents with their codes (``labels`` over all
-    rows) or, without labels, each row's position in ``chosen``."""
-    chosen = np.asarray(chosen, dtype=np.int64)
-    pos = np.full(max(int(s_doc.max(initial=-1)), int(chosen.max(initial=-1))) + 1, -1, dtype=np.int64)
-    pos[chosen] = np.arange(len(chosen))
-    where = np.where(pos[s_doc] >= 0)[0]
-    if labels is None:
-        return rows[where], pos[s_doc[where]]
+                     labels: Sequence[Sequence[str]]) -> tuple[Any, list[Sequence[str]]]:
+    """The sentence rows of the ``chosen`` documents (``s_doc``: each row's document) and
+    their codes (``labels``: one list per row)."""
+    keep = np.isin(s_doc, np.asarray(chosen, dtype=np.int64))
+    where = np.flatnonzero(keep)
     return rows[where], [labels[i] for i in where]
 
 

@@ -506,6 +506,8 @@ class SupervisedLayer:
       refit in seconds by :meth:`update`);
     * nearest-neighbour votes (:class:`KnnCodeModel`);
     * the learned lexicon (:class:`CodeLexicon`);
+    * the same lexicon over sentences, where training documents say where their codes were
+      found (``P(the sentence is evidence for the code | n-gram)``; see :func:`sentence_labels`);
     * code priors (training document frequency).
 
     Args:
@@ -573,7 +575,9 @@ class SupervisedLayer:
                sentences: tuple[Any, Sequence[Sequence[str]]] | None = None) -> None:
         """Learn from new coded documents (e.g. coder-approved results) without retraining
         the featurizer or the ranker: new codes extend the vocabulary, and the ridge, kNN
-        memory, lexicon and priors are refit on old + new documents (seconds)."""
+        memory, lexicon and priors are refit on old + new documents (seconds); ``sentences``
+        (as in :meth:`fit`, when the new documents say where their codes were found) join the
+        sentence lexicon."""
         import scipy.sparse as sp
 
         new_codes = sorted({c for cl in code_lists for c in cl} - set(self.codes_))

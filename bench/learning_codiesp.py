@@ -49,7 +49,10 @@ def run(cmd: list[str]) -> float:
 def write_jsonl(docs: list[Any], path: Path) -> Path:
     with open(path, "w", encoding="utf-8") as fh:
         for d in docs:
-            codes = [{"code": c, "system": s} for s in ("icd10cm", "icd10pcs") for c in d.codes[s]]
+            # where coders found each code (CodiEsp's X files carried to the English notes), as JSONL spans
+            codes = [{"code": c, "system": s, **({"spans": [list(sp) for sp in d.evidence[s][c]]}
+                                                 if d.evidence.get(s, {}).get(c) else {})}
+                     for s in ("icd10cm", "icd10pcs") for c in d.codes[s]]
             fh.write(json.dumps({"id": d.id, "text": d.text, "codes": codes}) + "\n")
     return path
 

@@ -96,7 +96,13 @@ def _toy_corpus() -> list[CodedDocument]:
             text = (f"Case {i}. Abdominal pain in the right iliac fossa. Abdominal ultrasound showed acute appendicitis. "
                     "Laparoscopic appendectomy was performed.")
             codes = {"icd10cm": ["k359", "r1031"], "icd10pcs": ["0dtj4zz", "bw40zzz"]}
-        docs.append(CodedDocument(f"d{i}", text, codes))
+        doc = CodedDocument(f"d{i}", text, codes)
+        # where the coders found two of the codes (the sentence lexicon learns from it)
+        for code, word in (("j189", "pneumonia"), ("k359", "appendicitis")):
+            if code in codes["icd10cm"]:
+                at = text.index(word)
+                doc.evidence.setdefault("icd10cm", {})[code] = [(at, at + len(word))]
+        docs.append(doc)
     return docs
 
 
@@ -117,6 +123,10 @@ def test_train_save_load_round_trip(engine: CodingEngine, tmp_path: Path) -> Non
     b = loaded.code(note)
     assert [(s.code, s.confidence) for s in a.diagnoses] == [(s.code, s.confidence) for s in b.diagnoses]
     assert b.diagnoses[0].code in ("J18.9", "R50.9")
+    (j189,) = [s for s in b.diagnoses if s.code == "J18.9"]
+    assert any(r.startswith("coders' evidence: sentences with '") for r in j189.rationale), j189.rationale
+    assert any("pneumonia" in e.text for e in j189.evidence)
+    assert loaded.model.layers_["icd10cm"].S_.shape[0] > 0  # saved and loaded with the model
     assert "BW03ZZZ" in [s.code for s in b.procedures[:3]]
     # incremental update adds a new code to the supervised layer
     loaded.model.update([CodedDocument("n1", "Gout of the right big toe.", {"icd10cm": ["m109"], "icd10pcs": []})])

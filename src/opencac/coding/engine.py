@@ -312,15 +312,20 @@ class CodingEngine:
             return [], []
         why: list[str] = []
         ev: list[Evidence] = []
-        lex = float(sig["lex"][row][j])
-        arg = int(sig["lex_arg"][row][j])
-        if lex > 0 and arg >= 0:
+        for key, say in (("lex", "learned lexicon: '{gram}' (P(code|term)={p:.2f})"),
+                         ("slex", "coders' evidence: sentences with '{gram}' were coded so (P={p:.2f})")):
+            args = sig.get(key + "_arg")
+            if args is None:
+                continue
+            p, arg = float(sig[key][row][j]), int(args[row][j])
+            if p <= 0 or arg < 0:
+                continue
             if self._vocab is None:
                 self._vocab = self.model.featurizer_.word_names()
             gram = str(self._vocab[arg])
-            why.append(f"learned lexicon: '{gram}' (P(code|term)={lex:.2f})")
+            why.append(say.format(gram=gram, p=p))
             m = _gram_pattern(gram).search(text)
-            if m:
+            if m and all(e.start != m.start() or e.end != m.end() for e in ev):
                 ev.append(Evidence(m.start(), m.end(), text[m.start():m.end()]))
         knn = float(sig["knn"][row][j])
         if knn > 0:

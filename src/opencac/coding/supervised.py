@@ -599,7 +599,8 @@ class SupervisedLayer:
         """Per-document signals over ``codes_``: ``kr`` (ridge), ``knn``, ``lex`` and
         ``lex_arg`` (the best lexicon n-gram's vocabulary index; None with ``with_arg=False``,
         when no explanation will be shown), ``nn_idx`` / ``nn_sim``, and the sentence lexicon's
-        ``slex`` / ``slex_sum`` / ``slex_n`` (zeros when training gave no evidence)."""
+        ``slex`` / ``slex_arg`` / ``slex_sum`` / ``slex_n`` (zeros, and no ``slex_arg``, when
+        training gave no evidence)."""
         S = np.asarray((X @ self._rows_t()).todense(), dtype=np.float32)
         kr = S @ self.A_
         knn, idx, sims = self._knn_from_sims(S)
@@ -607,11 +608,12 @@ class SupervisedLayer:
         slexicon = self.__dict__.get("sentence_lexicon_")
         # the best n-gram of any sentence is the best n-gram of the note: scored on the note's rows
         if slexicon is not None and self.S_.shape[0]:
-            slex, _, slex_sum, slex_n = slexicon.scores_full(B, with_arg=False)
+            slex, slex_arg, slex_sum, slex_n = slexicon.scores_full(B, with_arg=with_arg)
         else:
             slex = slex_sum = slex_n = np.zeros_like(kr)
+            slex_arg = None
         return {"kr": kr, "knn": knn, "lex": lex, "lex_arg": arg, "lex_sum": lex_sum, "lex_n": lex_n,
-                "nn_idx": idx, "nn_sim": sims, "slex": slex, "slex_sum": slex_sum,
+                "nn_idx": idx, "nn_sim": sims, "slex": slex, "slex_arg": slex_arg, "slex_sum": slex_sum,
                 "slex_n": slex_n}
 
     def _rows_t(self) -> Any:

@@ -154,3 +154,20 @@ def test_sentence_subset_keeps_the_chosen_documents() -> None:
     assert codes == [["b"]] and got.shape == (1, 2)
     got, codes = _sentence_subset(rows, s_doc, np.array([], dtype=np.int64), labels)
     assert got.shape == (0, 2) and codes == []
+
+
+def test_alignment_of_long_notes_keeps_every_pair() -> None:
+    """A banded search: 400 sentences a side (one merged, one split) still align one to one elsewhere."""
+    es = [f"Frase {i} del paciente con fiebre de {30 + i % 10} grados." for i in range(400)]
+    en = [f"Sentence {i} of the patient with a fever of {30 + i % 10} degrees." for i in range(400)]
+    en[100:102] = [en[100][:-1] + " and " + en[101]]  # two Spanish sentences translated as one
+    al = align_sentences(" ".join(es), "\n".join(en))
+    assert len(al.target_sentences) == 399
+    source = " ".join(es)
+    target = "\n".join(en)
+    for i, j in ((0, 0), (99, 99), (250, 249), (399, 398)):
+        s = source.index(es[i])
+        (got,) = al.target_spans(s, s + 5)
+        assert target[got[0]:got[1]] == en[j]
+    s = source.index(es[101])
+    assert [target[a:b] for a, b in al.target_spans(s, s + 5)] == [en[100]]

@@ -93,6 +93,29 @@ def test_split_sentences_edge_cases() -> None:
         "Temp 38.5 C.", "Seen by J. Doe.", "Is it pneumonia?", "Yes!"]
 
 
+@pytest.mark.parametrize(("text", "want"), [
+    ("1. Hypertension.\n2. Diabetes.", ["1. Hypertension.", "2. Diabetes."]),  # list markers open a line
+    ("   a. Fever was present.\nb. Cough.", ["a. Fever was present.", "b. Cough."]),
+    ("Given i.v. fluids. Seen at 10 a.m. Today.", ["Given i.v. fluids.", "Seen at 10 a.m. Today."]),
+    ("Dr. Smith saw him. Temp 38.5 C. Then fine.", ["Dr. Smith saw him.", "Temp 38.5 C.", "Then fine."]),
+    ("Met with J. Doe. OK.", ["Met with J. Doe.", "OK."]),
+    ("... A new line", ["...", "A new line"]),
+    ("Fever. cough, and more. (Done.) Next", ["Fever. cough, and more.", "(Done.)", "Next"]),
+])
+def test_split_sentences_rules(text: str, want: list[str]) -> None:
+    assert [text[s.start : s.end] for s in split_sentences(text)] == want
+
+
+def test_split_sentences_of_one_very_long_line() -> None:
+    """Thousands of sentences on one line (a paragraph pasted without breaks) split one by one;
+    every look at a boundary is local, so this stays fast (it took 20 s when each boundary
+    copied and searched the line from its start)."""
+    text = " ".join(f"Sentence {i} of Dr. Ruiz with fever (38.5 C.) and pain." for i in range(3000))
+    got = split_sentences(text)
+    assert len(got) == 3000
+    assert text[got[1234].start : got[1234].end] == "Sentence 1234 of Dr. Ruiz with fever (38.5 C.) and pain."
+
+
 def test_codiesp_notes_round_trip(codiesp_dir: Path) -> None:
     files = sorted((codiesp_dir / "train" / "text_files_en").glob("*.txt"))[:25]
     assert files

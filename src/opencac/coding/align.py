@@ -24,6 +24,7 @@ __all__ = ["SentenceAlignment", "align_sentences"]
 _MOVES = ((1, 1, 0.0), (1, 2, 2.3), (2, 1, 2.3), (1, 0, 4.6), (0, 1, 4.6), (2, 2, 4.6), (1, 3, 4.6), (3, 1, 4.6))
 _VARIANCE = 6.8  # Gale & Church's variance of translated length per original character
 _ANCHOR_BONUS = 1.0
+_BAND = 20  # sentences either side of the diagonal searched (plus the two texts' difference in sentences)
 _WORD_RE = re.compile(r"\w+")
 
 
@@ -73,15 +74,16 @@ def _align(source: str, target: str, S: Sequence[tuple[int, int]],
     aS = [_anchors(source[a:b]) for a, b in S]
     aT = [_anchors(target[a:b]) for a, b in T]
     n, m = len(S), len(T)
-    inf = math.inf
-    cost = [[inf] * (m + 1) for _ in range(n + 1)]
-    back: list[list[tuple[int, int] | None]] = [[None] * (m + 1) for _ in range(n + 1)]
-    cost[0][0] = 0.0
+    # a band around the diagonal (translations keep the order and most pairs are one-to-one):
+    # long notes stay linear; the band is wide enough for every skew the moves could reach
+    width = _BAND + abs(n - m)
+    cost: dict[tuple[int, int], float] = {(0, 0): 0.0}
+    back: dict[tuple[int, int], tuple[int, int]] = {}
     for i in range(n + 1):
-        row = cost[i]
-        for j in range(m + 1):
-            d = row[j]
-            if d == inf:
+        mid = i * m / n
+        for j in range(max(0, int(mid) - width), min(m, int(mid) + width + 1) + 1):
+            d = cost.get((i, j))
+            if d is None:
                 continue
             for di, dj, pen in _MOVES:
                 ii, jj = i + di, j + dj
@@ -95,15 +97,15 @@ def _align(source: str, target: str, S: Sequence[tuple[int, int]],
                     c += delta * delta / 2
                     shared = set().union(*aS[i:ii]) & set().union(*aT[j:jj])
                     c -= _ANCHOR_BONUS * len(shared)
-                if d + c < cost[ii][jj]:
-                    cost[ii][jj] = d + c
-                    back[ii][jj] = (i, j)
+                if d + c < cost.get((ii, jj), math.inf):
+                    cost[ii, jj] = d + c
+                    back[ii, jj] = (i, j)
     pairs: list[tuple[list[int], list[int]]] = []
     i, j = n, m
+    if (n, m) not in back:  # cannot happen with the band above; kept as one group rather than fail
+        return [(list(range(n)), list(range(m)))]
     while (i, j) != (0, 0):
-        prev = back[i][j]
-        assert prev is not None
-        pi, pj = prev
+        pi, pj = back[i, j]
         pairs.append((list(range(pi, i)), list(range(pj, j))))
         i, j = pi, pj
     return pairs[::-1]

@@ -18,16 +18,31 @@ NON_FINAL_ABBREVIATIONS = frozenset(
 )
 
 _BOUNDARY_RE = re.compile(r"[.!?]+[\"')\]]*(?=\s)")
-_WORD_BEFORE_RE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 _LIST_MARKER_RE = re.compile(r"\s*(?:\d{1,2}|[a-zA-Z]|[ivxIVX]{1,4})")
+_NON_SPACE_RE = re.compile(r"\S")
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.")
+
+
+def _word_before(line: str, end: int) -> str | None:
+    """The word ``[A-Za-z][A-Za-z.]*`` ending at ``end``, or None: a scan back over the word, not
+    a search from the start of the line (a long line has many boundaries to check)."""
+    start = end
+    while start > 0 and line[start - 1] in _WORD_CHARS:
+        start -= 1
+    while start < end and line[start] == ".":  # the word starts with a letter
+        start += 1
+    return line[start:end] if start < end else None
 
 
 def _is_boundary(line: str, end: int) -> bool:
-    """Whether the punctuation ending at ``end`` (exclusive) in ``line`` ends a sentence."""
-    rest = line[end:].lstrip()
-    if not rest:
+    """Whether the punctuation ending at ``end`` (exclusive) in ``line`` ends a sentence.
+
+    Every look is local to ``end`` (no copy or search of the rest of the line), so splitting
+    stays linear in the length of a line however many sentences it holds."""
+    nxt_m = _NON_SPACE_RE.search(line, end)
+    if nxt_m is None:
         return True
-    nxt = rest[0]
+    nxt = nxt_m.group()
     if nxt.islower() or nxt in ",;:)":
         return False
     punct_start = end
@@ -35,18 +50,19 @@ def _is_boundary(line: str, end: int) -> bool:
         punct_start -= 1
     if line[punct_start:end].startswith(("!", "?")):
         return True
-    if _LIST_MARKER_RE.fullmatch(line[:punct_start]):  # "1. Hypertension", "a. Diabetes"
+    if _LIST_MARKER_RE.fullmatch(line, 0, punct_start):  # "1. Hypertension", "a. Diabetes"
         return False
-    m = _WORD_BEFORE_RE.search(line, 0, punct_start)
-    if m is None:
+    word = _word_before(line, punct_start)
+    if word is None:
         return True
-    word = m.group(1)
     key = word.lower().replace(".", "")
     if key in NON_FINAL_ABBREVIATIONS and not (word.isupper() and len(word) > 2):
         return False
     if len(word) == 1 and word.isupper():  # an initial ("J. Smith"), not a unit ("38.5 C.")
-        before = line[: m.start(1)].rstrip()
-        if not (before and before[-1].isdigit()):
+        k = punct_start - 1
+        while k > 0 and line[k - 1].isspace():
+            k -= 1
+        if not (k > 0 and line[k - 1].isdigit()):
             return False
     if "." in word.strip("."):  # "e.g.", "i.v.", "a.m."
         return False

@@ -86,6 +86,13 @@ def test_bad_evidence_offsets_are_a_clear_error(tmp_path: Path) -> None:
         load_corpus(d)
 
 
+def test_short_evidence_rows_are_a_clear_error(tmp_path: Path) -> None:
+    d = _split_with_evidence(tmp_path)
+    (d / "trainX.tsv").write_text("doc1\tDIAGNOSTICO\tn45.3\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"trainX.tsv line 1: expected 5 tab-separated columns .*got 3\."):
+        load_corpus(d)
+
+
 def test_jsonl_spans(tmp_path: Path) -> None:
     p = tmp_path / "c.jsonl"
     text = "Fever. Type 2 diabetes without complications."

@@ -81,7 +81,7 @@ def _align(source: str, target: str, S: Sequence[tuple[int, int]],
     back: dict[tuple[int, int], tuple[int, int]] = {}
     for i in range(n + 1):
         mid = i * m / n
-        for j in range(max(0, int(mid) - width), min(m, int(mid) + width + 1) + 1):
+        for j in range(max(0, int(mid) - width), min(m, int(mid) + width + 1) + 1):  # the end can reach (n, m)
             d = cost.get((i, j))
             if d is None:
                 continue
@@ -102,8 +102,6 @@ def _align(source: str, target: str, S: Sequence[tuple[int, int]],
                     back[ii, jj] = (i, j)
     pairs: list[tuple[list[int], list[int]]] = []
     i, j = n, m
-    if (n, m) not in back:  # cannot happen with the band above; kept as one group rather than fail
-        return [(list(range(n)), list(range(m)))]
     while (i, j) != (0, 0):
         pi, pj = back[i, j]
         pairs.append((list(range(pi, i)), list(range(pj, j))))

@@ -247,7 +247,7 @@ def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: lis
     ii = np.concatenate(arrs)
     kr = np.maximum.reduceat(sig["kr"][row][ii], starts).tolist()
     lx = np.maximum.reduceat(sig["lex"][row][ii], starts).tolist()
-    sl = np.maximum.reduceat(sig["slex"][row][ii], starts).tolist() if "slex" in sig else [0.0] * len(keys)
+    sl = np.maximum.reduceat(sig["slex"][row][ii], starts).tolist()
     knn = sig["knn"][row]
     return {k: (kr[i], float(knn[arrs[i]].sum()), lx[i], prefixes[k][1], prefixes[k][2], sl[i])
             for i, k in enumerate(keys)}

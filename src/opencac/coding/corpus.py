@@ -108,12 +108,12 @@ def read_evidence_tsv(path: Path) -> dict[str, list[tuple[str, str, list[tuple[i
     out: dict[str, list[tuple[str, str, list[tuple[int, int]]]]] = {}
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
-            parts = line.rstrip("\n\r").split("\t")
             if not line.strip():
                 continue
+            parts = line.rstrip("\n\r").split("\t")
             if len(parts) < 5:
                 raise CorpusError(f"{path.name} line {n}: expected 5 tab-separated columns "
-                                  "(doc_id, type, code, text, offsets), got {len(parts)}.")
+                                  f"(doc_id, type, code, text, offsets), got {len(parts)}.")
             kind = parts[1].strip().upper()
             system = PCS if kind.startswith("PROC") else CM
             try:
@@ -148,6 +148,8 @@ def load_split(split: Path) -> list[CodedDocument]:
             pcodes.setdefault(k, []).extend(c for c in v if c not in pcodes.get(k, []))
     # evidence: X files give offsets into the original notes (text_files/); with a translation
     # (text_files_en/) being read, they are carried over sentence by sentence (opencac.coding.align)
+    from opencac.coding.align import align_sentences
+
     evidence: dict[str, list[tuple[str, str, list[tuple[int, int]]]]] = {}
     original = split / "text_files"
     for f in sorted(split.glob("*X.tsv")):
@@ -164,8 +166,6 @@ def load_split(split: Path) -> list[CodedDocument]:
                 for system, code, spans in rows:
                     _add_evidence(doc, system, code, spans)
             elif (original / p.name).is_file():
-                from opencac.coding.align import align_sentences
-
                 al = align_sentences((original / p.name).read_text(encoding="utf-8"), doc.text)
                 for system, code, spans in rows:
                     _add_evidence(doc, system, code, [t for a, b in spans for t in al.target_spans(a, b)])

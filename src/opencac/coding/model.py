@@ -79,8 +79,7 @@ class EngineModel:
         from opencac.coding.candidates import build_candidates, feature_matrix
         from opencac.coding.ranker import (best_f1_threshold, cross_fit_scores, expected_calibration_error,
                                            fit_booster, fit_calibrator)
-        from opencac.coding.supervised import (HitPrecision, SupervisedLayer, TextFeaturizer, sentence_labels,
-                                               sentence_rows)
+        from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer, sentence_rows
         from opencac.coding.evaluate import average_precision
 
         if len(docs) < max(10, self.folds * 2):
@@ -107,8 +106,7 @@ class EngineModel:
                 step += self.folds + 2
                 progress("train", step, total_steps)
                 continue
-            s_codes = [c for i, sp_ in enumerate(s_spans)
-                       for c in sentence_labels(sp_, docs[i].evidence.get(system, {}))]
+            s_codes = _sentence_codes(s_spans, docs, system)
             with_ev = np.array([bool(d.evidence.get(system)) for d in docs])
             rows, ys, groups, missed, doc_gold, doc_codes = [], [], [], 0, [], []
             for k in range(self.folds):
@@ -299,6 +297,15 @@ class EngineModel:
         return m
 
 
+def _sentence_codes(s_spans: Sequence[Sequence[tuple[int, int]]], docs: Sequence[Any], system: str) -> list[list[str]]:
+    """For every sentence of every document (``s_spans``, as :func:`sentence_rows` gives them),
+    the codes of ``system`` its evidence overlaps."""
+    from opencac.coding.supervised import sentence_labels
+
+    return [c for i, spans in enumerate(s_spans)
+            for c in sentence_labels(spans, getattr(docs[i], "evidence", {}).get(system, {}))]
+
+
 def _sentence_subset(rows: Any, s_doc: np.ndarray, chosen: np.ndarray,
                      labels: Sequence[Sequence[str]]) -> tuple[Any, list[Sequence[str]]]:
     """The sentence rows of the ``chosen`` documents (``s_doc``: each row's document) and
@@ -313,7 +320,7 @@ def update_layers(featurizer: Any, layers: dict[str, Any], docs: Sequence[Any],
     """Add coded documents (``text`` and ``codes`` per system) to per-system supervised layers
     (``layer.update(X, B, code_lists)``), and to their dictionary-hit precision counts when each
     document's ``hits`` are given. Only ``systems`` when given. Returns the systems updated."""
-    from opencac.coding.supervised import sentence_labels, sentence_rows
+    from opencac.coding.supervised import sentence_rows
 
     chosen = [s for s in layers if systems is None or s in systems]
     if not chosen or not docs:
@@ -325,10 +332,10 @@ def update_layers(featurizer: Any, layers: dict[str, Any], docs: Sequence[Any],
     for s in chosen:
         codes = [list(d.codes.get(s, [])) for d in docs]
         with_ev = [i for i, d in enumerate(docs) if getattr(d, "evidence", {}).get(s)]
-        if with_ev and sent is None:
-            sent = sentence_rows(featurizer, texts)
-        if with_ev and sent is not None:
-            labels = [c for i, sp_ in enumerate(sent[2]) for c in sentence_labels(sp_, docs[i].evidence.get(s, {}))]
+        if with_ev:
+            if sent is None:
+                sent = sentence_rows(featurizer, texts)
+            labels = _sentence_codes(sent[2], docs, s)
             layers[s].update(X, B, codes, _sentence_subset(sent[0], sent[1], np.array(with_ev), labels))
         else:
             layers[s].update(X, B, codes)

@@ -183,23 +183,20 @@ def finalised_document(
         c = canon(code)
         if c and c not in doc.codes[system]:
             doc.codes[system].append(c)
-    decisions = list(decisions)
     for ex in examples_from_decisions(decisions):
-        if not ex.label and ex.code not in doc.codes[ex.system] and ex.code not in doc.rejected[ex.system]:
-            doc.rejected[ex.system].append(ex.code)
-    for d in decisions:
-        if d.action == REJECT or d.system not in SYSTEMS:
+        if not ex.label:
+            if ex.code not in doc.codes[ex.system] and ex.code not in doc.rejected[ex.system]:
+                doc.rejected[ex.system].append(ex.code)
             continue
-        c = canon(d.new_code or d.code) if d.action == MODIFY else canon(d.code)
-        if c not in doc.codes[d.system]:
+        if ex.code not in doc.codes[ex.system]:
             continue
-        for ev in d.evidence or ():
+        for ev in ex.evidence or ():  # where the coder found a final code (accepted, added, modified to)
             try:
                 span = (int(ev["start"]), int(ev["end"]))
             except (KeyError, TypeError, ValueError):
                 continue
             if 0 <= span[0] < span[1] <= len(text):
-                have = doc.evidence.setdefault(d.system, {}).setdefault(c, [])
+                have = doc.evidence.setdefault(ex.system, {}).setdefault(ex.code, [])
                 if span not in have:
                     have.append(span)
     return doc

@@ -115,10 +115,14 @@ class CodingEngine:
                 not depend on the others).
         """
         from opencac.coding.dictionary import expand_pcs_hits, hits_from_mentions
+        from opencac.coding.values import value_hits
         from opencac.nlp.pipeline import analyze
 
         doc = analyze(text, doc_id)
         hits = hits_from_mentions(self.matcher.find(doc, attributes=attributes))
+        if systems is None or CM in systems:
+            # values that complete a code (BMI 36 -> Z68.36, week 21 of gestation -> Z3A.21)
+            hits.extend(value_hits(doc, self.kb))
         if systems is not None:
             keep = set(systems)
             hits = [h for h in hits if h.system in keep]

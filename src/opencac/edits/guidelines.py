@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
+from opencac.coding.values import bmi_code
 from opencac.edits import tables as T
 from opencac.edits.model import Edit, EvidenceSpan, FinalCode
 from opencac.edits.policy import conf_text, decide
@@ -1054,18 +1055,6 @@ _NOTE_COMPANIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _bmi_code(value: float) -> str | None:
-    """Adult BMI -> Z68 code (Z68.1 <= 19.9 ... Z68.45 >= 70)."""
-    if value < 20:
-        return "Z68.1"
-    if value < 40:
-        return f"Z68.{int(value)}"
-    for hi, code in ((45, "Z68.41"), (50, "Z68.42"), (60, "Z68.43"), (70, "Z68.44")):
-        if value < hi:
-            return code
-    return "Z68.45"
-
-
 def _note_companion(state: RulesState, refs: Any) -> tuple[str, EvidenceSpan] | None:
     """A companion code (covered by ``refs``) that the note documents, with its span."""
     kb = state.kb
@@ -1078,7 +1067,7 @@ def _note_companion(state: RulesState, refs: Any) -> tuple[str, EvidenceSpan] | 
         # I.B.14 / I.C.21.c.3: BMI from any clinician, reported with the associated diagnosis.
         for sp in state.search(r"\bbmi\b[^.\n\d]{0,12}(\d{2}(\.\d)?)", limit=1):
             m = re.search(r"(\d{2}(\.\d)?)", sp.text)
-            code = _bmi_code(float(m.group(1))) if m else None
+            code = bmi_code(float(m.group(1))) if m else None
             if code and kb.is_billable(code, state.as_of) and not state.has(code):
                 return code, sp
     return None

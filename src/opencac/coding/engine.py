@@ -206,6 +206,8 @@ class CodingEngine:
                         if z is not None and "dict" not in z.via:
                             z.hits.extend(c.hits)
                             kept.append(z)
+                    if system == CM and self.kb is not None:
+                        kept = _with_completions(self.kb, kept, doc, ctx.date_of_service)
                     per_doc.append(kept)
                 else:
                     cands = build_candidates(system, hs, layer, sigs[system], r, self.kb, len(text.split()),
@@ -407,6 +409,41 @@ class _RelatedHits:
         return [h for k in sorted(keys, key=self.pos.__getitem__) for h in self.hit_codes[k]]
 
 
+def _with_completions(kb: Any, kept: list[Any], doc: Any, as_of: dt.date | None) -> list[Any]:
+    """The dictionary's ICD-10-CM candidates, each header code (C64 "neoplasm of kidney")
+    followed by the billable code completing it from the note (C64.2 for a left kidney, else
+    the unspecified C64.9), on the same evidence and with the header's score (:func:`opencac.coding.completion.complete_code`).
+    Without a trained model nothing else proposes the codes below a matched header."""
+    from opencac.coding.candidates import Candidate
+    from opencac.coding.completion import complete_code
+
+    have = {c.code for c in kept}
+    out: list[Any] = []
+    for c in kept:
+        out.append(c)
+        if not c.hits or c.feat("billable"):
+            continue
+        window = " ".join(_around(doc, h) for h in c.hits[:3])
+        got = complete_code(kb, c.code, window, as_of)
+        if got is None or canon(got[0]) in have:
+            continue
+        key = canon(got[0])
+        have.add(key)
+        out.append(Candidate(key, feats={"kb_known": 1.0, "billable": 1.0, "code_len": float(len(key))},
+                             hits=list(c.hits), via={"dict", "completion"},
+                             rationale=[f"{got[1]}: {dotted(c.code, CM)} -> {got[0]}"]))
+    return out
+
+
+def _around(doc: Any, h: Any, width: int = 60) -> str:
+    """The text of a hit's sentence within ``width`` characters of the mention."""
+    lo, hi = max(0, h.start - width), h.end + width
+    if 0 <= h.sentence < len(doc.sentences):
+        sent = doc.sentences[h.sentence]
+        lo, hi = max(lo, sent.start), min(hi, sent.end)
+    return doc.text[lo:hi]
+
+
 def _evidence(hits: Sequence[Any], limit: int = 5) -> list[Evidence]:
     out: list[Evidence] = []
     seen: set[tuple[int, int]] = set()
@@ -421,7 +458,7 @@ def _evidence(hits: Sequence[Any], limit: int = 5) -> list[Evidence]:
 
 
 def _rationale(c: Any, hits: Sequence[Any]) -> list[str]:
-    why: list[str] = []
+    why: list[str] = list(c.rationale)
     for h in sorted(c.hits, key=lambda h: -h.score)[:3]:
         kind = "exact" if h.score >= 1.0 else f"words ({h.score:.2f})"
         why.append(f"{h.source} term '{h.phrase}' -> {h.code}{'-' if h.incomplete else ''} [{kind}, {h.assertion}]")
@@ -451,6 +488,6 @@ def _heuristic_score(c: Any) -> float:
         best = max(best, w)
     n_sent = len({h.sentence for h in c.hits})
     score = best * (1.0 + 0.2 * min(n_sent - 1, 3))
-    if c.feat("kb_known") and not c.feat("billable") and (c.feat("code_len") or 0) < 7:
-        score *= 0.8
+    if "completion" in c.via or c.feat("kb_known") and not c.feat("billable") and (c.feat("code_len") or 0) < 7:
+        score *= 0.8  # a completion rests on its header's evidence: it scores as the header, right after it
     return score

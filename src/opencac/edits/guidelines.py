@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
+from opencac.coding.completion import unspecified_leaf
 from opencac.coding.values import bmi_code
 from opencac.edits import tables as T
 from opencac.edits.model import Edit, EvidenceSpan, FinalCode
@@ -300,22 +301,7 @@ def run_completion(state: RulesState) -> list[Edit]:
 
 
 def _unspecified_leaf(state: RulesState, code: str) -> str | None:
-    frontier = [code]
-    for _ in range(3):
-        nxt = []
-        for c in frontier:
-            parent = state.kb.find(c)
-            pdesc = parent.description.lower().split(",")[0] if parent is not None else ""
-            kids = [k for k in state.kb.children(c) if k.code != c]
-            uns = [k for k in kids if "unspecified" in k.description.lower() or k.code.endswith("9")]
-            uns.sort(key=lambda k: (not k.description.lower().startswith(pdesc), "unspecified" not in k.description.lower(),
-                                    not k.code.endswith("9"), len(k.code), k.code))
-            for k in uns[:1]:
-                if state.kb.is_billable(k.code, state.as_of):
-                    return k.code
-                nxt.append(k.code)
-        frontier = nxt
-    return None
+    return unspecified_leaf(state.kb, code, state.as_of)
 
 
 # -------------------------------------------------------------------------------------------

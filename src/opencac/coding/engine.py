@@ -412,8 +412,9 @@ class _RelatedHits:
 def _with_completions(kb: Any, kept: list[Any], doc: Any, as_of: dt.date | None) -> list[Any]:
     """The dictionary's ICD-10-CM candidates, each header code (C64 "neoplasm of kidney")
     followed by the billable code completing it from the note (C64.2 for a left kidney, else
-    the unspecified C64.9), on the same evidence and with the header's score (:func:`opencac.coding.completion.complete_code`).
-    Without a trained model nothing else proposes the codes below a matched header."""
+    the unspecified C64.9), on the same evidence and with the header's score
+    (:func:`opencac.coding.completion.complete_code`). Without a trained model nothing else
+    proposes the codes below a matched header."""
     from opencac.coding.candidates import Candidate
     from opencac.coding.completion import complete_code
 

@@ -20,7 +20,8 @@ from opencac.coding.dictionary import DictHit
 
 # Words that may stand between a measure and its value ("BMI of 22.5", "GCS was 8",
 # "body mass index (BMI): 43").
-_GAP = r"(?:\s*(?:\((?:BMI|GCS)\)|\[(?:BMI|GCS)\]|of|was|is|=|:|~|>|<|≥|≤|around|about|approximately|approx\.|score|total)\s*)*\s*"
+_GAP = (r"(?:\s*(?:\((?:BMI|GCS)\)|\[(?:BMI|GCS)\]|of|was|is|=|:|~|>|<|≥|≤|around|about|approximately|approx\.|"
+        r"score|total)\s*)*\s*")
 _NUM = r"(\d{1,2}(?:[.,]\d{1,2})?)"
 
 _BMI_WORD = re.compile(r"\b(?:BMI|body[ -]mass[ -]index)\b", re.IGNORECASE)

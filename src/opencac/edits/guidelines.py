@@ -288,7 +288,7 @@ def run_completion(state: RulesState) -> list[Edit]:
                                      codes=[fc.code, best], evidence=_ev(fc), fix={"replace": {fc.code: best}}),
                                 sure, f"the engine's confidence in {best} is {conf_text(suggested[0].confidence)}"))
             continue
-        leaf = _unspecified_leaf(state, fc.code)
+        leaf = unspecified_leaf(state.kb, fc.code, state.as_of)
         if leaf:
             # Choosing the unspecified subcode is the coder's call (the record may support more).
             edits.append(decide(Edit("HEADER-CODE-COMPLETED", "warning",
@@ -298,10 +298,6 @@ def run_completion(state: RulesState) -> list[Edit]:
                                      codes=[fc.code, leaf], evidence=_ev(fc), fix={"replace": {fc.code: leaf}}),
                                 False, "the note does not say which subcode applies"))
     return edits
-
-
-def _unspecified_leaf(state: RulesState, code: str) -> str | None:
-    return unspecified_leaf(state.kb, code, state.as_of)
 
 
 # -------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ def test_unspecified_leaf_walks_down(kb: object) -> None:
     assert unspecified_leaf(kb, "K59.0") == "K59.00"  # "Constipation, unspecified"
     assert unspecified_leaf(kb, "C50") == "C50.919"  # three levels down
     assert unspecified_leaf(kb, "R10.8") is None  # no unspecified child: nothing is guessed
+    assert unspecified_leaf(kb, "Z3A") == "Z3A.00"  # "not specified", not Z3A.09 (9 weeks)
+    assert unspecified_leaf(kb, "M79.60") == "M79.609"  # "unspecified limb", not "leg, unspecified"
 
 
 def test_out_of_the_box_engine_follows_a_header_with_its_completion() -> None:
@@ -53,3 +55,11 @@ def test_out_of_the_box_engine_follows_a_header_with_its_completion() -> None:
     header = next(s for s in res.diagnoses if s.code == "D49")
     assert sugg.confidence == header.confidence
 
+
+
+def test_a_header_with_a_code_found_below_it_is_not_completed() -> None:
+    engine = CodingEngine.load(None)
+    res = engine.code("Pregnant woman at 21 weeks of gestation. Obesity, BMI 36.")
+    codes = [s.code for s in res.diagnoses]
+    assert "Z3A.21" in codes and "Z68.36" in codes
+    assert not any(c in codes for c in ("Z3A.00", "Z3A.09", "Z68.1")), codes

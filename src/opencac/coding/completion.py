@@ -20,6 +20,8 @@ _WORD = re.compile(r"[a-z]+")
 _STOP = frozenset({"of", "and", "or", "the", "with", "without", "a", "an", "in", "to", "due", "other", "nos", "site",
                    "unspecified", "side", "right", "left", "bilateral", "except", "not", "elsewhere", "classified",
                    "specified", "unilateral", "part", "region"})
+_UNSPECIFIED = re.compile(r"\b(?:unspecified|not specified)\b", re.I)
+_WITH_UNSPECIFIED = re.compile(r"\bwith(?:out)? unspecified\b", re.I)
 #: Most descendants a header may have for a side to choose among them (a chapter-wide header
 #: such as D49 would have a side word somewhere far from the mention's sense).
 MAX_DESCENDANTS = 40
@@ -34,8 +36,10 @@ def stated_side(window: str) -> str | None:
 
 def unspecified_leaf(kb: Any, code: str, as_of: dt.date | None = None) -> str | None:
     """The billable code for "unspecified" below a header code, at most three levels down
-    (I.B.1-2): the child titled "<header>, unspecified" (K59.0 -> K59.00), else one ending in 9
-    and not titled "other" (E11 -> E11.9, M79.60 -> M79.609), else one titled "unspecified"."""
+    (I.B.1-2), among its children not titled "other": the one titled "<header>, unspecified"
+    (K59.0 -> K59.00), else one whose title says the header's concept is unspecified
+    (Z3A.0 -> Z3A.00 "not specified", C64 -> C64.9; not "with unspecified complications"),
+    else one ending in 9 (E11 -> E11.9)."""
     frontier = [code]
     for _ in range(3):
         nxt = []
@@ -43,11 +47,11 @@ def unspecified_leaf(kb: Any, code: str, as_of: dt.date | None = None) -> str | 
             parent = kb.find(c)
             ptitle = parent.description.lower() if parent is not None else ""
             kids = [k for k in kb.children(c) if k.code != c]
-            uns = [k for k in kids if "unspecified" in k.description.lower() or k.code.endswith("9")]
+            uns = [k for k in kids if _UNSPECIFIED.search(k.description) or k.code.endswith("9")]
             uns.sort(key=lambda k: (k.description.lower() != ptitle + ", unspecified",
                                     "other" in k.description.lower().split(),
-                                    not k.code.endswith("9"), "unspecified" not in k.description.lower(),
-                                    len(k.code), k.code))
+                                    not _UNSPECIFIED.search(k.description) or bool(_WITH_UNSPECIFIED.search(k.description)),
+                                    not k.code.endswith("9"), len(k.code), k.code))
             for k in uns[:1]:
                 if kb.is_billable(k.code, as_of):
                     return k.code

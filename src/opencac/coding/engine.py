@@ -422,8 +422,8 @@ def _with_completions(kb: Any, kept: list[Any], doc: Any, as_of: dt.date | None)
     out: list[Any] = []
     for c in kept:
         out.append(c)
-        if not c.hits or c.feat("billable"):
-            continue
+        if not c.hits or c.feat("billable") or any(k != c.code and k.startswith(c.code) for k in have):
+            continue  # a billable code, or a header the dictionary already found a code below
         window = " ".join(_around(doc, h) for h in c.hits[:3])
         got = complete_code(kb, c.code, window, as_of)
         if got is None or canon(got[0]) in have:

@@ -86,3 +86,18 @@ def test_engine_proposes_the_complete_code_with_its_evidence() -> None:
     # the complete code ranks above its category, which the dictionary alone reaches
     codes = [s.code for s in res.diagnoses]
     assert codes.index("Z68.36") < codes.index("Z68")
+
+
+@pytest.mark.parametrize("text", [
+    "BMI" + " : " * 3000 + "x",  # ran for minutes when blanks could be split two ways between gap words
+    "BMI" + " of  " * 3000 + "x",
+    ("GCS " + "of " * 50) * 200,
+    "12 weeks" + " " * 50_000 + "x",
+])
+def test_pathological_inputs_finish_and_find_nothing(text: str) -> None:
+    assert list(find_values(text)) == []
+
+
+def test_gap_words_are_bounded() -> None:
+    assert [c for c, *_ in find_values("BMI of about approximately 31")] == ["Z68.31"]
+    assert list(find_values("BMI was of is about approximately around 31")) == []  # six gap words: not one measure

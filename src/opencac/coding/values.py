@@ -18,10 +18,11 @@ from typing import Any
 
 from opencac.coding.dictionary import DictHit
 
-# Words that may stand between a measure and its value ("BMI of 22.5", "GCS was 8",
-# "body mass index (BMI): 43").
+# Up to four words that may stand between a measure and its value ("BMI of 22.5", "GCS was 8",
+# "body mass index (BMI): 43"). Each word takes the blanks before it, so no run of blanks can be
+# split two ways (a pattern that could backtracks exponentially on "BMI : : : ... x").
 _GAP = (r"(?:\s*(?:\((?:BMI|GCS)\)|\[(?:BMI|GCS)\]|of|was|is|=|:|~|>|<|≥|≤|around|about|approximately|approx\.|"
-        r"score|total)\s*)*\s*")
+        r"score|total)){0,4}\s*")
 _NUM = r"(\d{1,2}(?:[.,]\d{1,2})?)"
 
 _BMI_WORD = re.compile(r"\b(?:BMI|body[ -]mass[ -]index)\b", re.IGNORECASE)
@@ -29,7 +30,7 @@ _BMI = re.compile(r"(?:BMI|body[ -]mass[ -]index)" + _GAP + _NUM + r"(?![\d%])",
 _BMI_PERCENTILE = re.compile(r"(?:BMI|body[ -]mass[ -]index)\b[^.;\n]{0,30}?\b(\d{1,2})(?:st|nd|rd|th)?\s+percentile",
                              re.IGNORECASE)
 _WEEKS = re.compile(
-    r"\b(\d{1,2})(?:[.,]\d{1,2}|\s*\+\s*\d)?(?:\s*|-)(?:weeks?|wks?)(?:'|\s*of|\s*)\s*"
+    r"\b(\d{1,2})(?:[.,]\d{1,2}|\s*\+\s*\d)?(?:\s*|-)(?:weeks?|wks?)(?:'|\s+of)?\s*"
     r"(?:gestation(?:al)?|pregnan(?:cy|t)|amenorrh(?:o)?ea)\b"
     r"|\b(?:week|wk)\s+(\d{1,2})\s+of\s+(?:gestation|pregnancy)\b"
     r"|\bgestational\s+age\s+(?:of\s+|was\s+|:\s*)?(\d{1,2})(?:[.,]\d{1,2}|\s*\+\s*\d)?\s*(?:weeks?|wks?)\b"

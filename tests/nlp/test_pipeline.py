@@ -116,6 +116,15 @@ def test_split_sentences_of_one_very_long_line() -> None:
     assert text[got[1234].start : got[1234].end] == "Sentence 1234 of Dr. Ruiz with fever (38.5 C.) and pain."
 
 
+@pytest.mark.parametrize("text", ["Pain" + "." * 200_000, "Pain" + "?!." * 70_000 + ")" * 1000, "." * 200_000 + " Next"])
+def test_split_sentences_of_a_long_run_of_marks(text: str) -> None:
+    """A run of periods with no white space after it is one pass (the backtracking boundary
+    pattern tried every position of the run against its whole rest: minutes for 200,000)."""
+    got = split_sentences(text)
+    assert text[got[0].start : got[0].end].startswith(("Pain", "."))
+    assert got[-1].end == len(text)
+
+
 def test_codiesp_notes_round_trip(codiesp_dir: Path) -> None:
     files = sorted((codiesp_dir / "train" / "text_files_en").glob("*.txt"))[:25]
     assert files

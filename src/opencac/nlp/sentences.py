@@ -17,7 +17,10 @@ NON_FINAL_ABBREVIATIONS = frozenset(
     prox dist""".split()
 )
 
-_BOUNDARY_RE = re.compile(r"[.!?]+[\"')\]]*(?=\s)")
+# A boundary match starts only at the first mark of a run and never gives back what it took
+# (possessive quantifiers): a long run of periods without white space after it costs one pass,
+# where the backtracking pattern tried every position of the run against its whole rest.
+_BOUNDARY_RE = re.compile(r"(?<![.!?])[.!?]++[\"')\]]*+(?=\s)")
 _LIST_MARKER_RE = re.compile(r"\s*(?:\d{1,2}|[a-zA-Z]|[ivxIVX]{1,4})")
 _NON_SPACE_RE = re.compile(r"\S")
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.")

@@ -69,3 +69,10 @@ def test_bad_input_is_4xx(client: TestClient, tokens: dict[str, str]) -> None:
         assert err["code"].startswith("OC-E") and len(err["message"]) > 10
     assert "Bundle" in cases[4].json()["error"]["message"]
     assert "DocumentReference" in cases[6].json()["error"]["message"]
+
+
+def test_narrative_tags_are_stripped_in_one_pass() -> None:
+    from opencac.service.ingest import _strip_tags
+
+    assert _strip_tags('<div xmlns="http://www.w3.org/1999/xhtml"><p>Fever &amp; <b>cough</b></p></div>') == "Fever &  cough"
+    assert _strip_tags("<" * 300_000 + "fever").endswith("fever")  # quadratic before: minutes

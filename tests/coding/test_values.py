@@ -38,6 +38,8 @@ def test_glasgow_bands(total: int, when: str, code: str | None) -> None:
     ("Height 1.65 m, weight 54.5 kg (BMI 20 kg/m2).", ["Z68.20"]),
     ("body mass index (BMI) of 43.5 kg/m2", ["Z68.41"]),  # one mention, not two
     ("Obese patient with BMI: 36,2.", ["Z68.36"]),
+    ("admitted with a mass index (BMI) 41kg/m2", ["Z68.41"]),
+    ("extreme obesity (BMI > 40 kg/m2)", ["Z68.41"]),
     ("BMI at the 97th percentile for age", ["Z68.54"]),
     ("mucocutaneous BMI, blood pressure 99/62", []),  # a value after other words is not the BMI
     ("ventriculomegaly at week 21 of gestation", ["Z3A.21"]),

@@ -26,7 +26,7 @@ _GAP = (r"(?:\s*(?:\((?:BMI|GCS)\)|\[(?:BMI|GCS)\]|of|was|is|=|:|~|>|<|≥|≤|a
 _NUM = r"(\d{1,2}(?:[.,]\d{1,2})?)"
 
 _BMI_WORD = re.compile(r"\b(?:BMI|body[ -]mass[ -]index)\b", re.IGNORECASE)
-_BMI = re.compile(r"(?:BMI|body[ -]mass[ -]index)" + _GAP + _NUM + r"(?![\d%])", re.IGNORECASE)
+_BMI = re.compile(r"(?:BMI|body[ -]mass[ -]index)\)?" + _GAP + _NUM + r"(?![\d%])", re.IGNORECASE)  # "mass index (BMI) 41"
 _BMI_PERCENTILE = re.compile(r"(?:BMI|body[ -]mass[ -]index)\b[^.;\n]{0,30}?\b(\d{1,2})(?:st|nd|rd|th)?\s+percentile",
                              re.IGNORECASE)
 _WEEKS = re.compile(

@@ -14,6 +14,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from opencac.codesets.types import CodeSystem
+
 _SIDES = {"right": re.compile(r"\bright\b", re.I), "left": re.compile(r"\bleft\b", re.I),
           "bilateral": re.compile(r"\bbilateral(?:ly)?\b|\bboth\b", re.I)}
 _WORD = re.compile(r"[a-z]+")
@@ -34,6 +36,14 @@ def stated_side(window: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def _leaf_rank(k: Any, ptitle: str) -> tuple[bool, bool, bool, bool, int, str]:
+    """Sort key of a child for :func:`unspecified_leaf` (smallest first)."""
+    title = k.description.lower()
+    says_unspecified = bool(_UNSPECIFIED.search(title)) and not _WITH_UNSPECIFIED.search(title)
+    return (title != ptitle + ", unspecified", "other" in title.split(), not says_unspecified,
+            not k.code.endswith("9"), len(k.code), k.code)
+
+
 def unspecified_leaf(kb: Any, code: str, as_of: dt.date | None = None) -> str | None:
     """The billable code for "unspecified" below a header code, at most three levels down
     (I.B.1-2), among its children not titled "other": the one titled "<header>, unspecified"
@@ -46,13 +56,9 @@ def unspecified_leaf(kb: Any, code: str, as_of: dt.date | None = None) -> str | 
         for c in frontier:
             parent = kb.find(c)
             ptitle = parent.description.lower() if parent is not None else ""
-            kids = [k for k in kb.children(c) if k.code != c]
-            uns = [k for k in kids if _UNSPECIFIED.search(k.description) or k.code.endswith("9")]
-            uns.sort(key=lambda k: (k.description.lower() != ptitle + ", unspecified",
-                                    "other" in k.description.lower().split(),
-                                    not _UNSPECIFIED.search(k.description) or bool(_WITH_UNSPECIFIED.search(k.description)),
-                                    not k.code.endswith("9"), len(k.code), k.code))
-            for k in uns[:1]:
+            uns = [k for k in kb.children(c) if k.code != c
+                   and (_UNSPECIFIED.search(k.description) or k.code.endswith("9"))]
+            for k in sorted(uns, key=lambda k: _leaf_rank(k, ptitle))[:1]:
                 if kb.is_billable(k.code, as_of):
                     return k.code
                 nxt.append(k.code)
@@ -70,7 +76,7 @@ def complete_code(kb: Any, code: str, window: str = "", as_of: dt.date | None = 
     the unspecified leaf.
     """
     obj = kb.find(code)
-    if obj is None or getattr(obj.system, "value", obj.system) != "icd10cm" or kb.is_billable(code, as_of):
+    if obj is None or obj.system is not CodeSystem.ICD10CM or kb.is_billable(code, as_of):
         return None
     if kb.seventh_characters(obj.code):
         return None

@@ -20,7 +20,7 @@ from opencac.coding.dictionary import DictHit
 
 # Up to four words that may stand between a measure and its value ("BMI of 22.5", "GCS was 8",
 # "body mass index (BMI): 43"). Each word takes the blanks before it, so no run of blanks can be
-# split two ways (a pattern that could backtracks exponentially on "BMI : : : ... x").
+# split two ways (the old pattern backtracked exponentially on "BMI : : : ... x").
 _GAP = (r"(?:\s*(?:\((?:BMI|GCS)\)|\[(?:BMI|GCS)\]|of|was|is|=|:|~|>|<|≥|≤|around|about|approximately|approx\.|"
         r"score|total)){0,4}\s*")
 _NUM = r"(\d{1,2}(?:[.,]\d{1,2})?)"

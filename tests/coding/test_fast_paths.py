@@ -76,7 +76,34 @@ def test_lexicon_scores_match_a_direct_computation() -> None:
                 assert arg[i, c] == -1
     b2, a2, t2, c2 = lex.scores_full(Q, strong=0.3, with_arg=False)
     assert a2 is None and np.array_equal(b2, best) and np.array_equal(t2, total) and np.array_equal(c2, count)
-    assert "_dense" not in pickle.loads(pickle.dumps(lex)).__dict__
+    c3 = lex.scores_full(Q, strong=0.5, with_arg=False)[3]  # another threshold: counted again
+    for i in range(Q.shape[0]):
+        sub = P[Q.indices[Q.indptr[i]:Q.indptr[i + 1]]]
+        assert np.array_equal(c3[i], (sub >= np.float32(0.5)).sum(axis=0))
+    assert not {"_dense", "_dense_strong"} & set(pickle.loads(pickle.dumps(lex)).__dict__)
+
+
+def test_category_signals_sum_votes_as_ndarray_sum() -> None:
+    """``_cat_signals`` takes sums of few votes from one ``reduceat``; they equal the per-prefix
+    ``ndarray.sum`` bit for bit, with 0 to 40 non-zero votes in a prefix."""
+    from opencac.coding.candidates import _cat_signals
+
+    rng = np.random.RandomState(5)
+    n_codes = 400
+    knn = np.zeros((1, n_codes), dtype=np.float32)
+    hot = rng.choice(n_codes, 150, replace=False)
+    knn[0, hot] = (rng.rand(150) ** 3 / 7).astype(np.float32)
+    sig = {k: rng.rand(1, n_codes).astype(np.float32) for k in ("kr", "lex", "slex")}
+    sig["knn"] = knn
+    prefixes = {f"p{i}": (np.sort(rng.choice(n_codes, rng.randint(1, 60), replace=False)), 0.5, 3.0)
+                for i in range(300)}
+    got = _cat_signals(prefixes, list(prefixes), sig, 0)
+    votes = set()
+    for k, (idx, _, _) in prefixes.items():
+        assert got[k][1] == float(knn[0][idx].sum()), k
+        assert got[k][0] == float(sig["kr"][0][idx].max())
+        votes.add(min(int((knn[0][idx] != 0).sum()), 3))
+    assert votes == {0, 1, 2, 3}  # every path ran
 
 
 @pytest.mark.slow

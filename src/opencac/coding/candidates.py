@@ -248,8 +248,15 @@ def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: lis
     kr = np.maximum.reduceat(sig["kr"][row][ii], starts).tolist()
     lx = np.maximum.reduceat(sig["lex"][row][ii], starts).tolist()
     sl = np.maximum.reduceat(sig["slex"][row][ii], starts).tolist()
-    knn = sig["knn"][row]
-    return {k: (kr[i], float(knn[arrs[i]].sum()), lx[i], prefixes[k][1], prefixes[k][2], sl[i])
+    knn = sig["knn"][row][ii]
+    # ndarray.sum of a prefix's kNN votes, most of them zero: adding zeros is exact, so with at
+    # most two votes in the prefix every order of summation gives the same float32; three or
+    # more are summed as before
+    voted = np.add.reduceat((knn != 0).astype(np.int32), starts).tolist()
+    few = np.add.reduceat(knn, starts).tolist()
+    knn_row = sig["knn"][row]
+    return {k: (kr[i], few[i] if voted[i] <= 2 else float(knn_row[arrs[i]].sum()), lx[i], prefixes[k][1],
+                prefixes[k][2], sl[i])
             for i, k in enumerate(keys)}
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from opencac.coding.candidates import _find
+from opencac.coding.candidates import FEATURE_INDEX, _find
 from opencac.codesets.config import paused_gc
 from opencac.coding.corpus import CM, SYSTEMS, CodedDocument, canon, dotted
 from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
@@ -242,16 +242,25 @@ class CodingEngine:
     def _suggestions(self, system: str, text: str, cands: list[Any], scores: np.ndarray, conf: np.ndarray,
                      thr: float, layer: Any, sig: Any, row: int, ctx: EncounterContext,
                      max_suggestions: int | None, explain_top: int | None = None) -> list[CodeSuggestion]:
-        order = np.argsort(-np.asarray(scores), kind="stable")
+        order = np.argsort(-np.asarray(scores), kind="stable").tolist()
+        conf_l = np.asarray(conf, dtype=np.float64).tolist()
+        in_train = _in_train_flags(cands)
         as_of = ctx.date_of_service
         out: list[CodeSuggestion] = []
         seen: set[str] = set()
         hit_codes = {c.code: c.hits for c in cands if c.hits}
         related = _RelatedHits(hit_codes)
+        shown = self._shown_memo()
+        kb = self.kb
         for j in order:
             c = cands[j]
-            code = self._display(c.code, system, in_train=bool(c.feat("in_train")), as_of=as_of)
-            key = canon(code)
+            mk = (c.code, system, in_train[j], as_of)
+            got = shown.get(mk)
+            if got is None:
+                code = self._display(c.code, system, in_train=in_train[j], as_of=as_of)
+                obj = _find(kb, code) if kb is not None else None
+                got = shown[mk] = (code, canon(code), obj.description if obj is not None else "")
+            code, key, description = got
             if key in seen:
                 continue
             seen.add(key)
@@ -262,10 +271,9 @@ class CodingEngine:
             else:
                 hits = []
                 assertion = related.assertion(c.code)
-            confidence = float(conf[j])
-            obj = _find(self.kb, code) if self.kb is not None else None
+            confidence = conf_l[j]
             sugg = CodeSuggestion(
-                code=code, system=system, description=obj.description if obj is not None else "",
+                code=code, system=system, description=description,
                 confidence=round(confidence, 4), assertion=assertion, rank=len(out) + 1,
                 selected=bool(confidence >= thr and assertion not in NOT_SELECTED),
             )
@@ -282,6 +290,14 @@ class CodingEngine:
             if max_suggestions is not None and len(out) >= max_suggestions:
                 break
         return out
+
+    def _shown_memo(self) -> dict[tuple[str, str, bool, dt.date | None], tuple[str, str, str]]:
+        """(candidate key, system, in training, as of) -> (code shown, its canonical key, its
+        description), kept across notes (cleared past 200,000 entries)."""
+        memo = self.__dict__.setdefault("_shown", {})
+        if len(memo) > 200_000:
+            memo.clear()
+        return memo
 
     def _display(self, key: str, system: str, in_train: bool, as_of: dt.date | None) -> str:
         memo = self.__dict__.setdefault("_display_memo", {})
@@ -379,6 +395,15 @@ def _assertion(hits: Sequence[Any]) -> str:
     return Counter(h.assertion for h in hits).most_common(1)[0][0]
 
 
+def _in_train_flags(cands: Sequence[Any]) -> list[bool]:
+    """``bool(c.feat("in_train"))`` of each candidate; one column read when the candidates are
+    the rows of one feature matrix (as :func:`build_candidates` makes them)."""
+    mat = cands[0]._mat if cands else None
+    if mat is not None and all(c._mat is mat and c._i == i for i, c in enumerate(cands)):
+        return [v == v and v != 0.0 for v in mat[: len(cands), FEATURE_INDEX["in_train"]].tolist()]
+    return [bool(c.feat("in_train")) for c in cands]
+
+
 class _RelatedHits:
     """The hits of every matched code that extends or is a prefix of a code, in the order of
     ``hit_codes`` (what a hierarchy candidate without hits of its own shows)."""
@@ -391,11 +416,19 @@ class _RelatedHits:
             for n in range(1, len(k)):
                 self.under.setdefault(k[:n], []).append(k)
         self.affirmed = {k: any(h.assertion == "affirmed" for h in hs) for k, hs in hit_codes.items()}
+        # matched codes with no affirmed hit, their lengths, and every prefix of them: a code
+        # related to none of them is affirmed (the usual case, decided without the lists)
+        self.unaffirmed = {k for k, a in self.affirmed.items() if not a}
+        self.unaffirmed_lens = sorted({len(k) for k in self.unaffirmed})
+        self.unaffirmed_heads = {k[:n] for k in self.unaffirmed for n in range(1, len(k) + 1)}
 
     def assertion(self, code: str) -> str:
         """``_assertion(self(code))`` without gathering the hits when one related code has an
         affirmed hit (or none is related): the usual case, and all a suggestion that shows no
         evidence needs."""
+        if code not in self.unaffirmed_heads and not any(
+                n < len(code) and code[:n] in self.unaffirmed for n in self.unaffirmed_lens):
+            return "affirmed"
         aff = self.affirmed
         keys = self.under.get(code, []) + [code[:n] for n in range(1, len(code)) if code[:n] in aff]
         if not keys or any(aff[k] for k in keys):

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 #: Version of the generated code (part of the cache key).
-CODEGEN_VERSION = "opencac-forest/1"
+CODEGEN_VERSION = "opencac-forest/2"
 _ENTRY = "opencac_forest_predict"
 _TREE_BLOCK = 32  # trees evaluated per pass over the rows (keeps their code in cache)
 
@@ -103,9 +103,10 @@ def generate_c(text: str) -> tuple[str, int]:
             missing, default_left = (d >> 2) & 3, (d >> 1) & 1
             if d & 1 or missing == 1:
                 raise UnsupportedBooster("categorical or zero-as-missing split")
-            if missing == 2:  # NaN goes the default way
-                return f"(isnan(x[{f}]) ? {default_left} : x[{f}] <= {_lit(thr[i])})"
-            return f"((isnan(x[{f}]) ? 0.0 : x[{f}]) <= {_lit(thr[i])})"  # NaN read as 0
+            # One comparison, no NaN test: a comparison with NaN is false, so "x <= t" sends NaN
+            # right and "!(x > t)" sends it left
+            nan_left = bool(default_left) if missing == 2 else 0.0 <= thr[i]  # else NaN is read as 0
+            return f"(!(x[{f}] > {_lit(thr[i])}))" if nan_left else f"(x[{f}] <= {_lit(thr[i])})"
 
         def emit(node: int, depth: int) -> None:
             pad = " " * depth

@@ -401,10 +401,12 @@ class CodeLexicon:
         vals = P.data[keep] / (self.df_[rows] + self.alpha)
         self.P_ = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=P.shape)
         self._dense = None
+        self._dense_strong = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_dense", None)  # a scoring cache, rebuilt on first use
+        state.pop("_dense", None)  # scoring caches, rebuilt on first use
+        state.pop("_dense_strong", None)
         return state
 
     def _dense_rows(self) -> tuple[np.ndarray, np.ndarray]:
@@ -416,6 +418,14 @@ class CodeLexicon:
             pos[long] = np.arange(len(long))
             dense = self._dense = (pos, self.P_[long].toarray())
         return dense
+
+    def _dense_at_least(self, strong: float) -> np.ndarray:
+        """``dense rows >= strong`` as bytes (counted per note without a boolean matrix each time)."""
+        got = getattr(self, "_dense_strong", None)
+        if got is None or got[0] != strong or got[1] is not self._dense_rows()[1]:
+            D = self._dense_rows()[1]
+            got = self._dense_strong = (strong, D, (D >= strong).view(np.uint8))
+        return got[2]
 
     def scores(self, B: Any) -> tuple[np.ndarray, np.ndarray]:
         """For each doc and code: (max ``P(code|g)`` over present n-grams g, argmax n-gram index)."""
@@ -437,6 +447,7 @@ class CodeLexicon:
         arg = np.full((n_docs, n_codes), -1, dtype=np.int64) if with_arg else None
         B = B.tocsr()
         pos, D = self._dense_rows()
+        Dc = self._dense_at_least(strong) if n_docs else None
         for i in range(n_docs):
             terms = B.indices[B.indptr[i]:B.indptr[i + 1]]
             if len(terms) == 0:
@@ -445,10 +456,11 @@ class CodeLexicon:
             tot = np.zeros(n_codes, dtype=np.float64)
             cnt = np.zeros(n_codes, dtype=np.float64)
             if (dp >= 0).any():
-                G = D[dp[dp >= 0]]
+                rows = dp[dp >= 0]
+                G = D[rows]
                 best[i] = G.max(axis=0)
                 tot += G.sum(axis=0, dtype=np.float64)
-                cnt += (G >= strong).sum(axis=0)
+                cnt += np.add.reduce(Dc[rows], axis=0, dtype=np.int64)
             sub = self.P_[terms[dp < 0]]
             if sub.nnz:
                 c, v = sub.indices, sub.data

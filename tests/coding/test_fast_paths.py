@@ -177,3 +177,18 @@ def test_feature_matrix_rounds_like_a_float32_array() -> None:
             got = M[i, FEATURES.index(k)]
             assert (np.isnan(got) and np.isnan(v)) or got == np.float32(v)
         assert np.isnan(M[i, [j for j, f in enumerate(FEATURES) if f not in c.feats]]).all()
+
+
+def test_csr_gather_equals_scipy_row_indexing() -> None:
+    from opencac.coding.supervised import _csr_gather
+
+    rng = np.random.RandomState(11)
+    A = (rng.rand(60, 40) < 0.1) * rng.rand(60, 40)
+    A[5] = 0  # an empty row
+    M = sp.csr_matrix(A, dtype=np.float32)
+    for rows in ([], [5], [3, 3, 59, 0, 5, 17], list(rng.permutation(60))):
+        r = np.asarray(rows, dtype=np.int64)
+        c, v = _csr_gather(M, r)
+        sub = M[r]
+        assert np.array_equal(c, sub.indices) and np.array_equal(v, sub.data)
+        assert c.dtype == sub.indices.dtype and v.dtype == sub.data.dtype

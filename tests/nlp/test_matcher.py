@@ -193,3 +193,41 @@ def test_partner_index_finds_the_same_mentions(matcher: MentionMatcher) -> None:
     m.PARTNER_INDEX_AFTER = 0
     assert m._partners() is not None
     assert key(m.find(doc)) == scan and any(k[4] == "bag" for k in scan)
+
+
+def test_exact_matches_equal_a_brute_force_search_over_a_large_vocabulary(tmp_path: Path) -> None:
+    """The automaton's keys take two characters per token (id // 256, id % 256, from disjoint
+    ranges); with 700 words, ids share both halves, and every whole-token occurrence of every
+    phrase is still found once, at token boundaries only, before and after a save / load."""
+    import random
+
+    rng = random.Random(7)
+    words = [f"w{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}{'q' * (i // 676)}x" for i in range(700)]
+    phrases = {" ".join(rng.sample(words, rng.randint(1, 4))) for _ in range(900)}
+    phrases = sorted(phrases)
+    m = MentionMatcher.build([(p, i) for i, p in enumerate(phrases)], bag=False, stop_phrases=())
+    assert len(m.vocab_) > 512  # ids up to three "high" characters
+    pool = words + ["unknownword", "zzz"]
+    text = ". ".join(" ".join(rng.choice(pool) for _ in range(rng.randint(3, 25))) for _ in range(120)) + "."
+    doc = analyze(text)
+
+    def brute() -> set[tuple[int, int, str]]:
+        found = set()
+        for sent in doc.sentences:
+            toks = [(mt.start() + sent.start, mt.end() + sent.start, mt.group())
+                    for mt in __import__("re").finditer(r"\w+", text[sent.start:sent.end])]
+            for i in range(len(toks)):
+                for n in range(1, 5):
+                    if i + n <= len(toks):
+                        p = " ".join(t[2] for t in toks[i:i + n])
+                        if p in phrases:
+                            found.add((toks[i][0], toks[i + n - 1][1], p))
+        return found
+
+    want = brute()
+    assert len(want) > 50
+    got = {(x.start, x.end, x.phrase) for x in m.find(doc, assertion=False, attributes=False)}
+    assert got == want
+    m.save(tmp_path / "m.pkl")
+    again = MentionMatcher.load(tmp_path / "m.pkl")
+    assert {(x.start, x.end, x.phrase) for x in again.find(doc, assertion=False, attributes=False)} == want

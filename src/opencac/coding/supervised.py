@@ -363,6 +363,19 @@ class KnnCodeModel:
         return out, idx, sims
 
 
+def _csr_gather(M: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(M[rows].indices, M[rows].data)`` of a CSR matrix, without building the sub-matrix
+    (scipy's row indexing costs more than the rows of one note hold)."""
+    indptr = M.indptr
+    starts = indptr[rows]
+    lens = indptr[rows + 1] - starts
+    n = int(lens.sum())
+    if not n:
+        return M.indices[:0], M.data[:0]
+    at = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(n)
+    return M.indices[at], M.data[at]
+
+
 class CodeLexicon:
     """Learned lexicon: word n-grams associated with codes, ``P(code | n-gram)`` smoothed.
 
@@ -460,10 +473,10 @@ class CodeLexicon:
                 G = D[rows]
                 best[i] = G.max(axis=0)
                 tot += G.sum(axis=0, dtype=np.float64)
-                cnt += np.add.reduce(Dc[rows], axis=0, dtype=np.int64)
-            sub = self.P_[terms[dp < 0]]
-            if sub.nnz:
-                c, v = sub.indices, sub.data
+                # counts fit the narrowest type that holds the number of rows (exact either way)
+                cnt += np.add.reduce(Dc[rows], axis=0, dtype=np.uint16 if len(rows) < 65536 else np.int64)
+            c, v = _csr_gather(self.P_, terms[dp < 0])
+            if len(c):
                 order = np.lexsort((v, c))  # by code, then value ascending: the last is the maximum
                 last = np.r_[c[order][1:] != c[order][:-1], True]
                 top = order[last]

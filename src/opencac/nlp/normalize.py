@@ -494,6 +494,7 @@ def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
         several tokens sharing the original range.
     """
     stop = stopwords if isinstance(stopwords, (set, frozenset)) else frozenset(stopwords)
+    new_token = tuple.__new__
     out: list[Token] = []
     roman_ctx = False
     cache = _WORD_CACHE
@@ -516,7 +517,7 @@ def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
                 out.append(Token(norm, prev.start, start + e))
                 continue
             if norm not in stop:
-                out.append(Token(norm, start + s, start + e))
+                out.append(new_token(Token, (norm, start + s, start + e)))  # Token(...) without its Python __new__
         roman_ctx = last in _ROMAN_CONTEXT
     return out
 

@@ -260,6 +260,13 @@ def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: lis
             for i, k in enumerate(keys)}
 
 
+def _rows(tuples: Sequence[Sequence[float]], width: int) -> np.ndarray:
+    """``np.array(tuples, dtype=float64)`` of equal-length tuples (``width`` each), built from one
+    flat iterator (twice as fast for a note's few hundred rows; the same values)."""
+    return np.fromiter(chain.from_iterable(tuples), dtype=np.float64, count=len(tuples) * width).reshape(
+        len(tuples), width)
+
+
 def _hit_stats(hits: Sequence[DictHit]) -> dict[str, float]:
     f: dict[str, float] = {}
     if not hits:
@@ -392,7 +399,7 @@ def build_candidates(
 
     # how often training coders coded what the dictionary matched
     if hp is not None:
-        A = np.array([hp.features(code) for code in keys], dtype=np.float64).reshape(n_c, 5)
+        A = _rows([hp.features(code) for code in keys], 5)
         nn = A[:, 0]
         has = nn != 0
         den = nn + 1.0
@@ -435,10 +442,10 @@ def build_candidates(
     zero6 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     F[:, [col["cat_kr_max"], col["cat_knn_sum"], col["cat_lex_max"], col["cat_prior_log"], col["cat_n_train"],
           col["cat_slex_max"]]] = \
-        np.array([cat_cache.get(code[:3], zero6) for code in keys], dtype=np.float64).reshape(n_c, 6)
+        _rows([cat_cache.get(code[:3], zero6) for code in keys], 6)
     long4 = [i for i, code in enumerate(keys) if len(code) >= 4]
     if long4:
-        A4 = np.array([cat_cache.get(keys[i][:4], zero6) for i in long4], dtype=np.float64).reshape(len(long4), 6)
+        A4 = _rows([cat_cache.get(keys[i][:4], zero6) for i in long4], 6)
         F[np.ix_(long4, [col["cat4_kr_max"], col["cat4_knn_sum"], col["cat4_prior_log"], col["cat4_slex_max"]])] = \
             A4[:, [0, 1, 3, 5]]
 
@@ -495,7 +502,7 @@ def build_candidates(
             own, extra = tw if tw is not None else _title_words(kb, code)
             cov.append((len(own & note_words) / len(own) if own else math.nan, float(len(extra)),
                         len(extra & note_words) / len(extra) if extra else math.nan))
-        F[:, [col["desc_cov"], col["desc_extra_n"], col["desc_extra_cov"]]] = np.array(cov, dtype=np.float64)
+        F[:, [col["desc_cov"], col["desc_extra_n"], col["desc_extra_cov"]]] = _rows(cov, 3)
     F[:, col["doc_hits"]] = float(len(hits))
     F[:, col["doc_len"]] = float(doc_len)
     for i, c in enumerate(cl):

@@ -60,8 +60,10 @@ def test_lexicon_scores_match_a_direct_computation() -> None:
     Y = sp.csr_matrix((rng.rand(n_docs, n_codes) < 0.2).astype(np.float32))
     lex = CodeLexicon(alpha=2.0, min_pair=1).fit(B, Y)
     lex.DENSE_MIN_CODES = 5  # exercise both the dense and the sparse rows
-    Q = sp.csr_matrix((rng.rand(7, n_terms) < 0.2).astype(np.float32))
+    Q = sp.csr_matrix((rng.rand(12, n_terms) < 0.2).astype(np.float32))
     best, arg, total, count = lex.scores_full(Q, strong=0.3)
+    few = lex.scores_full(Q[:3], strong=0.3)  # a few notes count strong n-grams another way
+    assert all(np.array_equal(a[:3], b) for a, b in zip((best, arg, total, count), few))
     P = lex.P_.toarray()
     for i in range(Q.shape[0]):
         terms = Q.indices[Q.indptr[i]:Q.indptr[i + 1]]

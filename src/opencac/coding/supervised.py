@@ -460,7 +460,9 @@ class CodeLexicon:
         arg = np.full((n_docs, n_codes), -1, dtype=np.int64) if with_arg else None
         B = B.tocsr()
         pos, D = self._dense_rows()
-        Dc = self._dense_at_least(strong) if n_docs else None
+        # strong n-grams counted from a byte matrix built once (~10 ms) for batches, from the
+        # note's own rows for a few notes (the same counts)
+        Dc = self._dense_at_least(strong) if n_docs >= 8 else None
         for i in range(n_docs):
             terms = B.indices[B.indptr[i]:B.indptr[i + 1]]
             if len(terms) == 0:
@@ -474,7 +476,10 @@ class CodeLexicon:
                 best[i] = G.max(axis=0)
                 tot += G.sum(axis=0, dtype=np.float64)
                 # counts fit the narrowest type that holds the number of rows (exact either way)
-                cnt += np.add.reduce(Dc[rows], axis=0, dtype=np.uint16 if len(rows) < 65536 else np.int64)
+                if Dc is None:
+                    cnt += (G >= strong).sum(axis=0)
+                else:
+                    cnt += np.add.reduce(Dc[rows], axis=0, dtype=np.uint16 if len(rows) < 65536 else np.int64)
             c, v = _csr_gather(self.P_, terms[dp < 0])
             if len(c):
                 order = np.lexsort((v, c))  # by code, then value ascending: the last is the maximum

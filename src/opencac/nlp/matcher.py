@@ -389,9 +389,15 @@ class MentionMatcher:
             return
         pairs = self.__dict__.get("_pairs")
         if pairs is None:
-            pairs = self.__dict__["_pairs"] = {c: _pair(c) for c in self.vocab_.values()}
-            pairs[_UNKNOWN] = _UNKNOWN_PAIR
-        for end_idx, pid in self.automaton_.iter("".join(map(pairs.__getitem__, enc))):
+            pairs = self.__dict__["_pairs"] = {_UNKNOWN: _UNKNOWN_PAIR}
+        try:
+            keys = "".join(map(pairs.__getitem__, enc))
+        except KeyError:  # tokens not seen yet (filled as notes come: one note needs a few hundred)
+            for c in enc:
+                if c not in pairs:
+                    pairs[c] = _pair(c)
+            keys = "".join(map(pairs.__getitem__, enc))
+        for end_idx, pid in self.automaton_.iter(keys):
             last = end_idx >> 1
             yield pid, last - phrases[pid].count(" "), last
 

@@ -152,3 +152,25 @@ def test_train_compiles_the_ranker_unless_told_not_to(tmp_path: Path, monkeypatc
     assert r.exit_code == 0, r.output
     assert "compiled ranker ready on this machine: icd10cm, icd10pcs" in r.output
     assert list(forest.glob("*"))
+
+
+def test_deferred_import_loads_on_first_use_only() -> None:
+    """The console entry defers numpy.f2py, which scipy.sparse's array-API shim would import
+    on every start; a real use still gets the module."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from opencac.cli.main import defer_import\n"
+        "assert defer_import('numpy.f2py')\n"
+        "assert not defer_import('numpy.f2py')  # already registered\n"
+        "assert not defer_import('opencac.no_such_module')\n"
+        "import scipy.sparse\n"
+        "assert not [k for k in sys.modules if k.startswith('numpy.f2py.')], 'f2py ran on import'\n"
+        "import numpy\n"
+        "assert callable(numpy.f2py.run_main)\n"
+        "assert [k for k in sys.modules if k.startswith('numpy.f2py.')]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -37,10 +37,39 @@ for _name in _COMMAND_MODULES:
     _mod.register(app)
 
 
+def defer_import(name: str) -> bool:
+    """Register module ``name`` so that it is executed on first attribute use, not on import
+    (``importlib.util.LazyLoader``); False when it is already imported or cannot be found.
+
+    scipy.sparse's array-API shim reads every name numpy exports, which imports numpy.f2py (the
+    Fortran wrapper generator: ~50 ms, some 60 regular expressions compiled) on every start of a
+    command that touches a sparse matrix; nothing here uses it."""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return False
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    if spec is None or spec.loader is None:
+        return False
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:  # bound on the package too, as an import would (else numpy.__getattr__ imports it again)
+        setattr(importlib.import_module(parent), child, module)
+    return True
+
+
 def main() -> None:  # pragma: no cover - console entry
     import gc
     import sys
 
+    defer_import("numpy.f2py")
     if sys.argv[1:2] == ["code"]:
         # One note in a process that ends with the command: the cyclic garbage collector's
         # passes (and the full one owed when a pause ends) would free nothing that matters.

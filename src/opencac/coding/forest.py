@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 #: Version of the generated code (part of the cache key).
-CODEGEN_VERSION = "opencac-forest/2"
+CODEGEN_VERSION = "opencac-forest/3"
 _ENTRY = "opencac_forest_predict"
-_TREE_BLOCK = 32  # trees evaluated per pass over the rows (keeps their code in cache)
+_TREE_BLOCK = 16  # trees evaluated per pass over the rows (keeps their code in cache)
 
 _LOCK = threading.Lock()
 _FAILED: set[str] = set()  # keys that failed to build in this process: do not retry
@@ -122,22 +122,25 @@ def generate_c(text: str) -> tuple[str, int]:
         emit(0, 1)
         out.append(f"static double t{t}(const double* x) {{\n{''.join(body)}}}\n")
     n = len(trees)
-    out.append("typedef double (*tree_fn)(const double*);\n")
-    out.append("static const tree_fn TREES[] = {" + (", ".join(f"t{t}" for t in range(n)) or "0") + "};\n")
+    # Trees in blocks of _TREE_BLOCK, each block one pass over the rows that calls its trees
+    # directly (each called once, so the compiler inlines them: no call through a pointer per tree)
+    blocks = range((n + _TREE_BLOCK - 1) // _TREE_BLOCK)
+    for b in blocks:
+        calls = "".join(f"    s += t{t}(x);\n" for t in range(b * _TREE_BLOCK, min(n, (b + 1) * _TREE_BLOCK)))
+        out.append(f"""
+static void block{b}(const double* X, long n_rows, double* out) {{
+  for (long r = 0; r < n_rows; r++) {{
+    const double* x = X + r * {n_features};
+    double s = out[r];
+{calls}    out[r] = s;
+  }}
+}}
+""")
+    run_blocks = "".join(f"  block{b}(X, n_rows, out);\n" for b in blocks)
     out.append(f"""
 void {_ENTRY}(const double* X, long n_rows, double* out) {{
-  const long n_trees = {n}, n_feat = {n_features}, block = {_TREE_BLOCK};
   for (long r = 0; r < n_rows; r++) out[r] = 0.0;
-  for (long b = 0; b < n_trees; b += block) {{
-    long e = b + block < n_trees ? b + block : n_trees;
-    for (long r = 0; r < n_rows; r++) {{
-      const double* x = X + r * n_feat;
-      double s = out[r];
-      for (long i = b; i < e; i++) s += TREES[i](x);
-      out[r] = s;
-    }}
-  }}
-  for (long r = 0; r < n_rows; r++) out[r] = 1.0 / (1.0 + exp(-{_lit(sigmoid)} * out[r]));
+{run_blocks}  for (long r = 0; r < n_rows; r++) out[r] = 1.0 / (1.0 + exp(-{_lit(sigmoid)} * out[r]));
 }}
 """)
     return "".join(out), n_features

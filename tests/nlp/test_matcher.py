@@ -231,3 +231,20 @@ def test_exact_matches_equal_a_brute_force_search_over_a_large_vocabulary(tmp_pa
     m.save(tmp_path / "m.pkl")
     again = MentionMatcher.load(tmp_path / "m.pkl")
     assert {(x.start, x.end, x.phrase) for x in again.find(doc, assertion=False, attributes=False)} == want
+
+
+def test_keep_filters_mentions_without_changing_the_kept_ones(matcher: MentionMatcher) -> None:
+    """``keep`` drops mentions none of whose payloads pass; a kept mention (its subsumed flag,
+    assertion, order) is exactly what the unfiltered search returns."""
+    doc = analyze("No chest pain. Essential hypertension and coronary artery disease; CT of chest was normal.\n"
+                  "Denies heart failure, congestive.")
+
+    def key(m: Mention) -> tuple:
+        return (m.start, m.end, m.phrase, tuple(m.payloads), m.subsumed, m.assertion, m.kind, m.score)
+
+    every = matcher.find(doc)
+    kept = matcher.find(doc, keep=lambda code: code.startswith("I"))
+    want = [key(m) for m in every if any(c.startswith("I") for c in m.payloads)]
+    assert [key(m) for m in kept] == want
+    assert 0 < len(kept) < len(every)
+    assert any(m.subsumed for m in kept)  # "disease" inside "coronary artery disease", and so on

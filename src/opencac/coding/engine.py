@@ -119,7 +119,10 @@ class CodingEngine:
         from opencac.nlp.pipeline import analyze
 
         doc = analyze(text, doc_id)
-        hits = hits_from_mentions(self.matcher.find(doc, attributes=attributes))
+        # mentions of other code systems only are not asserted (their hits would be dropped below)
+        wanted = None if systems is None else frozenset(systems)
+        hits = hits_from_mentions(self.matcher.find(
+            doc, attributes=attributes, keep=None if wanted is None else (lambda p: p[1] in wanted)))
         if systems is None or CM in systems:
             # values that complete a code (BMI 36 -> Z68.36, week 21 of gestation -> Z3A.21)
             hits.extend(value_hits(doc, self.kb))

@@ -23,7 +23,7 @@ import pickle
 import re
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -458,6 +458,7 @@ class MentionMatcher:
         bag: bool | None = None,
         assertion: bool = True,
         attributes: bool = True,
+        keep: Callable[[Any], bool] | None = None,
     ) -> list[Mention]:
         """Find the mentions of dictionary phrases in an analysed document.
 
@@ -469,6 +470,9 @@ class MentionMatcher:
             bag: report bag-of-words matches (default: as built).
             assertion: fill ``assertion`` / ``trigger``.
             attributes: fill ``attributes``.
+            keep: return only mentions with at least one payload for which ``keep(payload)`` is
+                true (e.g. one code system's); the others still count when deciding which
+                matches are ``subsumed``, so the kept mentions are exactly as without the filter.
 
         Returns:
             Mentions sorted by start offset, then longest first.
@@ -511,6 +515,8 @@ class MentionMatcher:
             done: dict[tuple[int, int], tuple[str, str, str | None, dict[str, str]]] = {}
             for _, m in found:
                 if not overlapping and m.subsumed:
+                    continue
+                if keep is not None and not any(map(keep, m.payloads)):
                     continue
                 got = done.get((m.start, m.end))
                 if got is None:

@@ -361,7 +361,11 @@ def build_candidates(
             top = np.argpartition(-v, min(top_n, len(v) - 1))[:top_n] if len(v) > top_n else np.arange(len(v))
             tops.extend(top[v[top] > 0].tolist())
         for j in dict.fromkeys(tops):
-            get(codes[j]).via.add("sup")
+            code = codes[j]
+            c = cands.get(code)
+            if c is None:
+                c = cands[code] = Candidate(code)
+            c.via.add("sup")
 
     if not cands:
         return cands

@@ -27,7 +27,7 @@ def test_plain_featurizer_is_identical_to_scikit_learn() -> None:
     plain = f.plain_copy()
     assert "word_" not in plain.__dict__
     assert b"sklearn" not in pickle.dumps(plain)
-    queries = TEXTS + ["Unseen words only: zebra quokka.", "pneumonia pneumonia appendicitis"]
+    queries = TEXTS + ["Unseen words only: zebra quokka.", "", "pneumonia pneumonia appendicitis", "#"]
     for ref, got in ((f.word_.transform([clean_text(t) for t in queries]), plain.words(queries)),
                      (f.char_.transform([clean_text(t) for t in queries]), plain._chars(queries))):
         assert ref.shape == got.shape

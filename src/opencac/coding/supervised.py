@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -241,23 +242,37 @@ def _count_char_wb(texts: Sequence[str], vocab: dict[str, int]) -> Any:
         if len(_WORD_GRAM_IDS) > 4:
             _WORD_GRAM_IDS.clear()
         ent = _WORD_GRAM_IDS[id(vocab)] = (vocab, {})
+    import scipy.sparse as sp
+
     cache = ent[1]
     get = vocab.get
-
-    def rows() -> Iterator[dict[int, int]]:
-        for t in texts:
-            row: dict[int, int] = {}
-            for w, k in Counter(_WHITE_SPACES.sub(" ", clean_text(t).lower()).split()).items():
-                ids = cache.get(w)
-                if ids is None:
-                    if len(cache) > 500_000:
-                        cache.clear()
-                    ids = cache[w] = [j for j in map(get, _char_wb_grams(w)) if j is not None]
-                for j in ids:
-                    row[j] = row.get(j, 0) + k
-            yield row
-
-    return _csr_rows(rows(), len(texts), len(vocab))
+    indptr = [0]
+    indices: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    for t in texts:
+        id_lists: list[list[int]] = []
+        counts: list[int] = []
+        for w, k in Counter(_WHITE_SPACES.sub(" ", clean_text(t).lower()).split()).items():
+            ids = cache.get(w)
+            if ids is None:
+                if len(cache) > 500_000:
+                    cache.clear()
+                ids = cache[w] = [j for j in map(get, _char_wb_grams(w)) if j is not None]
+            if ids:
+                id_lists.append(ids)
+                counts.append(k)
+        # each column's count: the words' n-gram columns, weighted by how often each word occurs
+        flat = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64)
+        cols, inverse = np.unique(flat, return_inverse=True)
+        weights = np.repeat(np.asarray(counts, dtype=np.int64), [len(x) for x in id_lists])
+        indices.append(cols.astype(np.int32))
+        values.append(np.bincount(inverse, weights=weights, minlength=len(cols)).astype(np.float32))
+        indptr.append(indptr[-1] + len(cols))
+    X = sp.csr_matrix((np.concatenate(values) if values else np.zeros(0, dtype=np.float32),
+                       np.concatenate(indices) if indices else np.zeros(0, dtype=np.int32),
+                       np.asarray(indptr, dtype=np.int32)), shape=(len(texts), len(vocab)))
+    X.sort_indices()  # sorted already; marks them so, as _csr_rows does
+    return X
 
 
 def _tfidf(X: Any, idf: np.ndarray) -> Any:

@@ -1,8 +1,8 @@
 """Mention detection: an Aho-Corasick automaton over normalised dictionary phrases.
 
 ``MentionMatcher.build(entries)`` normalises every phrase (see :mod:`opencac.nlp.normalize`),
-groups payloads by normalised phrase and compiles one ``pyahocorasick`` automaton whose keys
-are ``" phrase "`` (space-delimited, so only whole tokens match). ``find(doc)`` normalises
+groups payloads by normalised phrase and compiles one ``pyahocorasick`` automaton over token
+codes (each token a fixed pair of characters, so only whole tokens match). ``find(doc)`` normalises
 each sentence, runs the automaton, maps matches back to original offsets and fills in
 section, assertion and attributes.
 
@@ -228,9 +228,10 @@ class MentionMatcher:
     def fit(self, entries: Iterable[tuple[str, Any]]) -> MentionMatcher:
         """Compile the automaton from ``(phrase, payload)`` pairs; returns ``self``.
 
-        Every normalised token gets one character of a private alphabet, so the
-        Aho-Corasick automaton runs over token strings: whole-token matching by
-        construction and a trie a fraction of the size of a character-level one.
+        Every normalised token gets one character of a private alphabet (``vocab_``, what the
+        bag-of-words matching works on), and the automaton's keys spell each token as the two
+        characters of :func:`_pair`: whole-token matching by construction, a trie a fraction
+        of the size of a character-level one, and no node with thousands of children.
         """
         import ahocorasick
 

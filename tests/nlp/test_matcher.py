@@ -119,6 +119,17 @@ def test_save_load_round_trip(matcher: MentionMatcher, tmp_path: Path) -> None:
     b = [(m.start, m.end, m.phrase, m.kind) for m in _find(loaded, text)]
     assert a == b and a
     assert len(loaded) == len(matcher)
+    # a loaded matcher keeps phrases and bag keys as one text with offsets, and the bag
+    # anchors as bytes: read the same, and saved again the same
+    assert list(loaded.phrases_) == list(matcher.phrases_) and loaded.phrases_[-1] == matcher.phrases_[-1]
+    assert list(loaded.bag_keys_) == list(matcher.bag_keys_)
+    assert {k: list(loaded.bag_anchor_[k]) for k in loaded.bag_anchor_} == \
+           {k: list(v) for k, v in matcher.bag_anchor_.items()}
+    with pytest.raises(IndexError):
+        loaded.phrases_[len(matcher)]
+    loaded.save(tmp_path / "again.pkl")
+    again = MentionMatcher.load(tmp_path / "again.pkl")
+    assert [(m.start, m.end, m.phrase, m.kind) for m in _find(again, text)] == a
 
 
 def test_load_errors(tmp_path: Path) -> None:

@@ -260,7 +260,7 @@ class CodingEngine:
             mk = (c.code, system, in_train[j], as_of)
             got = shown.get(mk)
             if got is None:
-                code = self._display(c.code, system, in_train=in_train[j], as_of=as_of)
+                code = self._display_code(c.code, system, in_train[j], as_of)
                 obj = _find(kb, code) if kb is not None else None
                 got = shown[mk] = (code, canon(code), obj.description if obj is not None else "")
             code, key, description = got
@@ -301,15 +301,6 @@ class CodingEngine:
         if len(memo) > 200_000:
             memo.clear()
         return memo
-
-    def _display(self, key: str, system: str, in_train: bool, as_of: dt.date | None) -> str:
-        memo = self.__dict__.setdefault("_display_memo", {})
-        got = memo.get((key, system, in_train, as_of))
-        if got is None:
-            if len(memo) > 200_000:
-                memo.clear()
-            got = memo[(key, system, in_train, as_of)] = self._display_code(key, system, in_train, as_of)
-        return got
 
     def _display_code(self, key: str, system: str, in_train: bool, as_of: dt.date | None) -> str:
         obj = _find(self.kb, key) if self.kb is not None else None

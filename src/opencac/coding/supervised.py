@@ -449,11 +449,10 @@ class CodeLexicon:
 
     def _dense_at_least(self, strong: float) -> np.ndarray:
         """``dense rows >= strong`` as bytes (counted per note without a boolean matrix each time)."""
-        got = getattr(self, "_dense_strong", None)
-        if got is None or got[0] != strong or got[1] is not self._dense_rows()[1]:
-            D = self._dense_rows()[1]
-            got = self._dense_strong = (strong, D, (D >= strong).view(np.uint8))
-        return got[2]
+        got = getattr(self, "_dense_strong", None)  # reset with the dense rows by _compile
+        if got is None or got[0] != strong:
+            got = self._dense_strong = (strong, (self._dense_rows()[1] >= strong).view(np.uint8))
+        return got[1]
 
     def scores(self, B: Any) -> tuple[np.ndarray, np.ndarray]:
         """For each doc and code: (max ``P(code|g)`` over present n-grams g, argmax n-gram index)."""
@@ -490,10 +489,9 @@ class CodeLexicon:
                 G = D[rows]
                 best[i] = G.max(axis=0)
                 tot += G.sum(axis=0, dtype=np.float64)
-                # counts fit the narrowest type that holds the number of rows (exact either way)
                 if Dc is None:
                     cnt += (G >= strong).sum(axis=0)
-                else:
+                else:  # counted in the narrowest type that holds the number of rows (exact either way)
                     cnt += np.add.reduce(Dc[rows], axis=0, dtype=np.uint16 if len(rows) < 65536 else np.int64)
             c, v = _csr_gather(self.P_, terms[dp < 0])
             if len(c):

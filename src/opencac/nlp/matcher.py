@@ -117,6 +117,16 @@ class _Lines(Sequence[str]):
             starts.append(pos)
         return cls("\n".join(items), starts)
 
+    def state(self) -> tuple[str, bytes]:
+        """What :meth:`MentionMatcher.save` writes; :meth:`from_state` reads it back."""
+        return self.text, self.starts.tobytes()
+
+    @classmethod
+    def from_state(cls, state: tuple[str, bytes]) -> _Lines:
+        starts = array("q")
+        starts.frombytes(state[1])
+        return cls(state[0], starts)
+
     def __len__(self) -> int:
         return len(self.starts) - 1
 
@@ -127,13 +137,6 @@ class _Lines(Sequence[str]):
         if not 0 <= i < n:
             raise IndexError(i)
         return self.text[self.starts[i] : self.starts[i + 1] - 1]
-
-
-def _read_lines(part: tuple[str, bytes]) -> _Lines:
-    text, raw = part
-    starts = array("q")
-    starts.frombytes(raw)
-    return _Lines(text, starts)
 
 
 class _Anchors(dict):  # type: ignore[type-arg]
@@ -375,11 +378,11 @@ class MentionMatcher:
                        "bag_max_tokens": self.bag_max_tokens},
             "automaton": self.automaton_,
             "vocab": "\n".join(f"{w}\t{c}" for w, c in self.vocab_.items()),
-            "phrases": (lambda ls: (ls.text, ls.starts.tobytes()))(_Lines.pack(self.phrases_)),
+            "phrases": _Lines.pack(self.phrases_).state(),
             "payload_blob": store.blob,
             "payload_offsets": store.offsets.tobytes(),
             "payload_count": len(store),
-            "bag_keys": (lambda ls: (ls.text, ls.starts.tobytes()))(_Lines.pack(self.bag_keys_)),
+            "bag_keys": _Lines.pack(self.bag_keys_).state(),
             "bag_pids": (flat.tobytes(), offs.tobytes()),
             "bag_anchor": {c: v if isinstance(v, bytes) else array("i", v).tobytes()  # bytes: a loaded matcher's
                            for c, v in self.bag_anchor_.items()},
@@ -411,11 +414,11 @@ class MentionMatcher:
         m = cls(**state["params"])
         m.automaton_ = state["automaton"]
         m.vocab_ = dict(line.split("\t", 1) for line in state["vocab"].split("\n")) if state["vocab"] else {}
-        m.phrases_ = _read_lines(state["phrases"])  # type: ignore[assignment]
+        m.phrases_ = _Lines.from_state(state["phrases"])  # type: ignore[assignment]
         offsets = array("q")
         offsets.frombytes(state["payload_offsets"])
         m.payloads_ = _PayloadStore(state["payload_blob"], offsets, state["payload_count"])
-        m.bag_keys_ = _read_lines(state["bag_keys"])  # type: ignore[assignment]
+        m.bag_keys_ = _Lines.from_state(state["bag_keys"])  # type: ignore[assignment]
         flat, offs = array("i"), array("q")
         flat.frombytes(state["bag_pids"][0])
         offs.frombytes(state["bag_pids"][1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -148,6 +149,27 @@ def test_train_compiles_the_ranker_unless_told_not_to(tmp_path: Path, monkeypatc
                             "--no-compile"])
     assert r.exit_code == 0, r.output
     assert "compiled ranker ready" not in r.output and not list(forest.glob("*"))
+    # one note on a model that is not compiled: scored in NumPy, as LightGBM scores it, and
+    # neither compiled nor read into LightGBM by the way
+    note = tmp_path / "note.txt"
+    note.write_text("Fever and cough. Chest X-ray showed pneumonia of the right lower lobe.", encoding="utf-8")
+    r = runner.invoke(app, ["code", str(note), "--model", str(tmp_path / "m0"), "--json"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.setenv("OPENCAC_COMPILED_RANKER", "0")  # LightGBM only
+    r_lgb = runner.invoke(app, ["code", str(note), "--model", str(tmp_path / "m0"), "--json"])
+    monkeypatch.delenv("OPENCAC_COMPILED_RANKER")
+    assert r_lgb.exit_code == 0 and json.loads(r.output) == json.loads(r_lgb.output)
+    assert {"J18.9", "R50.9"} <= {s["code"] for s in json.loads(r.output)["diagnoses"][:3]}
+    assert not list(forest.glob("*"))
+    from opencac.coding.candidates import FEATURES
+    from opencac.coding.model import EngineModel
+
+    m0 = EngineModel.load(tmp_path / "m0")
+    rows = np.random.RandomState(0).rand(7, len(FEATURES))
+    assert m0.rank("icd10cm", rows).shape == (7,)
+    assert m0.__dict__["_numpy_"]["icd10cm"] and not dict.keys(m0.rankers_)  # no booster read by LightGBM
+    assert np.array_equal(m0.rank("icd10cm", rows), np.mean([b.predict(rows, num_threads=1)
+                                                              for b in m0.rankers_["icd10cm"]], axis=0))
     r = runner.invoke(app, ["train", "--corpus", str(corpus), "--out", str(tmp_path / "m1"), "--folds", "3"])
     assert r.exit_code == 0, r.output
     assert "compiled ranker ready on this machine: icd10cm, icd10pcs" in r.output

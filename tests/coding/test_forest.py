@@ -69,3 +69,43 @@ def test_unusable_cache_dir_falls_back(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("x", encoding="utf-8")
     assert forest.load_compiled(booster.model_to_string(), blocked, build=True) is None
+
+
+def test_numpy_forest_equals_lightgbm(monkeypatch: pytest.MonkeyPatch) -> None:
+    booster, X = _booster()
+    rng = np.random.RandomState(1)
+    Q = np.vstack([X, rng.normal(size=(200, 6)).astype(np.float32)])
+    Q[rng.rand(len(Q)) < 0.2, 0] = np.nan  # NaN where training had none (read as 0)
+    Q[:5, 2] = np.float32(1e-36)  # below LightGBM's zero threshold (read as 0)
+    Q[5:10, 2] = np.float32(-1e-36)
+    text = booster.model_to_string()
+    nf = forest.NumpyForest(text)
+    ref = booster.predict(Q, num_threads=1)
+    assert np.array_equal(nf.predict(Q), ref)
+    # rows on, just below and just above every threshold, and NaN in every feature
+    P = forest._probe_rows(text, 6)
+    assert np.array_equal(nf.predict(P), booster.predict(P, num_threads=1))
+    # few (row, tree) pairs at a time: the same scores, in row order
+    monkeypatch.setattr(forest, "_NUMPY_PAIRS", 64)
+    assert np.array_equal(nf.predict(Q), ref)
+    assert forest.NumpyForest(text).predict(Q[:0]).shape == (0,)
+    with pytest.raises(ValueError):
+        nf.predict(Q[:, :3])
+
+
+def test_numpy_forest_one_leaf_trees_and_declines() -> None:
+    lgb = pytest.importorskip("lightgbm")
+    booster, X = _booster(rounds=5)
+    # the third of five trees replaced by a one-leaf tree (the flat arrays' offsets must skip it)
+    text = re.sub(r"tree_sizes=.*\n", "", booster.model_to_string())
+    blocks = text.split("Tree=")
+    blocks[3] = ("2\nnum_leaves=1\nnum_cat=0\nsplit_feature=\nsplit_gain=\nthreshold=\ndecision_type=\n"
+                 "left_child=\nright_child=\nleaf_value=0.25\nleaf_weight=\nleaf_count=40\ninternal_value=\n"
+                 "internal_weight=\ninternal_count=\nis_linear=0\nshrinkage=1\n\n\n")
+    mixed = lgb.Booster(model_str="Tree=".join(blocks))
+    ref = mixed.predict(X, num_threads=1)
+    assert not np.array_equal(ref, booster.predict(X, num_threads=1))  # the edit took
+    assert np.array_equal(forest.NumpyForest("Tree=".join(blocks)).predict(X), ref)
+    multi, _ = _booster("multiclass", rounds=3)
+    with pytest.raises(forest.UnsupportedBooster):
+        forest.NumpyForest(multi.model_to_string())

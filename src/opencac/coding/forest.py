@@ -66,6 +66,26 @@ def _parse(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     return header, trees
 
 
+def generate_c_checks(header: dict[str, str], trees: Sequence[dict[str, str]]) -> None:
+    """Raise :class:`UnsupportedBooster` for a parsed model the translations here do not cover
+    (another objective, several classes, categorical trees, linear trees; each translation
+    refuses categorical and zero-as-missing splits itself)."""
+    objective = header.get("objective", "").split()
+    if not objective or objective[0] != "binary" or header.get("num_class", "1") != "1" \
+            or header.get("num_tree_per_iteration", "1") != "1":
+        raise UnsupportedBooster(f"objective {header.get('objective')!r} is not handled")
+    for tree in trees:
+        if tree.get("num_cat", "0") != "0" or tree.get("is_linear", "0") != "0":
+            raise UnsupportedBooster("categorical splits / linear trees are not handled")
+
+
+def _sigmoid(header: dict[str, str]) -> float:
+    for part in header.get("objective", "").split()[1:]:
+        if part.startswith("sigmoid:"):
+            return float(part.split(":", 1)[1])
+    return 1.0
+
+
 def generate_c(text: str) -> tuple[str, int]:
     """C source of a LightGBM text model (binary objective) and its number of features.
 
@@ -74,14 +94,8 @@ def generate_c(text: str) -> tuple[str, int]:
             classes or an objective other than ``binary``.
     """
     header, trees = _parse(text)
-    objective = header.get("objective", "").split()
-    if not objective or objective[0] != "binary" or header.get("num_class", "1") != "1" \
-            or header.get("num_tree_per_iteration", "1") != "1":
-        raise UnsupportedBooster(f"objective {header.get('objective')!r} is not handled")
-    sigmoid = 1.0
-    for part in objective[1:]:
-        if part.startswith("sigmoid:"):
-            sigmoid = float(part.split(":", 1)[1])
+    generate_c_checks(header, trees)
+    sigmoid = _sigmoid(header)
     n_features = int(header["max_feature_idx"]) + 1
     out = ["#include <math.h>\n"]
     for t, tree in enumerate(trees):
@@ -179,6 +193,84 @@ class CompiledForest:
         if X.shape[0]:
             self._fn(X.ctypes.data, X.shape[0], out.ctypes.data)
         return out
+
+
+_NUMPY_PAIRS = 1 << 17  # (row, tree) pairs walked at once by NumpyForest (a few MB of arrays)
+
+
+class NumpyForest:
+    """A booster evaluated with NumPy from its text model: ``predict(X)`` equals
+    ``Booster.predict(X)`` of the binary model, like :class:`CompiledForest`, with neither a
+    C compiler nor LightGBM (whose import and model parsing cost a single-note run about a
+    second). Every row walks every tree at once, one tree level per step; leaf values are
+    summed in tree order and the sigmoid taken with :func:`math.exp`, as the compiled code
+    does, so the scores are the same to the last bit. Slower than the compiled forest per row:
+    meant for a few notes at a time.
+
+    Raises:
+        UnsupportedBooster: as :func:`generate_c`.
+    """
+
+    def __init__(self, text: str) -> None:
+        header, trees = _parse(text)
+        generate_c_checks(header, trees)
+        self.sigmoid = _sigmoid(header)
+        self.n_features = int(header["max_feature_idx"]) + 1
+        split = [t for t in trees if int(t["num_leaves"]) > 1]
+
+        def field(name: str, dtype: Any) -> np.ndarray:  # one field of every split tree, concatenated
+            return np.array(" ".join(t[name] for t in split).split(), dtype=dtype)
+
+        n_leaves = np.array([int(t["num_leaves"]) for t in trees], dtype=np.int64)
+        n_inner = n_leaves - 1
+        leaf_at = np.cumsum(n_leaves) - n_leaves  # each tree's first leaf / node in the flat arrays
+        node_at = np.cumsum(n_inner) - n_inner
+        self._leaf = np.array(" ".join(t["leaf_value"] for t in trees).split(), dtype=np.float64)
+        self._feat = field("split_feature", np.int64)
+        self._thr = field("threshold", np.float64)
+        dec = field("decision_type", np.int64)
+        if np.any(dec & 1) or np.any((dec >> 2) & 3 == 1):
+            raise UnsupportedBooster("categorical or zero-as-missing split")
+        # NaN goes where the compiled comparison sends it (see generate_c's cond)
+        self._nan_left = np.where((dec >> 2) & 3 == 2, ((dec >> 1) & 1).astype(bool), self._thr >= 0.0)
+        tree_of = np.repeat(np.arange(len(trees)), n_inner)
+        children = []
+        for name in ("left_child", "right_child"):
+            child = field(name, np.int64)  # node index in its tree, or ~leaf index
+            children.append(np.where(child >= 0, child + node_at[tree_of], ~(~child + leaf_at[tree_of])))
+        self._left, self._right = children
+        self._roots = np.where(n_inner > 0, node_at, ~leaf_at)  # a one-leaf tree starts at its leaf
+        if len(self._feat) != int(n_inner.sum()) or len(self._leaf) != int(n_leaves.sum()):
+            raise ValueError("tree arrays do not match num_leaves")
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self._predict(prepare(X))
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"expected rows of {self.n_features} features; got shape {X.shape}")
+        n, n_trees = X.shape[0], len(self._roots)
+        if not n or not n_trees:
+            return np.full(n, 0.5)
+        step = max(1, _NUMPY_PAIRS // n_trees)
+        if n > step:  # bounded memory: (row, tree) pairs of a few hundred rows at a time
+            return np.concatenate([self._predict(X[i:i + step]) for i in range(0, n, step)])
+        cur = np.tile(self._roots, n)  # (row, tree) pairs, row-major
+        row = np.repeat(np.arange(n, dtype=np.int64), n_trees)
+        flat = X.ravel()
+        todo = np.flatnonzero(cur >= 0)
+        while todo.size:
+            node = cur[todo]
+            x = flat[row[todo] * self.n_features + self._feat[node]]
+            t = self._thr[node]
+            go_left = np.where(self._nan_left[node], ~(x > t), x <= t)
+            nxt = np.where(go_left, self._left[node], self._right[node])
+            cur[todo] = nxt
+            todo = todo[nxt >= 0]
+        # summed in tree order (cumsum adds left to right, as the compiled loop does)
+        raw = np.cumsum(self._leaf[~cur].reshape(n, n_trees), axis=1)[:, -1]
+        neg = -self.sigmoid
+        return np.array([1.0 / (1.0 + math.exp(neg * s)) for s in raw.tolist()], dtype=np.float64)
 
 
 def _compiler() -> str | None:
@@ -286,7 +378,7 @@ def _same_as(forest: CompiledForest, booster: Any, text: str, n_features: int) -
     return bool(np.array_equal(forest.predict(X), ref))
 
 
-def predict_mean(forests: Sequence[CompiledForest], X: np.ndarray) -> np.ndarray:
-    """Mean probability of several compiled boosters (the ranker ensemble)."""
+def predict_mean(forests: Sequence[CompiledForest | NumpyForest], X: np.ndarray) -> np.ndarray:
+    """Mean probability of several compiled (or NumPy) boosters (the ranker ensemble)."""
     X64 = prepare(X)
     return np.mean([f._predict(X64) for f in forests], axis=0)

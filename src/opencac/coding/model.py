@@ -86,6 +86,7 @@ class EngineModel:
             raise CorpusError(f"training needs at least {max(10, self.folds * 2)} coded documents; got {len(docs)}.")
         texts = [d.text for d in docs]
         self.__dict__.pop("_compiled_", None)
+        self.__dict__.pop("_numpy_", None)
         self.featurizer_ = TextFeaturizer().fit(texts + list(unlabeled))
         X = self.featurizer_.transform(texts)
         B = self.featurizer_.binary_words(texts)
@@ -195,6 +196,7 @@ class EngineModel:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_compiled_", None)  # loaded native libraries: found again in the cache on use
+        state.pop("_numpy_", None)  # read from the boosters again on use
         return state
 
     def rank(self, system: str, X: np.ndarray, build: bool = False) -> np.ndarray:
@@ -464,15 +466,50 @@ def _compiled_cache_dir() -> Path:
     return config.cache_dir(None) / "engine" / "forest"
 
 
+#: Up to this many candidate rows (about ten notes) the ranker runs in NumPy when it is not
+#: compiled: reading the boosters that way takes ~0.05 s each, importing LightGBM and
+#: loading them ~0.4 s each. Larger calls are faster on LightGBM.
+NUMPY_MAX_ROWS = 4000
+
+
 def _rank(model: EngineModel, system: str, X: np.ndarray, build: bool = False) -> np.ndarray:
     """Ranker ensemble scores of candidate rows: the compiled ranker when it is available
-    (cached, or built now with ``build=True``), else LightGBM. Both give the same scores."""
+    (cached, or built now with ``build=True``), else the boosters in NumPy for a few rows,
+    else LightGBM. All three give the same scores."""
     forests = _compiled(model, system, build)
+    if forests is None and len(X) <= NUMPY_MAX_ROWS:
+        forests = _numpy_forests(model, system)
     if forests is not None:
         from opencac.coding.forest import predict_mean
 
         return predict_mean(forests, X)
     return ranker_scores(model.rankers_[system], X)
+
+
+def _booster_texts(model: EngineModel, system: str) -> list[str]:
+    rankers = model.rankers_
+    texts = rankers.texts(system) if isinstance(rankers, _BoosterFiles) else None
+    return texts if texts is not None else [b.model_to_string() for b in rankers[system]]
+
+
+def _numpy_forests(model: EngineModel, system: str) -> list[Any] | None:
+    """The boosters of ``system`` as :class:`~opencac.coding.forest.NumpyForest` (memoised;
+    None when the booster files use what it does not cover: LightGBM scores then)."""
+    import os
+
+    if os.environ.get(_COMPILED_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    state = model.__dict__.setdefault("_numpy_", {})
+    if system not in state:
+        from opencac.coding.forest import NumpyForest, UnsupportedBooster
+
+        try:
+            state[system] = [NumpyForest(t) for t in _booster_texts(model, system)]
+        except (UnsupportedBooster, KeyError, ValueError):
+            state[system] = None
+        except OSError as exc:  # a booster file gone since the model was loaded
+            raise ModelFormatError(f"model ranker of {system} could not be read ({exc.strerror}).") from None
+    return state[system]
 
 
 def _compiled(model: EngineModel, system: str, build: bool) -> list[Any] | None:
@@ -485,9 +522,7 @@ def _compiled(model: EngineModel, system: str, build: bool) -> list[Any] | None:
     if got is not None and (got[0] is not None or not build or got[1]):
         return got[0]  # loaded, or already tried at this level
     rankers = model.rankers_
-    texts = rankers.texts(system) if isinstance(rankers, _BoosterFiles) else None
-    if texts is None:
-        texts = [b.model_to_string() for b in rankers[system]]
+    texts = _booster_texts(model, system)
     from opencac.coding.forest import load_compiled
 
     cache = _compiled_cache_dir()

@@ -56,7 +56,7 @@ class EngineModel:
         n_rankers: boosters with different seeds whose scores are averaged.
     """
 
-    def __init__(self, folds: int = 5, seed: int = 0, top_n: int = 100, rounds: int = 400, n_rankers: int = 3) -> None:
+    def __init__(self, folds: int = 5, seed: int = 0, top_n: int = 100, rounds: int = 250, n_rankers: int = 3) -> None:
         self.folds = folds
         self.seed = seed
         self.top_n = top_n

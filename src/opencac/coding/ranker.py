@@ -17,9 +17,12 @@ import numpy as np
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20,
     "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "verbose": -1,
+    # one random threshold per feature at each split: less fitting to the out-of-fold rows'
+    # noise (CodiEsp dev D +0.004, P +0.011, out of fold both up; bench/RESULTS-engine.md)
+    "extra_trees": True,
     "num_threads": 1,  # OpenMP spin-waiting makes 2 threads ~9x slower on a busy shared box
 }
-DEFAULT_ROUNDS = 400
+DEFAULT_ROUNDS = 250  # with extra_trees, 200-300 rounds did best (400 before them)
 
 
 def fit_booster(X: np.ndarray, y: np.ndarray, seed: int = 0, rounds: int = DEFAULT_ROUNDS,

@@ -31,6 +31,7 @@ import numpy as np
 
 from opencac.codesets.config import paused_gc
 from opencac.coding.corpus import SYSTEMS, CodedDocument, corpus_hash
+from opencac.coding.ranker import DEFAULT_ROUNDS
 from opencac.errors import CorpusError, ModelFormatError, ModelNotFoundError
 
 # 2: candidate features of dictionary-hit precision and title words (FEATURES changed), KB children
@@ -56,7 +57,7 @@ class EngineModel:
         n_rankers: boosters with different seeds whose scores are averaged.
     """
 
-    def __init__(self, folds: int = 5, seed: int = 0, top_n: int = 100, rounds: int = 250, n_rankers: int = 3) -> None:
+    def __init__(self, folds: int = 5, seed: int = 0, top_n: int = 100, rounds: int = DEFAULT_ROUNDS, n_rankers: int = 3) -> None:
         self.folds = folds
         self.seed = seed
         self.top_n = top_n
@@ -467,8 +468,8 @@ def _compiled_cache_dir() -> Path:
 
 
 #: Up to this many candidate rows (about ten notes) the ranker runs in NumPy when it is not
-#: compiled: reading the boosters that way takes ~0.05 s each, importing LightGBM and
-#: loading them ~0.4 s each. Larger calls are faster on LightGBM.
+#: compiled: reading a booster that way takes ~0.02 s, importing LightGBM and loading the
+#: boosters ~1 s per code system. Larger calls are faster on LightGBM.
 NUMPY_MAX_ROWS = 4000
 
 
@@ -508,7 +509,7 @@ def _numpy_forests(model: EngineModel, system: str) -> list[Any] | None:
         except (UnsupportedBooster, KeyError, ValueError):
             state[system] = None
         except OSError as exc:  # a booster file gone since the model was loaded
-            raise ModelFormatError(f"model ranker of {system} could not be read ({exc.strerror}).") from None
+            raise ModelFormatError(f"model ranker of {system} could not be read ({exc.strerror or exc}).") from None
     return state[system]
 
 

@@ -103,3 +103,45 @@ def test_drg_impact_of_suggestions_and_queries(kb: Any) -> None:
     assert q_impacts and any(i.drg == "193" for i in q_impacts)  # acute HF (I50.21) is an MCC
     # The physician-facing query never carries the impact.
     assert "193" not in hf_q[0].physician_text() and "weight" not in hf_q[0].physician_text().lower()
+
+
+def test_packed_map_reads_as_its_source() -> None:
+    import pickle
+    from collections import defaultdict
+
+    from opencac.edits.drg import PackedMap
+
+    plain = {"A000": {"level": "CC", "pdx": "0002"}, "B20": {"level": "MCC"}, "0002": {"A000", "A009"}}
+    m = pickle.loads(pickle.dumps(PackedMap(plain)))
+    assert dict(m) == plain and list(m) == list(plain) and len(m) == 3
+    assert m["B20"] is m["B20"]  # decoded once, then the same object (as in the dict)
+    assert m.get("Z99") is None and m.get("Z99", 7) == 7 and "Z99" not in m
+    with pytest.raises(KeyError):
+        m["Z99"]
+    d = defaultdict(list, {"I500": ["_MDC05", "291|PDX"], "J189": ["_MDC04"]})
+    p = pickle.loads(pickle.dumps(PackedMap(d)))
+    assert p["I500"] == d["I500"] and p.default_factory is list
+    assert "N179" not in p and p.get("N179") is None  # neither calls the factory
+    assert p["N179"] == [] and "N179" in p  # as a defaultdict: the new value is kept
+    p["N179"].append("x")
+    assert p["N179"] == ["x"] and list(p) == ["I500", "J189", "N179"] and len(p) == 3
+    assert not PackedMap({}) and list(PackedMap({})) == [] and "" not in PackedMap({})
+
+
+def test_packed_grouper_groups_as_drgpy() -> None:
+    """The cached grouper's code maps are PackedMaps; grouping is unchanged."""
+    from drgpy.msdrg import DRGEngine
+
+    from opencac.edits.drg import _PACKED, PackedMap, _drgpy_engine
+
+    version = drg_version_for(DAY)
+    packed, plain = _drgpy_engine(version), DRGEngine(version=version)
+    assert all(isinstance(getattr(packed, n), PackedMap) for n in _PACKED)
+    claims = [(dx, px) for _, dx, px, _, _, _ in SAMPLES]
+    claims += [(dx[::-1], px) for dx, px in claims if len(dx) > 1]  # other principal diagnoses
+    for dx, px in claims:
+        d = [c.replace(".", "") for c in dx]
+        p = [c.replace(".", "") for c in px]
+        for sex in ("F", "M"):
+            for alive in (True, False):
+                assert packed.get_drg(d, p, gender=sex, is_alive=alive) == plain.get_drg(d, p, gender=sex, is_alive=alive)

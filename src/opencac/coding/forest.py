@@ -66,7 +66,7 @@ def _parse(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     return header, trees
 
 
-def generate_c_checks(header: dict[str, str], trees: Sequence[dict[str, str]]) -> None:
+def _check_supported(header: dict[str, str], trees: Sequence[dict[str, str]]) -> None:
     """Raise :class:`UnsupportedBooster` for a parsed model the translations here do not cover
     (another objective, several classes, categorical trees, linear trees; each translation
     refuses categorical and zero-as-missing splits itself)."""
@@ -94,13 +94,11 @@ def generate_c(text: str) -> tuple[str, int]:
             classes or an objective other than ``binary``.
     """
     header, trees = _parse(text)
-    generate_c_checks(header, trees)
+    _check_supported(header, trees)
     sigmoid = _sigmoid(header)
     n_features = int(header["max_feature_idx"]) + 1
     out = ["#include <math.h>\n"]
     for t, tree in enumerate(trees):
-        if tree.get("num_cat", "0") != "0" or tree.get("is_linear", "0") != "0":
-            raise UnsupportedBooster("categorical splits / linear trees are not handled")
         leaves = [float(v) for v in tree["leaf_value"].split()]
         if int(tree["num_leaves"]) == 1:
             out.append(f"static double t{t}(const double* x) {{ return {_lit(leaves[0])}; }}\n")
@@ -213,7 +211,7 @@ class NumpyForest:
 
     def __init__(self, text: str) -> None:
         header, trees = _parse(text)
-        generate_c_checks(header, trees)
+        _check_supported(header, trees)
         self.sigmoid = _sigmoid(header)
         self.n_features = int(header["max_feature_idx"]) + 1
         split = [t for t in trees if int(t["num_leaves"]) > 1]

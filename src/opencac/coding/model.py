@@ -461,6 +461,11 @@ class _BoosterFiles(dict):  # type: ignore[type-arg]
 _COMPILED_ENV = "OPENCAC_COMPILED_RANKER"
 
 
+def _native_ranker_off() -> bool:
+    """``OPENCAC_COMPILED_RANKER=0``: LightGBM scores everything (no compiled or NumPy trees)."""
+    return os.environ.get(_COMPILED_ENV, "1").strip().lower() in ("0", "false", "no", "off")
+
+
 def _compiled_cache_dir() -> Path:
     from opencac.codesets import config
 
@@ -496,9 +501,7 @@ def _booster_texts(model: EngineModel, system: str) -> list[str]:
 def _numpy_forests(model: EngineModel, system: str) -> list[Any] | None:
     """The boosters of ``system`` as :class:`~opencac.coding.forest.NumpyForest` (memoised;
     None when the booster files use what it does not cover: LightGBM scores then)."""
-    import os
-
-    if os.environ.get(_COMPILED_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+    if _native_ranker_off():
         return None
     state = model.__dict__.setdefault("_numpy_", {})
     if system not in state:
@@ -514,9 +517,7 @@ def _numpy_forests(model: EngineModel, system: str) -> list[Any] | None:
 
 
 def _compiled(model: EngineModel, system: str, build: bool) -> list[Any] | None:
-    import os
-
-    if os.environ.get(_COMPILED_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+    if _native_ranker_off():
         return None
     state = model.__dict__.setdefault("_compiled_", {})
     got = state.get(system)

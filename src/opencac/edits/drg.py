@@ -9,6 +9,8 @@ and disagreements are reported. Relative weights come from the FY2026 Table 5 sh
 from __future__ import annotations
 
 import datetime as dt
+import pickle
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
@@ -71,9 +73,6 @@ class PackedMap(Mapping[str, Any]):
     """
 
     def __init__(self, source: Mapping[str, Any]) -> None:
-        import pickle
-        from array import array
-
         keys = list(source)
         if any("\n" in k for k in keys):
             raise ValueError("PackedMap keys cannot contain a newline")
@@ -97,8 +96,6 @@ class PackedMap(Mapping[str, Any]):
 
     def _where(self, key: object) -> int | None:
         if self._index is None:
-            from array import array
-
             offsets = array("q")
             offsets.frombytes(self._ends)
             self._offsets = offsets  # before the index: a thread that sees the index has them
@@ -116,8 +113,6 @@ class PackedMap(Mapping[str, Any]):
                 raise KeyError(key)
             got = self.default_factory()  # as a defaultdict: kept under the key
         else:
-            import pickle
-
             start = self._offsets[i - 1] if i else 0
             got = pickle.loads(self._blob[start:self._offsets[i]])
         self._memo[key] = got

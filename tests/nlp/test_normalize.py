@@ -133,3 +133,15 @@ def test_non_prefix_written_apart_is_joined() -> None:
     assert normalize("non Hodgkin lymphoma")[0] == normalize("non-Hodgkin lymphoma")[0] == "nonhodgkin lymphoma"
     assert normalize("non small-cell")[0] == normalize("non-small-cell")[0]
     assert normalize("non, small")[0] == "non small"
+
+
+def test_stem_is_a_fixed_point_so_inflections_meet() -> None:
+    """A fold can expose another (a plural stripped to "-ise", a spelling fold making a new
+    "aem", an adjective folded to a plural noun); stem folds until nothing changes."""
+    from opencac.nlp.normalize import stem
+
+    for word in ("exercises", "aises", "aaaem", "meningeal", "meninges", "leukaemias", "vertebrae"):
+        assert stem(stem(word)) == stem(word), word
+    assert stem("exercises") == stem("exercise")
+    assert stem("meningeal") == stem("meninges")
+    assert normalize("meningeal involvement")[0] == normalize("meninges involvement")[0]

@@ -385,8 +385,20 @@ def stem(token: str) -> str:
         token: one lower-case token without punctuation.
 
     Returns:
-        The folded token.
+        The folded token, a fixed point: folding it again changes nothing, so a word and its
+        inflections meet ("exercises" -> "exercise" -> "exercize", as "exercise" itself).
     """
+    out = _fold(token)
+    for _ in range(4):  # one fold can expose another; real words settle in one or two more
+        again = _fold(out)
+        if again == out:
+            break
+        out = again
+    return out
+
+
+def _fold(token: str) -> str:
+    """One pass of :func:`stem`'s folds."""
     if len(token) <= 3 or token.isdigit():
         return token
     if _SPELLING_TRIGGER.search(token):

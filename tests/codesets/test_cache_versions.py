@@ -110,3 +110,22 @@ def test_prune_keeps_recent_keys(tmp_path: Path) -> None:
     _prune(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.glob("cm-*.pkl")) == ["cm-key4.pkl", "cm-key5.pkl"]
     assert len(list(tmp_path.glob("*.pkl"))) == 6
+
+
+def test_cached_entries_are_packed_and_the_children_map_matches_them(kb) -> None:
+    from opencac.codesets.packed import PackedMap
+
+    # stored packed: a process that looks up a few codes does not unpickle all of them
+    assert isinstance(kb._cm, PackedMap)
+    assert isinstance(kb._pcs_data(), PackedMap)
+    stored = kb._children_map()
+    assert isinstance(stored, PackedMap)
+    derived: dict[str, list[str]] = {}
+    for code in kb._cm:
+        parent = kb._cm[code][2]
+        if parent is not None:
+            derived.setdefault(parent, []).append(code)
+    assert dict(stored.items()) == derived
+    assert "E11.9" in stored["E11"] and "E11" not in stored.get("E11.9", [])
+    assert [c.code for c in kb.children("N18.3")] == derived["N18.3"]
+    assert kb.get("0DTJ4ZZ").axes  # a PCS entry decoded on demand keeps its axes

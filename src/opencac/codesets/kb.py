@@ -19,7 +19,7 @@ import pickle
 import re
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ class KnowledgeBase:
     def __init__(self, paths: dict[str, Path], fy: int | None = None) -> None:
         self.paths = paths
         cm = _load(paths["cm"])
-        self._cm: dict[str, tuple[Any, ...]] = cm["cm"]
+        self._cm: Mapping[str, tuple[Any, ...]] = cm["cm"]  # a PackedMap: entries decoded on first use
         self._present: dict[int, frozenset[str]] = cm["present"]
         self._billable: dict[int, frozenset[str]] = cm["billable"]
         self._newest: int = cm["newest"]
@@ -82,9 +82,9 @@ class KnowledgeBase:
             raise CodeSetVersionError(f"ICD-10-CM fiscal year {fy} is not loaded.",
                                       options=[str(y) for y in self.cm_fiscal_years])
         self.fy: int = fy if fy is not None else self._newest
-        self._children: dict[str, list[str]] | None = None
+        self._children: Mapping[str, list[str]] | None = cm.get("children")
         self._codes: dict[str, Code] = {}
-        self._pcs: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] | None = None
+        self._pcs: Mapping[str, tuple[str, tuple[tuple[str, str, str], ...]]] | None = None
         self._pcs_nodes: dict[str, str] | None = None
         self._pcs_node_kids: dict[str, list[str]] | None = None
         self._terms: list[tuple[Any, ...]] | None = None
@@ -138,7 +138,7 @@ class KnowledgeBase:
         }
 
     # ------------------------------------------------------------------ lazy parts
-    def _pcs_data(self) -> dict[str, tuple[str, tuple[tuple[str, str, str], ...]]]:
+    def _pcs_data(self) -> Mapping[str, tuple[str, tuple[tuple[str, str, str], ...]]]:
         if self._pcs is None:
             data = _load(self.paths["pcs"])
             self._pcs, self._pcs_nodes = data["codes"], data["nodes"]
@@ -171,8 +171,8 @@ class KnowledgeBase:
             self._pcs_node_kids = {p: sorted(v) for p, v in kids.items()}
         return self._pcs_node_kids
 
-    def _children_map(self) -> dict[str, list[str]]:
-        if self._children is None:
+    def _children_map(self) -> Mapping[str, list[str]]:
+        if self._children is None:  # a cache without the stored map
             ch: dict[str, list[str]] = defaultdict(list)
             for code, v in self._cm.items():
                 if v[2] is not None:

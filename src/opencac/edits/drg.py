@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
-from opencac.codesets.packed import PackedMap, _packed_map  # noqa: F401 - _packed_map: caches written before it moved
+from opencac.codesets.packed import PackedMap
 from opencac.edits.model import DrgImpact, DrgResult
 from opencac.errors import GrouperError
 
@@ -83,7 +83,7 @@ def _drgpy_engine(version: str) -> Any:
 
         return _pack(DRGEngine(version=version), _PACKED)
 
-    return _load_cached(f"drgpy-packed1-{version}", build)
+    return _load_cached(f"drgpy-packed2-{version}", build)
 
 
 @lru_cache(maxsize=1)
@@ -95,7 +95,7 @@ def _drg_engine() -> Any:
         eng._boot()  # saved loaded: its tables are what is slow to read
         return _pack(eng, _DRG_PACKED)
 
-    return _load_cached("drg-engine-packed1", build)
+    return _load_cached("drg-engine-packed2", build)
 
 
 @lru_cache(maxsize=1)

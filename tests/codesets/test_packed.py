@@ -1,0 +1,33 @@
+"""PackedMap reads exactly as the dict it was made from (look-ups by binary search)."""
+
+from __future__ import annotations
+
+import pickle
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opencac.codesets.packed import PackedMap
+
+keys = st.text(alphabet=st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(keys, st.one_of(st.integers(), st.lists(st.text(max_size=3), max_size=3)), max_size=40),
+       st.lists(keys, max_size=10))
+def test_packed_map_is_its_source(source: dict[str, object], probes: list[str]) -> None:
+    m = pickle.loads(pickle.dumps(PackedMap(source)))
+    assert list(m) == list(source)  # the source's order, not the sorted one kept inside
+    assert len(m) == len(source)
+    for k in list(source) + probes:
+        assert (k in m) == (k in source)
+        assert m.get(k, "absent") == source.get(k, "absent")
+    assert dict(m.items()) == source
+
+
+def test_code_like_keys_found_by_binary_search() -> None:
+    source = {f"{c}{n:02d}.{d}": (c, n, d) for c in "ZAMB" for n in range(0, 100, 7) for d in range(10)}
+    m = pickle.loads(pickle.dumps(PackedMap(source)))
+    assert all(m[k] == v for k, v in source.items())
+    assert "A00" not in m and "A00.10" not in m and "" not in m and 7 not in m  # type: ignore[operator]
+    assert list(m)[:3] == ["Z00.0", "Z00.1", "Z00.2"]

@@ -125,6 +125,10 @@ def test_save_load_round_trip(matcher: MentionMatcher, tmp_path: Path) -> None:
     assert list(loaded.bag_keys_) == list(matcher.bag_keys_)
     assert {k: list(loaded.bag_anchor_[k]) for k in loaded.bag_anchor_} == \
            {k: list(v) for k, v in matcher.bag_anchor_.items()}
+    assert len(loaded.bag_anchor_) == len(matcher.bag_anchor_) > 0
+    assert loaded.bag_anchor_.get("\x01\x01") is None and loaded.bag_anchor_.get("\x01\x01", 5) == 5
+    with pytest.raises(KeyError):
+        loaded.bag_anchor_["\x01\x01"]
     with pytest.raises(IndexError):
         loaded.phrases_[len(matcher)]
     loaded.save(tmp_path / "again.pkl")

@@ -289,7 +289,8 @@ _IRREGULAR: dict[str, str] = {
     "ulcers": "ulcer", "status": "status", "bus": "bus", "gas": "gas", "gases": "gas", "plus": "plus",
     "thus": "thus", "bypass": "bypass", "tetanus": "tetanus", "clitoris": "clitoris", "testes": "testis",
     "testicles": "testicle", "ganglia": "ganglion", "stigmata": "stigma", "carcinomata": "carcinoma",
-    "adenomata": "adenoma", "sarcomata": "sarcoma",
+    "adenomata": "adenoma", "sarcomata": "sarcoma", "crises": "crisis", "pelves": "pelvis", "femora": "femur",
+    "bullae": "bulla", "papillae": "papilla", "ampullae": "ampulla", "maculae": "macula", "fimbriae": "fimbria",
     # adjective -> noun, the pairs the alphabetic index treats alike ("Diabetes, diabetic")
     "diabetic": "diabetes", "anemic": "anemia", "anaemic": "anemia", "ischemic": "ischemia",
     "hypoxic": "hypoxia", "hypoxemic": "hypoxemia", "dyspneic": "dyspnea", "asthmatic": "asthma",
@@ -415,6 +416,8 @@ def _fold(token: str) -> str:
         return token[:-3] + "y"
     if token.endswith("oses") and len(token) > 6:
         return token[:-4] + "osis"
+    if token.endswith(("yses", "theses")) and len(token) > 6:
+        return token[:-2] + "is"  # analyses, dialyses, epiphyses, prostheses: Greek plurals of -sis
     if token.endswith(("sses", "xes", "ches", "shes", "zes")):
         base = token[:-2]
         return _IRREGULAR.get(base, base)

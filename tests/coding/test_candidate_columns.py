@@ -196,6 +196,7 @@ def _reference_build_candidates(
             obj = find(code)
             f["kb_known"] = float(obj is not None)
             f["billable"] = float(bool(obj is not None and obj.billable))
+            f["title_unspecified"] = float(obj is not None and "unspecified" in obj.description.lower())
         via = c.via
         f["via_dict"] = float("dict" in via)
         f["via_parent"] = float("parent" in via)
@@ -290,6 +291,7 @@ def test_column_features_equal_the_per_candidate_reference(setting: dict[str, An
     layer, sig, hs = setting[system]
     kb = setting["kb"]
     compared = 0
+    unspecified: set[float] = set()
     for r, text in enumerate(setting["texts"]):
         args = (system, hs[r], layer if supervised else None, sig if supervised else None, r, kb, len(text.split()))
         kw = {"top_n": 3, "text": text} if supervised else {}
@@ -302,12 +304,15 @@ def test_column_features_equal_the_per_candidate_reference(setting: dict[str, An
             assert c.feats == want
             for name in ("in_train", "hp_rate", "d_src_clinical", "kb_known"):
                 assert c.feat(name) == want.get(name)
+            unspecified.add(c.feats.get("title_unspecified", math.nan))
         if got:
             M, R = feature_matrix(list(got.values())), feature_matrix(list(ref.values()))
             assert M.dtype == R.dtype == np.float32
             assert np.array_equal(M, R, equal_nan=True)
             compared += len(got)
     assert compared > 20
+    if system == "icd10cm":  # "Fever, unspecified" (R50.9) and worded codes both among the candidates
+        assert {0.0, 1.0} <= unspecified
 
 
 def test_feature_matrix_mixes_built_and_hand_made_candidates(setting: dict[str, Any]) -> None:
@@ -366,3 +371,23 @@ def test_cli_commands_leave_the_collector_as_they_found_it(tmp_path: Any) -> Non
     assert res.exit_code == 0, res.output
     assert gc.isenabled() and gc.get_freeze_count() == frozen
     assert (tmp_path / "p.tsv").read_text(encoding="utf-8").startswith("a\t")
+
+
+def test_rank_reads_only_the_columns_a_model_was_trained_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model trained before a FEATURES column was appended scores on the columns it knows."""
+    from opencac.coding import model as M
+    from opencac.coding.candidates import FEATURES, LEGACY_N_FEATURES
+
+    widths: list[int] = []
+    monkeypatch.setattr(M, "_compiled", lambda *a: None)
+    monkeypatch.setattr(M, "_numpy_forests", lambda *a: None)
+    monkeypatch.setattr(M, "ranker_scores", lambda rankers, X: widths.append(X.shape[1]) or np.zeros(len(X)))
+    m = M.EngineModel()
+    m.rankers_ = {"icd10cm": []}
+    X = np.ones((4, len(FEATURES)), dtype=np.float32)
+    m.manifest = {}  # a model from before the manifest recorded its width
+    M._rank(m, "icd10cm", X)
+    m.manifest = {"n_features": {"icd10cm": len(FEATURES)}}
+    M._rank(m, "icd10cm", X)
+    assert widths == [LEGACY_N_FEATURES, len(FEATURES)] and LEGACY_N_FEATURES < len(FEATURES)
+    assert FEATURES[LEGACY_N_FEATURES] == "title_unspecified"  # appended after the legacy columns

@@ -49,7 +49,12 @@ FEATURES: tuple[str, ...] = (
     "code_len", "kb_known", "billable", "via_dict", "via_parent", "via_sibling", "via_sup", "via_child",
     # document
     "doc_hits", "doc_len",
+    # appended later (a model trained before a column was added reads the columns before it:
+    # ``EngineModel.rank``): the code's title says "unspecified"
+    "title_unspecified",
 )
+#: The number of FEATURES of models trained before the manifest recorded it (``n_features``).
+LEGACY_N_FEATURES = 76
 FEATURE_INDEX = {f: i for i, f in enumerate(FEATURES)}
 
 
@@ -495,6 +500,10 @@ def build_candidates(
         objs = [find(code) for code in keys]
         F[:, col["kb_known"]] = [obj is not None for obj in objs]
         F[:, col["billable"]] = [bool(obj is not None and obj.billable) for obj in objs]
+        # CodiEsp's coders often took the "unspecified" code of a category where a sibling
+        # was also worded in the note (C64.9 for a "right renal mass"): the ranker may learn it
+        F[:, col["title_unspecified"]] = [obj is not None and "unspecified" in obj.description.lower()
+                                          for obj in objs]
     for name in ("dict", "parent", "sibling", "sup", "child"):
         F[:, col["via_" + name]] = [name in c.via for c in cl]
     if text is not None and kb is not None:

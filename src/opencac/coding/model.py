@@ -100,6 +100,7 @@ class EngineModel:
         self.calibrators_: dict[str, Any] = {}
         self.thresholds_: dict[str, float] = {}
         metrics: dict[str, Any] = {}
+        n_features: dict[str, int] = {}
         total_steps = len(SYSTEMS) * (self.folds + 2)
         step = 0
         for system in SYSTEMS:
@@ -139,6 +140,7 @@ class EngineModel:
                 progress("train", step, total_steps)
             Xr = np.vstack(rows)
             yr = np.concatenate(ys)
+            n_features[system] = int(Xr.shape[1])
             oof = cross_fit_scores(Xr, yr, groups, seed=self.seed, rounds=self.rounds)
             cal = fit_calibrator(oof, yr)
             prob = cal.predict(oof)
@@ -191,6 +193,7 @@ class EngineModel:
             "systems": sorted(self.layers_),
             "thresholds": dict(self.thresholds_),
             "metrics": metrics,
+            "n_features": n_features,  # candidate feature columns the rankers read (FEATURES' first n)
         }
         return self
 
@@ -481,7 +484,13 @@ NUMPY_MAX_ROWS = 4000
 def _rank(model: EngineModel, system: str, X: np.ndarray, build: bool = False) -> np.ndarray:
     """Ranker ensemble scores of candidate rows: the compiled ranker when it is available
     (cached, or built now with ``build=True``), else the boosters in NumPy for a few rows,
-    else LightGBM. All three give the same scores."""
+    else LightGBM. All three give the same scores.
+
+    Feature columns added to :data:`~opencac.coding.candidates.FEATURES` after a model was
+    trained are dropped here: such a model reads the columns it was trained on."""
+    n = _n_features(model, system)
+    if X.shape[1] > n:
+        X = X[:, :n]
     forests = _compiled(model, system, build)
     if forests is None and len(X) <= NUMPY_MAX_ROWS:
         forests = _numpy_forests(model, system)
@@ -490,6 +499,14 @@ def _rank(model: EngineModel, system: str, X: np.ndarray, build: bool = False) -
 
         return predict_mean(forests, X)
     return ranker_scores(model.rankers_[system], X)
+
+
+def _n_features(model: EngineModel, system: str) -> int:
+    """How many leading FEATURES columns the rankers of ``system`` were trained on."""
+    from opencac.coding.candidates import LEGACY_N_FEATURES
+
+    got = model.manifest.get("n_features", {}).get(system) if isinstance(model.manifest, dict) else None
+    return int(got) if isinstance(got, int) and got > 0 else LEGACY_N_FEATURES
 
 
 def _booster_texts(model: EngineModel, system: str) -> list[str]:

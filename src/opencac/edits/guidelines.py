@@ -1112,7 +1112,8 @@ def _pdx_regions(text: str) -> list[tuple[int, int]]:
 
 def sequence_key(state: RulesState, fc: FinalCode, regions: list[tuple[int, int]]) -> int:
     """Lower = earlier. Tiers: 0 must be first, 1 documented as reason for admission, 2 other,
-    3 symptom with a related confirmed diagnosis, 4 never principal."""
+    3 symptom with a related confirmed diagnosis, or a condition known only from the past history
+    beside a current one, 4 never principal."""
     u = undot(fc.code)
     code = state.kb.find(fc.code)
     if (code is not None and state.is_manifestation(fc.code)) or "V00" <= u[:3] <= "Y99" or T.in_ranges(fc.code, T.SECONDARY_ONLY):
@@ -1127,6 +1128,8 @@ def sequence_key(state: RulesState, fc: FinalCode, regions: list[tuple[int, int]
         return 0  # I.C.19.e.5.b poisoning first, then its manifestations
     if u.startswith("R") and any(not undot(c.code).startswith(("R", "Z")) for c in state.dx):
         return 3  # II.A symptom codes not principal when a related diagnosis is established
+    if fc.assertion == "historical" and any(c.assertion != "historical" for c in state.dx):
+        return 3  # II / IV.A: a condition known only from the past history did not occasion this encounter
     if any(lo <= e.start < hi for e in fc.evidence for lo, hi in regions):
         return 1
     return 2
@@ -1187,6 +1190,8 @@ def _reason(state: RulesState, fc: FinalCode | None, regions: list[tuple[int, in
             return "external cause codes are never principal, I.C.20"
         return "this Z code is reported only as a secondary code, I.C.21.c.16"
     if k == 3:
+        if fc.assertion == "historical":
+            return "a condition documented only in the past history did not occasion this encounter, II / IV.A"
         return "a symptom is not principal when a related diagnosis is established, II.A"
     return "higher sequencing priority"
 

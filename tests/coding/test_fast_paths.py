@@ -194,3 +194,21 @@ def test_csr_gather_equals_scipy_row_indexing() -> None:
         sub = M[r]
         assert np.array_equal(c, sub.indices) and np.array_equal(v, sub.data)
         assert c.dtype == sub.indices.dtype and v.dtype == sub.data.dtype
+
+
+def test_old_dictionary_caches_are_pruned_by_last_use(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each dictionary cache is 70-140 MB; a new code-set version or normaliser makes a new one."""
+    import os
+
+    from opencac.coding.dictionary import prune_dictionaries
+
+    names = [f"dictionary-{k}-v9-x.pkl" for k in "abcde"]
+    for i, n in enumerate(names):
+        (tmp_path / n).write_bytes(b"x")
+        os.utime(tmp_path / n, (1_000_000 + i, 1_000_000 + i))  # a oldest ... e newest
+    os.utime(tmp_path / names[0], (2_000_000, 2_000_000))  # a used last
+    (tmp_path / "model-1.pkl").write_bytes(b"x")  # not a dictionary: left alone
+    gone = prune_dictionaries(tmp_path, keep=3)
+    assert sorted(p.name for p in gone) == [names[1], names[2]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names[0], names[3], names[4], "model-1.pkl"])
+    assert prune_dictionaries(tmp_path, keep=0) and len(list(tmp_path.glob("dictionary-*.pkl"))) == 1  # never the newest

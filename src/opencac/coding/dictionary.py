@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -266,6 +267,7 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
         if path.is_file():
             try:
                 m = MentionMatcher.load(path)
+                os.utime(path)  # recently used: kept when older dictionaries are removed
             except Exception:  # a stale or partial cache file: rebuild it
                 m = None
         if m is None:
@@ -274,8 +276,29 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
             tmp = path.with_suffix(".tmp")
             m.save(tmp)
             tmp.replace(path)
+            prune_dictionaries(path.parent)
         _MATCHERS[key] = m
         return m
+
+
+#: Cached dictionaries kept, most recently used first. Each is 70-140 MB, and every new code-set
+#: version, term source set or normaliser makes a new one (a knowledge base of another key, an
+#: upgrade): without pruning they pile up in the cache directory.
+DICTIONARY_CACHE_KEEP = 4
+
+
+def prune_dictionaries(folder: Path, keep: int = DICTIONARY_CACHE_KEEP) -> list[Path]:
+    """Delete all but the ``keep`` most recently used ``dictionary-*.pkl`` files of ``folder``
+    (a load refreshes a file's time); returns the files deleted."""
+    gone: list[Path] = []
+    try:
+        files = sorted(folder.glob("dictionary-*.pkl"), key=lambda q: q.stat().st_mtime, reverse=True)
+        for old in files[max(keep, 1):]:
+            old.unlink(missing_ok=True)
+            gone.append(old)
+    except OSError:  # another process pruning or building at the same time: try again next build
+        pass
+    return gone
 
 
 _SOURCE_NAME = {v: k for k, v in _SOURCE_ID.items()}

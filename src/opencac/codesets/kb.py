@@ -82,7 +82,7 @@ class KnowledgeBase:
             raise CodeSetVersionError(f"ICD-10-CM fiscal year {fy} is not loaded.",
                                       options=[str(y) for y in self.cm_fiscal_years])
         self.fy: int = fy if fy is not None else self._newest
-        self._children: Mapping[str, list[str]] | None = cm.get("children")
+        self._children: Mapping[str, list[str]] = cm["children"]  # stored by the build (a PackedMap)
         self._codes: dict[str, Code] = {}
         self._pcs: Mapping[str, tuple[str, tuple[tuple[str, str, str], ...]]] | None = None
         self._pcs_nodes: dict[str, str] | None = None
@@ -172,12 +172,6 @@ class KnowledgeBase:
         return self._pcs_node_kids
 
     def _children_map(self) -> Mapping[str, list[str]]:
-        if self._children is None:  # a cache without the stored map
-            ch: dict[str, list[str]] = defaultdict(list)
-            for code, v in self._cm.items():
-                if v[2] is not None:
-                    ch[v[2]].append(code)
-            self._children = dict(ch)
         return self._children
 
     def _term_rows(self) -> list[tuple[Any, ...]]:

@@ -57,7 +57,8 @@ class PackedMap(Mapping[str, Any]):
         self._memo: dict[str, Any] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_packed_map, (self._keys, self._ends, self._blob, self.default_factory, self._source_order))
+        return (_packed_map, (self._keys, self._ends, self._blob, self.default_factory, self._source_order,
+                              type(self)))
 
     def _sorted_names(self) -> list[str]:
         if self._names is None:
@@ -111,7 +112,8 @@ class PackedMap(Mapping[str, Any]):
         return len(self._sorted_names()) + len(self._added())
 
 
-def _packed_map(keys: str | None, ends: bytes, blob: bytes, factory: Any, source_order: bytes) -> PackedMap:
-    m = PackedMap.__new__(PackedMap)
+def _packed_map(keys: str | None, ends: bytes, blob: bytes, factory: Any, source_order: bytes,
+                cls: type[PackedMap] = PackedMap) -> PackedMap:
+    m = cls.__new__(cls)
     m._setup(keys, ends, blob, factory, source_order)
     return m

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from opencac.codesets.config import read_pickle
+from opencac.codesets.packed import PackedMap
 from opencac.errors import ModelFormatError
 from opencac.nlp.assertion import assert_span
 from opencac.nlp.attributes import extract_attributes
@@ -60,7 +61,7 @@ _BAG_IGNORE = frozenset(
 )
 _BAG_BLOCK = frozenset({"without", "except", "not", "no", "elsewhere"})
 
-_FORMAT_VERSION = 7  # 7: bag anchors packed (_Anchors)
+_FORMAT_VERSION = 8  # 7, 8: bag anchors packed (_Anchors, a PackedMap since 8)
 _SEE_TAIL = re.compile(r"\s+(?:see|see also)\s+\S.*$")
 _UNKNOWN = "\x01"  # stands for a note token that no phrase contains
 
@@ -139,68 +140,20 @@ class _Lines(Sequence[str]):
         return self.text[self.starts[i] : self.starts[i + 1] - 1]
 
 
-class _Anchors(Mapping[str, Any]):
-    """Bag anchors: token pair (two characters) -> the ids of the bags it anchors.
-
-    Kept as the pairs, sorted, in one text and the ids as int32 in one blob; a look-up is a
-    binary search in the pair list and returns a ``memoryview`` of the ids. A loaded matcher
-    made a dict of 116,000 byte strings at every start (0.1 s of each ``opencac code``).
-    """
-
-    def __init__(self, keys: str, ends: bytes, blob: bytes) -> None:
-        self._keys, self._ends, self._blob = keys, ends, blob  # pair i is keys[2 * i : 2 * i + 2]
-        self._names: list[str] | None = None
-        self._offsets: Any = None
+class _Anchors(PackedMap):
+    """Bag anchors: token pair (two characters) -> the ids of the bags it anchors, as a
+    :class:`~opencac.codesets.packed.PackedMap` of int32 bytes read as a ``memoryview`` of ints.
+    A loaded matcher made a dict of 116,000 byte strings at every start (0.1 s of each
+    ``opencac code``); this form is a few blobs and a binary search per look-up."""
 
     @classmethod
     def pack(cls, anchor: Mapping[str, Any]) -> _Anchors:
         if isinstance(anchor, _Anchors):
             return anchor
-        keys = sorted(anchor)
-        if any(len(k) != 2 for k in keys):
-            raise ValueError("bag anchors are pairs of token characters")
-        ends = array("q")
-        parts: list[bytes] = []
-        pos = 0
-        for k in keys:
-            b = array("i", anchor[k]).tobytes()
-            parts.append(b)
-            pos += len(b)
-            ends.append(pos)
-        return cls("".join(keys), ends.tobytes(), b"".join(parts))
-
-    def state(self) -> tuple[str, bytes, bytes]:
-        """What :meth:`MentionMatcher.save` writes; the constructor reads it back."""
-        return self._keys, self._ends, self._blob
-
-    def _sorted_names(self) -> list[str]:
-        if self._names is None:
-            offsets = array("q")
-            offsets.frombytes(self._ends)
-            self._offsets = offsets  # before the names: a thread that sees the names has them
-            k = self._keys
-            self._names = [k[i:i + 2] for i in range(0, len(k), 2)]
-        return self._names
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        names = self._sorted_names()
-        i = bisect.bisect_left(names, key)
-        if i == len(names) or names[i] != key:
-            return default
-        start = self._offsets[i - 1] if i else 0
-        return memoryview(self._blob)[start:self._offsets[i]].cast("i")
+        return cls({k: array("i", v).tobytes() for k, v in anchor.items()})
 
     def __getitem__(self, key: str) -> Any:
-        got = self.get(key)
-        if got is None:
-            raise KeyError(key)
-        return got
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._sorted_names())
-
-    def __len__(self) -> int:
-        return len(self._keys) // 2
+        return memoryview(super().__getitem__(key)).cast("i")
 
 
 class _PayloadStore(Sequence[list[Any]]):
@@ -436,7 +389,7 @@ class MentionMatcher:
             "payload_count": len(store),
             "bag_keys": _Lines.pack(self.bag_keys_).state(),
             "bag_pids": (flat.tobytes(), offs.tobytes()),
-            "bag_anchor": _Anchors.pack(self.bag_anchor_).state(),
+            "bag_anchor": _Anchors.pack(self.bag_anchor_),
         }
         p = Path(path)
         tmp = p.with_name(p.name + ".tmp")
@@ -474,7 +427,7 @@ class MentionMatcher:
         flat.frombytes(state["bag_pids"][0])
         offs.frombytes(state["bag_pids"][1])
         m.bag_pids_ = _Ragged(flat, offs)  # type: ignore[assignment]
-        m.bag_anchor_ = _Anchors(*state["bag_anchor"])  # type: ignore[assignment]
+        m.bag_anchor_ = state["bag_anchor"]
         return m
 
     # -- matching -------------------------------------------------------------------------

@@ -127,6 +127,18 @@ def test_code_and_predict_out_of_the_box(tmp_path: Path) -> None:
     assert ["case-2", "BW03"] in rows or ["case-2", "BW03ZZZ"] in rows
 
 
+def test_code_inpatient_drg_crosscheck_only_when_asked() -> None:
+    note = REPO / "examples" / "pneumonia_admission.txt"
+    args = ["code", str(note), "--json", "--setting", "inpatient", "--discharge-date", "2025-11-03"]
+    plain = json.loads(runner.invoke(app, args).stdout)["rules"]["drg"]
+    asked = json.loads(runner.invoke(app, [*args, "--drg-crosscheck"]).stdout)["rules"]["drg"]
+    assert plain["drg"] == asked["drg"] and plain["weight"] == asked["weight"] and plain["weight"] > 0
+    assert plain["crosscheck"] is None
+    assert asked["crosscheck"]["drg"] and isinstance(asked["crosscheck"]["agrees"], bool)
+    r = runner.invoke(app, ["code", str(note), "--setting", "inpatient", "--drg-crosscheck"])
+    assert r.exit_code == 0 and "cross-check" in r.output
+
+
 @pytest.mark.slow
 def test_train_compiles_the_ranker_unless_told_not_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from opencac.coding.forest import compiler_available

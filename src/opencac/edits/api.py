@@ -118,7 +118,8 @@ def run_rules(state: RulesState, registry: RuleRegistry | None = None, *, strict
 
 
 def apply_rules(result: CodingResult, text: str, kb: Any = None, *, registry: RuleRegistry | None = None,
-                strict: bool = False, policy: AutoApplyPolicy | None = None) -> RulesOutcome:
+                strict: bool = False, policy: AutoApplyPolicy | None = None,
+                drg_crosscheck: bool = True) -> RulesOutcome:
     """Turn the engine's suggestions into a guideline-conformant, sequenced code set.
 
     The selected suggestions form the starting code set; every suggestion (selected or not)
@@ -134,6 +135,9 @@ def apply_rules(result: CodingResult, text: str, kb: Any = None, *, registry: Ru
         registry: rules to run (default: built-ins + entry points).
         strict: re-raise unexpected rule exceptions (tests).
         policy: the auto-apply thresholds (default ``opencac.edits.policy.DEFAULT_POLICY``).
+        drg_crosscheck: inpatient: also group with the ``drg`` package and report agreement
+            (loading that grouper costs ~0.5 s once per process; the CLI's ``code`` skips it
+            unless asked).
 
     Returns:
         The RulesOutcome (final codes, edits, queries, DRG, context with defaults).
@@ -142,7 +146,8 @@ def apply_rules(result: CodingResult, text: str, kb: Any = None, *, registry: Ru
     ctx = result.context or EncounterContext()
     state = RulesState(ctx=ctx, text=text or "", kb=kb, mode="engine", policy=policy or DEFAULT_POLICY,
                        candidates=list(result.diagnoses) + list(result.procedures),
-                       learned=(result.model or "dictionary-only") != "dictionary-only")
+                       learned=(result.model or "dictionary-only") != "dictionary-only",
+                       drg_crosscheck=drg_crosscheck)
     # A code is reported once (I.B.12): when the engine selected the same code twice, the
     # best-supported mention wins (affirmed first, then confidence) and the evidence is merged.
     pref = {"affirmed": 0, "uncertain": 1, "historical": 2, "hypothetical": 3, "family": 4, "negated": 5}

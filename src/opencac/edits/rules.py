@@ -40,7 +40,7 @@ def run_drg(state: RulesState) -> list[Edit]:
     dx, px = state.codes("icd10cm"), state.codes("icd10pcs")
     kw = {"day": day, "sex": ctx.sex, "age": ctx.age, "discharge_status": ctx.discharge_status, "poa": ctx.poa}
     try:
-        base = drgmod.group_codes(dx, px, **kw)
+        base = drgmod.group_codes(dx, px, crosscheck=state.drg_crosscheck, **kw)
     except GrouperError as exc:
         return [Edit("DRG-NOT-GROUPED", "warning", f"MS-DRG not assigned: {exc.message}", "CMS MS-DRG Definitions Manual")]
     changes: list[tuple[str, str, list[str], list[str]]] = []

@@ -37,6 +37,8 @@ class RulesState:
         policy: when a rule's fix is certain enough to apply by itself (engine mode).
         learned: the confidences come from a model trained on coded documents (the result's
             ``model`` is not ``dictionary-only``): they carry that organisation's coding practice.
+        drg_crosscheck: also group the claim with the second grouper (the ``drg`` package) and
+            report whether it agrees (``DrgResult.crosscheck``).
     """
 
     ctx: EncounterContext
@@ -52,6 +54,7 @@ class RulesState:
     scratch: dict[str, Any] = field(default_factory=dict)
     policy: AutoApplyPolicy = DEFAULT_POLICY
     learned: bool = False
+    drg_crosscheck: bool = True
     _lower: str | None = None
 
     # --- dates --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ _REF = re.compile(rf"({_CODE})\s*-\s*({_CODE})|({_CODE})(\.?-)?")
 PCS: dict[str, str] = {
     "0DTJ4ZZ": "Resection of Appendix, Percutaneous Endoscopic Approach",
     "0DTJ0ZZ": "Resection of Appendix, Open Approach",
+    "0T9B30Z": "Drainage of Bladder with Drainage Device, Percutaneous Approach",
     "0FT44ZZ": "Resection of Gallbladder, Percutaneous Endoscopic Approach",
     "0FT40ZZ": "Resection of Gallbladder, Open Approach",
     "0FJ44ZZ": "Inspection of Gallbladder, Percutaneous Endoscopic Approach",

@@ -730,9 +730,13 @@ def _unspecified(fc: FinalCode) -> bool:
 
 
 def _refines(spec: FinalCode, uns: FinalCode) -> bool:
-    """``spec`` is a more specific code of the same subdivision as the unspecified ``uns``."""
+    """``spec`` is a more specific code of the same subdivision as the unspecified ``uns``.
+
+    The subdivision is the unspecified code less its last character (N18.9 -> N18, N18.30 ->
+    N18.3); a category-level code (R32, R52) is its own subdivision: R30.0 does not refine R32.
+    """
     s, u = undot(spec.code), undot(uns.code)
-    if s == u or not s.startswith(u[:-1]) or u.startswith(s):
+    if s == u or not s.startswith(u[:-1] if len(u) > 3 else u) or u.startswith(s):
         return False  # (a header is never more specific than its own subcode)
     return not _unspecified(spec) or len(s) > len(u)
 
@@ -1220,7 +1224,16 @@ def run_pcs(state: RulesState) -> list[Edit]:
     for fc in list(state.px):
         u = undot(fc.code)
         seen[u] = seen.get(u, 0) + 1
-        if len(u) < 7 and state.kb.find(u) is not None:
+        done = [o.code for o in state.px if len(undot(o.code)) == 7 and undot(o.code).startswith(u)] if len(u) < 7 else []
+        if done and state.kb.find(u) is not None:
+            # The same table row is already reported as a complete code: the prefix adds nothing
+            # that can be billed (and would read as a second procedure).
+            edits.append(Edit("PCS-INCOMPLETE", "info",
+                              f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters) and "
+                              f"{', '.join(done)}, which completes it, is reported; remove {fc.code}.",
+                              f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code, *done],
+                              evidence=_ev(fc), fix={"remove": [fc.code]}))
+        elif len(u) < 7 and state.kb.find(u) is not None:
             # A table / row prefix: keep it as the coder's starting point, but it cannot be billed.
             edits.append(Edit("PCS-INCOMPLETE", "error",
                               f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters): complete the "

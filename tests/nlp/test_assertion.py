@@ -64,6 +64,10 @@ def test_per_class_floors_on_codiesp_offsets(codiesp_dir: Path, name: str) -> No
         ("Pneumonia was ruled out.", "Pneumonia", "negated"),  # post-trigger
         ("Rule out pneumonia.", "pneumonia", "uncertain"),
         ("Pneumonia cannot be ruled out.", "Pneumonia", "uncertain"),  # longer trigger wins
+        ("A transesophageal ultrasound was performed, ruling out secondary endocarditis.", "endocarditis", "negated"),
+        ("Surgery was indicated without ruling out duodenal perforation.", "duodenal perforation", "uncertain"),
+        ("A man with alcoholism, who had presented an episode of upper gastrointestinal bleeding.",
+         "gastrointestinal bleeding", "historical"),
         ("Pneumonia?", "Pneumonia", "uncertain"),
         ("No fever. Cough.", "Cough", "affirmed"),  # scope ends at the sentence
         ("History of pneumonia, no fever.", "pneumonia", "historical"),

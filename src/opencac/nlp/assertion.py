@@ -77,6 +77,7 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"no", r"not", r"without", r"denies", r"denied", r"deny", r"denying", r"negative for",
         r"free of", r"absence of", r"absent", r"no evidence of", r"no signs? of", r"no symptoms of",
         r"never", r"none", r"neither", r"nor", r"lack of", r"lacks", r"ruled out", r"rules out",
+        r"ruling out", r"discarding",  # a finding or test that excluded it ("..., ruling out endocarditis")
         r"did not (?:show|reveal|present|have|develop|demonstrate|find)",
         r"does not (?:show|reveal|present|have|demonstrate)", r"do not (?:show|have)",
         r"(?:fails|failed) to (?:reveal|show|demonstrate)", r"showed no", r"shows no", r"revealed no",
@@ -106,7 +107,8 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"possible", r"possibly", r"probable", r"probably", r"likely", r"most likely", r"suspected",
         r"suspect", r"suspicion of", r"suspicion for", r"suspicious for", r"suspicious of", r"suspicious",
         r"clinical suspicion of", r"rule out", r"r/o", r"to rule out", r"cannot rule out", r"can not rule out",
-        r"could not rule out", r"questionable", r"question of", r"query", r"presumed", r"presumptive",
+        r"could not rule out", r"without ruling out", r"not ruling out", r"without discarding",
+        r"questionable", r"question of", r"query", r"presumed", r"presumptive",
         r"presumably", r"differential diagnosis(?: with| of| between| includes?)?", r"may be", r"may have",
         r"might be", r"might have", r"could be", r"concern for", r"concerning for", r"worrisome for",
         r"equivocal", r"doubtful", r"uncertain", r"unclear", r"suggestive of", r"suggesting",
@@ -135,7 +137,8 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"(?:\d+|a few|several|many|two|three|four|five|six|seven|eight|nine|ten|some) (?:years|months|weeks|decades) "
         r"(?:before|earlier|previously)",
     )],
-    *[(p, "historical", "pre", 6) for p in (r"at the age of \d+", r"at \d+ years of age", r"as a child")],
+    *[(p, "historical", "pre", 6) for p in (r"at the age of \d+", r"at \d+ years of age", r"as a child",
+                                            r"had (?:presented|suffered|had) (?:an?|one|two|several) (?:previous )?episodes? of")],
     *[(p, "historical", "pre", 3) for p in (
         r"previous", r"prior", r"former", r"old", r"status post", r"s/p", r"post[- ]?surgical",
         r"previously (?:diagnosed|treated|operated) (?:with|for|of)", r"previously",

@@ -31,3 +31,21 @@ def test_code_like_keys_found_by_binary_search() -> None:
     assert all(m[k] == v for k, v in source.items())
     assert "A00" not in m and "A00.10" not in m and "" not in m and 7 not in m  # type: ignore[operator]
     assert list(m)[:3] == ["Z00.0", "Z00.1", "Z00.2"]
+
+
+def test_len_does_not_search_the_keys(monkeypatch: object) -> None:
+    """``len()`` and truthiness run once per sentence in the matcher: they must not re-check
+    every looked-up key (that cost 30 ms per note once 1,000 keys were memoised)."""
+    from collections import defaultdict
+
+    source = defaultdict(list, {f"K{i:04d}": [i] for i in range(2000)})
+    m = pickle.loads(pickle.dumps(PackedMap(source)))
+    for i in range(0, 2000, 2):
+        assert m[f"K{i:04d}"] == [i]
+    assert m["new"] == [] and len(m) == 2001 and list(m)[-1] == "new"
+    calls = []
+    real = PackedMap._where
+    monkeypatch.setattr(PackedMap, "_where", lambda self, key: calls.append(key) or real(self, key))  # type: ignore[attr-defined]
+    for _ in range(50):
+        assert len(m) == 2001 and m
+    assert calls == []

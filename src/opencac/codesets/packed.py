@@ -55,6 +55,7 @@ class PackedMap(Mapping[str, Any]):
         self._names: list[str] | None = None
         self._offsets: Any = None
         self._memo: dict[str, Any] = {}
+        self._extra: list[str] = []  # keys a default_factory added, in the order they were
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_packed_map, (self._keys, self._ends, self._blob, self.default_factory, self._source_order,
@@ -85,6 +86,7 @@ class PackedMap(Mapping[str, Any]):
             if self.default_factory is None:
                 raise KeyError(key)
             got = self.default_factory()  # as a defaultdict: kept under the key
+            self._extra.append(key)
         else:
             start = self._offsets[i - 1] if i else 0
             got = pickle.loads(self._blob[start:self._offsets[i]])
@@ -97,19 +99,16 @@ class PackedMap(Mapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default
 
-    def _added(self) -> list[str]:  # keys a default_factory added, in the order they were
-        return [k for k in self._memo if self._where(k) is None]
-
     def __iter__(self) -> Iterator[str]:
         names = self._sorted_names()
         at = array("q")
         at.frombytes(self._source_order)
         for i in at:
             yield names[i]
-        yield from self._added()
+        yield from list(self._extra)
 
-    def __len__(self) -> int:
-        return len(self._sorted_names()) + len(self._added())
+    def __len__(self) -> int:  # O(1): ``if mapping:`` and ``len()`` run once per sentence in the matcher
+        return len(self._sorted_names()) + len(self._extra)
 
 
 def _packed_map(keys: str | None, ends: bytes, blob: bytes, factory: Any, source_order: bytes,

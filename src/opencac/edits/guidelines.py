@@ -1227,12 +1227,14 @@ def run_pcs(state: RulesState) -> list[Edit]:
         done = [o.code for o in state.px if len(undot(o.code)) == 7 and undot(o.code).startswith(u)] if len(u) < 7 else []
         if done and state.kb.find(u) is not None:
             # The same table row is already reported as a complete code: the prefix adds nothing
-            # that can be billed (and would read as a second procedure).
-            edits.append(Edit("PCS-INCOMPLETE", "info",
-                              f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters) and "
-                              f"{', '.join(done)}, which completes it, is reported; remove {fc.code}.",
-                              f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code, *done],
-                              evidence=_ev(fc), fix={"remove": [fc.code]}))
+            # that can be billed. Proposed, not applied: it may stand for a second procedure of
+            # that row (another approach or device) that the coder should complete instead.
+            edits.append(decide(Edit("PCS-INCOMPLETE", "warning",
+                                     f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters) and "
+                                     f"{', '.join(done)}, which completes it, is reported; remove {fc.code}.",
+                                     f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code, *done],
+                                     evidence=_ev(fc), fix={"remove": [fc.code]}),
+                                False, f"complete {fc.code} instead if it is a second procedure of that table row"))
         elif len(u) < 7 and state.kb.find(u) is not None:
             # A table / row prefix: keep it as the coder's starting point, but it cannot be billed.
             edits.append(Edit("PCS-INCOMPLETE", "error",

@@ -359,6 +359,17 @@ CASES: list[dict[str, Any]] = [
       context=IP, text="A 29-year-old woman with a history of constipation, admitted for a right renal cyst. Cystectomy.",
       dx=[{"code": "K59.00", "ev": "constipation", "assertion": "historical"}, {"code": "N28.1", "ev": "renal cyst"}],
       principal="N28.1", edits=["SEQUENCING"]),
+    c(id="seq-diagnosis-statement", clause="II principal: the condition the narrative states as the diagnosis established "
+      "after study", context=IP,
+      text="A 70-year-old man with hypertension and a renal cyst consulted for hematuria. With the diagnosis of bladder "
+           "carcinoma, transurethral resection was performed.",
+      dx=[{"code": "I10", "ev": "hypertension"}, {"code": "N28.1", "ev": "renal cyst"},
+          {"code": "C67.9", "ev": "bladder carcinoma", "conf": 0.6}],
+      principal="C67.9", edits=["SEQUENCING"]),
+    c(id="seq-differential-not-statement", clause="II principal: a differential diagnosis is not the established one",
+      context=IP, text="A 70-year-old man with a renal cyst. The differential diagnosis of tuberculosis was considered.",
+      dx=[{"code": "N28.1", "ev": "renal cyst"}, {"code": "A15.9", "ev": "tuberculosis", "conf": 0.6}],
+      principal="N28.1"),
     c(id="seq-history-only-stays-first", clause="IV.A first-listed: past history only, the engine's order kept",
       context=OP, text="History of constipation and of a duodenal ulcer.",
       dx=[{"code": "K59.00", "ev": "constipation", "assertion": "historical"},

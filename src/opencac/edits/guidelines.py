@@ -1110,8 +1110,29 @@ def _assessment_pos(fc: FinalCode, regions: list[tuple[int, int]]) -> float:
     return float(min(pos)) if pos else float("inf")
 
 
+#: A statement of the diagnosis established after study, in narrative notes without a
+#: diagnosis header ("With the diagnosis of penile neoplasia, partial penectomy was performed",
+#: "the final diagnosis was ...", "was diagnosed with ..."): what Section II calls the condition
+#: established after study. Not a differential diagnosis, nor a diagnosis of exclusion.
+_DX_STATEMENT = re.compile(
+    r"(?<!differential )(?<!no )(?<!without )\b(?:(?:definitive|final|established|confirmed|histological|"
+    r"pathological|anatomopathological|histopathological)\s+)?diagnos[ie]s\s+(?:of|was|is|:)\s+"
+    r"|\bdiagnosed\s+(?:with|as|of)\s+", re.I)
+
+
+def _statement_regions(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each diagnosis statement's object: to the end of its clause."""
+    out = []
+    for m in _DX_STATEMENT.finditer(text):
+        stop = re.compile(r"[.;\n]|, (?:which|who|and|but|with|so|then)\b").search(text, m.end(), m.end() + 120)
+        out.append((m.end(), stop.start() if stop else min(len(text), m.end() + 120)))
+    return out
+
+
 def _pdx_regions(text: str) -> list[tuple[int, int]]:
-    return _header_regions(_PDX_HEADERS, text, tail=400)
+    """Where the note states why the patient came: diagnosis headers (principal, discharge,
+    final, reason for admission) and, when it has none, its diagnosis statements."""
+    return _header_regions(_PDX_HEADERS, text, tail=400) or _statement_regions(text)
 
 
 def sequence_key(state: RulesState, fc: FinalCode, regions: list[tuple[int, int]]) -> int:
@@ -1197,6 +1218,9 @@ def _reason(state: RulesState, fc: FinalCode | None, regions: list[tuple[int, in
         if fc.assertion == "historical":
             return "a condition documented only in the past history did not occasion this encounter, II / IV.A"
         return "a symptom is not principal when a related diagnosis is established, II.A"
+    if k == 2:
+        return ("the note documents another condition as the reason for the encounter or as the diagnosis "
+                "established after study, II")
     return "higher sequencing priority"
 
 

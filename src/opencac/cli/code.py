@@ -224,6 +224,8 @@ def predict(
     if not files:
         raise InputError(f"{folder} holds no .txt notes.")
     engine = CodingEngine.load(None if model in (None, "none", "") else model)
+    for w in engine.setup_warnings:
+        typer.echo(f"warning: {w}", err=True)
     gc.freeze()  # the loaded artifacts live until the end: keep the collector's passes between batches off them
     try:
         _predict_into(engine, files, out, sysname, day, with_confidence, max_codes)

@@ -101,6 +101,23 @@ class CodingEngine:
         """The model manifest (empty for the dictionary-only engine)."""
         return dict(self.model.manifest) if self.model is not None else {}
 
+    @property
+    def setup_warnings(self) -> list[str]:
+        """What differs between the code sets the model was trained with and those loaded now.
+
+        A model trained with the ICD-10-CM alphabetic index learned from its matches; without
+        it the engine finds fewer mentions (CodiEsp dev D MAP 0.63 -> 0.56).
+        """
+        trained = set((self.manifest.get("codesets") or {}))
+        loaded = set(getattr(self.kb, "versions", {}) or {})
+        out = []
+        if "icd10cm-index" in trained and loaded and "icd10cm-index" not in loaded:
+            src = (self.manifest["codesets"]["icd10cm-index"] or {}).get("source") or "an index folder"
+            out.append(f"the model was trained with the ICD-10-CM alphabetic index ({src}), which is not loaded now: "
+                       "suggestions are less accurate; load it with 'opencac codes import-index DIR' or "
+                       "OPENCAC_CM_INDEX_DIR=DIR.")
+        return out
+
     # -- analysis --------------------------------------------------------------------------
     def dictionary_hits(self, text: str, doc_id: str = "note", attributes: bool = True,
                         systems: Sequence[str] | None = None) -> tuple[Any, list[Any]]:
@@ -184,7 +201,9 @@ class CodingEngine:
 
         analysed = [self.dictionary_hits(t, i, attributes=explain_top != 0, systems=systems)
                     for t, i in zip(bt, bids)]
-        batch_res = [CodingResult(doc_id=did, model=self.name, codeset=codeset, context=ctx) for did in bids]
+        warn = self.setup_warnings
+        batch_res = [CodingResult(doc_id=did, model=self.name, codeset=codeset, context=ctx, warnings=list(warn))
+                     for did in bids]
         sigs: dict[str, Any] = {}
         if self.model is not None:
             X, B = self.model.featurizer_.transform_and_binary(bt)

@@ -1199,6 +1199,14 @@ def run_sequencing(state: RulesState) -> list[Edit]:
                           f"Sequenced {seq[0]} as the {word} diagnosis" + (f" instead of {before[0]} ({reason})." if seq[0] != before[0] else
                                                                           "; secondary codes reordered (sequencing priorities, etiology before manifestation)."),
                           f"{G} {clause}, I.A.13", codes=[seq[0], before[0]], fix={"sequence": seq}))
+    if state.inpatient and all(c.assertion == "historical" for c in state.dx):
+        # Section II: the principal diagnosis occasioned the admission; a condition known only
+        # from the past history did not. Nothing current was coded: the coder must find it.
+        edits.append(Edit("PRINCIPAL-NOT-CURRENT", "warning",
+                          f"The principal diagnosis {seq[0]} is documented only in the past history, and no current "
+                          "condition is coded: find the condition that occasioned this admission in the note, or "
+                          "query the physician.",
+                          f"{G} Section II (selection of principal diagnosis)", codes=[seq[0]]))
     return edits
 
 

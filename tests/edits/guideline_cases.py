@@ -354,7 +354,8 @@ CASES: list[dict[str, Any]] = [
       context=IP, text="History: type 2 diabetes mellitus on metformin.\n\nAssessment and plan:\n"
                        "1. Community-acquired pneumonia of the right lower lobe. Ceftriaxone.\n2. Type 2 diabetes mellitus: continue.",
       dx=[{"code": "E11.9", "ev": "type 2 diabetes mellitus"}, {"code": "J18.9", "ev": "Community-acquired pneumonia"}],
-      principal="J18.9", edits=["SEQUENCING"]),
+      principal="J18.9", edits=["SEQUENCING"], says={"SEQUENCING": "the assessment lists J18.9 before E11.9"},
+      not_says={"SEQUENCING": "tabular note"}),
     c(id="seq-history-not-principal", clause="II principal: not a condition known only from the past history",
       context=IP, text="A 29-year-old woman with a history of constipation, admitted for a right renal cyst. Cystectomy.",
       dx=[{"code": "K59.00", "ev": "constipation", "assertion": "historical"}, {"code": "N28.1", "ev": "renal cyst"}],
@@ -510,6 +511,10 @@ CASES: list[dict[str, Any]] = [
       context=OP, text="Dementia due to Alzheimer's disease.",
       dx=[{"code": "F02.80", "ev": "Dementia"}, {"code": "G30.9", "ev": "Alzheimer's disease", "selected": False, "conf": 0.6}],
       final=["G30.9", "F02.80"], edits=["CODE-FIRST"]),
+    c(id="seq-code-first-note-cited", clause="I.A.13 the code-first note at N18 puts hypertensive CKD first, and the "
+      "sequencing edit cites that note", context=OP, text="Chronic kidney disease stage 3. Hypertensive kidney disease.",
+      dx=[{"code": "N18.30", "ev": "Chronic kidney disease stage 3"}, {"code": "I12.9", "ev": "Hypertensive kidney disease", "conf": 0.6}],
+      final=["I12.9", "N18.30"], says={"SEQUENCING": "the tabular note at N18.30 says to code first I12.9"}),
     c(id="manif-alone-error", clause="I.A.13 manifestation needs its etiology; never first-listed", context=OP,
       text="Polyneuropathy in amyloidosis.", dx=[{"code": "G63", "ev": "Polyneuropathy"}],
       edits=["CODE-FIRST-REQUIRED", "MCE-MANIFESTATION-PDX"], errors=True),

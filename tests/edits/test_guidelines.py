@@ -59,6 +59,10 @@ def check_expectations(case: dict[str, Any], out: RulesOutcome) -> None:
     for e in out.edits:
         if e.fix_status == "proposed":
             assert not e.applied and e.fix, where
+    for eid, text in case.get("says", {}).items():  # the edit's message gives this reason
+        assert any(e.id == eid and text in e.message for e in out.edits), f"{where} {[e.message for e in out.edits]}"
+    for eid, text in case.get("not_says", {}).items():
+        assert not any(e.id == eid and text in e.message for e in out.edits), f"{where} {[e.message for e in out.edits]}"
     if "errors" in case:
         assert out.has_errors() == case["errors"], where
     topics = [q.topic for q in out.queries]

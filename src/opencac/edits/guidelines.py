@@ -1175,12 +1175,14 @@ def run_sequencing(state: RulesState) -> list[Edit]:
                                                         _assessment_pos(state.dx[i], assessment), i))
     seq = [state.dx[i].code for i in order]
     # I.A.13: etiology ("code first" target) immediately before its manifestation.
+    code_first: dict[str, str] = {}  # etiology moved up -> the code whose note asked for it
     for fc in list(state.dx):
         for _src, _t, refs in _grouped(state.notes(fc.code).get("code_first", [])):
             etiol = [c for c in seq if c != fc.code and any(state.kb.ref_matches(r, c) for r in refs)]
             if etiol and seq.index(etiol[0]) > seq.index(fc.code):
                 seq.remove(etiol[0])
                 seq.insert(seq.index(fc.code), etiol[0])
+                code_first[etiol[0]] = fc.code
     edits: list[Edit] = []
     word = "principal" if state.inpatient else "first-listed"
     clause = "Section II (selection of principal diagnosis)" if state.inpatient else "Section IV.A (first-listed condition)"
@@ -1188,9 +1190,13 @@ def run_sequencing(state: RulesState) -> list[Edit]:
         severity = "warning" if seq[0] != before[0] else "info"
         if seq[0] != before[0]:
             new_first, old_first = state.find(seq[0]), state.find(before[0])
-            if (new_first is not None and old_first is not None
+            if seq[0] in code_first:
+                reason = f"the tabular note at {code_first[seq[0]]} says to code first {seq[0]}, I.A.13"
+            elif (new_first is not None and old_first is not None
                     and sequence_key(state, new_first, regions) >= sequence_key(state, old_first, regions)):
-                reason = f"the tabular note at {before[0]} says to code first {seq[0]}, I.A.13"
+                # same tier: the physician's problem list put it first
+                reason = (f"the assessment lists {seq[0]} before {before[0]}: the physician's order of the "
+                          "problems treated")
             else:
                 reason = _reason(state, old_first, regions)
         else:

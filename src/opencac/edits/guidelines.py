@@ -1118,13 +1118,14 @@ _DX_STATEMENT = re.compile(
     r"(?<!differential )(?<!no )(?<!without )\b(?:(?:definitive|final|established|confirmed|histological|"
     r"pathological|anatomopathological|histopathological)\s+)?diagnos[ie]s\s+(?:of|was|is|:)\s+"
     r"|\bdiagnosed\s+(?:with|as|of)\s+", re.I)
+_CLAUSE_END = re.compile(r"[.;\n]|, (?:which|who|and|but|with|so|then)\b")
 
 
 def _statement_regions(text: str) -> list[tuple[int, int]]:
     """``(start, end)`` of each diagnosis statement's object: to the end of its clause."""
     out = []
     for m in _DX_STATEMENT.finditer(text):
-        stop = re.compile(r"[.;\n]|, (?:which|who|and|but|with|so|then)\b").search(text, m.end(), m.end() + 120)
+        stop = _CLAUSE_END.search(text, m.end(), m.end() + 120)
         out.append((m.end(), stop.start() if stop else min(len(text), m.end() + 120)))
     return out
 

@@ -8,8 +8,7 @@ from opencac.coding.engine import CodingEngine
 
 
 def _engine(trained: dict[str, object], loaded: dict[str, object]) -> CodingEngine:
-    model = SimpleNamespace(manifest={"codesets": trained}) if trained is not None else None
-    return CodingEngine(SimpleNamespace(versions=loaded), matcher=None, model=model)
+    return CodingEngine(SimpleNamespace(versions=loaded), matcher=None, model=SimpleNamespace(manifest={"codesets": trained}))
 
 
 def test_missing_index_is_reported() -> None:

@@ -1263,23 +1263,24 @@ def run_pcs(state: RulesState) -> list[Edit]:
     for fc in list(state.px):
         u = undot(fc.code)
         seen[u] = seen.get(u, 0) + 1
-        done = [o.code for o in state.px if len(undot(o.code)) == 7 and undot(o.code).startswith(u)] if len(u) < 7 else []
-        if done and state.kb.find(u) is not None:
-            # The same table row is already reported as a complete code: the prefix adds nothing
-            # that can be billed. Proposed, not applied: it may stand for a second procedure of
-            # that row (another approach or device) that the coder should complete instead.
-            edits.append(decide(Edit("PCS-INCOMPLETE", "warning",
-                                     f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters) and "
-                                     f"{', '.join(done)}, which completes it, is reported; remove {fc.code}.",
-                                     f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code, *done],
-                                     evidence=_ev(fc), fix={"remove": [fc.code]}),
-                                False, f"complete {fc.code} instead if it is a second procedure of that table row"))
-        elif len(u) < 7 and state.kb.find(u) is not None:
-            # A table / row prefix: keep it as the coder's starting point, but it cannot be billed.
-            edits.append(Edit("PCS-INCOMPLETE", "error",
-                              f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters): complete the "
-                              "remaining axes from the PCS table.",
-                              f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code], evidence=_ev(fc)))
+        if len(u) < 7 and state.kb.find(u) is not None:
+            done = [o.code for o in state.px if len(undot(o.code)) == 7 and undot(o.code).startswith(u)]
+            if done:
+                # The same table row is already reported as a complete code: the prefix adds nothing
+                # that can be billed. Proposed, not applied: it may stand for a second procedure of
+                # that row (another approach or device) that the coder should complete instead.
+                edits.append(decide(Edit("PCS-INCOMPLETE", "warning",
+                                         f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters) and "
+                                         f"{', '.join(done)}, which completes it, is reported; remove {fc.code}.",
+                                         f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code, *done],
+                                         evidence=_ev(fc), fix={"remove": [fc.code]}),
+                                    False, f"complete {fc.code} instead if it is a second procedure of that table row"))
+            else:
+                # A table / row prefix: keep it as the coder's starting point, but it cannot be billed.
+                edits.append(Edit("PCS-INCOMPLETE", "error",
+                                  f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters): complete "
+                                  "the remaining axes from the PCS table.",
+                                  f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code], evidence=_ev(fc)))
         elif not _PCS_RX.match(u):
             edits.append(Edit("PCS-INVALID", "error", f"{fc.code} is not a 7-character ICD-10-PCS code (letters O and I are not used).",
                               f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code], evidence=_ev(fc),

@@ -1199,7 +1199,7 @@ def run_sequencing(state: RulesState) -> list[Edit]:
                 reason = (f"the assessment lists {seq[0]} before {before[0]}: the physician's order of the "
                           "problems treated")
             else:
-                reason = _reason(state, old_first, regions)
+                reason = _reason(state, old_first, regions, new_first)
         else:
             reason = "secondary order"
         edits.append(Edit("SEQUENCING", severity,
@@ -1217,7 +1217,9 @@ def run_sequencing(state: RulesState) -> list[Edit]:
     return edits
 
 
-def _reason(state: RulesState, fc: FinalCode | None, regions: list[tuple[int, int]]) -> str:
+def _reason(state: RulesState, fc: FinalCode | None, regions: list[tuple[int, int]],
+            first: FinalCode | None = None) -> str:
+    """Why ``fc`` (the engine's first diagnosis) is no longer first, ahead of ``first``."""
     if fc is None:
         return "sequencing rules"
     k = sequence_key(state, fc, regions)
@@ -1233,8 +1235,8 @@ def _reason(state: RulesState, fc: FinalCode | None, regions: list[tuple[int, in
         if fc.assertion == "historical":
             return "a condition documented only in the past history did not occasion this encounter, II / IV.A"
         return "a symptom is not principal when a related diagnosis is established, II.A"
-    if k == 2:
-        return ("the note documents another condition as the reason for the encounter or as the diagnosis "
+    if k == 2 and first is not None and sequence_key(state, first, regions) == 1:
+        return (f"the note documents {first.code} as the reason for the encounter or as the diagnosis "
                 "established after study, II")
     return "higher sequencing priority"
 

@@ -3,6 +3,7 @@ applied and another dismissed with the keyboard in the encounter screen (headles
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -56,7 +57,8 @@ def test_apply_and_dismiss_proposed_fixes_with_the_keyboard(live_server: Any, br
     page.keyboard.press("e")
     focused = page.evaluate("document.activeElement.getAttribute('aria-label') || ''")
     assert focused.startswith("Proposed fix: remove "), focused
-    code = focused.removeprefix("Proposed fix: remove ").split(",")[0].strip()
+    # "remove N28.9" or, for a combination code, "remove E11.9; add E11.22"
+    code = re.split(r"[,;]", focused.removeprefix("Proposed fix: remove "))[0].strip()
     row_id = page.evaluate("document.activeElement.dataset.edit")
     page.keyboard.press("a")
     page.wait_for_selector(f"#edit-{row_id}.fix-applied")

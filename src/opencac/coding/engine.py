@@ -12,7 +12,8 @@ Pipeline (component names are stable; audit records cite them):
 2. ``opencac.coding.candidates.v1``: dictionary, hierarchy and supervised candidates with
    features.
 3. ``opencac.coding.ranker.v1`` (trained model): LightGBM score -> isotonic confidence;
-   ``opencac.coding.heuristic.v1`` (no model): a hand-set score from match quality.
+   ``opencac.coding.heuristic.v2`` (no model): a hand-set score from match quality, mapped to
+   a confidence by a fixed curve (see :mod:`opencac.coding.heuristic`).
 4. Suggestions with evidence spans, assertion, rationale and signals; ``selected`` when the
    confidence passes the model's threshold and the assertion allows it.
 """
@@ -33,6 +34,9 @@ import numpy as np
 from opencac.coding.candidates import FEATURE_INDEX, _find
 from opencac.codesets.config import paused_gc
 from opencac.coding.corpus import CM, SYSTEMS, CodedDocument, canon, dotted
+from opencac.coding.heuristic import THRESHOLD as HEURISTIC_THRESHOLD
+from opencac.coding.heuristic import confidence as heuristic_confidence
+from opencac.coding.heuristic import heuristic_score
 from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
 
 #: Assertions that never make a code part of the proposed final set. Negated and family
@@ -46,10 +50,6 @@ NOT_SELECTED = frozenset({"negated", "family", "hypothetical"})
 #: compiled ranker only when it is already cached.
 COMPILE_MIN_NOTES = 100
 
-_SOURCE_WEIGHT = {"tabular": 1.0, "inclusion": 0.95, "index": 0.9, "clinical": 0.85, "neoplasm": 0.75, "eindex": 0.45,
-                  "pcs-index": 0.8, "pcs-table": 0.7, "imaging": 0.95, "pcs-bodypart": 0.9}
-_ASSERTION_WEIGHT = {"affirmed": 1.0, "uncertain": 0.7, "historical": 0.6, "hypothetical": 0.3,
-                     "negated": 0.25, "family": 0.2}
 
 
 class CodingEngine:
@@ -236,9 +236,9 @@ class CodingEngine:
                                              self.model.top_n, text=text)
                     per_doc.append(list(cands.values()))
             if layer is None:
-                scores_all = [np.array([_heuristic_score(c) for c in cl]) for cl in per_doc]
-                conf_all = [1.0 - np.exp(-sc) for sc in scores_all]
-                thr = 0.5
+                scores_all = [np.array([heuristic_score(c, system) for c in cl]) for cl in per_doc]
+                conf_all = [heuristic_confidence(sc, system) for sc in scores_all]
+                thr = HEURISTIC_THRESHOLD[system]
             else:
                 sizes = [len(cl) for cl in per_doc]
                 flat = [c for cl in per_doc for c in cl]
@@ -514,27 +514,3 @@ def _rationale(c: Any, hits: Sequence[Any]) -> list[str]:
         codes = sorted({h.code for h in hits})[:3]
         why.append(f"hierarchy: {rel} matched {', '.join(codes)}")
     return why
-
-
-def _heuristic_score(c: Any) -> float:
-    """Score of a dictionary-only candidate (``opencac.coding.heuristic.v1``): the best match's
-    quality (exact > word-bag; longer, more specific phrases; tabular titles over index
-    paths), a bonus for repeated mentions, down-weighted when only negated/family/subsumed,
-    for categories that need more characters, and for one-word PCS table values (a lone body
-    part such as "lung" is no procedure)."""
-    best = 0.0
-    for h in c.hits:
-        w = h.score * _SOURCE_WEIGHT.get(h.source, 0.5) * (1.0 + 0.25 * min(h.n_tokens - 1, 4))
-        if h.subsumed:
-            w *= 0.85
-        if h.incomplete:
-            w *= 0.8
-        if h.system == "icd10pcs" and h.source == "pcs-table" and h.n_tokens < 2:
-            w *= 0.3
-        w *= _ASSERTION_WEIGHT.get(h.assertion, 1.0)
-        best = max(best, w)
-    n_sent = len({h.sentence for h in c.hits})
-    score = best * (1.0 + 0.2 * min(n_sent - 1, 3))
-    if "completion" in c.via or c.feat("kb_known") and not c.feat("billable") and (c.feat("code_len") or 0) < 7:
-        score *= 0.8  # a completion rests on its header's evidence: it scores as the header, right after it
-    return score

@@ -1,0 +1,103 @@
+"""The out-of-the-box scorer (``opencac.coding.heuristic.v2``): dictionary candidates ranked
+and given a confidence with no trained model.
+
+A candidate's score is its best dictionary match's quality (exact over word-bag matches;
+longer, more specific phrases; tabular titles over index paths), with a bonus for a condition
+mentioned in several sentences. It is lowered for:
+
+- a word-bag match, by the square of its match score (a bag that finds the phrase's words
+  spread over a sentence is weaker evidence than its score alone says);
+- a word-bag match of a residual "other ..." title whose "other" the note does not say
+  ("heart failure" is not I50.89 "Other heart failure");
+- an ICD-10-CM header that needs more characters, or its completion to the unspecified
+  subcode: the billable codes beside it are what gets reported;
+- matches that are only negated, family history, hypothetical or inside a longer match.
+
+The confidence is the score mapped through a fixed monotone curve (:data:`CALIBRATION`),
+fitted once on the 500 coded notes of CodiEsp's train split (CC BY 4.0) with
+``bench/oob_calibration.py``, which rewrites the table below. It is the observed share of
+dictionary candidates with that score that the corpus's coders coded. On another
+organisation's notes it is an estimate until a model is trained on their own coded
+documents (``opencac train``), which calibrates on them. The threshold that marks a
+suggestion ``selected`` (:data:`THRESHOLD`) is the one that gave the best micro F1 on the same
+notes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: Component name recorded with results and in the benchmark notes.
+VERSION = "opencac.coding.heuristic.v2"
+
+_SOURCE_WEIGHT = {"tabular": 1.0, "inclusion": 0.95, "index": 0.9, "clinical": 0.85, "neoplasm": 0.75, "eindex": 0.45,
+                  "pcs-index": 0.8, "pcs-table": 0.7, "imaging": 0.95, "pcs-bodypart": 0.9}
+_ASSERTION_WEIGHT = {"affirmed": 1.0, "uncertain": 0.7, "historical": 0.6, "hypothetical": 0.3,
+                     "negated": 0.25, "family": 0.2}
+_OTHER = re.compile(r"\bothers?\b")
+
+#: Factor for a header (or its completion) that needs more characters, by code system. PCS
+#: table prefixes (``BW20``) are what many coders report for imaging, so they lose less.
+_HEADER_FACTOR = {"icd10cm": 0.3, "icd10pcs": 0.9}
+#: Factor for a word-bag match of an "other ..." title whose "other" is not in the note's words.
+_OTHER_FACTOR = 0.2
+
+
+def heuristic_score(c: Any, system: str) -> float:
+    """Score of one dictionary-only candidate (higher is better; see the module notes)."""
+    best = 0.0
+    for h in c.hits:
+        w = h.score * _SOURCE_WEIGHT.get(h.source, 0.5) * (1.0 + 0.25 * min(h.n_tokens - 1, 4))
+        if h.score < 1.0:  # a word-bag match
+            w *= h.score
+            if _OTHER.search(h.phrase) and not _OTHER.search(h.text.lower()):
+                w *= _OTHER_FACTOR
+        if h.subsumed:
+            w *= 0.85
+        if h.incomplete:
+            w *= 0.8
+        if h.system == "icd10pcs" and h.source == "pcs-table" and h.n_tokens < 2:
+            w *= 0.3  # a lone body part such as "lung" is no procedure
+        w *= _ASSERTION_WEIGHT.get(h.assertion, 1.0)
+        best = max(best, w)
+    n_sent = len({h.sentence for h in c.hits})
+    score = best * (1.0 + 0.2 * min(n_sent - 1, 3))
+    if "completion" in c.via or c.feat("kb_known") and not c.feat("billable") and (c.feat("code_len") or 0) < 7:
+        # a header, or a completion resting on its header's evidence, ranks after the billable
+        # codes found for the same words
+        score *= _HEADER_FACTOR.get(system, 0.8)
+    return score
+
+
+# -- calibration (written by bench/oob_calibration.py; do not edit by hand) --------------------
+# BEGIN CALIBRATION
+CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
+    "icd10cm": (
+        (0.0181, 0.0072), (0.0427, 0.0305), (0.0592, 0.0597), (0.0722, 0.0612),
+        (0.0832, 0.0667), (0.1021, 0.0833), (0.137, 0.0912), (0.1528, 0.1124),
+        (0.1885, 0.1457), (0.2872, 0.1976), (0.4257, 0.2067), (0.5184, 0.3495),
+        (0.69, 0.3941), (0.8809, 0.4291), (0.9522, 0.4701), (1.063, 0.5144),
+        (1.2571, 0.6012), (1.4671, 0.6144), (1.788, 0.6667),
+    ),
+    "icd10pcs": (
+        (0.1215, 0.0331), (0.1541, 0.046), (0.1904, 0.0521), (0.2334, 0.0543),
+        (0.2704, 0.0725), (0.496, 0.1003), (0.6463, 0.1497), (0.7457, 0.2778),
+        (1.0235, 0.4126),
+    ),
+}
+THRESHOLD: dict[str, float] = {"icd10cm": 0.2973, "icd10pcs": 0.1299}
+FITTED_ON = 'CodiEsp train (500 notes), bench/oob_calibration.py'
+# END CALIBRATION
+
+
+def confidence(scores: Sequence[float] | np.ndarray, system: str) -> np.ndarray:
+    """Calibrated confidences of heuristic scores: the curve of :data:`CALIBRATION` for
+    ``system``, linear between its points and flat beyond its ends."""
+    pts = CALIBRATION[system]
+    x = np.fromiter((p[0] for p in pts), dtype=np.float64, count=len(pts))
+    y = np.fromiter((p[1] for p in pts), dtype=np.float64, count=len(pts))
+    return np.interp(np.asarray(scores, dtype=np.float64), x, y)

@@ -1,0 +1,71 @@
+"""The out-of-the-box scorer (``opencac.coding.heuristic``): ranking fixes and its confidence
+curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from opencac.coding import heuristic as H
+from opencac.coding.engine import CodingEngine
+
+
+@pytest.fixture(scope="module")
+def engine() -> CodingEngine:
+    return CodingEngine.load(None)
+
+
+def _by_code(res):
+    return {s.code: s for s in res.diagnoses}
+
+
+def test_other_title_needs_other_in_the_note(engine: CodingEngine) -> None:
+    """ "heart failure" reads I50.89 "Other heart failure" only as a word bag missing "other": it
+    ranks below I50.9 and is not selected."""
+    got = _by_code(engine.code("Assessment: heart failure.", doc_id="t"))
+    assert got["I50.9"].selected
+    assert "I50.89" not in got or (got["I50.89"].rank > got["I50.9"].rank and not got["I50.89"].selected)
+
+
+def test_header_ranks_after_the_billable_code_of_the_same_words(engine: CodingEngine) -> None:
+    got = _by_code(engine.code("Type 2 diabetes mellitus.", doc_id="t"))
+    assert got["E11.9"].selected and got["E11.9"].rank == 1
+    assert got["E11"].rank > got["E11.9"].rank
+    assert not got["E11"].selected
+
+
+@pytest.mark.parametrize("system", ["icd10cm", "icd10pcs"])
+def test_confidence_curve_is_a_monotone_probability_map(system: str) -> None:
+    grid = np.linspace(0.0, 5.0, 501)
+    conf = H.confidence(grid, system)
+    assert np.all((conf >= 0.0) & (conf <= 1.0))
+    assert np.all(np.diff(conf) >= -1e-12)
+    xs = [x for x, _ in H.CALIBRATION[system]]
+    assert xs == sorted(xs) and len(xs) >= 5, "the table is the fitted curve, not a placeholder"
+    assert conf[0] < H.THRESHOLD[system] < conf[-1]
+
+
+@pytest.mark.slow
+def test_dictionary_only_confidences_are_calibrated_on_codiesp_dev(engine: CodingEngine, codiesp_dir: Path) -> None:
+    """The curve was fitted on CodiEsp train; on dev (never fitted on) the confidences match the
+    share of codes the corpus's coders coded (ECE; the old 1 - exp(-score) map gave 0.22)."""
+    from opencac.coding.corpus import canon, load_corpus
+    from opencac.coding.evaluate import mean_average_precision
+    from opencac.coding.ranker import expected_calibration_error
+
+    dev = load_corpus([codiesp_dir / "dev"])
+    results = engine.code_many([d.text for d in dev], [d.id for d in dev], explain_top=0)
+    for system, floor in (("icd10cm", 0.24), ("icd10pcs", 0.22)):
+        gold = {d.id: {canon(c) for c in d.codes[system]} for d in dev if d.codes[system]}
+        conf, lab = [], []
+        for r in results:
+            if r.doc_id in gold:
+                for s in r.ranked(system):
+                    conf.append(s.confidence)
+                    lab.append(canon(s.code) in gold[r.doc_id])
+        ece = expected_calibration_error(np.array(conf), np.array(lab, dtype=float))
+        assert ece < 0.10, (system, ece)
+        pred = {r.doc_id: [s.code for s in r.ranked(system)] for r in results}
+        assert mean_average_precision(gold, pred) >= floor, system

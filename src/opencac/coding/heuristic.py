@@ -47,23 +47,25 @@ _HEADER_FACTOR = {"icd10cm": 0.3, "icd10pcs": 0.9}
 _OTHER_FACTOR = 0.2
 
 
+def hit_weight(h: Any) -> float:
+    """The evidence one dictionary hit gives its code (its best hit makes a candidate's score)."""
+    w: float = h.score * _SOURCE_WEIGHT.get(h.source, 0.5) * (1.0 + 0.25 * min(h.n_tokens - 1, 4))
+    if h.score < 1.0:  # a word-bag match
+        w *= h.score
+        if _OTHER.search(h.phrase) and not _OTHER.search(h.text.lower()):
+            w *= _OTHER_FACTOR
+    if h.subsumed:
+        w *= 0.85
+    if h.incomplete:
+        w *= 0.8
+    if h.system == "icd10pcs" and h.source == "pcs-table" and h.n_tokens < 2:
+        w *= 0.3  # a lone body part such as "lung" is no procedure
+    return w * _ASSERTION_WEIGHT.get(h.assertion, 1.0)
+
+
 def heuristic_score(c: Any, system: str) -> float:
     """Score of one dictionary-only candidate (higher is better; see the module notes)."""
-    best = 0.0
-    for h in c.hits:
-        w = h.score * _SOURCE_WEIGHT.get(h.source, 0.5) * (1.0 + 0.25 * min(h.n_tokens - 1, 4))
-        if h.score < 1.0:  # a word-bag match
-            w *= h.score
-            if _OTHER.search(h.phrase) and not _OTHER.search(h.text.lower()):
-                w *= _OTHER_FACTOR
-        if h.subsumed:
-            w *= 0.85
-        if h.incomplete:
-            w *= 0.8
-        if h.system == "icd10pcs" and h.source == "pcs-table" and h.n_tokens < 2:
-            w *= 0.3  # a lone body part such as "lung" is no procedure
-        w *= _ASSERTION_WEIGHT.get(h.assertion, 1.0)
-        best = max(best, w)
+    best = max(map(hit_weight, c.hits), default=0.0)
     n_sent = len({h.sentence for h in c.hits})
     score = best * (1.0 + 0.2 * min(n_sent - 1, 3))
     if "completion" in c.via or c.feat("kb_known") and not c.feat("billable") and (c.feat("code_len") or 0) < 7:

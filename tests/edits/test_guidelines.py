@@ -86,3 +86,20 @@ def test_suite_size_and_clauses() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['id']}|{c['clause']}" for c in CASES])
 def test_guideline_case(case: dict[str, Any], kb: Any) -> None:
     check_expectations(case, run_case(case, kb))
+
+
+@pytest.mark.parametrize(("combo", "acute", "chronic"), [
+    ("I50.23", "I50.21", "I50.22"), ("I50.43", "I50.41", "I50.42"), ("J96.21", "J96.01", "J96.11"),
+    ("K80.12", "K80.00", "K80.10"), ("K81.2", "K81.0", "K81.1"), ("D89.812", "D89.810", "D89.811"),
+])
+def test_acuity_parts_read_from_the_tabular_titles(kb: Any, combo: str, acute: str, chronic: str) -> None:
+    from opencac.edits.guidelines import acuity_parts
+
+    assert acuity_parts(kb, combo) == ((acute,), (chronic,))
+
+
+@pytest.mark.parametrize("code", ["I50.22", "E11.9", "A24.2", "J96.01"])
+def test_codes_that_are_no_acute_on_chronic_combination_have_no_parts(kb: Any, code: str) -> None:
+    from opencac.edits.guidelines import acuity_parts
+
+    assert acuity_parts(kb, code) == ((), ())

@@ -73,6 +73,12 @@ def _ev(fc: FinalCode) -> list[EvidenceSpan]:
     return list(fc.evidence)
 
 
+def _distinct(spans: list[EvidenceSpan]) -> list[EvidenceSpan]:
+    """``spans`` without repeats of the same offsets, in order."""
+    seen: set[tuple[int, int]] = set()
+    return [e for e in spans if (e.start, e.end) not in seen and not seen.add((e.start, e.end))]
+
+
 def _score(state: RulesState, *codes: str) -> float | None:
     """The engine's highest confidence among ``codes`` (selected or not); None when the engine
     scored none of them (``AutoApplyPolicy.engine_agrees`` then leaves the decision to the note)."""
@@ -716,6 +722,150 @@ def _hypertension_combination(state: RulesState) -> list[Edit]:
                         "the hypertension or the heart / kidney condition is not confidently coded" if not sure else
                         f"the link is presumed, not stated in the note, and the trained engine did not score {target} "
                         "(its coded notes report the conditions separately)"))
+    return edits
+
+
+# -------------------------------------------------------------------------------------------
+# Acute on chronic: one combination code for both (I.B.8, I.B.9)
+# -------------------------------------------------------------------------------------------
+_ACUTE_CHRONIC = re.compile(r"\b(?:acute on chronic|acute and chronic)\b", re.I)
+_ACUTE_WITH_CHRONIC = re.compile(r"acute (.+) with chronic \1")
+_PARTS_MEMO: dict[tuple[int, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _title_key(desc: str) -> str:
+    return " ".join(desc.lower().split())
+
+
+_CATEGORY_MEMO: dict[tuple[int, str], tuple[Any, ...]] = {}
+
+
+def _category_codes(kb: Any, code: str) -> tuple[Any, ...]:
+    """Every code below ``code``'s 3-character category."""
+    key = (id(kb), undot(code)[:3])
+    got = _CATEGORY_MEMO.get(key)
+    if got is None:
+        out: list[Any] = []
+        todo = [key[1]]
+        while todo:
+            kids = kb.children(todo.pop())
+            out.extend(kids)
+            todo.extend(k.code for k in kids)
+        if len(_CATEGORY_MEMO) > 2_000:
+            _CATEGORY_MEMO.clear()
+        got = _CATEGORY_MEMO[key] = tuple(out)
+    return got
+
+
+_COMBOS_MEMO: dict[tuple[int, str], tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...]] = {}
+
+
+def _category_combinations(kb: Any, code: str) -> tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...]:
+    """The acute-on-chronic combination codes of ``code``'s category with their acute and chronic
+    codes (most categories have none)."""
+    key = (id(kb), undot(code)[:3])
+    got = _COMBOS_MEMO.get(key)
+    if got is None:
+        found = []
+        for o in _category_codes(kb, code):
+            t = _title_key(o.description or "")
+            if _ACUTE_CHRONIC.search(t) or _ACUTE_WITH_CHRONIC.fullmatch(t):
+                acute, chronic = acuity_parts(kb, o.code)
+                if acute and chronic:
+                    found.append((o, acute, chronic))
+        if len(_COMBOS_MEMO) > 2_000:
+            _COMBOS_MEMO.clear()
+        got = _COMBOS_MEMO[key] = tuple(found)
+    return got
+
+
+def acuity_parts(kb: Any, code: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The acute and the chronic codes that an "acute on chronic" (or "acute and chronic")
+    combination code reports together: the codes of its category whose title is the combination's
+    title read with "acute" or with "chronic" alone (I50.23 -> I50.21, I50.22; J96.21 -> J96.01,
+    J96.11; K80.12 -> K80.00, K80.10; K81.2 "acute cholecystitis with chronic cholecystitis" ->
+    K81.0, K81.1). Empty for any other code."""
+    key = (id(kb), undot(code))
+    got = _PARTS_MEMO.get(key)
+    if got is None:
+        obj = kb.find(code)
+        title = _title_key(obj.description) if obj is not None else ""
+        got = ((), ())
+        both = _ACUTE_WITH_CHRONIC.fullmatch(title)
+        if both or _ACUTE_CHRONIC.search(title):
+            if both:  # "acute cholecystitis with chronic cholecystitis" (K81.2)
+                acute, chronic = f"acute {both.group(1)}", f"chronic {both.group(1)}"
+            else:
+                acute, chronic = _ACUTE_CHRONIC.sub("acute", title, 1), _ACUTE_CHRONIC.sub("chronic", title, 1)
+            by_title: dict[str, list[str]] = {}
+            for o in _category_codes(kb, code):
+                by_title.setdefault(_title_key(o.description), []).append(o.code)
+            got = (tuple(by_title.get(acute, ())), tuple(by_title.get(chronic, ())))
+        if len(_PARTS_MEMO) > 10_000:
+            _PARTS_MEMO.clear()
+        _PARTS_MEMO[key] = got
+    return got
+
+
+def run_acute_on_chronic(state: RulesState) -> list[Edit]:
+    """A condition documented as acute on chronic is reported with its combination code alone
+    (I50.23, J96.21, K80.12): its acute and chronic codes beside it are taken out.
+
+    - the combination code beside its acute / chronic code: the part is fully reported by the
+      combination (I.B.9); removed when the engine doubts the part (``policy.may_drop``) and does
+      not believe it more than the combination, otherwise proposed;
+    - the acute and the chronic code of one condition without the combination code: both are
+      documented (I.B.8), and where a combination code exists it is the one reported; the
+      replacement is proposed to the coder (the two mentions may describe different episodes).
+    """
+    edits: list[Edit] = []
+    pol = state.policy
+    cite = (f"{G} I.B.8 (acute and chronic conditions), I.B.9 (combination code: assign only the "
+            f"combination code when it fully identifies the conditions)")
+    present = {undot(fc.code): fc for fc in state.dx if fc.system == "icd10cm"}
+    combos_seen: set[str] = set()
+    for fc in list(state.dx):
+        if fc.system != "icd10cm":
+            continue
+        acute, chronic = acuity_parts(state.kb, fc.code)
+        parts = [present[undot(p)] for p in acute + chronic if undot(p) in present]
+        if not parts:
+            continue
+        combos_seen.add(undot(fc.code))
+        names = ", ".join(p.code for p in parts)
+        sure = all(pol.may_drop(p.confidence) and pol.engine_agrees(_score(state, p.code), _score(state, fc.code))
+                   for p in parts)
+        doubted = [p for p in parts if not pol.may_drop(p.confidence)]
+        edits.append(decide(Edit("ACUTE-ON-CHRONIC", "warning",
+                                 f"{fc.code} ({fc.description}) reports the acute and the chronic condition together; "
+                                 f"{names} {'is' if len(parts) == 1 else 'are'} not coded beside it"
+                                 f"{' (removed)' if sure else ''}.",
+                                 cite, codes=[fc.code] + [p.code for p in parts],
+                                 evidence=_distinct(_ev(fc) + [e for p in parts for e in p.evidence]),
+                                 fix={"remove": [p.code for p in parts]}),
+                            sure, "the engine scored " + ", ".join(f"{p.code} {conf_text(p.confidence)}" for p in doubted)
+                                  if doubted else f"the engine believes {names} more than {fc.code}"))
+    # both parts without the combination: find the combination through the acute code's siblings
+    for a in list(state.dx):
+        if a.system != "icd10cm" or undot(a.code) in combos_seen or "acute" not in (a.description or "").lower():
+            continue
+        for o, acute, chronic in _category_combinations(state.kb, a.code):
+            if undot(o.code) in present or undot(a.code) not in {undot(x) for x in acute}:
+                continue
+            ch = [present[undot(x)] for x in chronic if undot(x) in present]
+            if not ch or not state.kb.is_billable(o.code, state.as_of):
+                continue
+            c0 = ch[0]
+            combos_seen.add(undot(o.code))
+            edits.append(decide(Edit("ACUTE-ON-CHRONIC", "warning",
+                                     f"The note documents {a.code} ({a.description}) and {c0.code} ({c0.description}): "
+                                     f"as acute on chronic they are reported together as {o.code} ({o.description}).",
+                                     cite, codes=[o.code, a.code, c0.code], evidence=_distinct(_ev(a) + _ev(c0)),
+                                     fix={"add": [{"code": o.code, "evidence": _ev(a) + _ev(c0), "before": a.code}],
+                                          "remove": [a.code, c0.code]}),
+                                False, "the acute and the chronic mention may describe different episodes; "
+                                       "the coder confirms"))
+            break
     return edits
 
 

@@ -1,7 +1,7 @@
 """The built-in rules, registered through the same hook as any custom rule.
 
 Run order (``Rule.order``): 110 assertions, 120 uncertain diagnoses, 200 completion
-(7th character / header codes), 210 specificity, 300-310 combination codes, 350 integral
+(7th character / header codes), 210 specificity, 300-320 combination codes, 350 integral
 symptoms, 400 Excludes1, 450 companions (code first / use additional / code also),
 500 ICD-10-PCS, 590 unspecified beside specific, 600 sequencing, 700-760 claim edits (MCE), 800 CDI queries, 900 MS-DRG.
 A custom rule picks any order (e.g. 650 to see the sequenced claim before the MCE edits).
@@ -85,6 +85,8 @@ BUILTINS: tuple[Rule, ...] = (
          description="diabetes + complication -> combination code"),
     Rule("opencac.combination.hypertension.v1", f"{G} I.C.9.a.1-3", gl.run_hypertension_combination, order=310,
          description="hypertension + heart disease / CKD -> I11/I12/I13 + stage"),
+    Rule("opencac.combination.acuity.v1", f"{G} I.B.8, I.B.9", gl.run_acute_on_chronic, order=320,
+         description="acute on chronic: the combination code, not its acute and chronic codes"),
     Rule("opencac.symptoms.v1", f"{G} I.B.4-I.B.5, I.C.18.a-b", gl.run_integral_symptoms, order=350,
          description="signs/symptoms integral to a confirmed diagnosis"),
     Rule("opencac.excludes1.v1", f"{G} I.A.12.a", gl.run_excludes1, order=400,

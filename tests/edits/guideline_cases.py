@@ -223,6 +223,21 @@ CASES: list[dict[str, Any]] = [
       dx=[{"code": "R32", "ev": "urinary incontinence"}, {"code": "R30.0", "ev": "Dysuria"},
           {"code": "R50.9", "ev": "Fever"}, {"code": "R52", "ev": "pain"}],
       has=["R32", "R30.0", "R50.9", "R52"], no_edits=["UNSPECIFIED-WITH-SPECIFIC"]),
+    c(id="uncomplicated-dm-beside-complication", clause="I.B.2 / I.C.4.a E11.9 (without complications) contradicts "
+      "E11.65 of its category: removed", context=OP,
+      text="Past history: type 2 diabetes mellitus. Assessment: type 2 diabetes mellitus with hyperglycemia.",
+      dx=[{"code": "E11.9", "ev": "type 2 diabetes mellitus", "conf": 0.6},
+          {"code": "E11.65", "ev": "type 2 diabetes mellitus with hyperglycemia", "conf": 0.65}],
+      final=["E11.65"], applied=["UNSPECIFIED-WITH-SPECIFIC"]),
+    c(id="uncomplicated-dependence-beside-withdrawal", clause="I.B.2 F10.20 (uncomplicated) contradicts F10.239 "
+      "(with withdrawal): removed", context=IP, text="Alcohol dependence. Admitted in alcohol withdrawal.",
+      dx=[{"code": "F10.20", "ev": "Alcohol dependence", "conf": 0.55}, {"code": "F10.239", "ev": "alcohol withdrawal", "conf": 0.6}],
+      has=["F10.239"], lacks=["F10.20"], applied=["UNSPECIFIED-WITH-SPECIFIC"]),
+    c(id="uncomplicated-believed-more-proposed", clause="I.B.2 the engine believes E11.9 far more than E11.65: removal "
+      "proposed", context=OP, text="Type 2 diabetes mellitus. Glucose slightly high today, hyperglycemia.",
+      dx=[{"code": "E11.9", "ev": "Type 2 diabetes mellitus", "conf": 0.9},
+          {"code": "E11.65", "ev": "hyperglycemia", "conf": 0.3}],
+      has=["E11.9", "E11.65"], proposed=["UNSPECIFIED-WITH-SPECIFIC"]),
     c(id="unspec-other-axis-kept", clause="I.A.9.b unspecified on another axis (E11.319 with E11.22) kept", context=OP,
       text="Type 2 diabetes with diabetic retinopathy and diabetic chronic kidney disease.",
       dx=[{"code": "E11.319", "ev": "diabetic retinopathy"}, {"code": "E11.22", "ev": "diabetic chronic kidney disease"}],

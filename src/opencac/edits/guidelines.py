@@ -879,6 +879,13 @@ def _unspecified(fc: FinalCode) -> bool:
     return "unspecified" in desc or (len(u) == 4 and u.endswith("9") and not desc.startswith("other"))
 
 
+def _uncomplicated(fc: FinalCode) -> bool:
+    """A code whose title says the condition has no complication (E11.9 "... without
+    complications", F10.20 "Alcohol dependence, uncomplicated")."""
+    desc = (fc.description or "").lower()
+    return "without complication" in desc or desc.endswith("uncomplicated")
+
+
 def _refines(spec: FinalCode, uns: FinalCode) -> bool:
     """``spec`` is a more specific code of the same subdivision as the unspecified ``uns``.
 
@@ -919,10 +926,26 @@ def run_unspecified_with_specific(state: RulesState) -> list[Edit]:
     # specific code) and I.B.2 (code to the highest level of detail documented): with a more
     # specific code of the same category present, the unspecified one is a conflicting duplicate.
     for fc in list(state.dx):
-        if not _unspecified(fc) or fc.system != "icd10cm":
+        if fc.system != "icd10cm" or not (_unspecified(fc) or _uncomplicated(fc)):
             continue
         better = [o for o in state.dx if o is not fc and o.system == "icd10cm" and _refines(o, fc)]
         if not better:
+            continue
+        if _uncomplicated(fc):
+            # "without complications" / "uncomplicated" contradicts a code of its subdivision that
+            # reports a complication (E11.9 beside E11.65): not a judgement, the titles exclude
+            # each other; the coder decides only when the engine believes fc more
+            sure = state.policy.engine_agrees(_score(state, fc.code), _score(state, *[o.code for o in better]))
+            edits.append(decide(Edit("UNSPECIFIED-WITH-SPECIFIC", "info",
+                                     f"{fc.code} ({fc.description}) contradicts {', '.join(o.code for o in better)} of "
+                                     f"the same category, which reports a complication; "
+                                     f"{'removed' if sure else 'remove'} {fc.code}.",
+                                     f"{G} I.A.9.b, I.B.2 (code to the highest degree of detail documented); "
+                                     f"I.C.4.a (diabetes: as many codes as needed to describe its complications)",
+                                     codes=[fc.code] + [o.code for o in better], evidence=_ev(fc),
+                                     fix={"remove": [fc.code]}),
+                                sure, f"the engine believes {fc.code} ({conf_text(fc.confidence)}) more than "
+                                      f"{', '.join(o.code for o in better)}"))
             continue
         longer = [o for o in better if not fc.evidence or _reads_more_of(o, fc)]
         sure = (bool(longer) and state.policy.engine_agrees(_score(state, fc.code), _score(state, *[o.code for o in longer]))

@@ -49,6 +49,12 @@ Per rule (see ``opencac.edits.guidelines``):
   side and doubtful itself; otherwise both stay and the edit proposes dropping the weaker one.
 - unspecified beside specific (I.A.9.b, I.B.2): dropped only when its words lie inside the
   specific code's longer reading of the same mention and it is doubtful; otherwise proposed.
+  A code titled "without complications" / "uncomplicated" beside a code of its subdivision that
+  reports a complication (E11.9 and E11.65) is contradicted by the titles themselves, not
+  judged: dropped unless the engine believes it more than the complication code.
+- acute on chronic (I.B.8, I.B.9): the combination code's acute and chronic codes beside it are
+  dropped when doubtful; the combination for an acute and a chronic code of one condition is
+  always proposed (the two mentions may be different episodes).
 - personal history (I.C.21.c.4): the active code becomes the Z85-Z87 history code only when
   the note states the condition is over (``_RESOLVED`` cues in the mention's sentence);
   otherwise proposed. Family history and negated / hypothetical mentions are never coded as

@@ -68,6 +68,8 @@ def test_per_class_floors_on_codiesp_offsets(codiesp_dir: Path, name: str) -> No
         ("Surgery was indicated without ruling out duodenal perforation.", "duodenal perforation", "uncertain"),
         ("A man with alcoholism, who had presented an episode of upper gastrointestinal bleeding.",
          "gastrointestinal bleeding", "historical"),
+        ("CT of the abdomen and pelvis was not required.", "CT of the abdomen and pelvis", "negated"),
+        ("A blood transfusion was not needed.", "blood transfusion", "negated"),
         ("Pneumonia?", "Pneumonia", "uncertain"),
         ("No fever. Cough.", "Cough", "affirmed"),  # scope ends at the sentence
         ("History of pneumonia, no fever.", "pneumonia", "historical"),

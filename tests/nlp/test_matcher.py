@@ -31,6 +31,7 @@ TERMS = [
     ("Pain, chest", "R07.9"),
     ("Chest pain", "R07.9"),
     ("Arteries, narrowing", "I77.1"),
+    ("Acute appendicitis with perforation", "K35.32"),
 ]
 
 
@@ -95,6 +96,18 @@ def test_bag_match_for_reordered_phrase(matcher: MentionMatcher) -> None:
     assert m.kind == "bag" and 0 < m.score < 1
     assert m.text == "fracture of the neck of the femur"
     assert m.payloads == ["S72.00"]
+
+
+@pytest.mark.parametrize("text", ["Acute appendicitis without perforation.",
+                                  "Appendicitis, acute, no signs of perforation."])
+def test_bag_match_does_not_read_across_a_negation(matcher: MentionMatcher, text: str) -> None:
+    """A "with X" phrase matched as a bag must not take "without X" for it."""
+    assert not [m for m in _find(matcher, text) if "K35.32" in m.payloads]
+
+
+def test_bag_match_with_the_words_in_another_order_still_matches(matcher: MentionMatcher) -> None:
+    ms = [m for m in _find(matcher, "Perforation due to acute appendicitis.") if "K35.32" in m.payloads]
+    assert ms and ms[0].kind == "bag"
 
 
 def test_payloads_grouped_by_normalised_phrase(matcher: MentionMatcher) -> None:

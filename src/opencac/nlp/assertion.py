@@ -101,6 +101,9 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"not demonstrated", r"not confirmed", r"unlikely", r"(?:was|were|is|are) not (?:seen|found|present|detected|observed)",
         r"(?:was|were|has been|have been) discarded", r"discarded", r"free", r"not evident", r"not noted",
         r"did not occur", r"not appreciated",
+        # a test or procedure that was not done ("CT of the abdomen was not required")
+        r"(?:was|were|is|are|has been|have been) not (?:required|needed|necessary|performed|done|indicated|"
+        r"carried out|undertaken|possible)", r"not (?:required|needed|performed|indicated)",
     )],
     # --- uncertain ------------------------------------------------------------------------
     *[(p, "uncertain", "pre", 6) for p in (

@@ -60,6 +60,11 @@ _BAG_IGNORE = frozenset(
     classified elsewhere without except not no""".split()
 )
 _BAG_BLOCK = frozenset({"without", "except", "not", "no", "elsewhere"})
+#: A word-bag match of a "with" phrase whose words are separated by one of these reads the
+#: opposite of its phrase ("acute appendicitis without perforation" is not "acute appendicitis
+#: with perforation").
+_BAG_GAP_NEGATORS = frozenset({"without", "no", "not", "non", "nor", "except", "excluding", "absence", "absent",
+                               "free", "negative", "denies", "denied"})
 
 _FORMAT_VERSION = 8  # 7, 8: bag anchors packed (_Anchors, a PackedMap since 8)
 _SEE_TAIL = re.compile(r"\s+(?:see|see also)\s+\S.*$")
@@ -554,6 +559,13 @@ class MentionMatcher:
                               Mention(s0, e0, text[s0:e0], self.phrases_[pid], self.payloads_[pid], si)))
             if use_bag and self.bag_anchor_:
                 for bid, pids, idx in self._bags(enc, exact_pids):
+                    if idx[-1] - idx[0] + 1 > len(idx) and any(tokens[k].norm in _BAG_GAP_NEGATORS
+                                                               for k in range(idx[0] + 1, idx[-1])):
+                        # "X without Y" is not the phrase "X with Y"; a phrase without "with"
+                        # ("MRI brain" in "MRI showed no brain lesions") still matches
+                        pids = tuple(p for p in pids if " with " not in f" {self.phrases_[p]} ")
+                        if not pids:
+                            continue
                     s0, e0 = sent.start + tokens[idx[0]].start, sent.start + tokens[idx[-1]].end
                     width = idx[-1] - idx[0] + 1
                     score = round(0.25 + 0.5 * len(self.bag_keys_[bid]) / max(width, len(idx)), 4)

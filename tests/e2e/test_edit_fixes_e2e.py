@@ -52,12 +52,15 @@ def test_apply_and_dismiss_proposed_fixes_with_the_keyboard(live_server: Any, br
     page.locator("li.fix-open").first.scroll_into_view_if_needed()
     page.locator("ul.edits").screenshot(path=str(screenshot_dir / "proposed-fixes-open.png"))
 
-    # e focuses the first open proposed fix; a applies it
+    # e focuses the open proposed fixes in turn until a removal ("remove N28.9"); a applies it
     page.locator("body").click(position={"x": 5, "y": 400})
-    page.keyboard.press("e")
-    focused = page.evaluate("document.activeElement.getAttribute('aria-label') || ''")
+    focused = ""
+    for _ in range(n_open):
+        page.keyboard.press("e")
+        focused = page.evaluate("document.activeElement.getAttribute('aria-label') || ''")
+        if focused.startswith("Proposed fix: remove "):
+            break
     assert focused.startswith("Proposed fix: remove "), focused
-    # "remove N28.9" or, for a combination code, "remove E11.9; add E11.22"
     code = re.split(r"[,;]", focused.removeprefix("Proposed fix: remove "))[0].strip()
     row_id = page.evaluate("document.activeElement.dataset.edit")
     page.keyboard.press("a")

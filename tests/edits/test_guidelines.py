@@ -103,3 +103,29 @@ def test_codes_that_are_no_acute_on_chronic_combination_have_no_parts(kb: Any, c
     from opencac.edits.guidelines import acuity_parts
 
     assert acuity_parts(kb, code) == ((), ())
+
+
+def test_a_proposed_fix_never_names_a_code_a_later_rule_took_out(kb: Any) -> None:
+    """COMBINATION-CODE proposes "remove E11.9; add E11.22"; a later rule drops E11.9 beside
+    E11.65. The proposal left to the coder must be "add E11.22" (the workbench refuses a fix that
+    names a code no longer on the claim), and no proposed fix may name a code the claim lacks."""
+    text = "Assessment: Type 2 diabetes mellitus with hyperglycemia. Chronic kidney disease.\n"
+    result = make_result(text, [{"code": "E11.65", "ev": "Type 2 diabetes mellitus with hyperglycemia", "conf": 0.65},
+                                {"code": "N18.9", "ev": "Chronic kidney disease", "conf": 0.6},
+                                {"code": "E11.9", "ev": "Type 2 diabetes mellitus", "conf": 0.6}],
+                         context={"setting": "outpatient", "date_of_service": "2025-11-03"}, kb=kb)
+    out = apply_rules(result, text, kb=kb, strict=True)
+    final = {c.code for c in out.final_codes}
+    assert "E11.9" not in final and "E11.65" in final
+    combo = [e for e in out.edits if e.id == "COMBINATION-CODE" and e.fix_status == "proposed"
+             and any((a if isinstance(a, str) else a["code"]) == "E11.22" for a in e.fix.get("add", []))]
+    assert combo, [(e.id, e.fix, e.fix_status) for e in out.edits]
+    for e in out.edits:
+        if e.fix_status != "proposed":
+            continue
+        named = list(e.fix.get("remove") or []) + list((e.fix.get("replace") or {}).keys())
+        assert all(c in final for c in named), (e.id, e.fix, sorted(final))
+        for a in e.fix.get("add") or []:
+            spec = {"code": a} if isinstance(a, str) else a
+            assert spec["code"] not in final
+            assert all(spec[k] in final for k in ("before", "after") if spec.get(k)), (e.id, spec)

@@ -110,11 +110,55 @@ def run_rules(state: RulesState, registry: RuleRegistry | None = None, *, strict
         if state.mode == "engine":
             assign_roles(state)
     assign_roles(state)
+    if state.mode == "engine":
+        _reconcile_proposed(state, edits)
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     edits = [e for _, e in sorted(enumerate(edits), key=lambda t: (rank[t[1].severity], t[0]))]
     return RulesOutcome(final_codes=state.dx + state.px, edits=edits, queries=list(state.queries),
                         drg=state.scratch.get("drg"), rules_run=ran, mode=state.mode, changes=list(state.changes),
                         policy=state.policy.to_dict())
+
+
+def _reconcile_proposed(state: RulesState, edits: list[Edit]) -> None:
+    """Bring every proposed fix up to date with the final code set.
+
+    A fix proposed by one rule can name a code that a later rule took out: COMBINATION-CODE
+    proposes "remove E11.9; add E11.22", then E11.9 is dropped beside E11.65. Applied as it
+    stands, it would ask the coder to remove a code that is no longer there (the workbench
+    refuses such a fix as stale). Codes no longer on the claim leave ``remove`` and ``replace``,
+    codes already there leave ``add``, and an anchor no longer there is dropped; a fix with
+    nothing left to do is withdrawn and its message says why."""
+    for e in edits:
+        if not e.fix or e.applied or e.auto:
+            continue
+        fix = dict(e.fix)
+        gone: list[str] = []
+        if fix.get("remove"):
+            gone += [c for c in fix["remove"] if state.find(c) is None]
+            fix["remove"] = [c for c in fix["remove"] if state.find(c) is not None]
+        if fix.get("replace"):
+            gone += [old for old in fix["replace"] if state.find(old) is None]
+            fix["replace"] = {old: new for old, new in fix["replace"].items() if state.find(old) is not None}
+        if fix.get("add"):
+            adds = []
+            for item in fix["add"]:
+                spec = {"code": item} if isinstance(item, str) else dict(item)
+                if state.has(spec["code"]):
+                    continue
+                for k in ("after", "before"):
+                    if spec.get(k) and state.find(spec[k]) is None:
+                        spec.pop(k)
+                adds.append(spec if not isinstance(item, str) else item)
+            fix["add"] = adds
+        fix = {k: v for k, v in fix.items() if v}
+        if not gone and fix == {k: v for k, v in e.fix.items() if v}:
+            continue
+        if fix:
+            e.fix = fix
+        else:
+            e.fix = None
+            e.message = (f"{e.message.rstrip('.')}. Nothing left to propose: "
+                         f"{', '.join(gone) or 'the codes it named'} changed by another rule.")
 
 
 def apply_rules(result: CodingResult, text: str, kb: Any = None, *, registry: RuleRegistry | None = None,

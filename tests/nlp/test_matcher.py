@@ -32,6 +32,7 @@ TERMS = [
     ("Chest pain", "R07.9"),
     ("Arteries, narrowing", "I77.1"),
     ("Acute appendicitis with perforation", "K35.32"),
+    ("Chronic kidney disease, stage 2", "N18.2"),
 ]
 
 
@@ -107,6 +108,14 @@ def test_bag_match_does_not_read_across_a_negation(matcher: MentionMatcher, text
 
 def test_bag_match_with_the_words_in_another_order_still_matches(matcher: MentionMatcher) -> None:
     ms = [m for m in _find(matcher, "Perforation due to acute appendicitis.") if "K35.32" in m.payloads]
+    assert ms and ms[0].kind == "bag"
+
+
+def test_bag_match_does_not_cross_a_semicolon(matcher: MentionMatcher) -> None:
+    """List items are separated by semicolons: the "2" of "type 2 diabetes" is no CKD stage."""
+    text = "Past history: type 2 diabetes; essential hypertension; chronic kidney disease stage 3."
+    assert not [m for m in _find(matcher, text) if "N18.2" in m.payloads]
+    ms = [m for m in _find(matcher, "Stage 2 chronic kidney disease.") if "N18.2" in m.payloads]
     assert ms and ms[0].kind == "bag"
 
 

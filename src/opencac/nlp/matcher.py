@@ -567,6 +567,8 @@ class MentionMatcher:
                         if not pids:
                             continue
                     s0, e0 = sent.start + tokens[idx[0]].start, sent.start + tokens[idx[-1]].end
+                    if ";" in text[s0:e0]:
+                        continue  # a semicolon separates list items ("type 2 diabetes; ...; CKD stage")
                     width = idx[-1] - idx[0] + 1
                     score = round(0.25 + 0.5 * len(self.bag_keys_[bid]) / max(width, len(idx)), 4)
                     for pid in pids:

@@ -205,3 +205,30 @@ def test_out_of_the_box_imaging_node_comes_with_its_complete_code(engine: Coding
     assert "BW20" in codes and "BW20ZZZ" in codes
     node, full = (next(s for s in res.procedures if s.code == c) for c in ("BW20", "BW20ZZZ"))
     assert full.evidence and full.evidence[0].text == node.evidence[0].text
+
+
+def test_supervised_evidence_in_a_family_history_mention_is_not_the_patients(engine: CodingEngine) -> None:
+    """A code the model learned from words ("myocardial infarction" -> I25.2) with no dictionary
+    hit of its own takes the assertion of the mention its words sit in: "Father died of
+    myocardial infarction" is family history, so I25.2 is shown but not selected; the same
+    words said of the patient keep it selected."""
+    docs = []
+    for i in range(24):
+        if i % 2:
+            text = f"Case {i}. Myocardial infarction in {2000 + i}. Routine follow-up visit."
+            codes = {"icd10cm": ["i252"], "icd10pcs": []}
+        else:
+            text = f"Case {i}. Fever and cough. Routine follow-up visit."
+            codes = {"icd10cm": ["r509", "r059"], "icd10pcs": []}
+        docs.append(CodedDocument(f"d{i}", text, codes))
+    model = CodingEngine(engine.kb, engine.matcher).train(docs, folds=3, seed=1)
+    eng = CodingEngine(engine.kb, engine.matcher, model)
+    note = "Father died of myocardial infarction. Routine follow-up visit."
+    family = {s.code: s for s in eng.code(note).diagnoses}
+    own = {s.code: s for s in eng.code("Myocardial infarction in 2015. Routine follow-up visit.").diagnoses}
+    # the patient's own infarction in 2015 reads as history - which is what I25.2 codes
+    assert own["I25.2"].assertion == "historical" and own["I25.2"].selected and own["I25.2"].evidence
+    got = family["I25.2"]
+    assert got.evidence and note.index("myocardial") <= got.evidence[0].start < note.index("."), got.evidence
+    assert got.assertion == "family", got
+    assert not got.selected

@@ -274,6 +274,7 @@ class CodingEngine:
         related = _RelatedHits(hit_codes)
         shown = self._shown_memo()
         kb = self.kb
+        note_hits: list[Any] | None = None  # the note's dictionary hits by offset, built when first needed
         for j in order:
             c = cands[j]
             mk = (c.code, system, in_train[j], as_of)
@@ -303,9 +304,18 @@ class CodingEngine:
                 sugg.evidence = _evidence(hits)
                 sugg.rationale = _rationale(c, hits)
                 if layer is not None and sig is not None:
-                    ev, why = self._supervised_evidence(c, layer, sig, row, text)
+                    if note_hits is None:
+                        note_hits = sorted((h for cc in cands for h in cc.hits), key=lambda h: h.start)
+                    ev, why = self._supervised_evidence(c, layer, sig, row, text, note_hits)
                     if not sugg.evidence:
                         sugg.evidence = ev
+                        # the words the model learned from sit in a mention the note negates or gives
+                        # as family history ("Father died of myocardial infarction" for I25.2): the
+                        # suggestion carries that assertion, as a dictionary hit there would
+                        said = _assertion([h for e in ev for h in note_hits if h.start < e.end and e.start < h.end])
+                        if ev and not hits and said != "affirmed":
+                            sugg.assertion = said
+                            sugg.selected = sugg.selected and said not in NOT_SELECTED
                     sugg.rationale.extend(why)
                 sugg.signals = {k: round(float(v), 4) for k, v in sorted(c.feats.items()) if not math.isnan(v)}
             out.append(sugg)
@@ -341,7 +351,11 @@ class CodingEngine:
                 code = eq
         return code
 
-    def _supervised_evidence(self, c: Any, layer: Any, sig: Any, row: int, text: str) -> tuple[list[Evidence], list[str]]:
+    def _supervised_evidence(self, c: Any, layer: Any, sig: Any, row: int, text: str,
+                             note_hits: Sequence[Any] = ()) -> tuple[list[Evidence], list[str]]:
+        """Evidence spans and rationale of the supervised signals. A learned term is shown where it
+        first occurs outside a negated, family-history or hypothetical mention (``note_hits``), else
+        where it first occurs."""
         j = layer.index_.get(c.code)
         if j is None:
             return [], []
@@ -359,7 +373,13 @@ class CodingEngine:
                 self._vocab = self.model.featurizer_.word_names()
             gram = str(self._vocab[arg])
             why.append(say.format(gram=gram, p=p))
-            m = _gram_pattern(gram).search(text)
+            m = None
+            for found in _gram_pattern(gram).finditer(text):
+                m = m or found
+                if _assertion([h for h in note_hits if h.start < found.end() and found.start() < h.end]) \
+                        not in NOT_SELECTED:
+                    m = found
+                    break
             if m and all(e.start != m.start() or e.end != m.end() for e in ev):
                 ev.append(Evidence(m.start(), m.end(), text[m.start():m.end()]))
         knn = float(sig["knn"][row][j])

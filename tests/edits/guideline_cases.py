@@ -238,6 +238,14 @@ CASES: list[dict[str, Any]] = [
       dx=[{"code": "E11.9", "ev": "Type 2 diabetes mellitus", "conf": 0.9},
           {"code": "E11.65", "ev": "hyperglycemia", "conf": 0.3}],
       has=["E11.9", "E11.65"], proposed=["UNSPECIFIED-WITH-SPECIFIC"]),
+    c(id="unspec-fewer-unspecified-axes", clause="I.A.9.b / I.B.2 J96.90 (two axes unspecified) inside the longer reading "
+      "J96.91 (one): dropped", context=IP, text="Acute pneumonia. Respiratory failure with hypoxia.",
+      dx=[{"code": "J96.91", "ev": "Respiratory failure with hypoxia"}, {"code": "J96.90", "ev": "Respiratory failure", "conf": 0.15}],
+      has=["J96.91"], lacks=["J96.90"], applied=["UNSPECIFIED-WITH-SPECIFIC"]),
+    c(id="unspec-same-count-other-axis-kept", clause="I.A.9.b J96.91 (hypoxia) and J96.92 (hypercapnia): neither refines "
+      "the other", context=IP, text="Respiratory failure with hypoxia and hypercapnia.",
+      dx=[{"code": "J96.91", "ev": "Respiratory failure with hypoxia"}, {"code": "J96.92", "ev": "hypercapnia"}],
+      has=["J96.91", "J96.92"], no_edits=["UNSPECIFIED-WITH-SPECIFIC"]),
     c(id="unspec-other-axis-kept", clause="I.A.9.b unspecified on another axis (E11.319 with E11.22) kept", context=OP,
       text="Type 2 diabetes with diabetic retinopathy and diabetic chronic kidney disease.",
       dx=[{"code": "E11.319", "ev": "diabetic retinopathy"}, {"code": "E11.22", "ev": "diabetic chronic kidney disease"}],
@@ -541,6 +549,13 @@ CASES: list[dict[str, Any]] = [
       context=OP, text="Pneumonia. Cough.",
       dx=[{"code": "J18.9", "ev": "Pneumonia", "conf": 0.85}, {"code": "R05.9", "ev": "Cough", "conf": 0.15}],
       final=["J18.9"], applied=["SYMPTOM-INTEGRAL"]),
+    c(id="excl1-symptom-proposed-not-diagnosis", clause="I.A.12.a / I.B.5 Excludes1 dyspnea R06.00 vs respiratory "
+      "failure J96.01: the symptom's removal is proposed, even when the engine reads it more confidently",
+      context=IP, text="Dyspnea on minimal exertion. Assessment: acute respiratory failure with hypoxia.",
+      dx=[{"code": "R06.00", "ev": "Dyspnea", "conf": 0.9},
+          {"code": "J96.01", "ev": "acute respiratory failure with hypoxia", "conf": 0.6}],
+      has=["R06.00", "J96.01"], proposed=["EXCLUDES1"], says={"EXCLUDES1": "R06.00 is the symptom"},
+      not_says={"EXCLUDES1": "J96.01 is the less confident"}),
     c(id="excl1-seizure", clause="I.A.12.a Excludes1 convulsions NOS vs epilepsy", context=OP,
       text="Epilepsy. Seizure this morning.",
       dx=[{"code": "G40.909", "ev": "Epilepsy", "conf": 0.9}, {"code": "R56.9", "ev": "Seizure", "conf": 0.15}],

@@ -895,7 +895,14 @@ def _refines(spec: FinalCode, uns: FinalCode) -> bool:
     s, u = undot(spec.code), undot(uns.code)
     if s == u or not s.startswith(u[:-1] if len(u) > 3 else u) or u.startswith(s):
         return False  # (a header is never more specific than its own subcode)
-    return not _unspecified(spec) or len(s) > len(u)
+    # both unspecified: the one leaving fewer axes unspecified is the more specific (J96.91
+    # "Respiratory failure, unspecified with hypoxia" refines J96.90 "..., unspecified, unspecified
+    # whether with hypoxia or hypercapnia")
+    return not _unspecified(spec) or len(s) > len(u) or _n_unspecified(spec) < _n_unspecified(uns)
+
+
+def _n_unspecified(fc: FinalCode) -> int:
+    return (fc.description or "").lower().count("unspecified")
 
 
 def _reads_more_of(spec: FinalCode, uns: FinalCode) -> bool:
@@ -1043,11 +1050,18 @@ def run_excludes1(state: RulesState) -> list[Edit]:
         drop = _weaker(fa, fb, state.policy)
         if drop is None:
             ca, cb = fa.confidence, fb.confidence
-            lower = (fa if (ca or 0) < (cb or 0) else fb) if ca != cb else None
+            symptom = [x for x in (fa, fb) if _symptom(x)]
+            if len(symptom) == 1:
+                # a sign or symptom beside the definitive diagnosis that excludes it: the symptom goes
+                # (I.B.5), however confidently the engine read it
+                lower, why = symptom[0], f"; {symptom[0].code} is the symptom (I.B.5: not coded with its definitive diagnosis)."
+            else:
+                lower = (fa if (ca or 0) < (cb or 0) else fb) if ca != cb else None
+                why = f"; {lower.code} is the less confident." if lower else "."
             edits.append(decide(Edit("EXCLUDES1", "warning",
                                      f"{fa.code} and {fb.code} are an Excludes1 pair (\"{note_txt}\"), each with its own "
                                      "support; the coder must choose one (both are reported only when the conditions "
-                                     "are unrelated)" + (f"; {lower.code} is the less confident." if lower else "."),
+                                     "are unrelated)" + why,
                                      cite, codes=[fa.code, fb.code], evidence=_ev(fa) + _ev(fb),
                                      fix={"remove": [lower.code]} if lower else None),
                                 False, "each code has its own support and neither is far less confident"))
@@ -1058,6 +1072,11 @@ def run_excludes1(state: RulesState) -> list[Edit]:
                               f"(stronger evidence/confidence), removed {drop.code}.",
                               cite, codes=[fa.code, fb.code], evidence=_ev(drop), fix={"remove": [drop.code]}))
     return _one_removal_each(edits)
+
+
+def _symptom(fc: FinalCode) -> bool:
+    """A sign or symptom code (ICD-10-CM chapter 18, R00-R99)."""
+    return fc.system == "icd10cm" and undot(fc.code).startswith("R")
 
 
 def _one_removal_each(edits: list[Edit]) -> list[Edit]:

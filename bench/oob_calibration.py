@@ -192,7 +192,7 @@ def main() -> None:
             new = report(code_split(engine, ids, texts, system), gold[system], thresholds[system])
             summary[f"{split}/{system}"] = new
     if args.write:
-        write_table(curves, thresholds, f"CodiEsp {args.fit} ({n_fit} notes), bench/oob_calibration.py")
+        write_table(curves, thresholds, f"CodiEsp {args.fit} ({n_fit} notes)")
     else:
         H.CALIBRATION.update(shipped[0])
         H.THRESHOLD.update(shipped[1])

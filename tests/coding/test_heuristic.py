@@ -69,3 +69,10 @@ def test_dictionary_only_confidences_are_calibrated_on_codiesp_dev(engine: Codin
         assert ece < 0.10, (system, ece)
         pred = {r.doc_id: [s.code for s in r.ranked(system)] for r in results}
         assert mean_average_precision(gold, pred) >= floor, system
+
+
+def test_out_of_the_box_rationale_says_how_the_confidence_came_about(engine: CodingEngine) -> None:
+    s = engine.code("Assessment: heart failure.", doc_id="t").diagnoses[0]
+    line = [r for r in s.rationale if r.startswith("out-of-the-box match score")]
+    assert line and H.VERSION in line[0] and f"confidence {s.confidence:.2f}" in line[0], s.rationale
+    assert H.confidence([s.signals["heuristic_score"]], "icd10cm")[0] == pytest.approx(s.confidence, abs=1e-4)

@@ -34,7 +34,9 @@ import numpy as np
 from opencac.coding.candidates import FEATURE_INDEX, _find
 from opencac.codesets.config import paused_gc
 from opencac.coding.corpus import CM, SYSTEMS, CodedDocument, canon, dotted
+from opencac.coding.heuristic import FITTED_ON as HEURISTIC_FITTED_ON
 from opencac.coding.heuristic import THRESHOLD as HEURISTIC_THRESHOLD
+from opencac.coding.heuristic import VERSION as HEURISTIC_VERSION
 from opencac.coding.heuristic import confidence as heuristic_confidence
 from opencac.coding.heuristic import heuristic_score
 from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
@@ -318,6 +320,11 @@ class CodingEngine:
                             sugg.selected = sugg.selected and said not in NOT_SELECTED
                     sugg.rationale.extend(why)
                 sugg.signals = {k: round(float(v), 4) for k, v in sorted(c.feats.items()) if not math.isnan(v)}
+                if layer is None:  # how the out-of-the-box confidence came about
+                    raw = float(scores[j])
+                    sugg.signals["heuristic_score"] = round(raw, 4)
+                    sugg.rationale.append(f"out-of-the-box match score {raw:.2f} -> confidence {confidence:.2f} "
+                                          f"({HEURISTIC_VERSION}, curve fitted on {HEURISTIC_FITTED_ON})")
             out.append(sugg)
             if max_suggestions is not None and len(out) >= max_suggestions:
                 break

@@ -92,7 +92,7 @@ CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
     ),
 }
 THRESHOLD: dict[str, float] = {"icd10cm": 0.2983, "icd10pcs": 0.2442}
-FITTED_ON = 'CodiEsp train (500 notes), bench/oob_calibration.py'
+FITTED_ON = 'CodiEsp train (500 notes)'
 # END CALIBRATION
 
 

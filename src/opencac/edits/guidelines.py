@@ -870,6 +870,62 @@ def run_acute_on_chronic(state: RulesState) -> list[Edit]:
 
 
 # -------------------------------------------------------------------------------------------
+# The same words read twice: a shorter reading inside another code's longer one (I.B.2, I.A.9)
+# -------------------------------------------------------------------------------------------
+def _asks_for(state: RulesState, owner: FinalCode, other: FinalCode) -> bool:
+    """Whether ``owner``'s tabular notes ask for ``other`` beside it (code first / use additional /
+    code also): I11.0 asks for the type of heart failure, E11.22 for the CKD stage."""
+    for kind in ("code_first", "use_additional", "code_also"):
+        for _, _, refs in state.notes(owner.code).get(kind, []):
+            if any(state.kb.ref_matches(r, other.code) for r in refs):
+                return True
+    return False
+
+
+def run_subsumed_mentions(state: RulesState) -> list[Edit]:
+    """A diagnosis whose every mention lies inside a longer mention that another code of the
+    claim reads in full is the same words read twice: K37 ("appendicitis") inside K35.80 ("acute
+    appendicitis"), N28.9 ("kidney disease") inside N18.30 ("chronic kidney disease stage 3").
+    Code to the highest degree of detail the words support (I.B.2): the shorter reading is removed
+    when the engine doubts it and does not believe it more than the longer one, else the removal
+    is proposed.
+
+    Left alone: codes of one category (UNSPECIFIED-WITH-SPECIFIC and ACUTE-ON-CHRONIC weigh
+    those), a code the other's tabular notes ask for or that asks for the other (I11.0 and the
+    I50.- type of heart failure, E11.22 and the N18.- stage), codes a rule added, and codes whose
+    assertions differ."""
+    edits: list[Edit] = []
+    pol = state.policy
+    dx = [c for c in state.dx if c.system == "icd10cm" and c.evidence]
+    for x in dx:
+        if x.source != "engine":
+            continue
+        owners = [y for y in dx if y is not x and undot(y.code)[:3] != undot(x.code)[:3]
+                  and y.assertion == x.assertion
+                  and all(any(s.start <= e.start and e.end <= s.end and s.end - s.start > e.end - e.start
+                              for s in y.evidence) for e in x.evidence)]
+        owners = [y for y in owners if not _asks_for(state, y, x) and not _asks_for(state, x, y)]
+        if not owners:
+            continue
+        # the tightest reading names the owner ("ischemic heart disease" for "heart disease", not a
+        # word bag of "hypertension ... ischemic heart disease" that also contains it)
+        def width(o: FinalCode) -> int:
+            return sum(min(s.end - s.start for s in o.evidence if s.start <= e.start and e.end <= s.end)
+                       for e in x.evidence)
+        y = min(owners, key=lambda o: (width(o), -(o.confidence if o.confidence is not None else 1.0)))
+        sure = pol.may_drop(x.confidence) and pol.engine_agrees(_score(state, x.code), _score(state, y.code))
+        words = ", ".join(sorted({f'"{e.text}"' for e in x.evidence}))
+        edits.append(decide(Edit("SUBSUMED-MENTION", "info",
+                                 f"{x.code} ({x.description}) reads only part of the words that {y.code} "
+                                 f"({y.description}) reads in full ({words}); {'removed' if sure else 'remove'} {x.code}.",
+                                 f"{G} I.B.2 (code to the highest degree of detail documented), I.A.9 (the more "
+                                 f"specific reading of the same documentation)",
+                                 codes=[x.code, y.code], evidence=_ev(x), fix={"remove": [x.code]}),
+                            sure, f"the engine scored {x.code} {conf_text(x.confidence)}"))
+    return edits
+
+
+# -------------------------------------------------------------------------------------------
 # Unspecified code beside a more specific code of the same category (I.A.9, I.B.2)
 # -------------------------------------------------------------------------------------------
 def _unspecified(fc: FinalCode) -> bool:

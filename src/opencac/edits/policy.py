@@ -52,6 +52,9 @@ Per rule (see ``opencac.edits.guidelines``):
   A code titled "without complications" / "uncomplicated" beside a code of its subdivision that
   reports a complication (E11.9 and E11.65) is contradicted by the titles themselves, not
   judged: dropped unless the engine believes it more than the complication code.
+- the same words read twice (I.B.2): a code whose every mention lies inside a longer mention that
+  another code of another category reads in full (K37 inside K35.80) is dropped when doubtful,
+  else proposed; companions the tabular notes ask for stay.
 - acute on chronic (I.B.8, I.B.9): the combination code's acute and chronic codes beside it are
   dropped when doubtful; the combination for an acute and a chronic code of one condition is
   always proposed (the two mentions may be different episodes).

@@ -2,7 +2,7 @@
 
 Run order (``Rule.order``): 110 assertions, 120 uncertain diagnoses, 200 completion
 (7th character / header codes), 210 specificity, 300-320 combination codes, 350 integral
-symptoms, 400 Excludes1, 450 companions (code first / use additional / code also),
+symptoms, 380 the same words read twice, 400 Excludes1, 450 companions (code first / use additional / code also),
 500 ICD-10-PCS, 590 unspecified beside specific, 600 sequencing, 700-760 claim edits (MCE), 800 CDI queries, 900 MS-DRG.
 A custom rule picks any order (e.g. 650 to see the sequenced claim before the MCE edits).
 
@@ -89,6 +89,8 @@ BUILTINS: tuple[Rule, ...] = (
          description="acute on chronic: the combination code, not its acute and chronic codes"),
     Rule("opencac.symptoms.v1", f"{G} I.B.4-I.B.5, I.C.18.a-b", gl.run_integral_symptoms, order=350,
          description="signs/symptoms integral to a confirmed diagnosis"),
+    Rule("opencac.subsumed.v1", f"{G} I.B.2, I.A.9", gl.run_subsumed_mentions, order=380,
+         description="a shorter reading of words another code reads in full"),
     Rule("opencac.excludes1.v1", f"{G} I.A.12.a", gl.run_excludes1, order=400,
          description="Excludes1 pairs resolved or flagged"),
     Rule("opencac.companions.v1", f"{G} I.A.13, I.A.17, I.B.7", gl.run_companions, order=450,

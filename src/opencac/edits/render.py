@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+from collections import Counter
 from typing import Any
 
 from opencac.edits.model import RulesOutcome
@@ -38,6 +40,7 @@ def change_text(ch: dict[str, Any]) -> str:
 def render_rules(outcome: RulesOutcome, console: Any, *, show_info: bool = True) -> None:
     """Print the final code set, edits, queries and DRG of ``outcome`` on a rich ``console``."""
     from rich.table import Table
+    from rich.text import Text
 
     ctx = outcome.context
     defaulted = ctx.get("defaulted", {})
@@ -52,15 +55,25 @@ def render_rules(outcome: RulesOutcome, console: Any, *, show_info: bool = True)
     console.print(t)
     edits = [e for e in outcome.edits if show_info or e.severity != "info"]
     if edits:
-        et = Table(title=f"Edits ({len(outcome.edits)})")
-        for col in ("Severity", "Edit", "Message", "Citation", "Fix"):
-            et.add_column(col)
+        # one block per edit (a header line, then the message and the citation at full width): a
+        # five-column table wrapped every message into a narrow column, ~15 lines per edit at 80
+        counts = Counter(e.severity for e in outcome.edits)
+        console.print(f"\n[bold]Edits ({len(outcome.edits)})[/bold]: "
+                      + ", ".join(f"{counts[s]} {s}{'s' if counts[s] != 1 and s != 'info' else ''}"
+                                  for s in ("error", "warning", "info") if counts[s]))
         for e in edits:
             status = e.fix_status
             fix = "" if status is None else f"{status}: {fix_text(e.fix)}" if status != "unchanged" else "(nothing left)"
             cite = e.citation.replace("ICD-10-CM Official Guidelines for Coding and Reporting FY2026", "ICD-10-CM OG")
-            et.add_row(f"[{_SEV_STYLE[e.severity]}]{e.severity}[/]", e.id, e.message, cite, fix)
-        console.print(et)
+            head = Text.assemble((f"{e.severity:<8}", _SEV_STYLE[e.severity]), (e.id, "bold"))
+            if fix:
+                head.append(f"  {fix}", style="magenta" if status == "proposed" else "green")
+            console.print(head)
+            width = max(40, console.width - 1)
+            console.print(textwrap.fill(e.message, width, initial_indent="  ", subsequent_indent="  "),
+                          markup=False, highlight=False)
+            console.print(textwrap.fill(cite, width, initial_indent="  ", subsequent_indent="  "),
+                          style="dim", markup=False, highlight=False)
     else:
         console.print("[green]No edits.[/green]")
     if outcome.changes:

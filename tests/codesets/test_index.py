@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from opencac.codesets.cmindex import expand, load_index_dir, read_csv, read_xml
+from opencac.codesets.cmindex import csv_title, expand, load_index_dir, read_csv, read_xml
 from opencac.errors import CodeSetSourceError
 
 from .conftest import FIXTURES
@@ -144,3 +144,28 @@ def test_see_reference_brings_the_target_subterms_and_ignores_nec() -> None:
     # a subterm's path is kept for the rationale
     terms = [t for t in expand("index", rows) if t[0] == "Smoker cigarettes"]
     assert "see Dependence > drug NEC > nicotine > cigarettes" in terms[0][4]
+
+
+@pytest.mark.parametrize(("term", "nonessential", "title", "mods"), [
+    # the flattening cut the title at its first parenthesis: the rest is still the title
+    ("acute and", "(on) chronic (congestive)", "acute and chronic", ("on", "congestive")),
+    ("gravitational", "(G) forces or states (effect of)", "gravitational forces or states", ("G", "effect of")),
+    ("Amnes", "(t)ic syndrome (post-traumatic)", "Amnesic syndrome", ("t", "post-traumatic")),
+    ("foot", "(except toe(s) alone)", "foot", ("s",)),
+    ("hypoxia", "", "hypoxia", ()),
+])
+def test_csv_title_reads_term_and_nonessential_column_as_one_title(term: str, nonessential: str, title: str,
+                                                                  mods: tuple[str, ...]) -> None:
+    assert csv_title(term, nonessential) == (title, mods)
+
+
+def test_real_cms_index_titles_keep_their_essential_words(cm_index_dir: Path) -> None:
+    """"Failure, respiratory, acute and (on) chronic" read as "acute and" made "acute respiratory
+    failure" a J96.20 (acute and chronic) phrase."""
+    _, rows = read_csv(cm_index_dir / "ICD10CM_2025_Index.csv")
+    pairs = {(r.title, r.code) for r in rows if r.code in ("I50.23", "J96.20")}
+    # "Failure, heart, systolic, acute, and (on) chronic" (was read as "and")
+    assert {("and chronic", "I50.23"), ("and acute", "I50.23"), ("acute and chronic", "J96.20")} <= pairs, pairs
+    # two rows lost their last word in the flattening: "acute and (on)" and, under "acute", "and (on)"
+    assert ("and chronic", "I50.813") in {(r.title, r.code) for r in rows if r.code == "I50.813"}
+    assert not [r.title for r in rows if r.title.endswith(" and") or r.title == "and"]

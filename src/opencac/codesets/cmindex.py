@@ -80,6 +80,48 @@ def _mods(text: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in re.findall(r"\(([^()]*)\)", text or "") if m.strip())
 
 
+def csv_title(term: str, nonessential: str) -> tuple[str, tuple[str, ...]]:
+    """A flattened CSV row's title and its nonessential modifiers.
+
+    The flattening cuts each title at its first parenthesis: ``Term`` holds the words before it
+    and ``NonEssModif`` the rest, essential words included ("acute and" + "(on) chronic
+    (congestive)" is "acute and (on) chronic (congestive)"; "Amnes" + "(t)ic syndrome" is
+    "Amnes(t)ic syndrome"). Read together, as the XML reads a title: words outside parentheses are
+    essential, each parenthesised group a nonessential modifier (``read_csv`` also restores the
+    two titles whose last word the flattening lost, ``_complete_acuity``).
+    """
+    essential: list[str] = []
+    mods: list[str] = []
+    depth, group = 0, ""
+    for ch in f"{term.strip()}{nonessential.strip()}":
+        if ch == "(":
+            group = "" if depth == 0 else group + ch
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+            if depth:
+                group += ch
+            else:
+                mods.extend(_mods(f"({group})"))
+        elif depth:
+            group += ch
+        else:
+            essential.append(ch)
+    title = " ".join("".join(essential).split())
+    return re.sub(r"\s+,", ",", title), tuple(mods)
+
+
+def _complete_acuity(title: str, mods: tuple[str, ...], parent: str) -> str:
+    """Two flattened rows lost the last word of "acute and (on) chronic": "acute and" + "(on)"
+    (Failure, respiratory, J96.2-) and "and" + "(on)" under "acute" (Failure, heart, right,
+    I50.813). The missing word is the other acuity of the one the title or its parent names."""
+    if mods != ("on",) or not (title == "and" or title.endswith(" and")):
+        return title
+    ref = title[:-3].strip() or parent
+    other = "chronic" if "acute" in ref.lower() else "acute" if "chronic" in ref.lower() else ""
+    return f"{title} {other}" if other else title
+
+
 def _clean_code(value: str) -> str:
     v = (value or "").strip()
     return v if _CODE_RE.match(v) else ""
@@ -114,7 +156,10 @@ def read_csv(path: Path) -> tuple[str, list[Row]]:
                 except ValueError as exc:
                     raise CodeSetSourceError(f"{path}: bad Level {r.get('Level')!r} in row {r.get('RowID')}") from exc
                 cells = [(r.get(c) or "").strip() for c in _CSV_COLS.get(kind, ())]
-                rows.append(Row(level, (r.get("Term") or "").strip(), _mods(r.get("NonEssModif") or ""),
+                title, mods = csv_title(r.get("Term") or "", r.get("NonEssModif") or "")
+                parent = next((x.title for x in reversed(rows) if x.level < level), "") if title.endswith("and") else ""
+                title = _complete_acuity(title, mods, parent)
+                rows.append(Row(level, title, mods,
                                 (r.get("See") or "").strip(), (r.get("SeeAlso") or "").strip(),
                                 _clean_code(r.get("Code") or ""), cells))
     except UnicodeDecodeError as exc:

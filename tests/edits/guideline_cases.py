@@ -710,10 +710,24 @@ CASES: list[dict[str, Any]] = [
       context=IP, text="Appendectomy for acute appendicitis.",
       dx=[{"code": "K35.80", "ev": "acute appendicitis"}], px=[{"code": "0DTJ", "ev": "Appendectomy"}],
       final_px=["0DTJ"], edits=["PCS-INCOMPLETE"], errors=True),
-    c(id="pcs-incomplete-completed-proposed", clause="PCS A.2-A.3 a table prefix beside the complete code of the same row: "
-      "its removal is proposed (no error left)", context=IP, text="Suprapubic cystostomy tube placed percutaneously in the bladder.",
+    c(id="pcs-incomplete-completed-proposed", clause="PCS A.2-A.3 a table prefix beside the complete code of the same row, "
+      "trained engine: its removal is proposed (no error left)", context=IP, model=TRAINED,
+      text="Suprapubic cystostomy tube placed percutaneously in the bladder.",
       dx=[{"code": "N32.9", "ev": "bladder"}],
       px=[{"code": "0T9B30Z", "ev": "Suprapubic cystostomy tube placed percutaneously"}, {"code": "0T9B", "ev": "cystostomy"}],
+      final_px=["0T9B30Z", "0T9B"], proposed=["PCS-INCOMPLETE"], errors=False),
+    c(id="pcs-incomplete-same-words-dictionary-removed", clause="PCS A.2-A.3 the dictionary-only engine read the prefix "
+      "and its complete code from the same words: the prefix is removed", context=IP,
+      text="Suprapubic cystostomy tube placed percutaneously in the bladder.",
+      dx=[{"code": "N32.9", "ev": "bladder"}],
+      px=[{"code": "0T9B30Z", "ev": "Suprapubic cystostomy tube placed percutaneously"}, {"code": "0T9B", "ev": "cystostomy"}],
+      final_px=["0T9B30Z"], applied=["PCS-INCOMPLETE"], errors=False),
+    c(id="pcs-incomplete-other-words-dictionary-proposed", clause="PCS A.2-A.3 a prefix documented in other words (perhaps "
+      "a second procedure of the row): removal proposed", context=IP,
+      text="Suprapubic cystostomy tube placed percutaneously. Later, drainage of the bladder again.",
+      dx=[{"code": "N32.9", "ev": "bladder"}],
+      px=[{"code": "0T9B30Z", "ev": "Suprapubic cystostomy tube placed percutaneously"},
+          {"code": "0T9B", "ev": "drainage of the bladder"}],
       final_px=["0T9B30Z", "0T9B"], proposed=["PCS-INCOMPLETE"], errors=False),
     c(id="pcs-deleted-code-flagged", clause="PCS A.2 / MCE edit 1: a code no longer in the tables is flagged for the coder",
       context=IP, text="Hemodialysis session.", dx=[{"code": "N18.6", "ev": "Hemodialysis"}],

@@ -1514,17 +1514,24 @@ def run_pcs(state: RulesState) -> list[Edit]:
         u = undot(fc.code)
         seen[u] = seen.get(u, 0) + 1
         if len(u) < 7 and state.kb.find(u) is not None:
-            done = [o.code for o in state.px if len(undot(o.code)) == 7 and undot(o.code).startswith(u)]
+            full = [o for o in state.px if len(undot(o.code)) == 7 and undot(o.code).startswith(u)]
+            done = [o.code for o in full]
             if done:
                 # The same table row is already reported as a complete code: the prefix adds nothing
                 # that can be billed. Proposed, not applied: it may stand for a second procedure of
-                # that row (another approach or device) that the coder should complete instead.
+                # that row (another approach or device) that the coder should complete instead -
+                # unless the dictionary-only engine read both from the same words (no coding
+                # practice to keep; a trained engine may carry one that reports such prefixes).
+                same_words = bool(fc.evidence) and all(
+                    any(s.start <= e.start and e.end <= s.end for o in full for s in o.evidence) for e in fc.evidence)
+                sure = not state.learned and same_words
                 edits.append(decide(Edit("PCS-INCOMPLETE", "warning",
                                          f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters) and "
-                                         f"{', '.join(done)}, which completes it, is reported; remove {fc.code}.",
+                                         f"{', '.join(done)}, which completes it, is reported; "
+                                         f"{'removed' if sure else 'remove'} {fc.code}.",
                                          f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code, *done],
                                          evidence=_ev(fc), fix={"remove": [fc.code]}),
-                                    False, f"complete {fc.code} instead if it is a second procedure of that table row"))
+                                    sure, f"complete {fc.code} instead if it is a second procedure of that table row"))
             else:
                 # A table / row prefix: keep it as the coder's starting point, but it cannot be billed.
                 edits.append(Edit("PCS-INCOMPLETE", "error",

@@ -76,3 +76,23 @@ def test_out_of_the_box_rationale_says_how_the_confidence_came_about(engine: Cod
     line = [r for r in s.rationale if r.startswith("out-of-the-box match score")]
     assert line and H.VERSION in line[0] and f"confidence {s.confidence:.2f}" in line[0], s.rationale
     assert H.confidence([s.signals["heuristic_score"]], "icd10cm")[0] == pytest.approx(s.confidence, abs=1e-4)
+
+
+def test_section_headings_are_no_findings(engine: CodingEngine) -> None:
+    """ "Allergies:" heads a section (it was T78.40, "Allergy, unspecified", selected); a test's
+    name heading its results ("Echocardiogram:") is still the test that was done."""
+    note = "Allergies:\nPenicillin.\n\nEchocardiogram:\nejection fraction of 30%.\n\nAssessment: essential hypertension."
+    res = engine.code(note, doc_id="t")
+    dx = {s.code for s in res.diagnoses}
+    assert "T78.40" not in dx and "I10" in dx, sorted(dx)
+    assert any(s.code.startswith("B24") for s in res.procedures), [s.code for s in res.procedures]
+
+
+def test_generic_index_words_are_not_mentions_alone() -> None:
+    """ "insulin sliding scale" is no skin scaling (R23.4) and "further investigation" no
+    encounter for examination (Z04.9): the index's one-word terms are too generic alone."""
+    from opencac.nlp import MentionMatcher, analyze
+
+    m = MentionMatcher.build([("Scale", "R23.4"), ("Investigation", "Z04.9"), ("Scaling, skin", "R23.4")])
+    found = m.find(analyze("Insulin sliding scale. Further investigation was done. Scaling skin on the arms."))
+    assert [x.text for x in found] == ["Scaling skin"]

@@ -254,7 +254,7 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
     from opencac.nlp.matcher import MentionMatcher
 
     srcs = frozenset(sources)
-    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v10-{_normalizer_key()}"
+    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v11-{_normalizer_key()}"
     with _LOCK:
         if key in _MATCHERS:
             return _MATCHERS[key]

@@ -51,7 +51,7 @@ DEFAULT_STOP_PHRASES = frozenset(
     chronic pain of with without due to in on and or by for from at as after before during
     follow followup up new old late early primary secondary multiple single total partial
     effect effects reaction reactions factor factors level levels result results sign signs
-    symptom symptoms body system function lesion illness""".split()
+    symptom symptoms body system function lesion illness investigation investigations scale""".split()
 )
 
 # Words ignored when matching a phrase as a bag of content words.
@@ -544,7 +544,14 @@ class MentionMatcher:
         out: list[Mention] = []
         text = doc.text
         units: list[tuple[int, Span, list[Token]]] = []
+        # a heading names its section ("Investigations:" is no Z04.9), except a test's name heading
+        # its results ("Echocardiogram:"): that test was done
+        heads = {(h.start, h.end) for h in doc.headings if h.label not in ("imaging", "labs")}
         for si, sent in enumerate(sentences):
+            if heads:
+                raw = text[sent.start:sent.end]
+                if (sent.start + len(raw) - len(raw.lstrip()), sent.start + len(raw.rstrip())) in heads:
+                    continue
             all_tokens = tokenize(text[sent.start : sent.end], MATCH_STOPWORDS)
             for chunk in _chunks(all_tokens, text, sent.start):
                 units.append((si, sent, chunk))

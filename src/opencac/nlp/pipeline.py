@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opencac.nlp.sections import find_headings, find_sections
 from opencac.nlp.sentences import split_sentences
-from opencac.text.document import Document
+from opencac.text.document import Document, Span
 
 __all__ = ["analyze"]
 
@@ -27,4 +27,5 @@ def analyze(text: str, doc_id: str = "note") -> Document:
     sections = find_sections(text, headings)
     breaks = [end for _, end, _ in headings] + [s.start for s in sections]
     sentences = split_sentences(text, breaks)
-    return Document(id=doc_id, text=text, sections=sections, sentences=sentences)
+    return Document(id=doc_id, text=text, sections=sections, sentences=sentences,
+                    headings=[Span(hs, he, label) for hs, he, label in headings])

@@ -39,6 +39,7 @@ class Document:
         sections: section spans (label = normalised section name, e.g. ``"history"``).
         sentences: sentence spans.
         meta: free metadata (source, encounter id...). Never logged.
+        headings: the section headings' own spans ("Investigations:"; label = the section name).
     """
 
     id: str
@@ -46,6 +47,7 @@ class Document:
     sections: list[Span] = field(default_factory=list)
     sentences: list[Span] = field(default_factory=list)
     meta: dict[str, object] = field(default_factory=dict)
+    headings: list[Span] = field(default_factory=list)
 
     def section_at(self, offset: int) -> str:
         """Return the label of the section containing ``offset`` (``""`` if none)."""

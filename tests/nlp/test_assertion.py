@@ -70,6 +70,8 @@ def test_per_class_floors_on_codiesp_offsets(codiesp_dir: Path, name: str) -> No
          "gastrointestinal bleeding", "historical"),
         ("CT of the abdomen and pelvis was not required.", "CT of the abdomen and pelvis", "negated"),
         ("A blood transfusion was not needed.", "blood transfusion", "negated"),
+        ("A woman with a history of duodenal ulcer complaining of pain in the right renal fossa.", "right renal fossa",
+         "affirmed"),  # the complaint ends the history's scope
         ("Pneumonia?", "Pneumonia", "uncertain"),
         ("No fever. Cough.", "Cough", "affirmed"),  # scope ends at the sentence
         ("History of pneumonia, no fever.", "pneumonia", "historical"),

@@ -53,7 +53,6 @@ NOT_SELECTED = frozenset({"negated", "family", "hypothetical"})
 COMPILE_MIN_NOTES = 100
 
 
-
 class CodingEngine:
     """Codes notes with the knowledge layer and, when given, a trained model.
 

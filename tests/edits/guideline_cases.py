@@ -238,6 +238,13 @@ CASES: list[dict[str, Any]] = [
       dx=[{"code": "E11.9", "ev": "Type 2 diabetes mellitus", "conf": 0.9},
           {"code": "E11.65", "ev": "hyperglycemia", "conf": 0.3}],
       has=["E11.9", "E11.65"], proposed=["UNSPECIFIED-WITH-SPECIFIC"]),
+    c(id="spec-documented-type-already-reported", clause="I.B.13 / III.B I48.91 in a sentence documenting 'chronic' "
+      "beside I48.21 (permanent, a chronic AF): remove I48.91 rather than add I48.20", context=IP,
+      text="Chronic heart failure and permanent atrial fibrillation, on apixaban.",
+      dx=[{"code": "I48.21", "ev": "permanent atrial fibrillation", "conf": 0.8},
+          {"code": "I48.91", "ev": "atrial fibrillation", "conf": 0.7}],
+      has=["I48.21", "I48.91"], lacks=["I48.20"], proposed=["UNSPECIFIED-WHEN-DOCUMENTED"],
+      says={"UNSPECIFIED-WHEN-DOCUMENTED": "which I48.21"}),
     c(id="unspec-fewer-unspecified-axes", clause="I.A.9.b / I.B.2 J96.90 (two axes unspecified) inside the longer reading "
       "J96.91 (one): dropped", context=IP, text="Acute pneumonia. Respiratory failure with hypoxia.",
       dx=[{"code": "J96.91", "ev": "Respiratory failure with hypoxia"}, {"code": "J96.90", "ev": "Respiratory failure", "conf": 0.15}],

@@ -410,11 +410,24 @@ def run_specificity(state: RulesState) -> list[Edit]:
                 at_mention = all(_ATTR_RX[a].search(near) for a in gained if a in _ATTR_RX)
                 agrees = (state.policy.engine_agrees(_score(state, fc.code), _score(state, new))
                           and state.policy.may_drop(fc.confidence))
-                edits.append(decide(Edit("UNSPECIFIED-WHEN-DOCUMENTED", "warning",
-                                         f"{fc.code} is unspecified but the note documents {what}; use {new}.",
+                # the proposed code is itself its subdivision's unspecified code and a code of that
+                # subdivision is already on the claim (I48.20 "Chronic atrial fibrillation,
+                # unspecified" beside I48.21 "Permanent"): drop the unspecified code instead of
+                # adding a third
+                sub = undot(new)[:-1] if len(undot(new)) > 4 else undot(new)
+                already = [o for o in state.dx if o is not fc and undot(o.code) != undot(new)
+                           and undot(o.code).startswith(sub) and not _unspecified(o)] \
+                    if "unspecified" in top[0][2].lower() else []
+                msg, fix = (f"{fc.code} is unspecified but the note documents {what}; use {new}.",
+                            {"replace": {fc.code: new}})
+                if already:
+                    msg, fix = (f"{fc.code} is unspecified but the note documents {what}, which {already[0].code} "
+                                f"({already[0].description}) already reports; remove {fc.code}.",
+                                {"remove": [fc.code]})
+                edits.append(decide(Edit("UNSPECIFIED-WHEN-DOCUMENTED", "warning", msg,
                                          f"{G} I.B.13 (laterality), III.B / I.C.9.a.1 (type and acuity); "
                                          "code to the highest degree of specificity",
-                                         codes=[fc.code, new], evidence=_ev(fc), fix={"replace": {fc.code: new}}),
+                                         codes=[fc.code, new] + [o.code for o in already[:1]], evidence=_ev(fc), fix=fix),
                                     at_mention and agrees,
                                     f"'{what}' is documented in the sentence, not at the mention itself" if not at_mention
                                     else f"the engine scored {fc.code} {conf_text(fc.confidence)}"))

@@ -12,12 +12,17 @@ from opencac.edits.render import render_rules
 from .helpers import make_result
 
 
-def test_render_rules_shows_everything(kb: Any) -> None:
+def _heart_failure_outcome(kb: Any) -> Any:
+    """An inpatient heart-failure note through the rules: a combination code, a query, a DRG."""
     text = "Congestive heart failure, EF 30%, on furosemide. Hypertension. Cough."
     res = make_result(text, [{"code": "I50.9", "ev": "Congestive heart failure"}, {"code": "I10", "ev": "Hypertension"},
                              {"code": "R05.9", "ev": "Cough"}],
                       context={"setting": "inpatient", "age": 70, "sex": "F", "discharge_date": "2025-11-03"}, kb=kb)
-    out = apply_rules(res, text, kb=kb, strict=True)
+    return apply_rules(res, text, kb=kb, strict=True)
+
+
+def test_render_rules_shows_everything(kb: Any) -> None:
+    out = _heart_failure_outcome(kb)
     con = Console(record=True, width=160)
     render_rules(out, con)
     txt = con.export_text()
@@ -30,11 +35,7 @@ def test_render_rules_shows_everything(kb: Any) -> None:
 def test_render_gives_each_edit_a_compact_block(kb: Any) -> None:
     """At 80 columns an edit takes a header line (severity, id, fix) and its message and citation
     at full width, not a five-column table that wraps every message into a narrow column."""
-    text = "Congestive heart failure, EF 30%, on furosemide. Hypertension. Cough."
-    res = make_result(text, [{"code": "I50.9", "ev": "Congestive heart failure"}, {"code": "I10", "ev": "Hypertension"},
-                             {"code": "R05.9", "ev": "Cough"}],
-                      context={"setting": "inpatient", "age": 70, "sex": "F", "discharge_date": "2025-11-03"}, kb=kb)
-    out = apply_rules(res, text, kb=kb, strict=True)
+    out = _heart_failure_outcome(kb)
     con = Console(record=True, width=80)
     render_rules(out, con)
     lines = con.export_text().splitlines()

@@ -111,13 +111,14 @@ def csv_title(term: str, nonessential: str) -> tuple[str, tuple[str, ...]]:
     return re.sub(r"\s+,", ",", title), tuple(mods)
 
 
-def _complete_acuity(title: str, mods: tuple[str, ...], parent: str) -> str:
+def _complete_acuity(title: str, mods: tuple[str, ...], rows: list[Row], level: int) -> str:
     """Two flattened rows lost the last word of "acute and (on) chronic": "acute and" + "(on)"
     (Failure, respiratory, J96.2-) and "and" + "(on)" under "acute" (Failure, heart, right,
-    I50.813). The missing word is the other acuity of the one the title or its parent names."""
+    I50.813). The missing word is the other acuity of the one the title or its parent (the last
+    of ``rows`` above ``level``) names."""
     if mods != ("on",) or not (title == "and" or title.endswith(" and")):
         return title
-    ref = title[:-3].strip() or parent
+    ref = title[:-3].strip() or next((x.title for x in reversed(rows) if x.level < level), "")
     other = "chronic" if "acute" in ref.lower() else "acute" if "chronic" in ref.lower() else ""
     return f"{title} {other}" if other else title
 
@@ -157,8 +158,7 @@ def read_csv(path: Path) -> tuple[str, list[Row]]:
                     raise CodeSetSourceError(f"{path}: bad Level {r.get('Level')!r} in row {r.get('RowID')}") from exc
                 cells = [(r.get(c) or "").strip() for c in _CSV_COLS.get(kind, ())]
                 title, mods = csv_title(r.get("Term") or "", r.get("NonEssModif") or "")
-                parent = next((x.title for x in reversed(rows) if x.level < level), "") if title.endswith("and") else ""
-                title = _complete_acuity(title, mods, parent)
+                title = _complete_acuity(title, mods, rows, level)
                 rows.append(Row(level, title, mods,
                                 (r.get("See") or "").strip(), (r.get("SeeAlso") or "").strip(),
                                 _clean_code(r.get("Code") or ""), cells))

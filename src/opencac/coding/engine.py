@@ -275,7 +275,7 @@ class CodingEngine:
         related = _RelatedHits(hit_codes)
         shown = self._shown_memo()
         kb = self.kb
-        note_hits: list[Any] | None = None  # the note's dictionary hits by offset, built when first needed
+        note_hits: list[Any] | None = None  # the note's dictionary hits, gathered when first needed
         for j in order:
             c = cands[j]
             mk = (c.code, system, in_train[j], as_of)
@@ -306,14 +306,14 @@ class CodingEngine:
                 sugg.rationale = _rationale(c, hits)
                 if layer is not None and sig is not None:
                     if note_hits is None:
-                        note_hits = sorted((h for cc in cands for h in cc.hits), key=lambda h: h.start)
+                        note_hits = [h for cc in cands for h in cc.hits]
                     ev, why = self._supervised_evidence(c, layer, sig, row, text, note_hits)
                     if not sugg.evidence:
                         sugg.evidence = ev
                         # the words the model learned from sit in a mention the note negates or gives
                         # as family history ("Father died of myocardial infarction" for I25.2): the
                         # suggestion carries that assertion, as a dictionary hit there would
-                        said = _assertion([h for e in ev for h in note_hits if h.start < e.end and e.start < h.end])
+                        said = _assertion_at(note_hits, [(e.start, e.end) for e in ev])
                         if ev and not hits and said != "affirmed":
                             sugg.assertion = said
                             sugg.selected = sugg.selected and said not in NOT_SELECTED
@@ -382,8 +382,7 @@ class CodingEngine:
             m = None
             for found in _gram_pattern(gram).finditer(text):
                 m = m or found
-                if _assertion([h for h in note_hits if h.start < found.end() and found.start() < h.end]) \
-                        not in NOT_SELECTED:
+                if _assertion_at(note_hits, [found.span()]) not in NOT_SELECTED:
                     m = found
                     break
             if m and all(e.start != m.start() or e.end != m.end() for e in ev):
@@ -432,6 +431,11 @@ def _assertion(hits: Sequence[Any]) -> str:
     if any(h.assertion == "affirmed" for h in hits):
         return "affirmed"
     return Counter(h.assertion for h in hits).most_common(1)[0][0]
+
+
+def _assertion_at(hits: Sequence[Any], spans: Sequence[tuple[int, int]]) -> str:
+    """The assertion of the dictionary hits that overlap any of ``spans`` (as :func:`_assertion`)."""
+    return _assertion([h for h in hits if any(h.start < e and s < h.end for s, e in spans)])
 
 
 def _in_train_flags(cands: Sequence[Any]) -> list[bool]:

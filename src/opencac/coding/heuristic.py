@@ -25,6 +25,7 @@ notes.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -97,10 +98,13 @@ FITTED_ON = 'CodiEsp train (500 notes)'
 # END CALIBRATION
 
 
+@functools.lru_cache(maxsize=8)
+def _curve(pts: tuple[tuple[float, float], ...]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([p[0] for p in pts], dtype=np.float64), np.array([p[1] for p in pts], dtype=np.float64)
+
+
 def confidence(scores: Sequence[float] | np.ndarray, system: str) -> np.ndarray:
     """Calibrated confidences of heuristic scores: the curve of :data:`CALIBRATION` for
     ``system``, linear between its points and flat beyond its ends."""
-    pts = CALIBRATION[system]
-    x = np.fromiter((p[0] for p in pts), dtype=np.float64, count=len(pts))
-    y = np.fromiter((p[1] for p in pts), dtype=np.float64, count=len(pts))
+    x, y = _curve(tuple(CALIBRATION[system]))
     return np.interp(np.asarray(scores, dtype=np.float64), x, y)

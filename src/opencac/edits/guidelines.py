@@ -750,43 +750,23 @@ def _title_key(desc: str) -> str:
     return " ".join(desc.lower().split())
 
 
-_CATEGORY_MEMO: dict[tuple[int, str], tuple[Any, ...]] = {}
-
-
-def _category_codes(kb: Any, code: str) -> tuple[Any, ...]:
-    """Every code below ``code``'s 3-character category."""
-    key = (id(kb), undot(code)[:3])
-    got = _CATEGORY_MEMO.get(key)
-    if got is None:
-        out: list[Any] = []
-        todo = [key[1]]
-        while todo:
-            kids = kb.children(todo.pop())
-            out.extend(kids)
-            todo.extend(k.code for k in kids)
-        if len(_CATEGORY_MEMO) > 2_000:
-            _CATEGORY_MEMO.clear()
-        got = _CATEGORY_MEMO[key] = tuple(out)
-    return got
-
-
 _COMBOS_MEMO: dict[tuple[int, str], tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...]] = {}
 
 
-def _category_combinations(kb: Any, code: str) -> tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...]:
-    """The acute-on-chronic combination codes of ``code``'s category with their acute and chronic
-    codes (most categories have none)."""
-    key = (id(kb), undot(code)[:3])
+def _combinations_near(kb: Any, code: str) -> tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...]:
+    """The acute-on-chronic combination codes among ``code``'s siblings and cousins
+    (:func:`_family`), with their acute and chronic codes (most families have none)."""
+    key = (id(kb), undot(code))
     got = _COMBOS_MEMO.get(key)
     if got is None:
         found = []
-        for o in _category_codes(kb, code):
+        for o in _family(kb, code):
             t = _title_key(o.description or "")
             if _ACUTE_CHRONIC.search(t) or _ACUTE_WITH_CHRONIC.fullmatch(t):
                 acute, chronic = acuity_parts(kb, o.code)
                 if acute and chronic:
                     found.append((o, acute, chronic))
-        if len(_COMBOS_MEMO) > 2_000:
+        if len(_COMBOS_MEMO) > 10_000:
             _COMBOS_MEMO.clear()
         got = _COMBOS_MEMO[key] = tuple(found)
     return got
@@ -794,8 +774,8 @@ def _category_combinations(kb: Any, code: str) -> tuple[tuple[Any, tuple[str, ..
 
 def acuity_parts(kb: Any, code: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The acute and the chronic codes that an "acute on chronic" (or "acute and chronic")
-    combination code reports together: the codes of its category whose title is the combination's
-    title read with "acute" or with "chronic" alone (I50.23 -> I50.21, I50.22; J96.21 -> J96.01,
+    combination code reports together: its siblings and cousins (:func:`_family`) whose title is
+    the combination's title read with "acute" or with "chronic" alone (I50.23 -> I50.21, I50.22; J96.21 -> J96.01,
     J96.11; K80.12 -> K80.00, K80.10; K81.2 "acute cholecystitis with chronic cholecystitis" ->
     K81.0, K81.1). Empty for any other code."""
     key = (id(kb), undot(code))
@@ -811,7 +791,7 @@ def acuity_parts(kb: Any, code: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             else:
                 acute, chronic = _ACUTE_CHRONIC.sub("acute", title, 1), _ACUTE_CHRONIC.sub("chronic", title, 1)
             by_title: dict[str, list[str]] = {}
-            for o in _category_codes(kb, code):
+            for o in _family(kb, code):
                 by_title.setdefault(_title_key(o.description), []).append(o.code)
             got = (tuple(by_title.get(acute, ())), tuple(by_title.get(chronic, ())))
         if len(_PARTS_MEMO) > 10_000:
@@ -858,11 +838,11 @@ def run_acute_on_chronic(state: RulesState) -> list[Edit]:
                                  fix={"remove": [p.code for p in parts]}),
                             sure, "the engine scored " + ", ".join(f"{p.code} {conf_text(p.confidence)}" for p in doubted)
                                   if doubted else f"the engine believes {names} more than {fc.code}"))
-    # both parts without the combination: find the combination through the acute code's siblings
+    # both parts without the combination: find the combination among the acute code's relatives
     for a in list(state.dx):
         if a.system != "icd10cm" or undot(a.code) in combos_seen or "acute" not in (a.description or "").lower():
             continue
-        for o, acute, chronic in _category_combinations(state.kb, a.code):
+        for o, acute, chronic in _combinations_near(state.kb, a.code):
             if undot(o.code) in present or undot(a.code) not in {undot(x) for x in acute}:
                 continue
             ch = [present[undot(x)] for x in chronic if undot(x) in present]

@@ -232,3 +232,32 @@ def test_supervised_evidence_in_a_family_history_mention_is_not_the_patients(eng
     assert got.evidence and note.index("myocardial") <= got.evidence[0].start < note.index("."), got.evidence
     assert got.assertion == "family", got
     assert not got.selected
+
+
+def _pcs_hits(engine: CodingEngine, text: str) -> set[str]:
+    _, hits = engine.dictionary_hits(text, "t", attributes=False, systems=["icd10pcs"])
+    return {h.code for h in hits}
+
+
+@pytest.mark.parametrize("text", [
+    "An inhomogeneous mass with dilation of the pancreatic duct is described in the abdominal computed tomography image.",
+    "The MRI showed dilation of the left lateral ventricle.",
+    "Abdominal ultrasound was performed, which showed dilation of the pancreatic duct.",
+    "Cerebral angiography showed occlusion of the right internal carotid artery.",
+])
+def test_a_finding_a_study_reported_is_no_procedure(engine: CodingEngine, text: str) -> None:
+    """A dilated or occluded structure that a study saw is a finding, not the root operation
+    Dilation (7) or Occlusion (L) (dev note S1130-01082008000900016-1 had 0F7D selected)."""
+    codes = _pcs_hits(engine, text)
+    assert not {c for c in codes if c[0] == "0" and c[2] in "7L"}, sorted(codes)
+
+
+@pytest.mark.parametrize(("text", "prefix"), [
+    ("Endoscopic balloon dilation of the pancreatic duct was performed.", "0F7D"),
+    ("The CT showed a stricture, and dilation of the pancreatic duct was performed.", "0F7D"),
+    ("Gastroscopy showed a stenosis, treated by dilation of the esophagus using a balloon.", "0D75"),
+    ("Dilation of the pancreatic duct.", "0F7D"),
+])
+def test_a_dilation_that_was_done_stays_a_procedure(engine: CodingEngine, text: str, prefix: str) -> None:
+    codes = _pcs_hits(engine, text)
+    assert any(c.startswith(prefix) for c in codes), sorted(codes)

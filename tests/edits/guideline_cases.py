@@ -739,6 +739,12 @@ CASES: list[dict[str, Any]] = [
     c(id="pcs-deleted-code-flagged", clause="PCS A.2 / MCE edit 1: a code no longer in the tables is flagged for the coder",
       context=IP, text="Hemodialysis session.", dx=[{"code": "N18.6", "ev": "Hemodialysis"}],
       px=[{"code": "5A1D00Z", "ev": "Hemodialysis"}], final_px=["5A1D00Z"], edits=["PCS-INVALID"], errors=True),
+    c(id="pcs-deleted-code-replacement-proposed", clause="PCS A.2 / MCE edit 1: a deleted code beside a valid code of "
+      "the same table row that the note supports: the replacement is proposed, not applied", context=IP,
+      text="Ultrasound-guided femoral nerve block with local anesthetic.", dx=[{"code": "S72.001A", "ev": "femoral"}],
+      px=[{"code": "3E0T3CZ", "ev": "femoral nerve block"},
+          {"code": "3E0T3BZ", "ev": "nerve block with local anesthetic", "conf": 0.3, "selected": False}],
+      final_px=["3E0T3CZ"], proposed=["PCS-INVALID"], errors=True, real_kb_only=True),
     c(id="pcs-b32d-conversion-missing", clause="PCS B3.2d converted procedure: inspection + open", context=IP,
       text="Laparoscopic cholecystectomy converted to open due to adhesions. Acute cholecystitis with gallstones.",
       dx=[{"code": "K80.00", "ev": "Acute cholecystitis with gallstones"}], px=[{"code": "0FT40ZZ", "ev": "cholecystectomy"}],

@@ -367,6 +367,62 @@ def _body_part_children(kb: Any, code: str) -> list[tuple[Any, str, list[str]]]:
     return got
 
 
+#: ICD-10-PCS root operations whose name is also a finding's name: Dilation (``7``) and
+#: Occlusion (``L``) in the Medical and Surgical section. "CT showed dilation of the pancreatic
+#: duct" reports what a study saw, not a procedure (ICD-10-PCS Guidelines A.11: the procedure
+#: is coded from what was done, not from how the body looked).
+_FINDING_OPERATIONS = frozenset({"7", "L"})
+_FINDING_WORD = re.compile(r"\b(?:dilat(?:ion|ions|ation|ations|ed)|occlu(?:sion|sions|ded))\b", re.I)
+# a sentence that reports what a study or an examination saw
+_STUDY_REPORT = re.compile(
+    r"\b(?:show(?:s|ed|ing|n)?|reveal(?:s|ed|ing)?|present(?:s|ed|ing)|visuali[sz](?:ed|es|ing)|observed|objectified|"
+    r"described|evidenced|demonstrat(?:ed|es|ing)|identified|detected|seen|noted|compatible with|suggestive of|"
+    r"diagnos(?:ed|is|es)|consistent with|ct|mri|tomograph\w*|magnetic resonance|ultraso\w+|sonograph\w*|echograph\w*|x-?rays?|"
+    r"radiograph\w*|urograph\w*|cystograph\w*|cystourethrograph\w*|angiograph\w*|scan|scintigraph\w*|"
+    r"imaging|images?)\b", re.I)
+# words that make the dilation or occlusion something done to the patient
+_DONE_BEFORE = re.compile(
+    r"\b(?:balloon|pneumatic|bougie|hydrostatic|mechanical|endoscopic|percutaneous|surgical|instrumental|"
+    r"underwent|undergo|undergoes|perform(?:s|ed)?|required|requiring|proceeded to|therapeutic|"
+    r"embolization|coil|ligation|treated by|treated with|by means of)\W+(?:\w+\W+){0,2}$", re.I)
+_DONE_AFTER = re.compile(
+    r"^\W*(?:\w+\W+){0,5}?(?:was|were|is|are) (?:performed|carried out|done|achieved|attempted)\b|"
+    r"^\W*(?:\w+\W+){0,4}?(?:with|using) (?:an? )?(?:balloons?|bougies?|dilators?|stents?|coils?|catheters?)\b", re.I)
+
+
+def drop_study_findings(doc: Any, hits: list[DictHit]) -> list[DictHit]:
+    """Drop ICD-10-PCS Dilation / Occlusion hits read from a finding that a study or an
+    examination reported ("the abdominal CT showed dilation of the pancreatic duct"): the
+    sentence reports an observation and nothing next to the word says it was done
+    ("balloon dilation", "dilation was performed"). Other readings of the same words, a
+    diagnosis code for instance, stay."""
+    out: list[DictHit] = []
+    text = doc.text
+    for h in hits:
+        if (h.system == "icd10pcs" and len(h.code) >= 3 and h.code[0] == "0" and h.code[2] in _FINDING_OPERATIONS):
+            m = _FINDING_WORD.search(h.text)
+            if m is not None:
+                at = h.start + m.start()
+                if doc.sentences and 0 <= h.sentence < len(doc.sentences):
+                    s = doc.sentences[h.sentence]
+                    lo, hi = s.start, s.end
+                else:
+                    lo, hi = h.start, h.end
+                sentence = text[lo:hi]
+                end = h.start + m.end()
+                before = text[max(lo, at - 60):at]
+                # "an ultrasound was performed, which showed dilation": what was done is the study
+                seen_at = [r.end() for r in _STUDY_REPORT.finditer(before)]
+                if seen_at:
+                    before = before[seen_at[-1]:]
+                if ((h.section == "imaging" or _STUDY_REPORT.search(sentence))
+                        and not _DONE_BEFORE.search(before)
+                        and not _DONE_AFTER.search(text[end:min(hi, end + 60)])):
+                    continue
+        out.append(h)
+    return out
+
+
 def expand_pcs_hits(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHit]:
     """Complete 3-character ICD-10-PCS index hits (section, body system, root operation, e.g.
     ``0F9`` "drainage") with the body parts the same sentence names: each 4-character child

@@ -1496,6 +1496,49 @@ def assign_roles(state: RulesState) -> None:
 _PCS_RX = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
 
 
+def _pcs_difference(kb: Any, code: str, other: str) -> str:
+    """What sets a valid PCS code apart from a deleted one of its row: the meanings of its axes
+    from the first character where the two differ ("Anesthetic Agent")."""
+    axes = kb.pcs_axes(code)
+    at = next((i for i, (a, b) in enumerate(zip(code, other)) if a != b), len(axes))
+    parts = [meaning for _, _, meaning in axes[at:] if meaning and meaning != "None"]
+    return ", ".join(parts) or kb.find(code).description
+
+
+def _pcs_invalid_edit(state: RulesState, fc: FinalCode, u: str, P: str) -> Edit:
+    """PCS-INVALID for a well-formed code not in the tables of the date of service (3E0T3CZ,
+    deleted in FY2019 when "Regional Anesthetic" became "Anesthetic Agent"). The codes of the
+    same table row that are valid now (the longest shared prefix, body part at least) are named;
+    when the engine found one of them in the note, replacing the code with it is proposed, never
+    applied: the old code's meaning is not in the loaded tables, so the coder confirms it."""
+    cite = f"{P} A.2; CMS Definition of Medicare Code Edits, edit 1 (invalid procedure code)"
+    kb = state.kb
+    row: list[str] = []
+    for n in (6, 5, 4):
+        if kb.find(u[:4]) is None:
+            break
+        row = [c for c in kb.billable_descendants(u[:4]) if c.startswith(u[:n]) and kb.is_billable(c, state.as_of)]
+        if row:
+            break
+    found = sorted((c for c in state.candidates if c.system == "icd10pcs" and undot(c.code) in row
+                    and c.assertion == "affirmed" and c.confidence >= state.policy.candidate_min),
+                   key=lambda c: -c.confidence)
+    msg = f"{fc.code} is not valid in the ICD-10-PCS tables for the date of service (FY{state.fy})"
+    if found:
+        best = undot(found[0].code)
+        return decide(Edit("PCS-INVALID", "error", f"{msg}; {best} ({kb.find(best).description}), of the same table "
+                           "row, is supported by the note: replace it.", cite, codes=[fc.code, best],
+                           evidence=_ev(fc), fix={"replace": {fc.code: best}}),
+                      False, f"confirm that {best} is what was done (the engine's confidence in it is "
+                             f"{conf_text(found[0].confidence)})")
+    if row:
+        shown = ", ".join(f"{c} ({_pcs_difference(kb, c, u)})" for c in row[:4])
+        more = f" and {len(row) - 4} more" if len(row) > 4 else ""
+        return Edit("PCS-INVALID", "error", f"{msg}; choose the current code. Valid codes of the same table row: "
+                    f"{shown}{more}.", cite, codes=[fc.code, *row[:4]], evidence=_ev(fc))
+    return Edit("PCS-INVALID", "error", f"{msg}; choose the current code.", cite, codes=[fc.code], evidence=_ev(fc))
+
+
 def run_pcs(state: RulesState) -> list[Edit]:
     """Every procedure must be a valid 7-character code from the PCS tables (ICD-10-PCS
     Guidelines A.2-A.3); multiple procedures are coded separately per B3.2. A malformed code is
@@ -1538,11 +1581,7 @@ def run_pcs(state: RulesState) -> list[Edit]:
         elif state.kb.find(u) is None or not state.kb.is_billable(u, state.as_of):
             # A well-formed code not valid on the date of service (e.g. deleted since): flagged and
             # kept for the coder to replace, like an invalid diagnosis code (MCE edit 1).
-            edits.append(Edit("PCS-INVALID", "error",
-                              f"{fc.code} is not valid in the ICD-10-PCS tables for the date of service "
-                              f"(FY{state.fy}); choose the current code.",
-                              f"{P} A.2; CMS Definition of Medicare Code Edits, edit 1 (invalid procedure code)",
-                              codes=[fc.code], evidence=_ev(fc)))
+            edits.append(_pcs_invalid_edit(state, fc, u, P))
     for u, n in seen.items():
         if n > 1:
             edits.append(Edit("PCS-REPEATED", "info",

@@ -179,6 +179,15 @@ class FakeKB:
             raise UnknownCodeError(f"unknown PCS code {code!r}.")
         return list(c.axes)
 
+    def billable_descendants(self, code: str) -> list[str]:
+        c = self.find(code)
+        if c is None:
+            return []
+        if c.system is CodeSystem.ICD10PCS:
+            return sorted(k for k in PCS if k.startswith(c.code))
+        return [k.code for k in self.codes(CodeSystem.ICD10CM, billable_only=True)
+                if undot(k.code).startswith(undot(c.code))]
+
     def codes(self, system: CodeSystem, billable_only: bool = False) -> Iterator[Code]:
         if system is CodeSystem.ICD10PCS:
             yield from (self.find(c) for c in PCS)  # type: ignore[misc]

@@ -717,6 +717,13 @@ CASES: list[dict[str, Any]] = [
       context=IP, text="Appendectomy for acute appendicitis.",
       dx=[{"code": "K35.80", "ev": "acute appendicitis"}], px=[{"code": "0DTJ", "ev": "Appendectomy"}],
       final_px=["0DTJ"], edits=["PCS-INCOMPLETE"], errors=True),
+    c(id="pcs-incomplete-candidate-proposed", clause="PCS A.2-A.3 a table prefix alone on the claim, and the engine "
+      "found a complete code of it in the note: completing it is proposed (the error stays until the coder does)",
+      context=IP, text="Laparoscopic cholecystectomy for acute cholecystitis with gallstones.",
+      dx=[{"code": "K80.00", "ev": "acute cholecystitis with gallstones"}],
+      px=[{"code": "0FT4", "ev": "cholecystectomy"},
+          {"code": "0FT44ZZ", "ev": "Laparoscopic cholecystectomy", "conf": 0.3, "selected": False}],
+      final_px=["0FT4"], proposed=["PCS-INCOMPLETE"], errors=True, real_kb_only=True),
     c(id="pcs-incomplete-completed-proposed", clause="PCS A.2-A.3 a table prefix beside the complete code of the same row, "
       "trained engine: its removal is proposed (no error left)", context=IP, model=TRAINED,
       text="Suprapubic cystostomy tube placed percutaneously in the bladder.",

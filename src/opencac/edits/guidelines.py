@@ -1505,6 +1505,46 @@ def _pcs_difference(kb: Any, code: str, other: str) -> str:
     return ", ".join(parts) or kb.find(code).description
 
 
+def _pcs_incomplete_edit(state: RulesState, fc: FinalCode, u: str, P: str) -> Edit:
+    """PCS-INCOMPLETE for a table prefix with no complete code of its row on the claim. When
+    the engine found a complete code under it in the note, replacing the prefix with that code
+    is proposed; otherwise the message names the choices left: the valid codes when there are
+    a few, else the values of the next axis (0BH1 -> approach Via Natural or Artificial Opening,
+    Via Natural or Artificial Opening Endoscopic, ...)."""
+    cite = f"{P} A.2-A.3 (all seven characters must be specified)"
+    kb = state.kb
+    msg = f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters)"
+    found = sorted((c for c in state.candidates if c.system == "icd10pcs" and len(undot(c.code)) == 7
+                    and undot(c.code).startswith(u) and c.assertion == "affirmed"
+                    and c.confidence >= state.policy.candidate_min and kb.is_billable(c.code, state.as_of)),
+                   key=lambda c: -c.confidence)
+    if found:
+        best = undot(found[0].code)
+        return decide(Edit("PCS-INCOMPLETE", "error", f"{msg}; the note supports {best} "
+                           f"({_pcs_difference(kb, best, u)}): complete it to that code.", cite,
+                           codes=[fc.code, best], evidence=_ev(fc), fix={"replace": {fc.code: best}}),
+                      False, f"confirm the remaining axes (the engine's confidence in {best} is "
+                             f"{conf_text(found[0].confidence)})")
+    done = [c for c in kb.billable_descendants(u) if kb.is_billable(c, state.as_of)]
+    if not done:
+        return Edit("PCS-INCOMPLETE", "error", f"{msg}: complete the remaining axes from the PCS table.", cite,
+                    codes=[fc.code], evidence=_ev(fc))
+    if len(done) <= 4:
+        choices = ", ".join(f"{c} ({_pcs_difference(kb, c, u)})" for c in done)
+        return Edit("PCS-INCOMPLETE", "error", f"{msg}: complete it to one of {choices}.", cite,
+                    codes=[fc.code, *done], evidence=_ev(fc))
+    axis, values = "", {}
+    for c in done:
+        name, value, meaning = kb.pcs_axes(c)[len(u)]
+        axis = name.lower()
+        values.setdefault(value, meaning or value)
+    shown = ", ".join(f"{m} ({v})" for v, m in list(values.items())[:6])
+    more = f" and {len(values) - 6} more" if len(values) > 6 else ""
+    return Edit("PCS-INCOMPLETE", "error", f"{msg}: complete the remaining axes from the PCS table "
+                f"({len(done)} valid codes); the {axis} is one of {shown}{more}.", cite, codes=[fc.code],
+                evidence=_ev(fc))
+
+
 def _pcs_invalid_edit(state: RulesState, fc: FinalCode, u: str, P: str) -> Edit:
     """PCS-INVALID for a well-formed code not in the tables of the date of service (3E0T3CZ,
     deleted in FY2019 when "Regional Anesthetic" became "Anesthetic Agent"). The codes of the
@@ -1570,10 +1610,7 @@ def run_pcs(state: RulesState) -> list[Edit]:
                                     sure, f"complete {fc.code} instead if it is a second procedure of that table row"))
             else:
                 # A table / row prefix: keep it as the coder's starting point, but it cannot be billed.
-                edits.append(Edit("PCS-INCOMPLETE", "error",
-                                  f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters): complete "
-                                  "the remaining axes from the PCS table.",
-                                  f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code], evidence=_ev(fc)))
+                edits.append(_pcs_incomplete_edit(state, fc, u, P))
         elif not _PCS_RX.match(u):
             edits.append(Edit("PCS-INVALID", "error", f"{fc.code} is not a 7-character ICD-10-PCS code (letters O and I are not used).",
                               f"{P} A.2-A.3 (all seven characters must be specified)", codes=[fc.code], evidence=_ev(fc),

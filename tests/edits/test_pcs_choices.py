@@ -1,4 +1,5 @@
-"""PCS-INVALID for a code deleted from the ICD-10-PCS tables: the valid codes of its row."""
+"""PCS-INVALID and PCS-INCOMPLETE name the choices a coder has: the valid codes of a deleted
+code's row, the completions of a table prefix."""
 
 from __future__ import annotations
 
@@ -35,3 +36,23 @@ def test_malformed_code_lists_nothing(kb) -> None:
                        "diagnoses": ["K35.80"], "procedures": ["0DTJ4ZO"]}, kb=kb, strict_codes=False)
     e = _edit(res, "PCS-INVALID")
     assert "Valid codes" not in e.message
+
+
+IP = {"setting": "inpatient", "age": 70, "sex": "F", "discharge_date": "2025-11-03"}
+
+
+def test_prefix_with_few_completions_names_them(kb) -> None:
+    res = check_claim({"context": IP, "diagnoses": ["J96.00"], "procedures": ["5A19"]}, kb=kb, strict_codes=False)
+    e = _edit(res, "PCS-INCOMPLETE")
+    assert e.severity == "error"
+    for code in ("5A1935Z", "5A1945Z", "5A1955Z"):
+        assert code in e.message and code in e.codes
+    assert "24-96 Consecutive Hours" in e.message
+
+
+def test_prefix_with_many_completions_names_the_next_axis(kb) -> None:
+    res = check_claim({"context": IP, "diagnoses": ["J96.00"], "procedures": ["0BH1"]}, kb=kb, strict_codes=False)
+    e = _edit(res, "PCS-INCOMPLETE")
+    assert "the approach is one of" in e.message
+    assert "Via Natural or Artificial Opening (7)" in e.message
+    assert e.codes == ["0BH1"]

@@ -81,9 +81,9 @@ class FakeKB:
     versions = {"icd10cm": CodeSetVersion(CodeSystem.ICD10CM, 2025, "simple_icd_10_cm"),
                 "icd10pcs": CodeSetVersion(CodeSystem.ICD10PCS, 2025, "tests/edits/fakekb.py")}
 
-    def normalize(self, code: str) -> str:
+    def normalize(self, code: str, system: str | None = None) -> str:
         u = undot(code)
-        if u in PCS or not re.match(r"^[A-Z]\d", u):
+        if u in PCS or system == "icd10pcs" or not re.match(r"^[A-Z]\d", u):
             return u
         return cm.add_dot(u) if len(u) > 3 else u
 
@@ -91,7 +91,7 @@ class FakeKB:
         return CodeSystem.ICD10PCS if undot(code) in PCS or re.match(r"^[0-9]", code) else CodeSystem.ICD10CM
 
     @lru_cache(maxsize=None)  # noqa: B019 - test helper
-    def find(self, code: str) -> Code | None:
+    def find(self, code: str, system: str | None = None) -> Code | None:
         u = undot(code)
         if u in PCS:
             return Code(CodeSystem.ICD10PCS, u, PCS[u], billable=True,
@@ -179,7 +179,7 @@ class FakeKB:
             raise UnknownCodeError(f"unknown PCS code {code!r}.")
         return list(c.axes)
 
-    def billable_descendants(self, code: str) -> list[str]:
+    def billable_descendants(self, code: str, system: str | None = None) -> list[str]:
         c = self.find(code)
         if c is None:
             return []

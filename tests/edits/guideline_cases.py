@@ -724,6 +724,11 @@ CASES: list[dict[str, Any]] = [
       px=[{"code": "0FT4", "ev": "cholecystectomy"},
           {"code": "0FT44ZZ", "ev": "Laparoscopic cholecystectomy", "conf": 0.3, "selected": False}],
       final_px=["0FT4"], proposed=["PCS-INCOMPLETE"], errors=True, real_kb_only=True),
+    c(id="pcs-incomplete-prefix-like-a-diagnosis", clause="PCS A.2-A.3 a table prefix written like an ICD-10-CM code "
+      "(B020, CT of the brain, reads as B02.0): its completions are PCS codes", context=IP,
+      text="CT of the brain was normal. Headache.", dx=[{"code": "R51.9", "ev": "Headache"}],
+      px=[{"code": "B020", "ev": "CT of the brain"}], final_px=["B020"], edits=["PCS-INCOMPLETE"], errors=True,
+      real_kb_only=True),
     c(id="pcs-incomplete-completed-proposed", clause="PCS A.2-A.3 a table prefix beside the complete code of the same row, "
       "trained engine: its removal is proposed (no error left)", context=IP, model=TRAINED,
       text="Suprapubic cystostomy tube placed percutaneously in the bladder.",

@@ -209,11 +209,12 @@ def apply_rules(result: CodingResult, text: str, kb: Any = None, *, registry: Ru
                 chosen[key] = s
             extra_ev.setdefault(key, []).extend(best.evidence if chosen[key] is s else s.evidence)
     for key, s in chosen.items():
-        known = kb.find(s.code) is not None
-        code = kb.normalize(s.code) if known else s.code
+        # the suggestion's own system: B020 (CT of the brain) is also the ICD-10-CM B02.0
+        found = kb.find(s.code, s.system)
+        code = kb.normalize(s.code, s.system) if found is not None else s.code
         state_list = state.dx if s.system == "icd10cm" else state.px
         state_list.append(FinalCode(
-            code=code, system=s.system, description=s.description or (kb.find(code).description if known else ""),
+            code=code, system=s.system, description=s.description or (found.description if found is not None else ""),
             source="engine", confidence=s.confidence, assertion=s.assertion,
             evidence=[EvidenceSpan(e.start, e.end, e.text) for e in list(s.evidence) + extra_ev.get(key, [])],
             poa=(ctx.poa.get(code) or ctx.poa.get(code.replace(".", ""))) if s.system == "icd10cm" else None))

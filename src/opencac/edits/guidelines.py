@@ -1525,7 +1525,7 @@ def _pcs_incomplete_edit(state: RulesState, fc: FinalCode, u: str, P: str) -> Ed
                            codes=[fc.code, best], evidence=_ev(fc), fix={"replace": {fc.code: best}}),
                       False, f"confirm the remaining axes (the engine's confidence in {best} is "
                              f"{conf_text(found[0].confidence)})")
-    done = [c for c in kb.billable_descendants(u) if kb.is_billable(c, state.as_of)]
+    done = [c for c in kb.billable_descendants(u, "icd10pcs") if kb.is_billable(c, state.as_of)]
     if not done:
         return Edit("PCS-INCOMPLETE", "error", f"{msg}: complete the remaining axes from the PCS table.", cite,
                     codes=[fc.code], evidence=_ev(fc))
@@ -1555,9 +1555,9 @@ def _pcs_invalid_edit(state: RulesState, fc: FinalCode, u: str, P: str) -> Edit:
     kb = state.kb
     row: list[str] = []
     for n in (6, 5, 4):
-        if kb.find(u[:4]) is None:
+        if kb.find(u[:4], "icd10pcs") is None:
             break
-        row = [c for c in kb.billable_descendants(u[:4]) if c.startswith(u[:n]) and kb.is_billable(c, state.as_of)]
+        row = [c for c in kb.billable_descendants(u[:4], "icd10pcs") if c.startswith(u[:n]) and kb.is_billable(c, state.as_of)]
         if row:
             break
     found = sorted((c for c in state.candidates if c.system == "icd10pcs" and undot(c.code) in row
@@ -1589,7 +1589,7 @@ def run_pcs(state: RulesState) -> list[Edit]:
     for fc in list(state.px):
         u = undot(fc.code)
         seen[u] = seen.get(u, 0) + 1
-        if len(u) < 7 and state.kb.find(u) is not None:
+        if len(u) < 7 and state.kb.find(u, "icd10pcs") is not None:
             full = [o for o in state.px if len(undot(o.code)) == 7 and undot(o.code).startswith(u)]
             done = [o.code for o in full]
             if done:

@@ -128,8 +128,8 @@ class RulesState:
         """``kb.inherited_notes`` for a known code, ``{}`` for an unknown one."""
         return self.kb.inherited_notes(code) if self.kb.find(code) is not None else {}
 
-    def describe(self, code: str) -> str:
-        c = self.kb.find(code)
+    def describe(self, code: str, system: str | None = None) -> str:
+        c = self.kb.find(code, system)
         return c.description if c is not None else ""
 
     # --- note text helpers ---------------------------------------------------------------
@@ -179,15 +179,15 @@ class RulesState:
     def make_code(self, code: str, *, system: str | None = None, source: str = "rule",
                   evidence: list[EvidenceSpan] | None = None, added_by: str | None = None,
                   confidence: float | None = None) -> FinalCode:
-        known = self.kb.find(code) is not None
-        norm = self.kb.normalize(code) if known else code
+        known = self.kb.find(code, system) is not None
+        norm = self.kb.normalize(code, system) if known else code
         if system is not None:
             sysname = system
         elif known:
             sysname = str(getattr(self.kb.system_of(norm), "value", self.kb.system_of(norm)))
         else:
             sysname = "icd10pcs" if len(undot(code)) == 7 and "." not in code and not re.match(r"^[A-Z]\d[0-9A-Z]\d", code) else "icd10cm"
-        return FinalCode(code=norm, system=sysname, description=self.describe(norm), source=source,
+        return FinalCode(code=norm, system=sysname, description=self.describe(norm, sysname), source=source,
                          evidence=list(evidence or []), added_by=added_by, confidence=confidence,
                          poa=self.ctx.poa.get(norm) or self.ctx.poa.get(undot(norm)) if sysname == "icd10cm" else None)
 

@@ -261,3 +261,26 @@ def test_a_finding_a_study_reported_is_no_procedure(engine: CodingEngine, text: 
 def test_a_dilation_that_was_done_stays_a_procedure(engine: CodingEngine, text: str, prefix: str) -> None:
     codes = _pcs_hits(engine, text)
     assert any(c.startswith(prefix) for c in codes), sorted(codes)
+
+
+def test_an_index_abbreviation_read_as_another_concept_is_no_term(engine: CodingEngine) -> None:
+    """The CMS index's main term "TAC" (trigeminal autonomic cephalgia, G44.099) normalises to
+    "computerized tomography" (TAC is CT in Spanish notes): as a term it matched every CT, and the
+    out-of-the-box engine selected G44.099 on 88 of 250 dev notes. Abbreviations that mean the
+    code's own concept stay terms."""
+    from types import SimpleNamespace
+
+    from opencac.codesets.types import CodeSystem
+    from opencac.coding.dictionary import _entries
+
+    rows = [("TAC", "G44.099"), ("TIA", "G45.9"), ("AIDS", "B20"), ("GERD", "K21.9"), ("TAC (trigeminal)", "G44.099")]
+
+    class Terms:
+        def terms(self):
+            return [SimpleNamespace(phrase=p, code=c, system=CodeSystem.ICD10CM, source="index") for p, c in rows]
+
+        def find(self, code, system=None):
+            return engine.kb.find(code, system)
+
+    kept = {phrase for phrase, _ in _entries(Terms(), frozenset({"index"}))}
+    assert kept == {"TIA", "AIDS", "GERD"}

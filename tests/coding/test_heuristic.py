@@ -29,6 +29,22 @@ def test_other_title_needs_other_in_the_note(engine: CodingEngine) -> None:
     assert "I50.89" not in got or (got["I50.89"].rank > got["I50.9"].rank and not got["I50.89"].selected)
 
 
+@pytest.mark.parametrize(("phrase", "factor"), [
+    ("failure heart specified", H._OTHER_FACTOR),  # the index's "Failure, heart, specified NEC" (I50.89)
+    ("other heart failure", H._OTHER_FACTOR),
+    ("failure heart unspecified", 1.0),
+    ("failure heart acute", 1.0),
+])
+def test_a_residual_code_needs_its_other_or_specified_in_the_note(phrase: str, factor: float) -> None:
+    from types import SimpleNamespace
+
+    def hit(p: str) -> SimpleNamespace:
+        return SimpleNamespace(score=0.75, source="index", n_tokens=3, phrase=p, text="heart failure", subsumed=False,
+                               incomplete=False, system="icd10cm", assertion="affirmed")
+
+    assert H.hit_weight(hit(phrase)) == pytest.approx(factor * H.hit_weight(hit("failure heart chronic")))
+
+
 def test_header_ranks_after_the_billable_code_of_the_same_words(engine: CodingEngine) -> None:
     got = _by_code(engine.code("Type 2 diabetes mellitus.", doc_id="t"))
     assert got["E11.9"].selected and got["E11.9"].rank == 1

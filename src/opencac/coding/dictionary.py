@@ -202,9 +202,29 @@ class DictHit:
 _SIGNED_ABBREV = re.compile(r"^[A-Za-z0-9]{1,5}\s*[+-]$")
 
 
+_PARENTHESES = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+
+
+def _foreign_abbreviation(kb: Any, phrase: str, code: str, system: str) -> bool:
+    """The term is one abbreviation that the normaliser reads as another concept: the index's
+    "TAC" (trigeminal autonomic cephalgia, G44.099) would become "computerized tomography" (TAC is
+    CT in Spanish notes) and match every CT. Its expansion shares no word with the code's title."""
+    from opencac.nlp.normalize import ABBREVIATIONS
+
+    words = re.findall(r"[A-Za-z0-9]+", _PARENTHESES.sub(" ", phrase))
+    if len(words) != 1 or words[0].lower() not in ABBREVIATIONS:
+        return False
+    found = kb.find(code, system)
+    title = set(re.findall(r"[a-z]+", (found.description if found is not None else "").lower()))
+    title |= set(re.findall(r"[a-z]+", phrase.lower())) - {words[0].lower()}
+    return not set(re.findall(r"[a-z]+", ABBREVIATIONS[words[0].lower()])) & title
+
+
 def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str, str, int]]]:
     for t in kb.terms():
         if t.source not in sources or _SIGNED_ABBREV.match(t.phrase.strip()):
+            continue
+        if t.system is CodeSystem.ICD10CM and _foreign_abbreviation(kb, t.phrase, t.code, t.system.value):
             continue
         yield t.phrase, (t.code, t.system.value, _SOURCE_ID.get(t.source, 9))
     if "imaging" in sources:
@@ -254,7 +274,7 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
     from opencac.nlp.matcher import MentionMatcher
 
     srcs = frozenset(sources)
-    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v11-{_normalizer_key()}"
+    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v12-{_normalizer_key()}"
     with _LOCK:
         if key in _MATCHERS:
             return _MATCHERS[key]

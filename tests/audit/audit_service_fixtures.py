@@ -34,11 +34,11 @@ PASSWORD = "s3cret-password"
 class FakeKB:
     """The subset of ``KnowledgeBase`` the workbench uses."""
 
-    def normalize(self, code: str) -> str:
+    def normalize(self, code: str, system: object = None) -> str:
         c = code.strip().upper().replace(".", "")
         return c[:3] + "." + c[3:] if len(c) > 3 else c
 
-    def find(self, code: str) -> Code | None:
+    def find(self, code: str, system: object = None) -> Code | None:
         return CODES.get(self.normalize(code))
 
     def get(self, code: str, as_of: object = None) -> Code:

@@ -15,7 +15,7 @@ import pytest
 
 from opencac.codesets.config import paused_gc
 from opencac.coding.candidates import (
-    FEATURES, Candidate, _cat, _cat_signals, _children, _find, _finder, _hit_stats, _kb_memo,
+    FEATURES, Candidate, _cat, _cat_signals, _children, _find, _finder, _hit_stats, _kb_memo, _memo_key,
     _prefix_arrays, _title_words, _TITLE_CACHE, _words, build_candidates, feature_matrix)
 from opencac.coding.corpus import canon
 from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer, sentence_rows
@@ -129,7 +129,7 @@ def _reference_build_candidates(
     kr_den, lex_den = max(kr_top, 1e-6), max(lex_top, 1e-6)
     no_sum, no_n = [0.0] * len(js), [0.0] * len(js)
     lex_sums, lex_ns = got_.get("lex_sum", no_sum), got_.get("lex_n", no_n)
-    find = _finder(kb) if kb is not None else None
+    find = _finder(kb, system) if kb is not None else None
     doc_len_f = float(doc_len)
 
     for (code, c), j in zip(cands.items(), js):
@@ -204,8 +204,8 @@ def _reference_build_candidates(
         f["via_sup"] = float("sup" in via)
         f["via_child"] = float("child" in via)
         if note_words is not None:
-            tw = titles.get(code)
-            own, extra = tw if tw is not None else _title_words(kb, code)
+            tw = titles.get(_memo_key(code, system))
+            own, extra = tw if tw is not None else _title_words(kb, code, system)
             f["desc_cov"] = len(own & note_words) / len(own) if own else math.nan
             f["desc_extra_n"] = float(len(extra))
             f["desc_extra_cov"] = len(extra & note_words) / len(extra) if extra else math.nan
@@ -275,7 +275,7 @@ def setting() -> dict[str, Any]:
         out[system] = (layer, layer.scores(X, B), hs)
     objs = {k: SimpleNamespace(code=k, description=v, billable=len(k) > 3) for k, v in KB_TITLES.items()}
     out["kb"] = SimpleNamespace(
-        find=lambda c: objs.get(c),
+        find=lambda c, system=None: objs.get(c),
         children=lambda c: [objs[k] for k in sorted(objs) if k.startswith(c) and len(k) == len(c) + 1])
     return out
 

@@ -284,3 +284,12 @@ def test_an_index_abbreviation_read_as_another_concept_is_no_term(engine: Coding
 
     kept = {phrase for phrase, _ in _entries(Terms(), frozenset({"index"}))}
     assert kept == {"TIA", "AIDS", "GERD"}
+
+
+def test_a_pcs_table_prefix_spelled_like_a_diagnosis_code_stays_a_procedure(engine: CodingEngine) -> None:
+    """B020 (CT of the brain) is also ICD-10-CM B02.0 (zoster encephalitis): the suggestion
+    showed "B02.0 Zoster encephalitis" among the procedures, with that code's features."""
+    res = engine.code("Cranial CT was normal.", doc_id="t")
+    by_code = {s.code: s for s in res.procedures}
+    assert "B02.0" not in by_code
+    assert "B020" in by_code and "Brain" in by_code["B020"].description

@@ -119,25 +119,34 @@ def _kb_memo(store: dict[int, tuple[Any, dict[str, Any]]], kb: Any) -> dict[str,
 _FIND_CACHE: dict[int, tuple[Any, dict[str, Any]]] = {}
 
 
-def _find(kb: Any, code: str) -> Any:
-    """``kb.find`` memoised per knowledge-base object (codes repeat across notes)."""
+def _memo_key(code: str, system: str | None) -> str:
+    """Memo key of a code: ICD-10-PCS keys apart, since a PCS table prefix can spell an
+    ICD-10-CM code (``b020``: CT of the brain, or B02.0 zoster encephalitis)."""
+    return "#" + code if system == "icd10pcs" else code
+
+
+def _find(kb: Any, code: str, system: str | None = None) -> Any:
+    """``kb.find`` memoised per knowledge-base object (codes repeat across notes); ``system``
+    ``icd10pcs`` looks the code up among ICD-10-PCS codes only."""
     cache = _kb_memo(_FIND_CACHE, kb)
-    if code not in cache:
+    key = _memo_key(code, system)
+    if key not in cache:
         if len(cache) > 500_000:
             cache.clear()
-        cache[code] = kb.find(code)
-    return cache[code]
+        cache[key] = kb.find(code, "icd10pcs") if system == "icd10pcs" else kb.find(code)
+    return cache[key]
 
 
-def _finder(kb: Any) -> Any:
-    """``lambda code: _find(kb, code)`` with the memo looked up once."""
+def _finder(kb: Any, system: str | None = None) -> Any:
+    """``lambda code: _find(kb, code, system)`` with the memo looked up once."""
     cache = _kb_memo(_FIND_CACHE, kb)
+    pcs = system == "icd10pcs"
 
     def find(code: str) -> Any:
         try:
-            return cache[code]
+            return cache["#" + code if pcs else code]
         except KeyError:
-            return _find(kb, code)
+            return _find(kb, code, system)
 
     return find
 
@@ -193,20 +202,21 @@ def _words(text: str) -> set[str]:
 _TITLE_CACHE: dict[int, tuple[Any, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {}
 
 
-def _title_words(kb: Any, code: str) -> tuple[frozenset[str], frozenset[str]]:
+def _title_words(kb: Any, code: str, system: str | None = None) -> tuple[frozenset[str], frozenset[str]]:
     """Content words of a code's title and those of them its parent's title lacks (memoised)."""
     cache = _kb_memo(_TITLE_CACHE, kb)
-    if code not in cache:
-        obj = _find(kb, code)
+    key = _memo_key(code, system)
+    if key not in cache:
+        obj = _find(kb, code, system)
         own = frozenset(_words(obj.description)) if obj is not None else frozenset()
         par = None
         for n in range(len(code) - 1, 2, -1):
-            par = _find(kb, code[:n])
+            par = _find(kb, code[:n], system)
             if par is not None:
                 break
         extra = own - _words(par.description) if par is not None else own
-        cache[code] = (own, frozenset(extra))
-    return cache[code]
+        cache[key] = (own, frozenset(extra))
+    return cache[key]
 
 
 def _cat(code: str) -> str:
@@ -496,7 +506,7 @@ def build_candidates(
     # the code itself
     F[:, col["code_len"]] = [float(len(code)) for code in keys]
     if kb is not None:
-        find = _finder(kb)
+        find = _finder(kb, system)
         objs = [find(code) for code in keys]
         F[:, col["kb_known"]] = [obj is not None for obj in objs]
         F[:, col["billable"]] = [bool(obj is not None and obj.billable) for obj in objs]
@@ -511,8 +521,8 @@ def build_candidates(
         titles = _kb_memo(_TITLE_CACHE, kb)
         cov = []
         for code in keys:
-            tw = titles.get(code)
-            own, extra = tw if tw is not None else _title_words(kb, code)
+            tw = titles.get(_memo_key(code, system))
+            own, extra = tw if tw is not None else _title_words(kb, code, system)
             cov.append((len(own & note_words) / len(own) if own else math.nan, float(len(extra)),
                         len(extra & note_words) / len(extra) if extra else math.nan))
         F[:, [col["desc_cov"], col["desc_extra_n"], col["desc_extra_cov"]]] = _rows(cov, 3)

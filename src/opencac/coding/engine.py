@@ -282,7 +282,7 @@ class CodingEngine:
             got = shown.get(mk)
             if got is None:
                 code = self._display_code(c.code, system, in_train[j], as_of)
-                obj = _find(kb, code) if kb is not None else None
+                obj = _find(kb, code, system) if kb is not None else None
                 got = shown[mk] = (code, canon(code), obj.description if obj is not None else "")
             code, key, description = got
             if key in seen:
@@ -338,7 +338,7 @@ class CodingEngine:
         return memo
 
     def _display_code(self, key: str, system: str, in_train: bool, as_of: dt.date | None) -> str:
-        obj = _find(self.kb, key) if self.kb is not None else None
+        obj = _find(self.kb, key, system) if self.kb is not None else None
         code = obj.code if obj is not None else dotted(key, system)
         if in_train and obj is not None and canon(code) != key:
             # A training code the knowledge base reads as its category: placeholder X's written

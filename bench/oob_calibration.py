@@ -3,7 +3,7 @@
 
 The dictionary-only engine (``opencac code`` with no ``--model``) scores candidates by match
 quality (``opencac.coding.heuristic``). This script codes a labelled CodiEsp split with it,
-fits a centered isotonic curve from those scores to "the coders coded this code" per code
+fits an isotonic curve (blocks of 50 rows or more, a step per block) from those scores to "the coders coded this code" per code
 system, picks the threshold with the best micro F1, and prints the table (``--write`` puts it
 into ``src/opencac/coding/heuristic.py``). It then reports, on every ``--eval`` split, MAP,
 the calibration error and micro P / R / F1 at the threshold.
@@ -98,8 +98,8 @@ def report(pred: Pred, gold: dict[str, list[str]], thr: float) -> dict[str, floa
 
 
 def pooled_curve(s: np.ndarray, y: np.ndarray, min_rows: int) -> list[tuple[float, float]]:
-    """Centered isotonic curve (as ``opencac.coding.ranker.fit_calibrator``) whose blocks hold at
-    least ``min_rows`` rows each: a smaller block is pooled with the neighbour whose rate is
+    """Isotonic curve whose blocks hold at least ``min_rows`` rows each, as points at each
+    block's lowest and highest score: a smaller block is pooled with the neighbour whose rate is
     closer (pooling neighbours keeps the curve monotone), so that no confidence rests on a
     handful of notes (the top block of a plain fit is often a few rows coded 100 %)."""
     from sklearn.isotonic import IsotonicRegression
@@ -128,7 +128,13 @@ def pooled_curve(s: np.ndarray, y: np.ndarray, min_rows: int) -> list[tuple[floa
         a, b = sorted((i, j))
         blocks[a] = [blocks[a][0], blocks[b][1]]
         del blocks[b]
-    pts = [(round(float(s[a:b].mean()), 4), round(rate([a, b]), 4)) for a, b in blocks]
+    # each block from its lowest to its highest score at the block's rate (the isotonic step),
+    # linear only across the gap between two blocks: a block's rows then average its rate
+    pts: list[tuple[float, float]] = []
+    for a, b in blocks:
+        r = round(rate([a, b]), 4)
+        pts.append((round(float(s[a]), 4), r))
+        pts.append((round(float(s[b - 1]), 4), r))
     out: list[tuple[float, float]] = []
     for x, r in pts:  # equal rounded scores: keep the first
         if not out or x > out[-1][0]:

@@ -169,3 +169,29 @@ def test_real_cms_index_titles_keep_their_essential_words(cm_index_dir: Path) ->
     # two rows lost their last word in the flattening: "acute and (on)" and, under "acute", "and (on)"
     assert ("and chronic", "I50.813") in {(r.title, r.code) for r in rows if r.code == "I50.813"}
     assert not [r.title for r in rows if r.title.endswith(" and") or r.title == "and"]
+
+
+def test_a_cross_reference_in_parentheses_is_no_optional_word() -> None:
+    """"Loss (of) > appetite (see Anorexia) R63.0": with "(see Anorexia)" placed before
+    "appetite", the matcher cut the phrase at "see" and "loss" alone read as R63.0 (82 wrong
+    codes on CodiEsp train out of the box); "Carcinoma > basal cell (see also Neoplasm, skin,
+    malignant)" made every "carcinoma" C44.91."""
+    from opencac.codesets.cmindex import Row
+
+    rows = [Row(0, "Loss", nemod=("of",)), Row(1, "appetite", nemod=("see Anorexia",), code="R63.0"),
+            Row(0, "Carcinoma", nemod=("malignant",)),
+            Row(1, "basal cell", nemod=("pigmented", "see also Neoplasm, skin, malignant"), code="C44.91")]
+    ph = _phrases(expand("index", rows))
+    assert ("Loss appetite", "R63.0") in ph and ("Carcinoma basal cell pigmented", "C44.91") in ph
+    assert not any("see" in p.lower().split() for p, _ in ph), sorted(ph)
+
+
+def test_a_flattened_title_cut_after_a_combining_vowel_has_no_code(tmp_path: Path) -> None:
+    """ "Cancer(o)phobia F45.29" flattens to "Cancer" + "(o)": the row keeps its place, not the
+    code (every "cancer" read as a phobia)."""
+    p = tmp_path / "ICD10CM_Index.csv"
+    p.write_text("RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code\n"
+                 "1,C,0,Cancer,,,(o),F45.29\n2,C,0,Cancerophobia,,,,F45.29\n3,D,0,Digit,,,(s),R68.89\n",
+                 encoding="utf-8")
+    _, rows = read_csv(p)
+    assert [r.code for r in rows] == ["", "F45.29", "R68.89"]

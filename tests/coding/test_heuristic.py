@@ -40,9 +40,28 @@ def test_a_residual_code_needs_its_other_or_specified_in_the_note(phrase: str, f
 
     def hit(p: str) -> SimpleNamespace:
         return SimpleNamespace(score=0.75, source="index", n_tokens=3, phrase=p, text="heart failure", subsumed=False,
-                               incomplete=False, system="icd10cm", assertion="affirmed")
+                               incomplete=False, system="icd10cm", assertion="affirmed", code="I50.9", section="other")
 
     assert H.hit_weight(hit(phrase)) == pytest.approx(factor * H.hit_weight(hit("failure heart chronic")))
+
+
+@pytest.mark.parametrize(("code", "section", "factor"), [
+    ("Z09", "other", H._ENCOUNTER_FACTOR),  # "At follow-up she was well."
+    ("Z00.00", "labs", H._ENCOUNTER_FACTOR),  # "Laboratory tests were normal."
+    ("Z09", "hpi", 1.0),  # "Reason for visit: follow-up after completed treatment."
+    ("Z13.1", "assessment", 1.0),
+    ("Z87.891", "other", 1.0),  # a status or history code is no encounter reason
+    ("Z14.1", "other", 1.0),
+])
+def test_an_encounter_reason_counts_where_the_note_states_the_reason(code: str, section: str, factor: float) -> None:
+    from types import SimpleNamespace
+
+    def hit(c: str, sec: str) -> SimpleNamespace:
+        return SimpleNamespace(score=1.0, source="index", n_tokens=2, phrase="follow up", text="follow-up",
+                               subsumed=False, incomplete=False, system="icd10cm", assertion="affirmed", code=c,
+                               section=sec)
+
+    assert H.hit_weight(hit(code, section)) == pytest.approx(factor * H.hit_weight(hit("R05.9", section)))
 
 
 def test_header_ranks_after_the_billable_code_of_the_same_words(engine: CodingEngine) -> None:
@@ -112,3 +131,20 @@ def test_generic_index_words_are_not_mentions_alone() -> None:
     m = MentionMatcher.build([("Scale", "R23.4"), ("Investigation", "Z04.9"), ("Scaling, skin", "R23.4")])
     found = m.find(analyze("Insulin sliding scale. Further investigation was done. Scaling skin on the arms."))
     assert [x.text for x in found] == ["Scaling skin"]
+
+
+def test_index_words_a_note_uses_for_something_else_are_not_mentions_alone() -> None:
+    """The index's one-word main terms "Anesthesia" (R20.0), "Nerves" (R45.0), "Sinus" (L98.8),
+    "Gas" (R14.3), "Cold" (J00), "Consumption" (A15.9), "May" (D72.0), the tabular "Activity"
+    (Y93.9), "Donor" (Z52.9) and "Arrest" (Z65.3) were read from general anesthesia, the ulnar
+    nerve, sinus rhythm, blood gases, cold extremities, alcohol consumption, the month of May,
+    physical activity, a relative donor and cardiac arrest. Longer terms still match."""
+    from opencac.nlp import MentionMatcher, analyze
+
+    words = ["Anesthesia", "Nerves", "Sinus", "Gas", "Cold", "Consumption", "May", "Activity", "Donor", "Arrest"]
+    m = MentionMatcher.build([(w, "X00") for w in words] + [("Anesthesia of skin", "R20.0"),
+                                                            ("Arrest, cardiac", "I46.9")])
+    found = m.find(analyze("Surgery under general anesthesia; the ulnar nerve was spared. ECG: sinus rhythm. "
+                           "Arterial blood gas normal. Cold extremities. In May, alcohol consumption and physical "
+                           "activity were limited. The donor was his brother. Cardiac arrest. Anesthesia of skin."))
+    assert sorted(x.text for x in found) == ["Anesthesia of skin", "Cardiac arrest"]

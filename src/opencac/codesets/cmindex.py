@@ -76,6 +76,9 @@ class Row:
     manif: str = ""
 
 
+_CROSS_REF = re.compile(r"^see(?:\s+also)?\b", re.I)
+
+
 def _mods(text: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in re.findall(r"\(([^()]*)\)", text or "") if m.strip())
 
@@ -159,9 +162,14 @@ def read_csv(path: Path) -> tuple[str, list[Row]]:
                 cells = [(r.get(c) or "").strip() for c in _CSV_COLS.get(kind, ())]
                 title, mods = csv_title(r.get("Term") or "", r.get("NonEssModif") or "")
                 title = _complete_acuity(title, mods, rows, level)
+                code = _clean_code(r.get("Code") or "")
+                if mods == ("o",) and " " not in title:
+                    # "Cancer(o)phobia" flattened to "Cancer" + "(o)": the word after the combining
+                    # vowel is lost, and "Cancer" would read as F45.29. The row stays (its place in
+                    # the hierarchy) without its code.
+                    code = ""
                 rows.append(Row(level, title, mods,
-                                (r.get("See") or "").strip(), (r.get("SeeAlso") or "").strip(),
-                                _clean_code(r.get("Code") or ""), cells))
+                                (r.get("See") or "").strip(), (r.get("SeeAlso") or "").strip(), code, cells))
     except UnicodeDecodeError as exc:
         raise CodeSetSourceError(f"{path} is not UTF-8 text: {exc}") from exc
     return kind, rows
@@ -347,7 +355,10 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
         for li, x in enumerate(path):
             for m in x.nemod[:4]:
                 m = m.lstrip("-").strip()
-                if not m:
+                if not m or _CROSS_REF.match(m):
+                    # "(see Anorexia)", "(see also Neoplasm, skin, malignant)" is a reference, not
+                    # a word a note may add: placed before the term, the matcher cut the phrase at
+                    # "see" and "Loss (of) appetite" became "Loss" -> R63.0
                     continue
                 after = words[: li + 1] + [m] + words[li + 1:]
                 variants.append(" ".join(w for w in after if w))

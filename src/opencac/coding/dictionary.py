@@ -255,12 +255,19 @@ def _kb_key(kb: Any) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _normalizer_key() -> str:
-    """Fingerprint of the text normaliser's source: the matcher's phrases are stored
-    normalised, so any change to the normalisation (abbreviations, synonyms) rebuilds it."""
+    """Fingerprint of what the compiled matcher depends on besides the knowledge base: the text
+    normaliser's source (its phrases are stored normalised: abbreviations, synonyms), this
+    module's source (which terms become entries) and the matcher's stop lists. Any change to
+    them rebuilds it."""
     import importlib
 
+    from opencac.nlp.matcher import DEFAULT_STOP_PHRASES, MATCH_STOPWORDS
+
     module = importlib.import_module("opencac.nlp.normalize")  # the package exports a function of that name
-    return hashlib.sha256(Path(str(module.__file__)).read_bytes()).hexdigest()[:8]
+    h = hashlib.sha256(Path(str(module.__file__)).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    h.update(" ".join(sorted(DEFAULT_STOP_PHRASES | {f"/{w}" for w in MATCH_STOPWORDS})).encode())
+    return h.hexdigest()[:8]
 
 
 def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Path | None = None) -> Any:
@@ -274,7 +281,7 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
     from opencac.nlp.matcher import MentionMatcher
 
     srcs = frozenset(sources)
-    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v12-{_normalizer_key()}"
+    key = f"{_kb_key(kb)}-{hashlib.sha256(','.join(sorted(srcs)).encode()).hexdigest()[:8]}-v13-{_normalizer_key()}"
     with _LOCK:
         if key in _MATCHERS:
             return _MATCHERS[key]

@@ -12,7 +12,7 @@ Pipeline (component names are stable; audit records cite them):
 2. ``opencac.coding.candidates.v1``: dictionary, hierarchy and supervised candidates with
    features.
 3. ``opencac.coding.ranker.v1`` (trained model): LightGBM score -> isotonic confidence;
-   ``opencac.coding.heuristic.v2`` (no model): a hand-set score from match quality, mapped to
+   ``opencac.coding.heuristic.v3`` (no model): a hand-set score from match quality, mapped to
    a confidence by a fixed curve (see :mod:`opencac.coding.heuristic`).
 4. Suggestions with evidence spans, assertion, rationale and signals; ``selected`` when the
    confidence passes the model's threshold and the assertion allows it.

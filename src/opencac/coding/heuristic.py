@@ -1,4 +1,4 @@
-"""The out-of-the-box scorer (``opencac.coding.heuristic.v2``): dictionary candidates ranked
+"""The out-of-the-box scorer (``opencac.coding.heuristic.v3``): dictionary candidates ranked
 and given a confidence with no trained model.
 
 A candidate's score is its best dictionary match's quality (exact over word-bag matches;
@@ -12,6 +12,8 @@ mentioned in several sentences. It is lowered for:
   failure");
 - an ICD-10-CM header that needs more characters, or its completion to the unspecified
   subcode: the billable codes beside it are what gets reported;
+- an encounter-reason code (Z00-Z13) read outside the reason for the visit, the assessment
+  or the diagnoses;
 - matches that are only negated, family history, hypothetical or inside a longer match.
 
 The confidence is the score mapped through a fixed monotone curve (:data:`CALIBRATION`),
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 
 #: Component name recorded with results and in the benchmark notes.
-VERSION = "opencac.coding.heuristic.v2"
+VERSION = "opencac.coding.heuristic.v3"
 
 _SOURCE_WEIGHT = {"tabular": 1.0, "inclusion": 0.95, "index": 0.9, "clinical": 0.85, "neoplasm": 0.75, "eindex": 0.45,
                   "pcs-index": 0.8, "pcs-table": 0.7, "imaging": 0.95, "pcs-bodypart": 0.9}
@@ -47,6 +49,17 @@ _OTHER = re.compile(r"\bothers?\b|\bspecified\b")  # the index's "specified NEC"
 _HEADER_FACTOR = {"icd10cm": 0.3, "icd10pcs": 0.9}
 #: Factor for a word-bag match of an "other ..." title whose "other" is not in the note's words.
 _OTHER_FACTOR = 0.2
+#: Factor for an encounter-reason code (Z00-Z13: examinations, screening, follow-up,
+#: observation) read outside the sections that state why the patient came: a narrative's
+#: "at follow-up" or "laboratory tests were normal" is no reason for the encounter (Z09 and
+#: Z00.00 were the out-of-the-box engine's commonest wrong codes on CodiEsp train, which codes
+#: none of Z00-Z13).
+_ENCOUNTER_FACTOR = 0.3
+_REASON_SECTIONS = frozenset({"hpi", "assessment", "diagnoses"})
+
+
+def _encounter_reason(code: str) -> bool:
+    return code[:1] == "Z" and code[1:3].isdigit() and int(code[1:3]) <= 13
 
 
 def hit_weight(h: Any) -> float:
@@ -62,6 +75,8 @@ def hit_weight(h: Any) -> float:
         w *= 0.8
     if h.system == "icd10pcs" and h.source == "pcs-table" and h.n_tokens < 2:
         w *= 0.3  # a lone body part such as "lung" is no procedure
+    if h.system == "icd10cm" and _encounter_reason(h.code) and h.section not in _REASON_SECTIONS:
+        w *= _ENCOUNTER_FACTOR
     return w * _ASSERTION_WEIGHT.get(h.assertion, 1.0)
 
 
@@ -81,19 +96,25 @@ def heuristic_score(c: Any, system: str) -> float:
 # BEGIN CALIBRATION
 CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
     "icd10cm": (
-        (0.0112, 0.0), (0.0209, 0.0073), (0.0423, 0.0244), (0.0592, 0.0482),
-        (0.0678, 0.0566), (0.0751, 0.0621), (0.0833, 0.069), (0.0909, 0.0714),
-        (0.1309, 0.0814), (0.1813, 0.1469), (0.2159, 0.1986), (0.2865, 0.2051),
-        (0.4257, 0.2243), (0.5176, 0.3846), (0.6976, 0.4534), (0.8892, 0.4616),
-        (0.9517, 0.5352), (1.0602, 0.549), (1.3158, 0.648), (1.7588, 0.6944),
+        (0.005, 0.0), (0.0135, 0.0), (0.0137, 0.0079), (0.0284, 0.0079),
+        (0.0285, 0.0237), (0.0538, 0.0237), (0.054, 0.046), (0.0656, 0.046),
+        (0.0664, 0.0556), (0.0701, 0.0556), (0.0703, 0.0562), (0.088, 0.0562),
+        (0.0891, 0.069), (0.0922, 0.069), (0.0938, 0.0789), (0.1562, 0.0789),
+        (0.1575, 0.1528), (0.2109, 0.1528), (0.2125, 0.1991), (0.375, 0.1991),
+        (0.3765, 0.2285), (0.48, 0.2285), (0.4845, 0.4088), (0.5379, 0.4088),
+        (0.54, 0.5246), (0.845, 0.5246), (0.85, 0.5821), (0.918, 0.5821),
+        (0.9352, 0.5876), (0.9844, 0.5876), (0.9975, 0.6328), (1.1875, 0.6328),
+        (1.19, 0.702), (1.5, 0.702), (1.52, 0.7092), (2.45, 0.7092),
     ),
     "icd10pcs": (
-        (0.1215, 0.0314), (0.1541, 0.0465), (0.1903, 0.0536), (0.2334, 0.0545),
-        (0.2705, 0.0741), (0.4964, 0.0997), (0.6465, 0.1458), (0.7457, 0.2741),
-        (1.0238, 0.4137),
+        (0.0193, 0.0329), (0.1517, 0.0329), (0.1519, 0.0465), (0.1571, 0.0465),
+        (0.1575, 0.0525), (0.2117, 0.0525), (0.2125, 0.0546), (0.251, 0.0546),
+        (0.2513, 0.07), (0.2826, 0.07), (0.285, 0.1001), (0.5832, 0.1001),
+        (0.5859, 0.1429), (0.6912, 0.1429), (0.72, 0.285), (0.7594, 0.285),
+        (0.765, 0.4074), (0.8721, 0.4074), (0.875, 0.4124), (2.1, 0.4124),
     ),
 }
-THRESHOLD: dict[str, float] = {"icd10cm": 0.3269, "icd10pcs": 0.2409}
+THRESHOLD: dict[str, float] = {"icd10cm": 0.4088, "icd10pcs": 0.285}
 FITTED_ON = 'CodiEsp train (500 notes)'
 # END CALIBRATION
 

@@ -52,6 +52,13 @@ DEFAULT_STOP_PHRASES = frozenset(
     follow followup up new old late early primary secondary multiple single total partial
     effect effects reaction reactions factor factors level levels result results sign signs
     symptom symptoms body system function lesion illness investigation investigations scale""".split()
+) | frozenset(
+    # index main terms whose one word a note uses for something else: "general anesthesia" (not
+    # R20.0), "ulnar nerve" (the index's "Nerves" is R45.0, nervousness), "sinus rhythm" (L98.8),
+    # "blood gas" (R14.3), "cold extremities" (J00), "alcohol consumption" (A15.9), the month or
+    # verb "may" (May-Hegglin, D72.0), "physical activity" (Y93.9), "the donor" (Z52.9), "cardiac
+    # arrest" read as "arrest" (Z65.3, legal circumstances)
+    """anesthesia nerve sinus gas cold consumption may activity donor arrest""".split()
 )
 
 # Words ignored when matching a phrase as a bag of content words.

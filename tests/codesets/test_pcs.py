@@ -65,6 +65,22 @@ def test_ambiguous_prefix_needs_system(kb) -> None:
     assert kb.find("W19.XXX").code == "W19"  # placeholder X without its 7th character
 
 
+@pytest.mark.parametrize(("first", "then"), [("icd10cm", "icd10pcs"), ("icd10pcs", "icd10cm")])
+def test_a_key_both_code_sets_spell_is_found_in_either_order(kb, first: str, then: str) -> None:
+    """F07 is an ICD-10-CM category and an ICD-10-PCS table: the look-up memo handed the CM
+    category to a PCS look-up made after it (the rules replay listed F07.9 among a PCS table's
+    completions and crashed on its axes)."""
+    from opencac.codesets.kb import KnowledgeBase
+
+    fresh = KnowledgeBase.__new__(KnowledgeBase)  # a new look-up memo over the same compiled data
+    fresh.__dict__.update({k: v for k, v in kb.__dict__.items() if k != "_codes"})
+    fresh._codes = {}
+    for system in (first, then, first):
+        assert fresh.find("F07", system).system is CodeSystem.parse(system)
+    assert fresh.find("F07").system is CodeSystem.ICD10CM
+    assert all(c.startswith("F07") and len(c) == 7 for c in fresh.billable_descendants("F07", "icd10pcs"))
+
+
 def test_procedure_names_from_gems(kb) -> None:
     hits = {(t.phrase, t.code) for t in kb.terms(CodeSystem.ICD10PCS) if "appendectomy" in t.phrase.lower()}
     assert ("laparoscopic appendectomy", "0DTJ4ZZ") in hits  # ICD-9-CM 47.01 title, first letter restored

@@ -240,7 +240,7 @@ class KnowledgeBase:
             return None
         want = CodeSystem.parse(system) if system is not None else None
         hit = self._codes.get(c)
-        if hit is not None:
+        if hit is not None and (want is None or hit.system is want):
             return hit
         obj: Code | None
         if c in self._cm and want is not CodeSystem.ICD10PCS:
@@ -252,7 +252,9 @@ class KnowledgeBase:
             obj = self._make_pcs(c)
         else:
             obj = None
-        if obj is not None:
+        if obj is not None and (obj.system is CodeSystem.ICD10CM or c not in self._cm):
+            # a key both code sets spell (F07: a CM category and a PCS table) is memoised for
+            # ICD-10-CM only, what a look-up without a system returns
             self._codes[c] = obj
         return obj
 

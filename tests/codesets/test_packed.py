@@ -25,6 +25,13 @@ def test_packed_map_is_its_source(source: dict[str, object], probes: list[str]) 
     assert dict(m.items()) == source
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(keys, st.integers(), max_size=40), keys)
+def test_keys_with_prefix_are_the_sources_keys_with_that_prefix(source: dict[str, int], prefix: str) -> None:
+    m = pickle.loads(pickle.dumps(PackedMap(source)))
+    assert m.keys_with_prefix(prefix) == sorted(k for k in source if k.startswith(prefix))
+
+
 def test_code_like_keys_found_by_binary_search() -> None:
     source = {f"{c}{n:02d}.{d}": (c, n, d) for c in "ZAMB" for n in range(0, 100, 7) for d in range(10)}
     m = pickle.loads(pickle.dumps(PackedMap(source)))

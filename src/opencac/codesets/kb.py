@@ -445,7 +445,9 @@ class KnowledgeBase:
         if obj.system is CodeSystem.ICD10PCS:
             c = obj.code
             current = self._pcs_present[self.pcs_version_for(None)]
-            return sorted(k for k in self._pcs_data() if k.startswith(c) and k in current)
+            data = self._pcs_data()
+            below = data.keys_with_prefix(c) if hasattr(data, "keys_with_prefix") else (k for k in data if k.startswith(c))
+            return sorted(k for k in below if k in current)
         bill = self._billable[self._newest]
         out: list[str] = []
         stack = [obj.code]

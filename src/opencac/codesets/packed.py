@@ -69,6 +69,16 @@ class PackedMap(Mapping[str, Any]):
             self._names = self._keys.split("\n") if self._keys is not None else []
         return self._names
 
+    def keys_with_prefix(self, prefix: str) -> list[str]:
+        """The keys that start with ``prefix``, sorted: a binary search, not a scan of them all
+        (every ICD-10-PCS code under a table prefix, for instance)."""
+        names = self._sorted_names()
+        i = j = bisect_left(names, prefix)
+        while j < len(names) and names[j].startswith(prefix):
+            j += 1
+        extra = [k for k in self._extra if k.startswith(prefix)]
+        return sorted(names[i:j] + extra) if extra else names[i:j]
+
     def _where(self, key: object) -> int | None:
         """The sorted position of a stored key (None: not stored)."""
         if not isinstance(key, str):

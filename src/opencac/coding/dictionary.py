@@ -396,8 +396,9 @@ def _body_part_children(kb: Any, code: str) -> list[tuple[Any, str, list[str]]]:
 
 #: ICD-10-PCS root operations whose name is also a finding's name: Dilation (``7``) and
 #: Occlusion (``L``) in the Medical and Surgical section. "CT showed dilation of the pancreatic
-#: duct" reports what a study saw, not a procedure (ICD-10-PCS Guidelines A.11: the procedure
-#: is coded from what was done, not from how the body looked).
+#: duct" reports what a study saw, not a procedure: the root operation Dilation is "expanding an
+#: orifice or the lumen of a tubular body part", something done (ICD-10-PCS Guidelines A.11: the
+#: coder determines what the documentation equates to in the PCS definitions).
 _FINDING_OPERATIONS = frozenset({"7", "L"})
 _FINDING_WORD = re.compile(r"\b(?:dilat(?:ion|ions|ation|ations|ed)|occlu(?:sion|sions|ded))\b", re.I)
 # a sentence that reports what a study or an examination saw

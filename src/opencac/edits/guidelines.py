@@ -1497,8 +1497,9 @@ _PCS_RX = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
 
 
 def _pcs_difference(kb: Any, code: str, other: str) -> str:
-    """What sets a valid PCS code apart from a deleted one of its row: the meanings of its axes
-    from the first character where the two differ ("Anesthetic Agent")."""
+    """What sets a valid PCS code apart from ``other`` (a deleted code of its row, or a prefix it
+    completes): the meanings of its axes from the first character where the two differ
+    ("Anesthetic Agent"), or its description when ``other`` is a prefix of it."""
     axes = kb.pcs_axes(code)
     at = next((i for i, (a, b) in enumerate(zip(code, other)) if a != b), len(axes))
     parts = [meaning for _, _, meaning in axes[at:] if meaning and meaning != "None"]
@@ -1547,19 +1548,17 @@ def _pcs_incomplete_edit(state: RulesState, fc: FinalCode, u: str, P: str) -> Ed
 
 def _pcs_invalid_edit(state: RulesState, fc: FinalCode, u: str, P: str) -> Edit:
     """PCS-INVALID for a well-formed code not in the tables of the date of service (3E0T3CZ,
-    deleted in FY2019 when "Regional Anesthetic" became "Anesthetic Agent"). The codes of the
-    same table row that are valid now (the longest shared prefix, body part at least) are named;
-    when the engine found one of them in the note, replacing the code with it is proposed, never
-    applied: the old code's meaning is not in the loaded tables, so the coder confirms it."""
+    "Regional Anesthetic", in CodiEsp's 2018 gold; the tables now have "Anesthetic Agent"). The
+    codes of the same table row that are valid now (the longest shared prefix, body part at
+    least) are named; when the engine found one of them in the note, replacing the code with it
+    is proposed, never applied: the old code's meaning is not in the loaded tables, so the coder
+    confirms it."""
     cite = f"{P} A.2; CMS Definition of Medicare Code Edits, edit 1 (invalid procedure code)"
     kb = state.kb
     row: list[str] = []
-    for n in (6, 5, 4):
-        if kb.find(u[:4], "icd10pcs") is None:
-            break
-        row = [c for c in kb.billable_descendants(u[:4], "icd10pcs") if c.startswith(u[:n]) and kb.is_billable(c, state.as_of)]
-        if row:
-            break
+    if kb.find(u[:4], "icd10pcs") is not None:
+        valid = [c for c in kb.billable_descendants(u[:4], "icd10pcs") if kb.is_billable(c, state.as_of)]
+        row = next((r for r in ([c for c in valid if c.startswith(u[:n])] for n in (6, 5, 4)) if r), [])
     found = sorted((c for c in state.candidates if c.system == "icd10pcs" and undot(c.code) in row
                     and c.assertion == "affirmed" and c.confidence >= state.policy.candidate_min),
                    key=lambda c: -c.confidence)

@@ -285,3 +285,30 @@ def test_keep_filters_mentions_without_changing_the_kept_ones(matcher: MentionMa
     assert [key(m) for m in kept] == want
     assert 0 < len(kept) < len(every)
     assert any(m.subsumed for m in kept)  # "disease" inside "coronary artery disease", and so on
+
+
+def test_writers_of_one_dictionary_file_do_not_collide(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two test or batch workers on a fresh cache compile the same dictionary at once: each
+    writes its own temporary file and renames it into place (they shared one temporary name,
+    wrote into it together and renamed it from under each other)."""
+    import threading
+
+    m = MentionMatcher.build([(f"term number {i} of the list", f"X{i:03d}") for i in range(3000)])
+    path = tmp_path / "dictionary-test.pkl"
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for _ in range(5):
+                m.save(path)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(MentionMatcher.load(path)) == len(m)
+    assert [p.name for p in tmp_path.iterdir()] == ["dictionary-test.pkl"]

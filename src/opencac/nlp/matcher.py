@@ -19,8 +19,10 @@ Two kinds of mention:
 from __future__ import annotations
 
 import bisect
+import os
 import pickle
 import re
+import tempfile
 from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -403,11 +405,18 @@ class MentionMatcher:
             "bag_pids": (flat.tobytes(), offs.tobytes()),
             "bag_anchor": _Anchors.pack(self.bag_anchor_),
         }
+        # atomically, through a temporary file of this writer's own: processes that compile the
+        # same dictionary at once (test workers, batch workers on a fresh cache) must not write
+        # into one temporary file or rename it from under each other
         p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(p)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, path: str | Path) -> MentionMatcher:

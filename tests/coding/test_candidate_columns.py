@@ -67,9 +67,8 @@ def _reference_build_candidates(
         else:
             if len(code) >= 4:
                 get(code[:4]).via.add("parent")
-            if len(code) == 4 and code[0] == "b" and kb is not None and _find(kb, code + "zzz") is not None:
-                # imaging: CodiEsp codes both the 4-character node and the complete code
-                # (no contrast, no qualifier: "ZZZ")
+            if (len(code) == 4 and code[0] == "b" and kb is not None and _find(kb, code + "zzz", system) is not None
+                    and not all(h.attributes.get("contrast") == "given" for h in hs)):
                 get(code + "zzz").via.add("parent")
             for i in prefix_index.get(code[:4] if len(code) >= 4 else code, []):
                 get(codes[i]).via.add("sibling")
@@ -251,7 +250,8 @@ def _hits(doc: int) -> list[SimpleNamespace]:
                 code=code, phrase=phrase, source=source, system="icd10pcs" if code[0] in "B0" else "icd10cm",
                 score=float(rng.choice([1.0, 0.8, 0.65])), n_tokens=1 + rng.randint(3), subsumed=bool(rng.rand() < 0.3),
                 incomplete=len(code) == 3, sentence=int(rng.randint(4)),
-                assertion=str(rng.choice(["affirmed", "negated", "family", "uncertain", "odd"]))))
+                assertion=str(rng.choice(["affirmed", "negated", "family", "uncertain", "odd"])),
+                attributes={"contrast": "given"} if rng.rand() < 0.3 else {}))
     return out
 
 

@@ -293,3 +293,18 @@ def test_a_pcs_table_prefix_spelled_like_a_diagnosis_code_stays_a_procedure(engi
     by_code = {s.code: s for s in res.procedures}
     assert "B02.0" not in by_code
     assert "B020" in by_code and "Brain" in by_code["B020"].description
+
+
+@pytest.mark.parametrize(("text", "absent", "present"), [
+    ("Abdominal-pelvic computed tomography (CT) with contrast confirmed a hepatic abscess.", "BW21ZZZ", "BW21"),
+    ("Contrast-enhanced CT of the abdomen and pelvis was normal.", "BW21ZZZ", "BW21"),
+    ("CT of the abdomen without contrast was normal.", None, "BW20ZZZ"),
+])
+def test_a_study_with_contrast_gets_no_code_that_says_none(engine: CodingEngine, text: str, absent: str | None,
+                                                          present: str) -> None:
+    """ICD-10-PCS imaging codes ending "ZZZ" say "contrast: none": a CT "with contrast" keeps
+    its table prefix for the coder to complete (high / low osmolar, other) instead."""
+    codes = {s.code for s in engine.code(text, doc_id="t").procedures}
+    assert present in codes, sorted(codes)
+    if absent:
+        assert absent not in codes, sorted(codes)

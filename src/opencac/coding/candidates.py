@@ -361,9 +361,10 @@ def build_candidates(
         else:
             if len(code) >= 4:
                 get(code[:4]).via.add("parent")
-            if len(code) == 4 and code[0] == "b" and kb is not None and _find(kb, code + "zzz") is not None:
+            if (len(code) == 4 and code[0] == "b" and kb is not None and _find(kb, code + "zzz", system) is not None
+                    and not all(h.attributes.get("contrast") == "given" for h in hs)):
                 # imaging: CodiEsp codes both the 4-character node and the complete code
-                # (no contrast, no qualifier: "ZZZ")
+                # (no contrast, no qualifier: "ZZZ"), unless the note says contrast was used
                 get(code + "zzz").via.add("parent")
             for s in prefix_codes.get(code[:4] if len(code) >= 4 else code, ()):
                 get(s).via.add("sibling")

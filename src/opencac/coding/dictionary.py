@@ -300,9 +300,7 @@ def get_matcher(kb: Any, sources: Iterable[str] = DEFAULT_SOURCES, cache_dir: Pa
         if m is None:
             m = MentionMatcher.build(_entries(kb, srcs))
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            m.save(tmp)
-            tmp.replace(path)
+            m.save(path)  # atomic: another process may be writing the same file
             prune_dictionaries(path.parent)
         _MATCHERS[key] = m
         return m
@@ -447,6 +445,39 @@ def drop_study_findings(doc: Any, hits: list[DictHit]) -> list[DictHit]:
                         and not _DONE_BEFORE.search(before)
                         and not _DONE_AFTER.search(text[end:min(hi, end + 60)])):
                     continue
+        out.append(h)
+    return out
+
+
+# a sentence that says the study used contrast ("CT with contrast", "contrast-enhanced MRI")
+_CONTRAST_GIVEN = re.compile(
+    r"\b(?:with|after|using|following|plus)\s+(?:\w+\s+){0,2}contrast\b|\bcontrast[- ]enhanced\b|"
+    r"\b(?:iodinated|intravenous|iv|gadolinium)\s+contrast\b|\bgadolinium\b", re.I)
+_CONTRAST_DENIED = re.compile(r"\b(?:without|no)\s+(?:\w+\s+){0,2}contrast\b|\bnon[- ]?contrast\b|"
+                              r"\bunenhanced\b", re.I)
+
+
+def drop_contrast_conflicts(doc: Any, hits: list[DictHit]) -> list[DictHit]:
+    """Drop complete ICD-10-PCS imaging codes whose contrast axis is "None" (``BW21ZZZ``) read
+    in a sentence that says the study used contrast ("abdominal-pelvic CT with contrast"): the
+    contrast value (high or low osmolar, other) is what the coder completes; the table prefix
+    (``BW21``) stays, marked ``attributes["contrast"] = "given"`` so that no "ZZZ" completion is
+    made from it. PCS imaging, 5th character: 0 high osmolar, 1 low osmolar, Y other, Z none."""
+    out: list[DictHit] = []
+    said: dict[int, bool] = {}
+    for h in hits:
+        if h.system == "icd10pcs" and h.code[:1] == "B" and len(h.code) >= 4:
+            if h.sentence not in said:
+                if doc.sentences and 0 <= h.sentence < len(doc.sentences):
+                    sent = doc.sentences[h.sentence]
+                    txt = doc.text[sent.start:sent.end]
+                else:
+                    txt = h.text
+                said[h.sentence] = bool(_CONTRAST_GIVEN.search(txt)) and not _CONTRAST_DENIED.search(txt)
+            if said[h.sentence]:
+                if len(h.code) == 7 and h.code[4] == "Z":
+                    continue
+                h.attributes["contrast"] = "given"
         out.append(h)
     return out
 

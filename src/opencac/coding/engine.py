@@ -132,7 +132,8 @@ class CodingEngine:
             systems: keep only these code systems' hits (default all; the hits of a system do
                 not depend on the others).
         """
-        from opencac.coding.dictionary import drop_study_findings, expand_pcs_hits, hits_from_mentions
+        from opencac.coding.dictionary import (drop_contrast_conflicts, drop_study_findings, expand_pcs_hits,
+                                               hits_from_mentions)
         from opencac.coding.values import value_hits
         from opencac.nlp.pipeline import analyze
 
@@ -149,7 +150,7 @@ class CodingEngine:
             hits = [h for h in hits if h.system in keep]
             if "icd10pcs" not in keep:
                 return doc, hits
-        return doc, expand_pcs_hits(doc, drop_study_findings(doc, hits), self.kb)
+        return doc, expand_pcs_hits(doc, drop_contrast_conflicts(doc, drop_study_findings(doc, hits)), self.kb)
 
     # -- coding ----------------------------------------------------------------------------
     def code(self, text: str, doc_id: str = "note", context: EncounterContext | None = None,

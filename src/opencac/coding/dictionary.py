@@ -416,6 +416,14 @@ _DONE_AFTER = re.compile(
     r"^\W*(?:\w+\W+){0,4}?(?:with|using) (?:an? )?(?:balloons?|bougies?|dilators?|stents?|coils?|catheters?)\b", re.I)
 
 
+def _sentence_bounds(doc: Any, h: DictHit) -> tuple[int, int]:
+    """Offsets of the sentence a hit lies in (the hit's own span when the document has none)."""
+    if doc.sentences and 0 <= h.sentence < len(doc.sentences):
+        s = doc.sentences[h.sentence]
+        return s.start, s.end
+    return h.start, h.end
+
+
 def drop_study_findings(doc: Any, hits: list[DictHit]) -> list[DictHit]:
     """Drop ICD-10-PCS Dilation / Occlusion hits read from a finding that a study or an
     examination reported ("the abdominal CT showed dilation of the pancreatic duct"): the
@@ -429,11 +437,7 @@ def drop_study_findings(doc: Any, hits: list[DictHit]) -> list[DictHit]:
             m = _FINDING_WORD.search(h.text)
             if m is not None:
                 at = h.start + m.start()
-                if doc.sentences and 0 <= h.sentence < len(doc.sentences):
-                    s = doc.sentences[h.sentence]
-                    lo, hi = s.start, s.end
-                else:
-                    lo, hi = h.start, h.end
+                lo, hi = _sentence_bounds(doc, h)
                 sentence = text[lo:hi]
                 end = h.start + m.end()
                 before = text[max(lo, at - 60):at]
@@ -468,11 +472,8 @@ def drop_contrast_conflicts(doc: Any, hits: list[DictHit]) -> list[DictHit]:
     for h in hits:
         if h.system == "icd10pcs" and h.code[:1] == "B" and len(h.code) >= 4:
             if h.sentence not in said:
-                if doc.sentences and 0 <= h.sentence < len(doc.sentences):
-                    sent = doc.sentences[h.sentence]
-                    txt = doc.text[sent.start:sent.end]
-                else:
-                    txt = h.text
+                lo, hi = _sentence_bounds(doc, h)
+                txt = doc.text[lo:hi]
                 said[h.sentence] = bool(_CONTRAST_GIVEN.search(txt)) and not _CONTRAST_DENIED.search(txt)
             if said[h.sentence]:
                 if len(h.code) == 7 and h.code[4] == "Z":
@@ -496,11 +497,8 @@ def expand_pcs_hits(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHit]:
             continue
         seen.add((h.code, h.sentence))
         if h.sentence not in sent_words:
-            if doc.sentences and 0 <= h.sentence < len(doc.sentences):
-                s = doc.sentences[h.sentence]
-                txt = doc.text[s.start:s.end]
-            else:
-                txt = h.text
+            lo, hi = _sentence_bounds(doc, h)
+            txt = doc.text[lo:hi]
             words = {_stem(w) for w in re.findall(r"[A-Za-z]+", txt)}
             words |= {_BODY_ADJ[w] for w in list(words) if w in _BODY_ADJ}
             sent_words[h.sentence] = words

@@ -19,10 +19,8 @@ Two kinds of mention:
 from __future__ import annotations
 
 import bisect
-import os
 import pickle
 import re
-import tempfile
 from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -30,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opencac.codesets.config import read_pickle
+from opencac.codesets.config import read_pickle, write_pickle
 from opencac.codesets.packed import PackedMap
 from opencac.errors import ModelFormatError
 from opencac.nlp.assertion import assert_span
@@ -405,18 +403,10 @@ class MentionMatcher:
             "bag_pids": (flat.tobytes(), offs.tobytes()),
             "bag_anchor": _Anchors.pack(self.bag_anchor_),
         }
-        # atomically, through a temporary file of this writer's own: processes that compile the
-        # same dictionary at once (test workers, batch workers on a fresh cache) must not write
-        # into one temporary file or rename it from under each other
-        p = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # atomically, through a temporary file of this writer's own (``write_pickle``): processes
+        # that compile the same dictionary at once (test workers, batch workers on a fresh cache)
+        # must not write into one temporary file or rename it from under each other
+        write_pickle(state, Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> MentionMatcher:

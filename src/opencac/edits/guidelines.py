@@ -8,6 +8,7 @@ engine mode and only proposes in claim mode. Every function cites the clause it 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from opencac.coding.completion import unspecified_leaf
@@ -280,19 +281,18 @@ def run_completion(state: RulesState) -> list[Edit]:
                                      evidence=_ev(fc), fix={"replace": {fc.code: new}}),
                                 stated, "the note does not state the episode of care"))
             continue
-        suggested = sorted((c for c in state.candidates if c.system == "icd10cm" and c.assertion == "affirmed"
-                            and c.confidence >= state.policy.candidate_min and undot(c.code).startswith(u) and len(undot(c.code)) > len(u)
-                            and kb.is_billable(c.code, state.as_of)), key=lambda c: -c.confidence)
-        if suggested:
-            best = kb.normalize(suggested[0].code)
-            sure = (state.policy.is_confident(suggested[0].confidence)
-                    and state.policy.engine_agrees(_score(state, fc.code), suggested[0].confidence))
+        sub = _best_candidate(state, "icd10cm", lambda c: undot(c).startswith(u) and len(undot(c)) > len(u)
+                              and kb.is_billable(c, state.as_of))
+        if sub is not None:
+            best = kb.normalize(sub.code)
+            sure = (state.policy.is_confident(sub.confidence)
+                    and state.policy.engine_agrees(_score(state, fc.code), sub.confidence))
             edits.append(decide(Edit("HEADER-CODE-COMPLETED", "warning",
                                      f"{fc.code} is a header (non-billable) code; {'completed' if sure else 'complete it'} "
                                      f"to {best}, the subcode the note supports best.",
                                      f"{G} I.B.1-I.B.2 (code to the highest number of characters available)",
                                      codes=[fc.code, best], evidence=_ev(fc), fix={"replace": {fc.code: best}}),
-                                sure, f"the engine's confidence in {best} is {conf_text(suggested[0].confidence)}"))
+                                sure, f"the engine's confidence in {best} is {conf_text(sub.confidence)}"))
             continue
         leaf = unspecified_leaf(state.kb, fc.code, state.as_of)
         if leaf:
@@ -1304,19 +1304,18 @@ def _ckd_stage_required(refs: tuple[str, ...] | list[str]) -> bool:
     return any(undot(r).startswith("N18") for r in refs) and len(refs) <= 2
 
 
+def _best_candidate(state: RulesState, system: str, keep: Callable[[str], bool]) -> Any:
+    """The engine's most confident affirmed suggestion of ``system`` (selected or not, scored at
+    least ``policy.candidate_min``) whose code ``keep`` accepts; None when there is none."""
+    return max((c for c in state.candidates if c.system == system and c.assertion == "affirmed"
+                and c.confidence >= state.policy.candidate_min and keep(c.code)),
+               key=lambda c: c.confidence, default=None)
+
+
 def _candidate_for(state: RulesState, refs: Any, owner: str) -> Any:
-    best = None
-    for s in state.candidates:
-        if s.system != "icd10cm" or s.assertion != "affirmed" or undot(s.code) == undot(owner):
-            continue
-        if s.confidence < state.policy.candidate_min or state.has(s.code):
-            continue
-        if not state.kb.is_billable(s.code, state.as_of):
-            continue
-        if any(state.kb.ref_matches(r, s.code) for r in refs):
-            if best is None or s.confidence > best.confidence:
-                best = s
-    return best
+    return _best_candidate(state, "icd10cm", lambda c: undot(c) != undot(owner) and not state.has(c)
+                           and state.kb.is_billable(c, state.as_of)
+                           and any(state.kb.ref_matches(r, c) for r in refs))
 
 
 # -------------------------------------------------------------------------------------------
@@ -1515,18 +1514,15 @@ def _pcs_incomplete_edit(state: RulesState, fc: FinalCode, u: str, P: str) -> Ed
     cite = f"{P} A.2-A.3 (all seven characters must be specified)"
     kb = state.kb
     msg = f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters)"
-    found = sorted((c for c in state.candidates if c.system == "icd10pcs" and len(undot(c.code)) == 7
-                    and undot(c.code).startswith(u) and c.assertion == "affirmed"
-                    and c.confidence >= state.policy.candidate_min and kb.is_billable(c.code, state.as_of)),
-                   key=lambda c: -c.confidence)
-    if found:
-        best = undot(found[0].code)
+    done = [c for c in kb.billable_descendants(u, "icd10pcs") if kb.is_billable(c, state.as_of)]
+    found = _best_candidate(state, "icd10pcs", lambda c: undot(c) in done)
+    if found is not None:
+        best = undot(found.code)
         return decide(Edit("PCS-INCOMPLETE", "error", f"{msg}; the note supports {best} "
                            f"({_pcs_difference(kb, best, u)}): complete it to that code.", cite,
                            codes=[fc.code, best], evidence=_ev(fc), fix={"replace": {fc.code: best}}),
                       False, f"confirm the remaining axes (the engine's confidence in {best} is "
-                             f"{conf_text(found[0].confidence)})")
-    done = [c for c in kb.billable_descendants(u, "icd10pcs") if kb.is_billable(c, state.as_of)]
+                             f"{conf_text(found.confidence)})")
     if not done:
         return Edit("PCS-INCOMPLETE", "error", f"{msg}: complete the remaining axes from the PCS table.", cite,
                     codes=[fc.code], evidence=_ev(fc))
@@ -1559,17 +1555,15 @@ def _pcs_invalid_edit(state: RulesState, fc: FinalCode, u: str, P: str) -> Edit:
     if kb.find(u[:4], "icd10pcs") is not None:
         valid = [c for c in kb.billable_descendants(u[:4], "icd10pcs") if kb.is_billable(c, state.as_of)]
         row = next((r for r in ([c for c in valid if c.startswith(u[:n])] for n in (6, 5, 4)) if r), [])
-    found = sorted((c for c in state.candidates if c.system == "icd10pcs" and undot(c.code) in row
-                    and c.assertion == "affirmed" and c.confidence >= state.policy.candidate_min),
-                   key=lambda c: -c.confidence)
+    found = _best_candidate(state, "icd10pcs", lambda c: undot(c) in row)
     msg = f"{fc.code} is not valid in the ICD-10-PCS tables for the date of service (FY{state.fy})"
-    if found:
-        best = undot(found[0].code)
+    if found is not None:
+        best = undot(found.code)
         return decide(Edit("PCS-INVALID", "error", f"{msg}; {best} ({kb.find(best).description}), of the same table "
                            "row, is supported by the note: replace it.", cite, codes=[fc.code, best],
                            evidence=_ev(fc), fix={"replace": {fc.code: best}}),
                       False, f"confirm that {best} is what was done (the engine's confidence in it is "
-                             f"{conf_text(found[0].confidence)})")
+                             f"{conf_text(found.confidence)})")
     if row:
         shown = ", ".join(f"{c} ({_pcs_difference(kb, c, u)})" for c in row[:4])
         more = f" and {len(row) - 4} more" if len(row) > 4 else ""

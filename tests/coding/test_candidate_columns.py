@@ -251,7 +251,7 @@ def _hits(doc: int) -> list[SimpleNamespace]:
                 score=float(rng.choice([1.0, 0.8, 0.65])), n_tokens=1 + rng.randint(3), subsumed=bool(rng.rand() < 0.3),
                 incomplete=len(code) == 3, sentence=int(rng.randint(4)),
                 assertion=str(rng.choice(["affirmed", "negated", "family", "uncertain", "odd"])),
-                attributes={"contrast": "given"} if rng.rand() < 0.3 else {}))
+                attributes={"contrast": "given"} if rng.rand() < 0.3 else {}, specified=bool(rng.rand() < 0.2)))
     return out
 
 

@@ -49,7 +49,7 @@ def _kb() -> SimpleNamespace:
 
 def test_children_of_a_matched_category_become_candidates_with_title_coverage() -> None:
     hit = SimpleNamespace(code="R22", system="icd10cm", source="index", incomplete=True, score=1.0, n_tokens=1,
-                          subsumed=False, sentence=0, assertion="affirmed", phrase="swelling")
+                          subsumed=False, sentence=0, assertion="affirmed", phrase="swelling", specified=False)
     sup = SimpleNamespace(prefix_index_={}, codes_=[], index_={}, prior_=np.zeros(0),
                           hit_precision_=HitPrecision().fit([[hit]], [["r220"]]))
     sig = {k: np.zeros((1, 0), dtype=np.float32) for k in ("kr", "knn", "lex", "lex_sum", "lex_n")}

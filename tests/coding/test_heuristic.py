@@ -148,3 +148,97 @@ def test_index_words_a_note_uses_for_something_else_are_not_mentions_alone() -> 
                            "Arterial blood gas normal. Cold extremities. In May, alcohol consumption and physical "
                            "activity were limited. The donor was his brother. Cardiac arrest. Anesthesia of skin."))
     assert sorted(x.text for x in found) == ["Anesthesia of skin", "Cardiac arrest"]
+
+
+def test_more_index_words_a_note_uses_for_something_else() -> None:
+    """Session 14's sweep of the out-of-the-box engine's wrong codes on CodiEsp train: "local
+    anesthetic" and "analgesia" (R20.0), "transient" (the index's "Transient (meaning homeless)",
+    Z59.00), "adhesive" dressings (K66.0), "dye" (Z77.098), "basal ganglia" (M67.40) and "FFA" for
+    fluorescein angiography (L66.12) are no mentions alone; longer terms still match."""
+    from opencac.nlp import MentionMatcher, analyze
+
+    words = ["Anesthetic", "Analgesia", "Transient", "Adhesive", "Dye", "Ganglion", "FFA"]
+    m = MentionMatcher.build([(w, "X00") for w in words] + [("Ganglion cyst", "M67.40"),
+                                                            ("Transient ischemic attack", "G45.9")])
+    found = m.find(analyze("Local anesthetic and analgesia were given. Transient improvement. An adhesive "
+                           "dressing. Methylene blue dye. Basal ganglia lesions. FFA showed leakage. A ganglion "
+                           "cyst of the wrist. Transient ischemic attack."))
+    assert sorted(x.text for x in found) == ["Transient ischemic attack", "ganglion cyst"]
+
+
+def test_article_a_and_his_are_no_bag_words() -> None:
+    """ "a blood pressure" read "type A blood" (Z67.10) and "his disease" read His-Werner disease
+    (A79.0) as bags of words; written as phrases they still match."""
+    from opencac.nlp import MentionMatcher, analyze
+
+    m = MentionMatcher.build([("Type A blood", "Z67.10"), ("Disease, His", "A79.0"), ("Blood pressure, high", "R03.0")])
+    found = m.find(analyze("It showed a blood pressure that was high. Asymptomatic of his disease. Type A blood."))
+    got = {(x.text, x.payloads[0]) for x in found}
+    assert ("Type A blood", "Z67.10") in got
+    assert not any(p in ("Z67.10", "A79.0") for t, p in got if t != "Type A blood"), got
+    assert any(p == "R03.0" for _, p in got), got  # other bags still match
+
+
+def test_lower_case_aids_is_no_acquired_immunodeficiency(engine: CodingEngine) -> None:
+    """ "hearing aids" selected B20 and D84.9; "AIDS" in capitals still reads as AIDS (B20 with the
+    alphabetic index, the tabular list's "immunodeficiency" without it)."""
+    assert not {"B20", "D84.9"} & {s.code for s in engine.code("She uses hearing aids.", doc_id="t").diagnoses}
+    assert {"B20", "D84.9"} & {s.code for s in engine.code("He has AIDS.", doc_id="t").diagnoses if s.selected}
+
+
+@pytest.mark.parametrize(("note", "specific", "general"), [
+    ("He had a reducible inguinal hernia.", "K40.90", "K46.9"),
+    ("She was treated for malignant neoplasm of prostate.", "C61", "C80.1"),
+    ("Chronic renal failure secondary to nephroangiopathy.", "N18.9", "N19"),
+    ("He had epileptic seizures.", "G40.909", "R56.9"),
+])
+def test_a_phrase_inside_a_more_specific_one_is_not_selected(engine: CodingEngine, note: str, specific: str,
+                                                             general: str) -> None:
+    """ "hernia" inside "inguinal hernia" (and the like) names the same condition less specifically:
+    the specific code is selected, the general one ranks below it and is not."""
+    got = _by_code(engine.code(note, doc_id="t"))
+    assert got[specific].selected, note
+    assert general not in got or (got[general].rank > got[specific].rank and not got[general].selected), note
+
+
+def test_specified_flag_needs_a_longer_phrase_with_all_the_words() -> None:
+    from opencac.nlp import MentionMatcher, analyze
+
+    m = MentionMatcher.build([("hernia", "K46.9"), ("inguinal hernia", "K40.90"), ("swelling", "R60.0"),
+                              ("chest swelling", "R22.2"), ("kidney", "N28.9"), ("kidney transplant", "Z94.0")])
+    found = {(x.text, x.phrase): x for x in m.find(analyze(
+        "Reducible inguinal hernia. Swelling in the left side of the chest. Renal transplant."))}
+    assert found[("hernia", "hernia")].specified
+    assert not found[("inguinal hernia", "inguinal hernia")].specified
+    # inside a loose bag of words ("Swelling ... chest"), a phrase is not taken as specified
+    assert found[("Swelling", "swelling")].subsumed and not found[("Swelling", "swelling")].specified
+    # a bag of the words side by side ("renal transplant" for "kidney transplant") specifies
+    assert found[("Renal", "kidney")].specified
+
+
+def test_specified_hits_lose_weight_only_for_diagnoses() -> None:
+    from types import SimpleNamespace
+
+    def hit(system: str, specified: bool) -> SimpleNamespace:
+        return SimpleNamespace(score=1.0, source="index", n_tokens=1, phrase="hernia", text="hernia", subsumed=True,
+                               specified=specified, incomplete=False, system=system, assertion="affirmed",
+                               code="K46.9", section="")
+
+    assert H.hit_weight(hit("icd10cm", True)) == pytest.approx(H._SPECIFIED_FACTOR * H.hit_weight(hit("icd10cm", False)))
+    assert H.hit_weight(hit("icd10pcs", True)) == pytest.approx(H.hit_weight(hit("icd10pcs", False)))
+
+
+def test_a_manifestation_named_alone_is_no_entry_of_its_code(engine: CodingEngine) -> None:
+    """N08 "Glomerular disorders in diseases classified elsewhere" lists "Nephropathy", N16 lists
+    "Pyelonephritis": true only in the disease the title names. As entries of their own they made
+    every nephropathy N08 and every pyelonephritis N16."""
+    from opencac.coding.dictionary import _manifestation_without_cause as alone
+
+    assert alone(engine.kb, "Nephropathy", "N08", "icd10cm")
+    assert alone(engine.kb, "Pyelonephritis", "N16", "icd10cm")
+    assert alone(engine.kb, "Polyneuropathy", "A69.22", "icd10cm")
+    assert not alone(engine.kb, "Paraneoplastic limbic encephalopathy", "G13.1", "icd10cm")  # a name of its own
+    assert not alone(engine.kb, "Pseudomembraneous colitis", "A04.7", "icd10cm")  # no manifestation code
+    got = _by_code(engine.code("Acute pyelonephritis. Diabetic nephropathy was known.", doc_id="t"))
+    assert "N16" not in got and "N08" not in got, sorted(got)
+    assert got["N10"].selected

@@ -52,6 +52,9 @@ FEATURES: tuple[str, ...] = (
     # appended later (a model trained before a column was added reads the columns before it:
     # ``EngineModel.rank``): the code's title says "unspecified"
     "title_unspecified",
+    # the share of its dictionary hits inside a longer exact match naming a more specific form
+    # ("hernia" in "inguinal hernia": DictHit.specified)
+    "d_specified",
 )
 #: The number of FEATURES of models trained before the manifest recorded it (``n_features``).
 LEGACY_N_FEATURES = 76
@@ -299,6 +302,7 @@ def _hit_stats(hits: Sequence[DictHit]) -> dict[str, float]:
         akey = f"d_as_{h.assertion}" if h.assertion in ASSERTION_KEYS else "d_as_affirmed"
         f[akey] = f.get(akey, 0.0) + 1.0
     f["d_aff_frac"] = f.get("d_as_affirmed", 0.0) / len(hits)
+    f["d_specified"] = sum(1 for h in hits if h.specified) / len(hits)
     return f
 
 

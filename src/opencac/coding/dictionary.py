@@ -176,6 +176,8 @@ class DictHit:
         score: 1.0 exact, lower for a bag-of-words match.
         n_tokens: tokens in the phrase.
         subsumed: the match lies inside a longer match.
+        specified: a longer exact match over it names a more specific form of its phrase
+            (:attr:`opencac.nlp.matcher.Mention.specified`).
         assertion / trigger / section / sentence / attributes: from the mention.
     """
 
@@ -195,6 +197,7 @@ class DictHit:
     section: str
     sentence: int
     attributes: dict[str, str] = field(default_factory=dict)
+    specified: bool = False
 
 
 # Receptor-status shorthands such as "HR+" / "ER-" (Z17.-) collapse to a bare abbreviation
@@ -220,11 +223,32 @@ def _foreign_abbreviation(kb: Any, phrase: str, code: str, system: str) -> bool:
     return not set(re.findall(r"[a-z]+", ABBREVIATIONS[words[0].lower()])) & title
 
 
+#: A manifestation code's title: "Glomerular disorders in diseases classified elsewhere", "Other
+#: neurologic disorders in Lyme disease".
+_MANIFESTATION_TITLE = re.compile(r"\bin (?:[\w-]+ )*?(?:diseases?|infections?|conditions?)\b|classified elsewhere",
+                                  re.IGNORECASE)
+
+
+def _manifestation_without_cause(kb: Any, phrase: str, code: str, system: str) -> bool:
+    """The term is an inclusion term of a manifestation code that names the manifestation alone
+    (one or two words, none of the title's): N08's "Nephropathy", N16's "Pyelonephritis", A69.22's
+    "Polyneuropathy" hold only in the disease the title names, and as entries of their own made
+    every nephropathy N08 and every pyelonephritis N16 (the index sends them to N28.9 and N12)."""
+    found = kb.find(code, system)
+    if found is None or not _MANIFESTATION_TITLE.search(found.description):
+        return False
+    words = set(re.findall(r"[a-z]+", _PARENTHESES.sub(" ", phrase).lower()))
+    return len(words) <= 2 and not words & set(re.findall(r"[a-z]+", found.description.lower()))
+
+
 def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str, str, int]]]:
     for t in kb.terms():
         if t.source not in sources or _SIGNED_ABBREV.match(t.phrase.strip()):
             continue
         if t.system is CodeSystem.ICD10CM and _foreign_abbreviation(kb, t.phrase, t.code, t.system.value):
+            continue
+        if t.source == "inclusion" and t.system is CodeSystem.ICD10CM and _manifestation_without_cause(
+                kb, t.phrase, t.code, t.system.value):
             continue
         yield t.phrase, (t.code, t.system.value, _SOURCE_ID.get(t.source, 9))
     if "imaging" in sources:
@@ -257,16 +281,18 @@ def _kb_key(kb: Any) -> str:
 def _normalizer_key() -> str:
     """Fingerprint of what the compiled matcher depends on besides the knowledge base: the text
     normaliser's source (its phrases are stored normalised: abbreviations, synonyms), this
-    module's source (which terms become entries) and the matcher's stop lists. Any change to
-    them rebuilds it."""
+    module's source (which terms become entries), the matcher's stop lists and its bag rules. Any
+    change to them rebuilds it."""
     import importlib
 
-    from opencac.nlp.matcher import DEFAULT_STOP_PHRASES, MATCH_STOPWORDS
+    from opencac.nlp import matcher
 
     module = importlib.import_module("opencac.nlp.normalize")  # the package exports a function of that name
     h = hashlib.sha256(Path(str(module.__file__)).read_bytes())
     h.update(Path(__file__).read_bytes())
-    h.update(" ".join(sorted(DEFAULT_STOP_PHRASES | {f"/{w}" for w in MATCH_STOPWORDS})).encode())
+    h.update(" ".join(sorted(matcher.DEFAULT_STOP_PHRASES | {f"/{w}" for w in matcher.MATCH_STOPWORDS})).encode())
+    # which phrases are matched as bags of words, and the file's format
+    h.update(repr((sorted(matcher.BAG_RULES), matcher.FORMAT_VERSION)).encode())
     return h.hexdigest()[:8]
 
 
@@ -343,7 +369,7 @@ def hits_from_mentions(mentions: Iterable[Any]) -> list[DictHit]:
             seen.add((c, system))
             out.append(DictHit(c, system, _SOURCE_NAME.get(sid, "other"), incomplete, m.start, m.end, m.text,
                                m.phrase, float(m.score), n_tok, bool(m.subsumed), m.assertion, m.trigger,
-                               m.section, m.sentence, dict(m.attributes)))
+                               m.section, m.sentence, dict(m.attributes), bool(m.specified)))
     return out
 
 
@@ -508,5 +534,6 @@ def expand_pcs_hits(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHit]:
                     all(t in words for t in toks if t not in _LATERAL) and not any(t in _LATERAL for t in toks)):
                 extra.append(DictHit(ch.code, "icd10pcs", "pcs-bodypart", True, h.start, h.end, h.text,
                                      h.phrase + " + " + desc.strip().lower(), 0.8 * h.score, h.n_tokens + 1,
-                                     h.subsumed, h.assertion, h.trigger, h.section, h.sentence, dict(h.attributes)))
+                                     h.subsumed, h.assertion, h.trigger, h.section, h.sentence, dict(h.attributes),
+                                     h.specified))
     return hits + extra

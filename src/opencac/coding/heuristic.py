@@ -46,7 +46,7 @@ _OTHER = re.compile(r"\bothers?\b|\bspecified\b")  # the index's "specified NEC"
 
 #: Factor for a header (or its completion) that needs more characters, by code system. PCS
 #: table prefixes (``BW20``) are what many coders report for imaging, so they lose less.
-_HEADER_FACTOR = {"icd10cm": 0.3, "icd10pcs": 0.9}
+_HEADER_FACTOR = {"icd10cm": 0.2, "icd10pcs": 0.9}
 #: Factor for a word-bag match of an "other ..." title whose "other" is not in the note's words.
 _OTHER_FACTOR = 0.2
 #: Factor for an encounter-reason code (Z00-Z13: examinations, screening, follow-up,
@@ -55,6 +55,10 @@ _OTHER_FACTOR = 0.2
 #: Z00.00 were the out-of-the-box engine's commonest wrong codes on CodiEsp train, which codes
 #: none of Z00-Z13).
 _ENCOUNTER_FACTOR = 0.3
+#: Factor for a diagnosis phrase inside a longer exact match that names a more specific form
+#: of it ("hernia" in "inguinal hernia", "renal failure" in "chronic renal failure"): a coder
+#: reports the specific code, not both.
+_SPECIFIED_FACTOR = 0.3
 _REASON_SECTIONS = frozenset({"hpi", "assessment", "diagnoses"})
 
 
@@ -71,6 +75,8 @@ def hit_weight(h: Any) -> float:
             w *= _OTHER_FACTOR
     if h.subsumed:
         w *= 0.85
+        if h.specified and h.system == "icd10cm":
+            w *= _SPECIFIED_FACTOR
     if h.incomplete:
         w *= 0.8
     if h.system == "icd10pcs" and h.source == "pcs-table" and h.n_tokens < 2:
@@ -96,15 +102,18 @@ def heuristic_score(c: Any, system: str) -> float:
 # BEGIN CALIBRATION
 CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
     "icd10cm": (
-        (0.005, 0.0), (0.0135, 0.0), (0.0137, 0.0079), (0.0284, 0.0079),
-        (0.0285, 0.0237), (0.0538, 0.0237), (0.054, 0.046), (0.0656, 0.046),
-        (0.0664, 0.0556), (0.0701, 0.0556), (0.0703, 0.0562), (0.088, 0.0562),
-        (0.0891, 0.069), (0.0922, 0.069), (0.0938, 0.0789), (0.1562, 0.0789),
-        (0.1575, 0.1528), (0.2109, 0.1528), (0.2125, 0.1991), (0.375, 0.1991),
-        (0.3765, 0.2285), (0.48, 0.2285), (0.4845, 0.4088), (0.5379, 0.4088),
-        (0.54, 0.5246), (0.845, 0.5246), (0.85, 0.5821), (0.918, 0.5821),
-        (0.9352, 0.5876), (0.9844, 0.5876), (0.9975, 0.6328), (1.1875, 0.6328),
-        (1.19, 0.702), (1.5, 0.702), (1.52, 0.7092), (2.45, 0.7092),
+        (0.0012, 0.0), (0.009, 0.0), (0.0092, 0.014), (0.0188, 0.014),
+        (0.019, 0.0263), (0.0359, 0.0263), (0.036, 0.0412), (0.044, 0.0412),
+        (0.0443, 0.046), (0.0486, 0.046), (0.0488, 0.0482), (0.0506, 0.0482),
+        (0.051, 0.0533), (0.0586, 0.0533), (0.0594, 0.0955), (0.0919, 0.0955),
+        (0.0936, 0.1223), (0.1435, 0.1223), (0.144, 0.127), (0.1476, 0.127),
+        (0.1477, 0.1573), (0.21, 0.1573), (0.2109, 0.1961), (0.2153, 0.1961),
+        (0.216, 0.2105), (0.2282, 0.2105), (0.2295, 0.2314), (0.2408, 0.2314),
+        (0.2422, 0.2935), (0.3634, 0.2935), (0.3665, 0.3147), (0.4375, 0.3147),
+        (0.4391, 0.4052), (0.5359, 0.4052), (0.5379, 0.5957), (0.7969, 0.5957),
+        (0.798, 0.6102), (0.918, 0.6102), (0.9352, 0.6121), (0.9844, 0.6121),
+        (0.9975, 0.6663), (1.1875, 0.6663), (1.19, 0.7135), (1.5, 0.7135),
+        (1.52, 0.7194), (2.45, 0.7194),
     ),
     "icd10pcs": (
         (0.0193, 0.0331), (0.1517, 0.0331), (0.1519, 0.0465), (0.1571, 0.0465),
@@ -114,7 +123,7 @@ CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
         (0.765, 0.4099), (0.8721, 0.4099), (0.875, 0.4193), (2.1, 0.4193),
     ),
 }
-THRESHOLD: dict[str, float] = {"icd10cm": 0.4088, "icd10pcs": 0.2864}
+THRESHOLD: dict[str, float] = {"icd10cm": 0.3145, "icd10pcs": 0.2864}
 FITTED_ON = 'CodiEsp train (500 notes)'
 # END CALIBRATION
 

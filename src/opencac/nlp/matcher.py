@@ -57,8 +57,12 @@ DEFAULT_STOP_PHRASES = frozenset(
     # R20.0), "ulnar nerve" (the index's "Nerves" is R45.0, nervousness), "sinus rhythm" (L98.8),
     # "blood gas" (R14.3), "cold extremities" (J00), "alcohol consumption" (A15.9), the month or
     # verb "may" (May-Hegglin, D72.0), "physical activity" (Y93.9), "the donor" (Z52.9), "cardiac
-    # arrest" read as "arrest" (Z65.3, legal circumstances)
-    """anesthesia nerve sinus gas cold consumption may activity donor arrest""".split()
+    # arrest" read as "arrest" (Z65.3, legal circumstances), "local anesthetic" and "analgesia"
+    # (R20.0), "transient" (the index's "Transient (meaning homeless)", Z59.00), "adhesive" dressings
+    # (K66.0), "dye" (Z77.098), "basal ganglia" and the translated notes' "ganglion" for lymph node
+    # (M67.4-, a synovial cyst), "FFA" for fluorescein angiography (L66.12, frontal fibrosing alopecia)
+    """anesthesia nerve sinus gas cold consumption may activity donor arrest anesthetic analgesia
+    transient adhesive dye ganglion ffa""".split()
 )
 
 # Words ignored when matching a phrase as a bag of content words.
@@ -67,13 +71,20 @@ _BAG_IGNORE = frozenset(
     classified elsewhere without except not no""".split()
 )
 _BAG_BLOCK = frozenset({"without", "except", "not", "no", "elsewhere"})
+#: Phrases with one of these words are matched where they are written, not as a bag of words:
+#: prose is full of them ("a blood test" is no "type A blood", "hepatitis A" needs its "A",
+#: "his disease" is no His-Werner disease, A79.0).
+_BAG_PROSE = frozenset({"a", "i", "his"})
+#: Everything that decides which phrases become bags (the dictionary cache key reads it).
+BAG_RULES = frozenset({f"ignore:{w}" for w in _BAG_IGNORE} | {f"block:{w}" for w in _BAG_BLOCK}
+                      | {f"prose:{w}" for w in _BAG_PROSE})
 #: A word-bag match of a "with" phrase whose words are separated by one of these reads the
 #: opposite of its phrase ("acute appendicitis without perforation" is not "acute appendicitis
 #: with perforation").
 _BAG_GAP_NEGATORS = frozenset({"without", "no", "not", "non", "nor", "except", "excluding", "absence", "absent",
                                "free", "negative", "denies", "denied"})
 
-_FORMAT_VERSION = 8  # 7, 8: bag anchors packed (_Anchors, a PackedMap since 8)
+FORMAT_VERSION = 9  # 7, 8: bag anchors packed (_Anchors, a PackedMap since 8); 9: no bags with 'a' / 'i'
 _SEE_TAIL = re.compile(r"\s+(?:see|see also)\s+\S.*$")
 _UNKNOWN = "\x01"  # stands for a note token that no phrase contains
 
@@ -225,6 +236,9 @@ class Mention:
         score: 1.0 for an exact match; lower for a bag-of-words match.
         kind: ``"exact"`` or ``"bag"``.
         subsumed: the match lies strictly inside a longer match.
+        specified: a longer match covering this one (exact, or its words side by side in another
+            order) has every word of this phrase and more ("inguinal hernia" over "hernia", "hepatitis c" over "hepatitis"): it names a
+            more specific form of the same condition.
     """
 
     start: int
@@ -240,6 +254,7 @@ class Mention:
     score: float = 1.0
     kind: str = "exact"
     subsumed: bool = False
+    specified: bool = False
 
 
 class MentionMatcher:
@@ -348,7 +363,7 @@ class MentionMatcher:
         groups: dict[str, list[int]] = defaultdict(list)
         for pid, norm in enumerate(self.phrases_):
             words = norm.split(" ")
-            if len(words) < 2 or any(w in _BAG_BLOCK for w in words):
+            if len(words) < 2 or any(w in _BAG_BLOCK or w in _BAG_PROSE for w in words):
                 continue
             content = "".join(sorted({vocab[w] for w in words} - ignore))
             if len(content) < 2 or len(content) > self.bag_max_tokens:
@@ -390,7 +405,7 @@ class MentionMatcher:
             flat.extend(pids)
             offs.append(len(flat))
         state = {
-            "format": _FORMAT_VERSION,
+            "format": FORMAT_VERSION,
             "params": {"stop_phrases": sorted(self.stop_phrases), "bag": self.bag,
                        "bag_max_tokens": self.bag_max_tokens},
             "automaton": self.automaton_,
@@ -422,9 +437,9 @@ class MentionMatcher:
             raise ModelFormatError(f"mention matcher file {str(p)!r} does not exist.") from None
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a format error
             raise ModelFormatError(f"{str(p)!r} is not a saved mention matcher ({type(exc).__name__}).") from None
-        if not isinstance(state, dict) or state.get("format") != _FORMAT_VERSION:
+        if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
             raise ModelFormatError(
-                f"{str(p)!r} is not a mention matcher of format {_FORMAT_VERSION}; rebuild it with MentionMatcher.build."
+                f"{str(p)!r} is not a mention matcher of format {FORMAT_VERSION}; rebuild it with MentionMatcher.build."
             )
         m = cls(**state["params"])
         m.automaton_ = state["automaton"]
@@ -591,6 +606,11 @@ class MentionMatcher:
                 continue
             for k, (toks, m) in enumerate(found):
                 m.subsumed = any(toks < other for j, (other, _) in enumerate(found) if j != k)
+                words = set(m.phrase.split(" ")) - _BAG_IGNORE  # "unspecified kidney failure"
+                if m.subsumed and words:
+                    # over an exact match, or a bag of its words side by side ("renal transplant")
+                    m.specified = any(toks < other and (o.kind == "exact" or o.score >= 0.75)
+                                      and words < set(o.phrase.split(" ")) for other, o in found)
             section = _section_label(doc.sections, sec_starts, sent.start)
             done: dict[tuple[int, int], tuple[str, str, str | None, dict[str, str]]] = {}
             for _, m in found:

@@ -103,7 +103,6 @@ _ABBR_ANY: dict[str, str] = {
     "ra": "rheumatoid arthritis",
     "sle": "systemic lupus erythematosus",
     "hiv": "human immunodeficiency virus",
-    "aids": "acquired immunodeficiency syndrome",
     "hcv": "hepatitis c virus",
     "siadh": "syndrome of inappropriate secretion of antidiuretic hormone",
     "hbv": "hepatitis b virus",
@@ -247,6 +246,7 @@ _ABBR_UPPER: dict[str, str] = {
     "aka": "above knee amputation",
     "gad": "generalized anxiety disorder",
     "pet": "positron emission tomography",
+    "aids": "acquired immunodeficiency syndrome",  # "hearing aids", "walking aids"
 }
 #: All abbreviations and their expansions (lower-case key; the ``upper`` ones need capitals).
 ABBREVIATIONS: dict[str, str] = {**_ABBR_ANY, **{k.lower(): v for k, v in _ABBR_UPPER.items()}}

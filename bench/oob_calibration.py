@@ -39,31 +39,40 @@ def load_split(data: Path, split: str) -> tuple[list[str], list[str], dict[str, 
     return [f.stem for f in files], [f.read_text(encoding="utf-8") for f in files], gold
 
 
-Pred = dict[str, list[tuple[str, float, str]]]
+Pred = dict[str, list[tuple[str, float, bool]]]
 
 
 def code_split(engine: Any, ids: list[str], texts: list[str], system: str) -> Pred:
-    """{doc: [(canonical code, confidence, assertion)]}, best first."""
+    """{doc: [(canonical code, confidence, may be selected)]}, best first. A suggestion may be
+    selected unless its assertion rules it out or it is an ICD-10-CM header (as the engine
+    decides ``selected``)."""
     from opencac.coding.corpus import canon
+    from opencac.coding.engine import NOT_SELECTED
 
     out: Pred = {}
     for r in engine.code_many(texts, ids, systems=[system], explain_top=0):
         sugg = r.diagnoses if system == "icd10cm" else r.procedures
-        out[r.doc_id] = [(canon(s.code), s.confidence, s.assertion) for s in sugg]
+        out[r.doc_id] = [(canon(s.code), s.confidence, s.assertion not in NOT_SELECTED and not _header(engine, s.code, system))
+                         for s in sugg]
     return out
+
+
+def _header(engine: Any, code: str, system: str) -> bool:
+    if system != "icd10cm" or engine.kb is None:
+        return False
+    obj = engine.kb.find(code, system)
+    return obj is not None and not getattr(obj, "billable", True)
 
 
 def rows(pred: Pred, gold: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores, labels and 'may be selected' flags of every row of documents with gold codes."""
-    from opencac.coding.engine import NOT_SELECTED
-
     s, y, ok = [], [], []
     for doc, g in gold.items():
         gs = set(g)
-        for code, conf, assertion in pred.get(doc, []):
+        for code, conf, selectable in pred.get(doc, []):
             s.append(conf)
             y.append(code in gs)
-            ok.append(assertion not in NOT_SELECTED)
+            ok.append(selectable)
     return np.array(s, dtype=np.float64), np.array(y, dtype=np.float64), np.array(ok, dtype=bool)
 
 

@@ -308,3 +308,46 @@ def test_a_study_with_contrast_gets_no_code_that_says_none(engine: CodingEngine,
     assert present in codes, sorted(codes)
     if absent:
         assert absent not in codes, sorted(codes)
+
+
+@pytest.mark.parametrize(("text", "present", "absent"), [
+    ("Renal ultrasound is normal.", "BT43", {"BT41", "BT42"}),
+    ("Ocular ultrasound ruled out vitreoretinal involvement.", "B847", {"B845", "B846"}),
+    ("Ultrasound of the right kidney showed a cyst.", "BT41", {"BT42"}),
+])
+def test_imaging_of_paired_organs_without_a_side_is_the_bilateral_body_part(engine: CodingEngine, text: str,
+                                                                            present: str, absent: set[str]) -> None:
+    """An unlateralised "renal ultrasound" was BT41 (right kidney) and BT42 (left kidney), both
+    selected; the table's "Kidneys, Bilateral" (BT43) is what was imaged. A stated side still
+    gives its own body part."""
+    codes = _pcs_hits(engine, text)
+    assert any(c.startswith(present) for c in codes), sorted(codes)
+    assert not {c for c in codes if c[:4] in absent}, sorted(codes)
+
+
+def test_a_blood_pressure_reading_is_no_procedure(engine: CodingEngine) -> None:
+    """The PCS index's "Blood pressure" (Measurement, Arterial, 4A03) read every vital sign as a
+    procedure (19 notes of CodiEsp train, none coded); monitoring stays."""
+    assert not {c for c in _pcs_hits(engine, "Blood pressure was 120/45 mmHg. BP 120/80.") if c.startswith("4A03")}
+    assert any(c.startswith("4A13") for c in _pcs_hits(engine, "Systemic arterial pressure monitoring was started."))
+
+
+@pytest.mark.parametrize(("text", "code", "other"), [
+    ("A cholecystectomy was performed by laparoscopy.", "0FT44ZZ", "0FT40ZZ"),
+    ("Laparoscopic cholecystectomy converted to open surgery.", "0FT40ZZ", "0FT44ZZ"),
+    ("Cholecystectomy was performed.", "0FT40ZZ", "0FT44ZZ"),
+])
+def test_the_approach_the_note_states_is_coded(engine: CodingEngine, text: str, code: str, other: str) -> None:
+    """The index's "Cholecystectomy" is the open approach (0FT40ZZ); a note that says the
+    procedure was laparoscopic gets 0FT44ZZ, and one converted to open the open approach."""
+    from opencac.coding.dictionary import DictHit, apply_stated_approach
+    from opencac.nlp.pipeline import analyze
+
+    doc = analyze(text, "t")
+    start = text.lower().index("cholecystectomy")
+    read = "0FT44ZZ" if text.startswith("Laparoscopic") else "0FT40ZZ"
+    hit = DictHit(read, "icd10pcs", "pcs-index", False, start, start + 15, text[start:start + 15], "cholecystectomy",
+                  1.0, 1, False, "affirmed", None, "", 0)
+    got = apply_stated_approach(doc, [hit], engine.kb)
+    assert [h.code for h in got] == [code]
+    assert hit.code == read  # the hit read is not changed in place

@@ -242,3 +242,14 @@ def test_a_manifestation_named_alone_is_no_entry_of_its_code(engine: CodingEngin
     got = _by_code(engine.code("Acute pyelonephritis. Diabetic nephropathy was known.", doc_id="t"))
     assert "N16" not in got and "N08" not in got, sorted(got)
     assert got["N10"].selected
+
+
+def test_out_of_the_box_a_header_is_never_selected(engine: CodingEngine) -> None:
+    """N18.3 (a category with codes below it) was selected beside N18.30 when its score fell in the
+    threshold's block: a header is not reported, its billable code is."""
+    got = _by_code(engine.code("Assessment: chronic kidney disease, stage 3.", doc_id="t"))
+    assert got["N18.30"].selected
+    assert "N18.3" not in got or not got["N18.3"].selected
+    for s in got.values():
+        obj = engine.kb.find(s.code, "icd10cm")
+        assert not (s.selected and obj is not None and not obj.billable), s.code

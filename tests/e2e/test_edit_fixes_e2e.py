@@ -11,10 +11,11 @@ import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# Outpatient diabetes with CKD: the engine codes N28.9 beside N18.9 and R73.9 beside E11.65, two
-# Excludes1 pairs each with its own support, so the rules propose (not apply) dropping the weaker code.
+# Outpatient diabetes with CKD: the engine codes N28.9 ("possible kidney disease progression")
+# beside N18.9, an Excludes1 pair each with its own support, N28.9 the less confident, so the rules
+# propose (not apply) dropping it.
 NOTE = ("Assessment: Type 2 diabetes mellitus with hyperglycemia. Essential hypertension. "
-        "Chronic kidney disease.\nPlan: insulin.\n")
+        "Chronic kidney disease. Possible kidney disease progression.\nPlan: insulin.\n")
 
 
 def _ingest(live_server: Any) -> tuple[int, dict[str, str]]:

@@ -138,6 +138,14 @@ def biopsy_entries(kb: Any) -> Iterator[tuple[str, str]]:
                 yield phrase, code[:4]
 
 
+def _unsided(region: str) -> str:
+    return " ".join(w for w in region.split() if w not in ("left", "right", "bilateral", "single", "multiple"))
+
+
+def _singular(words: str) -> str:
+    return words[:-1] if words.endswith("s") and len(words) > 3 else words
+
+
 def imaging_entries(kb: Any) -> Iterator[tuple[str, str]]:
     """Generated ``(phrase, code)`` pairs for imaging: modality x body region -> section B code.
 
@@ -145,13 +153,17 @@ def imaging_entries(kb: Any) -> Iterator[tuple[str, str]]:
     "Computerized Tomography (CT Scan), Abdomen") gives phrases "ct abdomen", "abdomen ct",
     "abdominal ultrasound"... built from the PCS tables' axes and the synonyms above.
     """
-    for code, region in _body_part_nodes(kb, lambda code: code.startswith("B") and code[2] in IMAGING_MODALITIES):
+    nodes = [(code, region) for code, region in _body_part_nodes(
+        kb, lambda code: code.startswith("B") and code[2] in IMAGING_MODALITIES) if region and region not in ("other", "none")]
+    # a table's paired organs with a "bilateral" node: an unlateralised "renal ultrasound" is that
+    # node (both kidneys are imaged), not the right and the left one as well
+    bilateral = {(code[:3], _singular(_unsided(region))) for code, region in nodes if "bilateral" in region.split()}
+    for code, region in nodes:
         typ = code[2]
-        if not region or region in ("other", "none"):
-            continue
-        base = " ".join(w for w in region.split() if w not in ("left", "right", "bilateral", "single", "multiple"))
+        base = _unsided(region)
         regions = {region, *_REGION_SYNONYMS.get(region, ())}
-        if base and base != region:
+        one_side = bool({"left", "right"} & set(region.split()))
+        if base and base != region and not (one_side and (code[:3], _singular(base)) in bilateral):
             regions |= {base, *_REGION_SYNONYMS.get(base, ())}
             if base.endswith("s") and len(base) > 4:
                 regions |= {base[:-1], *_REGION_SYNONYMS.get(base[:-1], ())}
@@ -241,9 +253,25 @@ def _manifestation_without_cause(kb: Any, phrase: str, code: str, system: str) -
     return len(words) <= 2 and not words & set(re.findall(r"[a-z]+", found.description.lower()))
 
 
+#: ICD-10-PCS index terms that name a vital sign every note records: the index's "Blood pressure"
+#: (see Measurement, Arterial, 4A03) read every "blood pressure was 120/45 mmHg" as a procedure.
+_PCS_VITAL_SIGNS = frozenset({"blood pressure"})
+
+
+def _vital_sign(phrase: str) -> bool:
+    """The term names one of :data:`_PCS_VITAL_SIGNS` ("Blood pressure", "BP (blood pressure)")."""
+    if len(phrase) > 30:
+        return False
+    from opencac.nlp.normalize import normalize_phrase
+
+    return " ".join(dict.fromkeys(normalize_phrase(phrase).split())) in _PCS_VITAL_SIGNS
+
+
 def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str, str, int]]]:
     for t in kb.terms():
         if t.source not in sources or _SIGNED_ABBREV.match(t.phrase.strip()):
+            continue
+        if t.system is CodeSystem.ICD10PCS and _vital_sign(t.phrase):
             continue
         if t.system is CodeSystem.ICD10CM and _foreign_abbreviation(kb, t.phrase, t.code, t.system.value):
             continue
@@ -505,6 +533,52 @@ def drop_contrast_conflicts(doc: Any, hits: list[DictHit]) -> list[DictHit]:
                 if len(h.code) == 7 and h.code[4] == "Z":
                     continue
                 h.attributes["contrast"] = "given"
+        out.append(h)
+    return out
+
+
+# words that state a procedure's approach (ICD-10-PCS 5th character of the medical and surgical
+# section): laparoscopic / thoracoscopic / arthroscopic / endoscopic -> 4 percutaneous endoscopic,
+# percutaneous -> 3
+_APPROACH_WORDS = re.compile(
+    r"\b(?:(?:laparoscop|thoracoscop|arthroscop|retroperitoneoscop|endoscop)\w*|video[- ]assisted|"
+    r"(?P<perc>percutaneous(?:ly)?))\b", re.I)
+_OPEN_WORDS = re.compile(r"\b(?:open|conver(?:ted|sion)|laparotomy|thoracotomy)\b", re.I)
+_CONVERTED_TO_OPEN = re.compile(r"\bconver(?:ted|sion)\b(?:\W+\w+){0,4}?\W+open\b", re.I)
+
+
+def apply_stated_approach(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHit]:
+    """Give a complete ICD-10-PCS medical and surgical code the approach (its 5th character) the
+    note states for it:
+
+    - read with the open approach (0) beside "laparoscopic", "thoracoscopic", "arthroscopic",
+      "endoscopic" (4) or "percutaneous" (3), within a few words in its sentence: the index's
+      "Cholecystectomy" is 0FT40ZZ, "cholecystectomy ... by laparoscopy" 0FT44ZZ;
+    - read with the percutaneous endoscopic approach (4) in a sentence that says the procedure
+      was converted to open: the open approach is coded (ICD-10-PCS guidelines, "procedure
+      converted to a different approach": the laparoscopic attempt is an inspection).
+
+    The code with the new approach must be valid; otherwise the hit is kept as read."""
+    out: list[DictHit] = []
+    text = doc.text
+    for h in hits:
+        if h.system == "icd10pcs" and len(h.code) == 7 and h.code[0] == "0" and h.code[4] in "04":
+            lo, hi = _sentence_bounds(doc, h)
+            sentence = text[lo:hi]
+            approach, why = "", ""
+            if h.code[4] == "4":
+                m = _CONVERTED_TO_OPEN.search(sentence)
+                if m is not None:
+                    approach, why = "0", "converted to open"
+            else:
+                m = _APPROACH_WORDS.search(text[max(lo, h.start - 40):min(hi, h.end + 40)])
+                if m is not None and not _OPEN_WORDS.search(sentence):
+                    approach, why = ("3" if m.group("perc") else "4"), m.group(0).lower()
+            code = h.code[:4] + approach + h.code[5:]
+            if approach and kb is not None and kb.find(code, "icd10pcs") is not None:
+                h = DictHit(code, h.system, h.source, h.incomplete, h.start, h.end, h.text, f"{h.phrase} + {why}",
+                            h.score, h.n_tokens, h.subsumed, h.assertion, h.trigger, h.section, h.sentence,
+                            dict(h.attributes), h.specified)
         out.append(h)
     return out
 

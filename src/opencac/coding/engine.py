@@ -132,8 +132,8 @@ class CodingEngine:
             systems: keep only these code systems' hits (default all; the hits of a system do
                 not depend on the others).
         """
-        from opencac.coding.dictionary import (drop_contrast_conflicts, drop_study_findings, expand_pcs_hits,
-                                               hits_from_mentions)
+        from opencac.coding.dictionary import (apply_stated_approach, drop_contrast_conflicts, drop_study_findings,
+                                               expand_pcs_hits, hits_from_mentions)
         from opencac.coding.values import value_hits
         from opencac.nlp.pipeline import analyze
 
@@ -150,7 +150,8 @@ class CodingEngine:
             hits = [h for h in hits if h.system in keep]
             if "icd10pcs" not in keep:
                 return doc, hits
-        return doc, expand_pcs_hits(doc, drop_contrast_conflicts(doc, drop_study_findings(doc, hits)), self.kb)
+        hits = apply_stated_approach(doc, drop_contrast_conflicts(doc, drop_study_findings(doc, hits)), self.kb)
+        return doc, expand_pcs_hits(doc, hits, self.kb)
 
     # -- coding ----------------------------------------------------------------------------
     def code(self, text: str, doc_id: str = "note", context: EncounterContext | None = None,
@@ -284,8 +285,10 @@ class CodingEngine:
             if got is None:
                 code = self._display_code(c.code, system, in_train[j], as_of)
                 obj = _find(kb, code, system) if kb is not None else None
-                got = shown[mk] = (code, canon(code), obj.description if obj is not None else "")
-            code, key, description = got
+                # an ICD-10-CM header (a category with codes below it) is never reported itself
+                header = system == CM and obj is not None and not getattr(obj, "billable", True)
+                got = shown[mk] = (code, canon(code), obj.description if obj is not None else "", header)
+            code, key, description, header = got
             if key in seen:
                 continue
             seen.add(key)
@@ -300,7 +303,10 @@ class CodingEngine:
             sugg = CodeSuggestion(
                 code=code, system=system, description=description,
                 confidence=round(confidence, 4), assertion=assertion, rank=len(out) + 1,
-                selected=bool(confidence >= thr and assertion not in NOT_SELECTED),
+                # out of the box, a header is not proposed for the claim: the billable codes found
+                # for the same words, or its completion, are (a trained model learns what its
+                # coders report)
+                selected=bool(confidence >= thr and assertion not in NOT_SELECTED and not (header and layer is None)),
             )
             if explain:
                 sugg.evidence = _evidence(hits)
@@ -330,9 +336,10 @@ class CodingEngine:
                 break
         return out
 
-    def _shown_memo(self) -> dict[tuple[str, str, bool, dt.date | None], tuple[str, str, str]]:
+    def _shown_memo(self) -> dict[tuple[str, str, bool, dt.date | None], tuple[str, str, str, bool]]:
         """(candidate key, system, in training, as of) -> (code shown, its canonical key, its
-        description), kept across notes (cleared past 200,000 entries)."""
+        description, whether it is an ICD-10-CM header), kept across notes (cleared past 200,000
+        entries)."""
         memo = self.__dict__.setdefault("_shown", {})
         if len(memo) > 200_000:
             memo.clear()

@@ -253,3 +253,14 @@ def test_out_of_the_box_a_header_is_never_selected(engine: CodingEngine) -> None
     for s in got.values():
         obj = engine.kb.find(s.code, "icd10cm")
         assert not (s.selected and obj is not None and not obj.billable), s.code
+
+
+def test_a_phrase_cut_before_its_continuation_is_no_bag() -> None:
+    """The index row "Hepatitis > B > with" (of "with hepatic coma", B19.11) ends in a connector:
+    as a bag of words ("with" ignored) it was "hepatitis B" itself and read every hepatitis B as
+    "with hepatic coma". Such phrases are matched only as written."""
+    from opencac.nlp import MentionMatcher, analyze
+
+    m = MentionMatcher.build([("Hepatitis B with", "B19.11"), ("Hepatitis B", "B19.10")])
+    assert {x.payloads[0] for x in m.find(analyze("Chronic hepatitis B was diagnosed."))} == {"B19.10"}
+    assert "B19.11" in {x.payloads[0] for x in m.find(analyze("Hepatitis B with hepatic coma."))}

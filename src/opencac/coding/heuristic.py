@@ -54,7 +54,7 @@ _OTHER_FACTOR = 0.2
 #: "at follow-up" or "laboratory tests were normal" is no reason for the encounter (Z09 and
 #: Z00.00 were the out-of-the-box engine's commonest wrong codes on CodiEsp train, which codes
 #: none of Z00-Z13).
-_ENCOUNTER_FACTOR = 0.3
+_ENCOUNTER_FACTOR = 0.15
 #: Factor for a diagnosis phrase inside a longer exact match that names a more specific form
 #: of it ("hernia" in "inguinal hernia", "renal failure" in "chronic renal failure"): a coder
 #: reports the specific code, not both.
@@ -103,12 +103,12 @@ def heuristic_score(c: Any, system: str) -> float:
 CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
     "icd10cm": (
         (0.0006, 0.0088), (0.0151, 0.0088), (0.0153, 0.0137), (0.0188, 0.0137),
-        (0.019, 0.039), (0.0251, 0.039), (0.0253, 0.0549), (0.0301, 0.0549),
-        (0.0303, 0.0582), (0.0683, 0.0582), (0.0688, 0.1569), (0.0919, 0.1569),
-        (0.0936, 0.1773), (0.114, 0.1773), (0.1147, 0.181), (0.2153, 0.181),
-        (0.216, 0.2083), (0.2481, 0.2083), (0.25, 0.2548), (0.3563, 0.2548),
-        (0.36, 0.3089), (0.4375, 0.3089), (0.4391, 0.4079), (0.5359, 0.4079),
-        (0.5379, 0.5957), (0.7969, 0.5957), (0.798, 0.6102), (0.918, 0.6102),
+        (0.019, 0.0364), (0.0251, 0.0364), (0.0253, 0.0503), (0.0301, 0.0503),
+        (0.0303, 0.0571), (0.0683, 0.0571), (0.0688, 0.1629), (0.114, 0.1629),
+        (0.1147, 0.1727), (0.2153, 0.1727), (0.216, 0.2157), (0.224, 0.2157),
+        (0.225, 0.2238), (0.2481, 0.2238), (0.25, 0.2716), (0.3098, 0.2716),
+        (0.3125, 0.3426), (0.4375, 0.3426), (0.4391, 0.4106), (0.5359, 0.4106),
+        (0.5379, 0.5981), (0.7969, 0.5981), (0.798, 0.6121), (0.918, 0.6121),
         (0.9352, 0.6121), (0.9844, 0.6121), (0.9975, 0.6663), (1.1875, 0.6663),
         (1.19, 0.7135), (1.5, 0.7135), (1.52, 0.7194), (2.45, 0.7194),
     ),
@@ -120,7 +120,7 @@ CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
         (0.765, 0.4484), (2.1, 0.4484),
     ),
 }
-THRESHOLD: dict[str, float] = {"icd10cm": 0.3089, "icd10pcs": 0.1536}
+THRESHOLD: dict[str, float] = {"icd10cm": 0.2716, "icd10pcs": 0.1536}
 FITTED_ON = 'CodiEsp train (500 notes)'
 # END CALIBRATION
 

@@ -75,9 +75,12 @@ _BAG_BLOCK = frozenset({"without", "except", "not", "no", "elsewhere"})
 #: prose is full of them ("a blood test" is no "type A blood", "hepatitis A" needs its "A",
 #: "his disease" is no His-Werner disease, A79.0).
 _BAG_PROSE = frozenset({"a", "i", "his"})
+#: A phrase ending in one of these was cut from its continuation (the index row "Hepatitis > B >
+#: with" of "with hepatic coma", B19.11): as a bag it is its head alone ("hepatitis B").
+_BAG_DANGLING = frozenset({"with", "in", "of", "to", "by", "from", "and", "or", "due"})
 #: Everything that decides which phrases become bags (the dictionary cache key reads it).
 BAG_RULES = frozenset({f"ignore:{w}" for w in _BAG_IGNORE} | {f"block:{w}" for w in _BAG_BLOCK}
-                      | {f"prose:{w}" for w in _BAG_PROSE})
+                      | {f"prose:{w}" for w in _BAG_PROSE} | {f"dangling:{w}" for w in _BAG_DANGLING})
 #: A word-bag match of a "with" phrase whose words are separated by one of these reads the
 #: opposite of its phrase ("acute appendicitis without perforation" is not "acute appendicitis
 #: with perforation").
@@ -363,7 +366,7 @@ class MentionMatcher:
         groups: dict[str, list[int]] = defaultdict(list)
         for pid, norm in enumerate(self.phrases_):
             words = norm.split(" ")
-            if len(words) < 2 or any(w in _BAG_BLOCK or w in _BAG_PROSE for w in words):
+            if len(words) < 2 or any(w in _BAG_BLOCK or w in _BAG_PROSE for w in words) or words[-1] in _BAG_DANGLING:
                 continue
             content = "".join(sorted({vocab[w] for w in words} - ignore))
             if len(content) < 2 or len(content) > self.bag_max_tokens:

@@ -133,37 +133,32 @@ def test_generic_index_words_are_not_mentions_alone() -> None:
     assert [x.text for x in found] == ["Scaling skin"]
 
 
-def test_index_words_a_note_uses_for_something_else_are_not_mentions_alone() -> None:
-    """The index's one-word main terms "Anesthesia" (R20.0), "Nerves" (R45.0), "Sinus" (L98.8),
-    "Gas" (R14.3), "Cold" (J00), "Consumption" (A15.9), "May" (D72.0), the tabular "Activity"
-    (Y93.9), "Donor" (Z52.9) and "Arrest" (Z65.3) were read from general anesthesia, the ulnar
-    nerve, sinus rhythm, blood gases, cold extremities, alcohol consumption, the month of May,
-    physical activity, a relative donor and cardiac arrest. Longer terms still match."""
+@pytest.mark.parametrize(("words", "longer", "note", "expected"), [
+    # session 13: "Anesthesia" (R20.0), "Nerves" (R45.0), "Sinus" (L98.8), "Gas" (R14.3), "Cold" (J00),
+    # "Consumption" (A15.9), "May" (D72.0), the tabular "Activity" (Y93.9), "Donor" (Z52.9), "Arrest" (Z65.3)
+    (["Anesthesia", "Nerves", "Sinus", "Gas", "Cold", "Consumption", "May", "Activity", "Donor", "Arrest"],
+     [("Anesthesia of skin", "R20.0"), ("Arrest, cardiac", "I46.9")],
+     "Surgery under general anesthesia; the ulnar nerve was spared. ECG: sinus rhythm. Arterial blood gas normal. "
+     "Cold extremities. In May, alcohol consumption and physical activity were limited. The donor was his brother. "
+     "Cardiac arrest. Anesthesia of skin.",
+     ["Anesthesia of skin", "Cardiac arrest"]),
+    # session 14: "local anesthetic", "analgesia" (R20.0), "Transient (meaning homeless)" (Z59.00), "adhesive"
+    # dressings (K66.0), "dye" (Z77.098), "basal ganglia" (M67.40), "FFA" for fluorescein angiography (L66.12)
+    (["Anesthetic", "Analgesia", "Transient", "Adhesive", "Dye", "Ganglion", "FFA"],
+     [("Ganglion cyst", "M67.40"), ("Transient ischemic attack", "G45.9")],
+     "Local anesthetic and analgesia were given. Transient improvement. An adhesive dressing. Methylene blue dye. "
+     "Basal ganglia lesions. FFA showed leakage. A ganglion cyst of the wrist. Transient ischemic attack.",
+     ["Transient ischemic attack", "ganglion cyst"]),
+])
+def test_index_words_a_note_uses_for_something_else_are_not_mentions_alone(
+        words: list[str], longer: list[tuple[str, str]], note: str, expected: list[str]) -> None:
+    """One-word index and tabular terms that notes use for something else (general anesthesia, the
+    ulnar nerve, sinus rhythm, a local anesthetic, basal ganglia...) are no mentions alone, found on
+    the out-of-the-box engine's wrong codes on CodiEsp train. Longer terms still match."""
     from opencac.nlp import MentionMatcher, analyze
 
-    words = ["Anesthesia", "Nerves", "Sinus", "Gas", "Cold", "Consumption", "May", "Activity", "Donor", "Arrest"]
-    m = MentionMatcher.build([(w, "X00") for w in words] + [("Anesthesia of skin", "R20.0"),
-                                                            ("Arrest, cardiac", "I46.9")])
-    found = m.find(analyze("Surgery under general anesthesia; the ulnar nerve was spared. ECG: sinus rhythm. "
-                           "Arterial blood gas normal. Cold extremities. In May, alcohol consumption and physical "
-                           "activity were limited. The donor was his brother. Cardiac arrest. Anesthesia of skin."))
-    assert sorted(x.text for x in found) == ["Anesthesia of skin", "Cardiac arrest"]
-
-
-def test_more_index_words_a_note_uses_for_something_else() -> None:
-    """Session 14's sweep of the out-of-the-box engine's wrong codes on CodiEsp train: "local
-    anesthetic" and "analgesia" (R20.0), "transient" (the index's "Transient (meaning homeless)",
-    Z59.00), "adhesive" dressings (K66.0), "dye" (Z77.098), "basal ganglia" (M67.40) and "FFA" for
-    fluorescein angiography (L66.12) are no mentions alone; longer terms still match."""
-    from opencac.nlp import MentionMatcher, analyze
-
-    words = ["Anesthetic", "Analgesia", "Transient", "Adhesive", "Dye", "Ganglion", "FFA"]
-    m = MentionMatcher.build([(w, "X00") for w in words] + [("Ganglion cyst", "M67.40"),
-                                                            ("Transient ischemic attack", "G45.9")])
-    found = m.find(analyze("Local anesthetic and analgesia were given. Transient improvement. An adhesive "
-                           "dressing. Methylene blue dye. Basal ganglia lesions. FFA showed leakage. A ganglion "
-                           "cyst of the wrist. Transient ischemic attack."))
-    assert sorted(x.text for x in found) == ["Transient ischemic attack", "ganglion cyst"]
+    m = MentionMatcher.build([(w, "X00") for w in words] + longer)
+    assert sorted(x.text for x in m.find(analyze(note))) == expected
 
 
 def test_article_a_and_his_are_no_bag_words() -> None:

@@ -351,3 +351,34 @@ def test_the_approach_the_note_states_is_coded(engine: CodingEngine, text: str, 
     got = apply_stated_approach(doc, [hit], engine.kb)
     assert [h.code for h in got] == [code]
     assert hit.code == read  # the hit read is not changed in place
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("Cholecystectomy was performed laparoscopically.", "0FT44ZZ"),
+    ("Percutaneous cholecystectomy.", "0FT40ZZ"),  # 0FT43ZZ is no valid code: kept as read
+    ("ERCP was endoscopic; a later cholecystectomy was done.", "0FT40ZZ"),  # the word modifies another procedure
+    ("Laparoscopic exploration, then the cholecystectomy was done through a laparotomy.", "0FT40ZZ"),
+])
+def test_the_approach_word_must_modify_the_procedure(engine: CodingEngine, text: str, code: str) -> None:
+    from opencac.coding.dictionary import DictHit, apply_stated_approach
+    from opencac.nlp.pipeline import analyze
+
+    doc = analyze(text, "t")
+    start = text.lower().index("cholecystectomy")
+    hit = DictHit("0FT40ZZ", "icd10pcs", "pcs-index", False, start, start + 15, text[start:start + 15],
+                  "cholecystectomy", 1.0, 1, False, "affirmed", None, "", 0)
+    assert [h.code for h in apply_stated_approach(doc, [hit], engine.kb)] == [code]
+
+
+@pytest.mark.parametrize(("text", "present", "absent"), [
+    ("A laparoscopic left nephrectomy was performed.", {"0TT1"}, {"0TT0"}),
+    ("Right radical nephrectomy.", {"0TT0"}, {"0TT1"}),
+    ("A left salpingectomy was performed.", {"0UT6"}, {"0UT5"}),
+])
+def test_a_surgical_word_names_its_body_part(engine: CodingEngine, text: str, present: set[str],
+                                             absent: set[str]) -> None:
+    """ "Left nephrectomy" reads the index's "Nephrectomy" (Resection / Excision, urinary system:
+    0TT / 0TB, three characters) and the left kidney its word names (0TT1)."""
+    codes = _pcs_hits(engine, text)
+    assert present <= {c[:4] for c in codes}, sorted(codes)
+    assert not absent & {c[:4] for c in codes}, sorted(codes)

@@ -52,7 +52,7 @@ FEATURES: tuple[str, ...] = (
     # appended later (a model trained before a column was added reads the columns before it:
     # ``EngineModel.rank``): the code's title says "unspecified"
     "title_unspecified",
-    # the share of its dictionary hits inside a longer exact match naming a more specific form
+    # the share of its dictionary hits inside a longer match naming a more specific form
     # ("hernia" in "inguinal hernia": DictHit.specified)
     "d_specified",
 )

@@ -188,7 +188,7 @@ class DictHit:
         score: 1.0 exact, lower for a bag-of-words match.
         n_tokens: tokens in the phrase.
         subsumed: the match lies inside a longer match.
-        specified: a longer exact match over it names a more specific form of its phrase
+        specified: a longer match over it names a more specific form of its phrase
             (:attr:`opencac.nlp.matcher.Mention.specified`).
         assertion / trigger / section / sentence / attributes: from the mention.
     """
@@ -419,6 +419,26 @@ _BODY_ADJ = {"renal": "kidney", "hepatic": "liver", "pulmonary": "lung", "cardia
              "thyroid": "thyroid", "nasal": "nasal", "cutaneous": "skin", "dermal": "skin"}
 
 
+#: The body part a surgical word names ("left nephrectomy": the kidney), for the words that end in
+#: a procedure suffix; the first matching root wins ("cholecystectomy" is no cystectomy).
+_PROCEDURE_ROOTS = (("cholecyst", ("gallbladder",)), ("nephroureter", ("kidney", "ureter")), ("nephr", ("kidney",)),
+                    ("pyel", ("kidney", "pelvis")), ("ureter", ("ureter",)), ("cyst", ("bladder",)),
+                    ("hepat", ("liver",)), ("splen", ("spleen",)), ("gastr", ("stomach",)), ("col", ("colon",)),
+                    ("append", ("appendix",)), ("pancrea", ("pancreas",)), ("prostat", ("prostate",)),
+                    ("orchi", ("testis",)), ("oophor", ("ovary",)), ("salping", ("fallopian", "tube")),
+                    ("hyster", ("uterus",)), ("mast", ("breast",)), ("thyroid", ("thyroid",)),
+                    ("adrenal", ("adrenal", "gland")), ("pneumon", ("lung",)))
+_PROCEDURE_SUFFIX = re.compile(r"(?:ectomy|ostomy|otomy|plasty|pexy|rrhaphy|scopy|tripsy)$")
+
+
+def _procedure_body_words(word: str) -> tuple[str, ...]:
+    if _PROCEDURE_SUFFIX.search(word):
+        for root, body in _PROCEDURE_ROOTS:
+            if word.startswith(root):
+                return body
+    return ()
+
+
 _CHILDREN_CACHE: dict[int, tuple[Any, dict[str, list[tuple[Any, str, list[str]]]]]] = {}
 
 
@@ -540,9 +560,14 @@ def drop_contrast_conflicts(doc: Any, hits: list[DictHit]) -> list[DictHit]:
 # words that state a procedure's approach (ICD-10-PCS 5th character of the medical and surgical
 # section): laparoscopic / thoracoscopic / arthroscopic / endoscopic -> 4 percutaneous endoscopic,
 # percutaneous -> 3
-_APPROACH_WORDS = re.compile(
-    r"\b(?:(?:laparoscop|thoracoscop|arthroscop|retroperitoneoscop|endoscop)\w*|video[- ]assisted|"
-    r"(?P<perc>percutaneous(?:ly)?))\b", re.I)
+_APPROACH = (r"(?:(?:laparoscop|thoracoscop|arthroscop|retroperitoneoscop|endoscop)\w*|video[- ]assisted|"
+             r"(?P<perc>percutaneous(?:ly)?))")
+# the word modifies the procedure: right before it ("laparoscopic left cholecystectomy"), or after
+# it as "by / via / through / using (a) laparoscopy" or an adverb ("performed laparoscopically")
+_APPROACH_BEFORE = re.compile(r"\b" + _APPROACH + r"(?:[ -]+\w+){0,2}?[ -]*$", re.I)
+_APPROACH_AFTER = re.compile(
+    r"^\W*(?:\w+\W+){0,4}?(?:(?:by|via|through|using|under)\s+(?:an?\s+)?" + _APPROACH
+    + r"|(?:laparoscop|thoracoscop|arthroscop|endoscop|percutaneous)\w*ally)\b", re.I)
 _OPEN_WORDS = re.compile(r"\b(?:open|conver(?:ted|sion)|laparotomy|thoracotomy)\b", re.I)
 _CONVERTED_TO_OPEN = re.compile(r"\bconver(?:ted|sion)\b(?:\W+\w+){0,4}?\W+open\b", re.I)
 
@@ -551,9 +576,10 @@ def apply_stated_approach(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHi
     """Give a complete ICD-10-PCS medical and surgical code the approach (its 5th character) the
     note states for it:
 
-    - read with the open approach (0) beside "laparoscopic", "thoracoscopic", "arthroscopic",
-      "endoscopic" (4) or "percutaneous" (3), within a few words in its sentence: the index's
-      "Cholecystectomy" is 0FT40ZZ, "cholecystectomy ... by laparoscopy" 0FT44ZZ;
+    - read with the open approach (0) and modified by "laparoscopic", "thoracoscopic",
+      "arthroscopic", "endoscopic" (4) or "percutaneous" (3): the word right before the mention,
+      or after it as "by / via / through laparoscopy" or an adverb ("laparoscopically"). The
+      index's "Cholecystectomy" is 0FT40ZZ, "cholecystectomy ... by laparoscopy" 0FT44ZZ;
     - read with the percutaneous endoscopic approach (4) in a sentence that says the procedure
       was converted to open: the open approach is coded (ICD-10-PCS guidelines, "procedure
       converted to a different approach": the laparoscopic attempt is an inspection).
@@ -571,9 +597,11 @@ def apply_stated_approach(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHi
                 if m is not None:
                     approach, why = "0", "converted to open"
             else:
-                m = _APPROACH_WORDS.search(text[max(lo, h.start - 40):min(hi, h.end + 40)])
+                m = (_APPROACH_BEFORE.search(text[max(lo, h.start - 40):h.start])
+                     or _APPROACH_AFTER.search(text[h.end:min(hi, h.end + 60)]))
                 if m is not None and not _OPEN_WORDS.search(sentence):
-                    approach, why = ("3" if m.group("perc") else "4"), m.group(0).lower()
+                    perc = bool(m.group("perc")) or "percutaneous" in m.group(0).lower()
+                    approach, why = ("3" if perc else "4"), " ".join(m.group(0).lower().split())
             code = h.code[:4] + approach + h.code[5:]
             if approach and kb is not None and kb.find(code, "icd10pcs") is not None:
                 h = DictHit(code, h.system, h.source, h.incomplete, h.start, h.end, h.text, f"{h.phrase} + {why}",
@@ -599,8 +627,11 @@ def expand_pcs_hits(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHit]:
         if h.sentence not in sent_words:
             lo, hi = _sentence_bounds(doc, h)
             txt = doc.text[lo:hi]
-            words = {_stem(w) for w in re.findall(r"[A-Za-z]+", txt)}
+            raw = re.findall(r"[A-Za-z]+", txt)
+            words = {_stem(w) for w in raw}
             words |= {_BODY_ADJ[w] for w in list(words) if w in _BODY_ADJ}
+            # "left nephrectomy" names the left kidney
+            words |= {_stem(b) for w in raw for b in _procedure_body_words(w.lower())}
             sent_words[h.sentence] = words
         words = sent_words[h.sentence]
         for ch, desc, toks in _body_part_children(kb, h.code):

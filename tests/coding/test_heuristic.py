@@ -162,15 +162,18 @@ def test_index_words_a_note_uses_for_something_else_are_not_mentions_alone(
 
 
 def test_article_a_and_his_are_no_bag_words() -> None:
-    """ "a blood pressure" read "type A blood" (Z67.10) and "his disease" read His-Werner disease
-    (A79.0) as bags of words; written as phrases they still match."""
+    """ "a blood pressure" read "type A blood" (Z67.10), "his disease" His-Werner disease (A79.0)
+    and "her heart disease" Hers' disease (E74.09) as bags of words; written as phrases they still
+    match."""
     from opencac.nlp import MentionMatcher, analyze
 
-    m = MentionMatcher.build([("Type A blood", "Z67.10"), ("Disease, His", "A79.0"), ("Blood pressure, high", "R03.0")])
-    found = m.find(analyze("It showed a blood pressure that was high. Asymptomatic of his disease. Type A blood."))
+    m = MentionMatcher.build([("Type A blood", "Z67.10"), ("Disease, His", "A79.0"), ("Blood pressure, high", "R03.0"),
+                              ("Disease, Her's", "E74.09")])
+    found = m.find(analyze("It showed a blood pressure that was high. Asymptomatic of his disease. Type A blood. "
+                           "Edema related to her heart disease."))
     got = {(x.text, x.payloads[0]) for x in found}
     assert ("Type A blood", "Z67.10") in got
-    assert not any(p in ("Z67.10", "A79.0") for t, p in got if t != "Type A blood"), got
+    assert not any(p in ("Z67.10", "A79.0", "E74.09") for t, p in got if t != "Type A blood"), got
     assert any(p == "R03.0" for _, p in got), got  # other bags still match
 
 

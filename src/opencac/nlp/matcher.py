@@ -73,8 +73,8 @@ _BAG_IGNORE = frozenset(
 _BAG_BLOCK = frozenset({"without", "except", "not", "no", "elsewhere"})
 #: Phrases with one of these words are matched where they are written, not as a bag of words:
 #: prose is full of them ("a blood test" is no "type A blood", "hepatitis A" needs its "A",
-#: "his disease" is no His-Werner disease, A79.0).
-_BAG_PROSE = frozenset({"a", "i", "his"})
+#: "his disease" is no His-Werner disease, A79.0, "her heart disease" no Hers' disease, E74.09).
+_BAG_PROSE = frozenset({"a", "i", "his", "her"})
 #: A phrase ending in one of these was cut from its continuation (the index row "Hepatitis > B >
 #: with" of "with hepatic coma", B19.11): as a bag it is its head alone ("hepatitis B").
 _BAG_DANGLING = frozenset({"with", "in", "of", "to", "by", "from", "and", "or", "due"})

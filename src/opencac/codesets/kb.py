@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from opencac.codesets.packed import PackedMap
 from opencac.codesets.refs import parse_refs, ref_covers, undot
 from opencac.codesets.types import Code, CodeSetVersion, CodeSystem, IndexEntry, fiscal_year
 from opencac.errors import CodeSetSourceError, CodeSetVersionError, UnknownCodeError
@@ -84,7 +85,7 @@ class KnowledgeBase:
         self.fy: int = fy if fy is not None else self._newest
         self._children: Mapping[str, list[str]] = cm["children"]  # stored by the build (a PackedMap)
         self._codes: dict[str, Code] = {}
-        self._pcs: Mapping[str, tuple[str, tuple[tuple[str, str, str], ...]]] | None = None
+        self._pcs: PackedMap | None = None  # code -> (description, axes), read on first use
         self._pcs_nodes: dict[str, str] | None = None
         self._pcs_node_kids: dict[str, list[str]] | None = None
         self._terms: list[tuple[Any, ...]] | None = None
@@ -138,7 +139,7 @@ class KnowledgeBase:
         }
 
     # ------------------------------------------------------------------ lazy parts
-    def _pcs_data(self) -> Mapping[str, tuple[str, tuple[tuple[str, str, str], ...]]]:
+    def _pcs_data(self) -> PackedMap:
         if self._pcs is None:
             data = _load(self.paths["pcs"])
             self._pcs, self._pcs_nodes = data["codes"], data["nodes"]
@@ -445,9 +446,7 @@ class KnowledgeBase:
         if obj.system is CodeSystem.ICD10PCS:
             c = obj.code
             current = self._pcs_present[self.pcs_version_for(None)]
-            data = self._pcs_data()
-            below = data.keys_with_prefix(c) if hasattr(data, "keys_with_prefix") else (k for k in data if k.startswith(c))
-            return sorted(k for k in below if k in current)
+            return [k for k in self._pcs_data().keys_with_prefix(c) if k in current]
         bill = self._billable[self._newest]
         out: list[str] = []
         stack = [obj.code]

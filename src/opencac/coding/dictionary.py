@@ -18,7 +18,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -604,9 +604,7 @@ def apply_stated_approach(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHi
                     approach, why = ("3" if perc else "4"), " ".join(m.group(0).lower().split())
             code = h.code[:4] + approach + h.code[5:]
             if approach and kb is not None and kb.find(code, "icd10pcs") is not None:
-                h = DictHit(code, h.system, h.source, h.incomplete, h.start, h.end, h.text, f"{h.phrase} + {why}",
-                            h.score, h.n_tokens, h.subsumed, h.assertion, h.trigger, h.section, h.sentence,
-                            dict(h.attributes), h.specified)
+                h = replace(h, code=code, phrase=f"{h.phrase} + {why}", attributes=dict(h.attributes))
         out.append(h)
     return out
 
@@ -637,8 +635,7 @@ def expand_pcs_hits(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHit]:
         for ch, desc, toks in _body_part_children(kb, h.code):
             if all(t in words for t in toks) or (
                     all(t in words for t in toks if t not in _LATERAL) and not any(t in _LATERAL for t in toks)):
-                extra.append(DictHit(ch.code, "icd10pcs", "pcs-bodypart", True, h.start, h.end, h.text,
-                                     h.phrase + " + " + desc.strip().lower(), 0.8 * h.score, h.n_tokens + 1,
-                                     h.subsumed, h.assertion, h.trigger, h.section, h.sentence, dict(h.attributes),
-                                     h.specified))
+                extra.append(replace(h, code=ch.code, source="pcs-bodypart", incomplete=True,
+                                     phrase=h.phrase + " + " + desc.strip().lower(), score=0.8 * h.score,
+                                     n_tokens=h.n_tokens + 1, attributes=dict(h.attributes)))
     return hits + extra

@@ -56,9 +56,9 @@ _OTHER_FACTOR = 0.2
 #: Z00.00 were the out-of-the-box engine's commonest wrong codes on CodiEsp train, which codes
 #: none of Z00-Z13).
 _ENCOUNTER_FACTOR = 0.15
-#: Factor for a diagnosis phrase inside a longer exact match that names a more specific form
-#: of it ("hernia" in "inguinal hernia", "renal failure" in "chronic renal failure"): a coder
-#: reports the specific code, not both.
+#: Factor for a diagnosis phrase inside a longer match that names a more specific form of it
+#: (``DictHit.specified``: "hernia" in "inguinal hernia", "renal failure" in "chronic renal
+#: failure"): a coder reports the specific code, not both.
 _SPECIFIED_FACTOR = 0.15
 _REASON_SECTIONS = frozenset({"hpi", "assessment", "diagnoses"})
 

@@ -1515,7 +1515,8 @@ def _pcs_incomplete_edit(state: RulesState, fc: FinalCode, u: str, P: str) -> Ed
     kb = state.kb
     msg = f"{fc.code} is an incomplete ICD-10-PCS code ({len(u)} of 7 characters)"
     done = [c for c in kb.billable_descendants(u, "icd10pcs") if kb.is_billable(c, state.as_of)]
-    found = _best_candidate(state, "icd10pcs", lambda c: undot(c) in done)
+    valid = set(done)
+    found = _best_candidate(state, "icd10pcs", lambda c: undot(c) in valid)
     if found is not None:
         best = undot(found.code)
         return decide(Edit("PCS-INCOMPLETE", "error", f"{msg}; the note supports {best} "

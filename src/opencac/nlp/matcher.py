@@ -87,7 +87,7 @@ BAG_RULES = frozenset({f"ignore:{w}" for w in _BAG_IGNORE} | {f"block:{w}" for w
 _BAG_GAP_NEGATORS = frozenset({"without", "no", "not", "non", "nor", "except", "excluding", "absence", "absent",
                                "free", "negative", "denies", "denied"})
 
-FORMAT_VERSION = 9  # 7, 8: bag anchors packed (_Anchors, a PackedMap since 8); 9: no bags with 'a' / 'i'
+FORMAT_VERSION = 9  # 7, 8: bag anchors packed (_Anchors, a PackedMap since 8); 9: BAG_RULES (in the cache key since)
 _SEE_TAIL = re.compile(r"\s+(?:see|see also)\s+\S.*$")
 _UNKNOWN = "\x01"  # stands for a note token that no phrase contains
 
@@ -240,8 +240,8 @@ class Mention:
         kind: ``"exact"`` or ``"bag"``.
         subsumed: the match lies strictly inside a longer match.
         specified: a longer match covering this one (exact, or its words side by side in another
-            order) has every word of this phrase and more ("inguinal hernia" over "hernia", "hepatitis c" over "hepatitis"): it names a
-            more specific form of the same condition.
+            order) has every word of this phrase and more ("inguinal hernia" over "hernia",
+            "hepatitis c" over "hepatitis"): it names a more specific form of the same condition.
     """
 
     start: int
@@ -609,11 +609,11 @@ class MentionMatcher:
                 continue
             for k, (toks, m) in enumerate(found):
                 m.subsumed = any(toks < other for j, (other, _) in enumerate(found) if j != k)
-                words = set(m.phrase.split(" ")) - _BAG_IGNORE  # "unspecified kidney failure"
-                if m.subsumed and words:
+                if m.subsumed:
+                    words = set(m.phrase.split(" ")) - _BAG_IGNORE  # "unspecified kidney failure"
                     # over an exact match, or a bag of its words side by side ("renal transplant")
-                    m.specified = any(toks < other and (o.kind == "exact" or o.score >= 0.75)
-                                      and words < set(o.phrase.split(" ")) for other, o in found)
+                    m.specified = bool(words) and any(toks < other and (o.kind == "exact" or o.score >= 0.75)
+                                                      and words < set(o.phrase.split(" ")) for other, o in found)
             section = _section_label(doc.sections, sec_starts, sent.start)
             done: dict[tuple[int, int], tuple[str, str, str | None, dict[str, str]]] = {}
             for _, m in found:

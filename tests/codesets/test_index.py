@@ -195,3 +195,42 @@ def test_a_flattened_title_cut_after_a_combining_vowel_has_no_code(tmp_path: Pat
                  encoding="utf-8")
     _, rows = read_csv(p)
     assert [r.code for r in rows] == ["", "F45.29", "R68.89"]
+
+
+def test_an_organism_as_cause_of_disease_is_also_its_name_alone() -> None:
+    """ "Staphylococcus > as cause of disease classified elsewhere > aureus" (B95.61): notes name the
+    organism ("cultures positive for Staphylococcus aureus"), or write the index's abbreviation
+    ("E. coli"). A path that names only a kind of organism or "specified NEC" gets no such phrase."""
+    from opencac.codesets.cmindex import Row
+
+    rows = [Row(0, "Staphylococcus, staphylococcal"), Row(1, "as cause of disease classified elsewhere", code="B95.8"),
+            Row(2, "aureus", code="B95.61"), Row(2, "specified NEC", code="B95.7"),
+            Row(0, "Infection, infected, infective", code="B99.9"), Row(1, "bacterial NOS", code="A49.9"),
+            Row(2, "as cause of disease classified elsewhere", code="B96.89"),
+            Row(3, "Escherichia coli [E. coli]", code="B96.20"), Row(3, "Enterococcus", code="B95.2"),
+            Row(1, "Klebsiella", code="A49.8"), Row(2, "as cause of disease classified elsewhere", code="B96.1"),
+            Row(1, "staphylococcal, unspecified site"), Row(2, "as cause of disease classified elsewhere", code="B95.8"),
+            Row(3, "aureus", code="B95.61"),
+            Row(0, "Virus, viral"), Row(1, "as cause of disease classified elsewhere", code="B97.89"),
+            Row(0, "Pseudomonas"), Row(1, "aeruginosa, as cause of disease classified elsewhere", code="B96.5")]
+    ph = _phrases(expand("index", rows))
+    for phrase, code in (("Staphylococcus aureus", "B95.61"), ("Staphylococcus", "B95.8"),
+                         ("Escherichia coli", "B96.20"), ("E. coli", "B96.20"), ("Enterococcus", "B95.2"),
+                         ("Klebsiella", "B96.1"), ("Pseudomonas aeruginosa", "B96.5")):
+        assert (phrase, code) in ph, phrase
+    codes_alone = {code for phrase, code in ph if "cause" not in phrase and "Infection" not in phrase}
+    assert "B96.89" not in codes_alone  # "Infection > bacterial NOS > as cause": a kind, no organism
+    assert "B97.89" not in codes_alone  # "Virus > as cause": every "virus" would read it
+    assert "B95.7" not in codes_alone  # "specified NEC" names no organism
+    assert ("aureus", "B95.61") not in ph  # the words after "staphylococcal, unspecified site" alone
+
+
+def test_neoplasm_lymph_gland_is_also_a_lymph_node() -> None:
+    from opencac.codesets.cmindex import Row
+
+    cells = ["", "C77.9", "", "D36.0", "D48.7", "D49.89"]
+    rows = [Row(0, "Neoplasm, neoplastic"), Row(1, "lymph, lymphatic channel NEC", cells=["", "C79.89", "", "", "", ""]),
+            Row(2, "gland", cells=cells), Row(3, "inguina, inguinal", cells=["", "C77.4", "", "D36.0", "D48.7", "D49.89"])]
+    ph = _phrases(expand("neoplasm", rows))
+    assert ("lymph node inguinal metastasis", "C77.4") in ph and ("lymph gland inguina metastasis", "C77.4") in ph
+    assert ("metastasis to lymph node", "C77.9") in ph

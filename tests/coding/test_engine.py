@@ -160,9 +160,14 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("COPD on home oxygen therapy.", "Z99.81"),
     ("Renal transplant recipient since 2010.", "Z94.0"),
     ("Laboratory tests were compatible with SIADH.", "E22.2"),
+    ("Pale skin and mucous membranes.", "R23.1"),
+    ("Abdominal pain with sweating and dyspnea.", "R61"),
+    ("Macroscopic hematuria with clots.", "R31.0"),
+    ("CT showed retroperitoneal adenopathies.", "R59.0"),
+    ("Several axillary lymphadenopathies.", "R59.0"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
-    """Status / history phrases as notes word them (source ``clinical``) and SIADH."""
+    """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""
     _, hits = engine.dictionary_hits(text, "t", attributes=False)
     assert code.replace(".", "").lower() in {h.code.replace(".", "").lower() for h in hits}, \
         sorted({(h.code, h.source) for h in hits})

@@ -149,6 +149,13 @@ def test_generic_index_words_are_not_mentions_alone() -> None:
      "Local anesthetic and analgesia were given. Transient improvement. An adhesive dressing. Methylene blue dye. "
      "Basal ganglia lesions. FFA showed leakage. A ganglion cyst of the wrist. Transient ischemic attack.",
      ["Transient ischemic attack", "ganglion cyst"]),
+    # session 15: "no anomalies", a "deformity" or "dysplasia" (Q89.9, congenital), "clots" in the urine (I74.9),
+    # "preserved diuresis" (R35.89), "as a newborn" (Z38.2), "congenital malformations" (Q89.9)
+    (["Anomaly", "Deformity", "Dysplasia", "Clot", "Diuresis", "Newborn", "Neonatal", "Malformation"],
+     [("Anomaly, kidney", "Q63.9"), ("Jaundice, newborn", "P59.9"), ("Cervical dysplasia", "N87.9")],
+     "No anomalies. Thoracic deformity. Hematuria with clots. Preserved diuresis. As a newborn, neonatal care. "
+     "Congenital malformations. Anomaly of the kidney. Newborn jaundice. Cervical dysplasia.",
+     ["Anomaly of the kidney", "Cervical dysplasia", "Newborn jaundice"]),
 ])
 def test_index_words_a_note_uses_for_something_else_are_not_mentions_alone(
         words: list[str], longer: list[tuple[str, str]], note: str, expected: list[str]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from opencac.nlp import analyze
-from opencac.nlp.assertion import ASSERTIONS, assert_span, find_triggers
+from opencac.nlp.assertion import ASSERTIONS, assert_span, assert_within, find_triggers
 from opencac.nlp.evaluation import evaluate_assertions, read_cases, read_offset_cases
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -94,6 +94,7 @@ def test_per_class_floors_on_codiesp_offsets(codiesp_dir: Path, name: str) -> No
         ("He presented to the emergency department with a history of gastrointestinal bleeding.",
          "gastrointestinal bleeding", "affirmed"),
         ("Due to the uncertain origin of shock, death is not certified.", "shock", "affirmed"),
+        ("Images in the liver that could correspond to metastases or hemangiomas.", "metastases", "uncertain"),
     ],
 )
 def test_targeted_behaviour(text: str, target: str, expected: str) -> None:
@@ -138,3 +139,21 @@ def test_assertion_values_match_the_coding_layer() -> None:
     from opencac.coding.types import ASSERTIONS as CODING_ASSERTIONS
 
     assert tuple(ASSERTIONS) == tuple(CODING_ASSERTIONS)
+
+
+@pytest.mark.parametrize(("text", "span", "phrase", "expected"), [
+    ("A lesion in the right lung suggestive of metastasis.", "lung suggestive of metastasis", "metastasis to lung",
+     ("uncertain", "suggestive of")),
+    ("Metastasis, without lymph nodes.", "Metastasis, without lymph", "metastasis to lymph", ("negated", "without")),
+    # a trigger made of the phrase's own words does not count, nor one before or after the span
+    ("No fever. Lung metastasis.", "Lung metastasis", "lung metastasis", None),
+    ("Kidney with no function.", "Kidney with no function", "kidney no function", None),
+    ("Lung metastasis, not the liver.", "Lung metastasis", "lung metastasis", None),
+])
+def test_a_trigger_between_the_words_of_a_match(text: str, span: str, phrase: str,
+                                                 expected: tuple[str, str] | None) -> None:
+    """A bag-of-words match whose words lie apart takes the negation or uncertainty of a trigger
+    between them; the triggers around the span are assert_span's."""
+    doc = analyze(text)
+    start = text.index(span)
+    assert assert_within(doc, start, start + len(span), phrase) == expected

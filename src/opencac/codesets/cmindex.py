@@ -259,6 +259,35 @@ def _words(title: str) -> str:
     return " ".join(t.replace(",", " ").split())
 
 
+_AS_CAUSE = re.compile(r",?\s*as (?:the )?cause of (?:a )?diseases? classified\s+elsewhere\s*$", re.I)
+#: Levels that only say what kind of organism follows ("Infection > bacterial NOS > as cause of
+#: disease classified elsewhere > Enterococcus"); the organism's name is the rest.
+_ORGANISM_KINDS = frozenset({"infection", "bacterial", "virus viral", "viral", "virus"})
+
+
+def _organism_words(words: list[str]) -> str:
+    """The organism a path's "as cause of disease classified elsewhere" level names, as notes
+    write it: ``Staphylococcus > as cause ... > aureus`` -> ``"Staphylococcus aureus"``, ``Infection >
+    Klebsiella > as cause ...`` -> ``"Klebsiella"``; ``""`` for a path without that level or whose
+    organism is no more than a kind ("Virus > as cause ..." -> B97.89 would read every "virus")."""
+    at = next((i for i, w in enumerate(words) if _AS_CAUSE.search(w)), None)
+    if at is None:
+        return ""
+    parts = [*words[:at], _AS_CAUSE.sub("", words[at]).strip(), *words[at + 1:]]
+    if any(re.match(r"(?:other )?specified\b", w, re.I) for w in parts):
+        return ""  # "Staphylococcus > as cause ... > specified NEC" (B95.7) names no organism
+    kept = [w for w in parts if w and w.lower() not in _ORGANISM_KINDS]
+    if not kept:
+        return ""
+    if words[0].lower() == "infection" and at + 1 < len(words):
+        # "Infection > staphylococcal, unspecified site > as cause ... > aureus": the level before
+        # "as cause" must be a bare kind, or the words after it name no organism alone ("aureus")
+        before = _AS_CAUSE.sub("", words[at]).strip() or (words[at - 1] if at > 1 else "")
+        if before and before.lower() not in _ORGANISM_KINDS:
+            return ""
+    return " ".join(kept)
+
+
 SEE_SUBTERMS, SEE_DEPTH = 40, 2  # subterms of a "see" target repeated under the referring term, and how deep
 
 
@@ -331,14 +360,20 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
         if kind in ("neoplasm", "drug"):
             site_words = words[1:] if kind == "neoplasm" and len(words) > 1 else words
             site = " ".join(w for w in site_words if w)
+            sites = [site]
+            if kind == "neoplasm" and site.startswith("lymph gland"):
+                # "lymph, lymphatic channel NEC > gland > inguina, inguinal" (C77.4 secondary): notes
+                # say "inguinal lymph node"
+                sites.append(" ".join(["lymph node", *(_words(x.title.split(",")[-1]) for x in path[3:])]).strip())
             cols = NEOPLASM_COLUMNS if kind == "neoplasm" else DRUG_COLUMNS
             for (_col, templates), cell in zip(cols, r.cells):
                 code = _clean_code(cell)
                 if not code or not site:
                     continue
                 for tpl in templates:
-                    out.append((tpl.format(s=site), code, "icd10cm", source, f"{path_text} [{_col}]", mods,
-                                r.see, r.see_also))
+                    for one in sites:
+                        out.append((tpl.format(s=one), code, "icd10cm", source, f"{path_text} [{_col}]", mods,
+                                    r.see, r.see_also))
             if r.see:
                 target = resolve(r.see)
                 if target:
@@ -365,6 +400,14 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
                 if li == len(path) - 1:
                     before = words[:li] + [m] + words[li:]
                     variants.append(" ".join(w for w in before if w))
+        organism = _organism_words(words) if kind == "index" else ""
+        if organism:
+            # "Staphylococcus > as cause of disease classified elsewhere > aureus" (B95.61): notes name
+            # the organism alone ("cultures positive for Staphylococcus aureus"), or by the
+            # abbreviation the index gives ("Escherichia coli [E. coli]"); first, so that the cap
+            # below keeps them
+            abbrevs = [a for x in path for a in re.findall(r"\[([^\]]+)\]", x.title) if "." in a]
+            variants[1:1] = [organism, *abbrevs]
         variants = list(dict.fromkeys(v for v in variants if v))[:10]
         targets: list[tuple[str, str, str]] = []
         if r.code:

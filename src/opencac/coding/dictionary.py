@@ -38,8 +38,10 @@ _SOURCE_ID = {"tabular": 0, "inclusion": 1, "index": 2, "eindex": 3, "neoplasm":
 #: radiographic dye Z91.041; Dependence, on, oxygen Z99.81; Dependence, on, renal dialysis Z99.2;
 #: Status, transplant, kidney Z94.0; Status, pacemaker Z95.0; Long-term drug therapy,
 #: anticoagulants Z79.01, steroids systemic Z79.52, insulin Z79.4; History, personal,
-#: irradiation Z92.3, antineoplastic chemotherapy Z92.21). A trained model learns how often
-#: each phrase is coded (dictionary-hit precision), as for every other source.
+#: irradiation Z92.3, antineoplastic chemotherapy Z92.21), and findings the index names by one
+#: word where notes describe them (Pallor R23.1; Sweating, excessive R61, Diaphoresis R61;
+#: Hematuria, gross R31.0). A trained model learns how often each phrase is coded
+#: (dictionary-hit precision), as for every other source.
 CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "Z87.891": ("ex-smoker", "exsmoker", "former smoker", "ex smoker", "quit smoking"),
     "Z88.0": ("allergy to penicillin", "allergic to penicillin", "penicillin allergy", "allergy to penicillins",
@@ -60,7 +62,20 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "Z92.3": ("previous radiotherapy", "prior radiotherapy", "history of radiotherapy", "received radiotherapy",
               "previous radiation therapy", "history of radiation therapy"),
     "Z92.21": ("previous chemotherapy", "prior chemotherapy", "history of chemotherapy", "received chemotherapy"),
+    "R23.1": ("pale skin", "pale face", "pale mucous membranes", "mucous membranes pale", "skin pallor",
+              "cutaneous pallor", "mucocutaneous pallor", "paleness"),
+    "R61": ("sweating", "profuse sweating", "diaphoretic", "sweaty"),
+    "R31.0": ("macroscopic hematuria", "frank hematuria"),
 }
+#: Lymph node regions: enlarged nodes of a named region are localized (Enlarged, lymph gland or
+#: node, localized R59.0), where "lymphadenopathy" alone is generalized (R59.1) and "adenopathy"
+#: unspecified (R59.9).
+_NODE_REGIONS = ("axillary", "inguinal", "cervical", "laterocervical", "supraclavicular", "submandibular",
+                 "submaxillary", "mediastinal", "hilar", "hiliar", "paratracheal", "retroperitoneal",
+                 "para-aortic", "paraaortic", "periaortic", "celiac", "mesenteric", "iliac", "pelvic", "abdominal",
+                 "popliteal", "epitrochlear", "occipital", "preauricular", "jugular", "parotid", "portal")
+CLINICAL_PHRASES["R59.0"] = tuple(f"{region} {noun}" for region in _NODE_REGIONS
+                                  for noun in ("lymphadenopathy", "adenopathy", "adenomegaly"))
 
 #: Procedures as CodiEsp *train* notes word them where no PCS index term does, with the code
 #: as CodiEsp codes them (ICD-10-PCS Index: Intubation, Airway - see Insertion of device in,

@@ -141,7 +141,8 @@ class CodingEngine:
         # mentions of other code systems only are not asserted (their hits would be dropped below)
         wanted = None if systems is None else frozenset(systems)
         hits = hits_from_mentions(self.matcher.find(
-            doc, attributes=attributes, keep=None if wanted is None else (lambda p: p[1] in wanted)))
+            doc, attributes=attributes, keep=None if wanted is None else (lambda p: p[1] in wanted),
+            within_for=_diagnosis_payload))
         if systems is None or CM in systems:
             # values that complete a code (BMI 36 -> Z68.36, week 21 of gestation -> Z3A.21)
             hits.extend(value_hits(doc, self.kb))
@@ -427,6 +428,12 @@ class CodingEngine:
 
 
 @functools.lru_cache(maxsize=20_000)
+def _diagnosis_payload(payload: tuple[str, str, int]) -> bool:
+    """A dictionary payload ``(code, system, source id)`` of a diagnosis code: its word-bag match
+    takes a trigger between its words (the matcher's ``within_for``)."""
+    return payload[1] == CM
+
+
 def _gram_pattern(gram: str) -> re.Pattern[str]:
     """The compiled pattern that finds a lexicon n-gram in a note (its words, any separators
     between them; compiled once: re's own cache of 512 patterns thrashes over thousands of n-grams)."""

@@ -117,7 +117,7 @@ _LEXICON: list[tuple[str, str, str, int]] = [
         r"equivocal", r"doubtful", r"uncertain", r"unclear", r"suggestive of", r"suggesting",
         r"suggests", r"compatible with", r"consistent with", r"indicative of",
         r"impression of", r"possibility of", r"diagnostic suspicion", r"in favou?r of", r"appears to be",
-        r"seems to be", r"to exclude", r"to discard",
+        r"seems to be", r"to exclude", r"to discard", r"(?:could|may|might) correspond to",
         r"(?:may|might|could) be (?:due|secondary) to", r"(?:probably|possibly|likely|presumably) (?:due|secondary) to",
     )],
     *[(p, "uncertain", "post", 5) for p in (
@@ -370,6 +370,37 @@ _SECTION_DEFAULT = {"family_history": "family", "past_history": "historical"}
 def _sentence_of(doc: Document, start: int) -> Span:
     sent = doc.sentence_at(start)
     return sent if sent is not None else doc.line_at(start)  # no sentence layer: the line
+
+
+_FUNCTION_WORDS = frozenset({"to", "of", "for", "with", "in", "on", "at", "by", "be", "as", "from"})
+
+
+def assert_within(doc: Document, start: int, end: int, phrase: str, *,
+                  sentence: Span | None = None) -> tuple[str, str] | None:
+    """The negation or uncertainty a trigger *inside* a span puts on it, for a match whose words
+    lie apart: in "lung suggestive of metastasis" (the phrase "metastasis to lung" read as a bag)
+    the lung finding is only suggested, in "metastasis, without lymph nodes" there is no lymph
+    node metastasis. :func:`assert_span` reads only the triggers around a span.
+
+    Args:
+        doc: the analysed document.
+        start / end: the span's offsets in ``doc.text``.
+        phrase: the normalised dictionary phrase matched (a trigger made of its own words,
+            e.g. "no" in a phrase that has it, does not count).
+        sentence: the sentence containing the span, if known.
+
+    Returns:
+        ``(assertion, trigger)`` or None when no trigger inside the span applies.
+    """
+    sent = sentence if sentence is not None else _sentence_of(doc, start)
+    text = doc.text[sent.start : sent.end]
+    s, e = start - sent.start, end - sent.start
+    words = set(phrase.lower().split()) - _FUNCTION_WORDS
+    for t in find_triggers(text):
+        if t.category in ("negated", "uncertain") and t.direction in ("pre", "both") and s < t.start and t.end < e \
+                and not words.intersection(re.findall(r"[a-z]+", t.text.lower())):
+            return t.category, " ".join(t.text.lower().split())
+    return None
 
 
 def assert_span(

@@ -31,7 +31,7 @@ from typing import Any
 from opencac.codesets.config import read_pickle, write_pickle
 from opencac.codesets.packed import PackedMap
 from opencac.errors import ModelFormatError
-from opencac.nlp.assertion import assert_span
+from opencac.nlp.assertion import assert_span, assert_within
 from opencac.nlp.attributes import extract_attributes
 from opencac.nlp.normalize import Token, tokenize
 from opencac.text.document import Document, Span
@@ -60,9 +60,13 @@ DEFAULT_STOP_PHRASES = frozenset(
     # arrest" read as "arrest" (Z65.3, legal circumstances), "local anesthetic" and "analgesia"
     # (R20.0), "transient" (the index's "Transient (meaning homeless)", Z59.00), "adhesive" dressings
     # (K66.0), "dye" (Z77.098), "basal ganglia" and the translated notes' "ganglion" for lymph node
-    # (M67.4-, a synovial cyst), "FFA" for fluorescein angiography (L66.12, frontal fibrosing alopecia)
+    # (M67.4-, a synovial cyst), "FFA" for fluorescein angiography (L66.12, frontal fibrosing alopecia),
+    # "no anomalies", "malformations", a "deformity" or "dysplasia" of a named site (the bare term is Q89.9),
+    # "clots" in the urine (Clot - see also Embolism, I74.9), "preserved diuresis" (R35.89, polyuria),
+    # the patient "as a newborn" (Z38.2, the birth episode)
     """anesthesia nerve sinus gas cold consumption may activity donor arrest anesthetic analgesia
-    transient adhesive dye ganglion ffa""".split()
+    transient adhesive dye ganglion ffa anomaly anomalous deformity dysplasia malformation clot diuresis
+    newborn neonatal""".split()
 )
 
 # Words ignored when matching a phrase as a bag of content words.
@@ -541,6 +545,7 @@ class MentionMatcher:
         assertion: bool = True,
         attributes: bool = True,
         keep: Callable[[Any], bool] | None = None,
+        within_for: Callable[[Any], bool] | None = None,
     ) -> list[Mention]:
         """Find the mentions of dictionary phrases in an analysed document.
 
@@ -555,6 +560,10 @@ class MentionMatcher:
             keep: return only mentions with at least one payload for which ``keep(payload)`` is
                 true (e.g. one code system's); the others still count when deciding which
                 matches are ``subsumed``, so the kept mentions are exactly as without the filter.
+            within_for: a bag-of-words match whose words lie apart takes the negation or
+                uncertainty of a trigger between them (:func:`opencac.nlp.assertion.assert_within`)
+                when every payload passes this test (default: always). A procedure's match wants
+                none: "MRI showed no brain lesions" was an MRI of the brain.
 
         Returns:
             Mentions sorted by start offset, then longest first.
@@ -629,6 +638,11 @@ class MentionMatcher:
                     attrs = extract_attributes(doc, m.start, m.end, sentence=sent) if attributes else {}
                     got = done[(m.start, m.end)] = (sec, a, trig, attrs)
                 m.section, m.assertion, m.trigger = got[0], got[1], got[2]
+                if m.kind == "bag" and assertion and got[1] in ("affirmed", "historical") and (
+                        within_for is None or all(map(within_for, m.payloads))):
+                    within = assert_within(doc, m.start, m.end, m.phrase, sentence=sent)
+                    if within is not None:
+                        m.assertion, m.trigger = within
                 m.attributes = dict(got[3])
                 out.append(m)
         out.sort(key=lambda m: (m.start, -(m.end - m.start), -m.score))

@@ -269,3 +269,38 @@ def test_a_phrase_cut_before_its_continuation_is_no_bag() -> None:
     m = MentionMatcher.build([("Hepatitis B with", "B19.11"), ("Hepatitis B", "B19.10")])
     assert {x.payloads[0] for x in m.find(analyze("Chronic hepatitis B was diagnosed."))} == {"B19.10"}
     assert "B19.11" in {x.payloads[0] for x in m.find(analyze("Hepatitis B with hepatic coma."))}
+
+
+def test_an_excludes1_pair_keeps_the_code_whose_note_does_not_exclude_the_other(engine: CodingEngine) -> None:
+    """ "Pain" (R52) beside "abdominal pain" (R10.9): R52's Excludes1 note says "localized pain - code
+    to pain by site (R10.-)", so R52 ranks lower out of the box; without the site code it stays."""
+    note = "Abdominal pain for two days. The pain was severe and constant. He also reported nausea."
+    got = _by_code(engine.code(note, doc_id="t"))
+    alone = _by_code(engine.code("He complained of pain and nausea.", doc_id="t"))
+    assert got["R10.9"].selected
+    assert got["R52"].rank > got["R10.9"].rank
+    assert got["R52"].signals["heuristic_score"] < alone["R52"].signals["heuristic_score"]
+
+
+def test_excludes1_competition_rules() -> None:
+    """Each side of a mutual Excludes1 pair (E10 / E11): the weaker one loses; a one-way pair: the
+    code whose note names the other loses, however strong."""
+    from types import SimpleNamespace
+
+    class KB:
+        pairs: list[tuple[str, str, str]] = []
+
+        def find(self, code: str) -> SimpleNamespace:
+            return SimpleNamespace(code=code)
+
+        def excludes1_pairs(self, codes: list[str]) -> list[tuple[str, str, str]]:
+            return [p for p in self.pairs if p[0] in codes and p[1] in codes]
+
+    kb = KB()
+    cands = [SimpleNamespace(code=c) for c in ("E11.9", "E10.9", "R52", "R10.9")]
+    kb.pairs = [("E11.9", "E10.9", ""), ("E10.9", "E11.9", ""), ("R52", "R10.9", "")]
+    got = H.excludes1_competition(kb, cands, np.array([1.0, 0.6, 1.2, 0.8]))
+    assert got.tolist() == [1.0, 0.6 * H._EXCLUDES1_FACTOR, 1.2 * H._EXCLUDES1_FACTOR, 0.8]
+    # equal scores of a mutual pair: neither is lowered; no kb: unchanged
+    assert H.excludes1_competition(kb, cands[:2], np.array([1.0, 1.0])).tolist() == [1.0, 1.0]
+    assert H.excludes1_competition(None, cands, np.array([1.0, 0.6, 1.2, 0.8])).tolist() == [1.0, 0.6, 1.2, 0.8]

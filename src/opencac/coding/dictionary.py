@@ -76,6 +76,16 @@ _NODE_REGIONS = ("axillary", "inguinal", "cervical", "laterocervical", "supracla
                  "popliteal", "epitrochlear", "occipital", "preauricular", "jugular", "parotid", "portal")
 CLINICAL_PHRASES["R59.0"] = tuple(f"{region} {noun}" for region in _NODE_REGIONS
                                   for noun in ("lymphadenopathy", "adenopathy", "adenomegaly"))
+#: Abdominal regions by the names notes use for the index's quadrants (Pain, abdominal, lower,
+#: right quadrant R10.31; upper, left quadrant R10.12; lower R10.30; periumbilical R10.33;
+#: generalized R10.84): the iliac fossae are the lower quadrants, the hypochondria the upper ones,
+#: the hypogastrium the lower abdomen, the mesogastrium the periumbilical region.
+for _code, _regions in (("R10.31", ("right iliac fossa",)), ("R10.32", ("left iliac fossa",)),
+                        ("R10.11", ("right hypochondrium", "right hypochondrial")),
+                        ("R10.12", ("left hypochondrium", "left hypochondrial")),
+                        ("R10.30", ("hypogastric", "hypogastrium")), ("R10.33", ("mesogastric", "mesogastrium")),
+                        ("R10.84", ("diffuse",))):
+    CLINICAL_PHRASES[_code] = tuple(f"{region} {pain}" for region in _regions for pain in ("pain", "abdominal pain"))
 
 #: Procedures as CodiEsp *train* notes word them where no PCS index term does, with the code
 #: as CodiEsp codes them (ICD-10-PCS Index: Intubation, Airway - see Insertion of device in,

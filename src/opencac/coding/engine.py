@@ -38,7 +38,7 @@ from opencac.coding.heuristic import FITTED_ON as HEURISTIC_FITTED_ON
 from opencac.coding.heuristic import THRESHOLD as HEURISTIC_THRESHOLD
 from opencac.coding.heuristic import VERSION as HEURISTIC_VERSION
 from opencac.coding.heuristic import confidence as heuristic_confidence
-from opencac.coding.heuristic import heuristic_score
+from opencac.coding.heuristic import excludes1_competition, heuristic_score
 from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
 
 #: Assertions that never make a code part of the proposed final set. Negated and family
@@ -241,6 +241,8 @@ class CodingEngine:
                     per_doc.append(list(cands.values()))
             if layer is None:
                 scores_all = [np.array([heuristic_score(c, system) for c in cl]) for cl in per_doc]
+                if system == CM:
+                    scores_all = [excludes1_competition(self.kb, cl, sc) for cl, sc in zip(per_doc, scores_all)]
                 conf_all = [heuristic_confidence(sc, system) for sc in scores_all]
                 thr = HEURISTIC_THRESHOLD[system]
             else:

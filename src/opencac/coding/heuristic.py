@@ -103,15 +103,17 @@ def heuristic_score(c: Any, system: str) -> float:
 # BEGIN CALIBRATION
 CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
     "icd10cm": (
-        (0.0006, 0.0), (0.005, 0.0), (0.0051, 0.0112), (0.009, 0.0112),
-        (0.0092, 0.0152), (0.0188, 0.0152), (0.019, 0.0359), (0.0251, 0.0359),
-        (0.0253, 0.0568), (0.0683, 0.0568), (0.0688, 0.1554), (0.114, 0.1554),
-        (0.1147, 0.1792), (0.2109, 0.1792), (0.2125, 0.1944), (0.2168, 0.1944),
-        (0.217, 0.2392), (0.2481, 0.2392), (0.25, 0.2796), (0.3098, 0.2796),
-        (0.3125, 0.3448), (0.3367, 0.3448), (0.3375, 0.3687), (0.4527, 0.3687),
-        (0.4538, 0.3984), (0.5359, 0.3984), (0.5379, 0.6082), (0.845, 0.6082),
-        (0.85, 0.6343), (0.9844, 0.6343), (0.9975, 0.6784), (1.1875, 0.6784),
-        (1.19, 0.7214), (2.45, 0.7214),
+        (0.0006, 0.0), (0.005, 0.0), (0.0051, 0.0106), (0.009, 0.0106),
+        (0.0092, 0.015), (0.0152, 0.015), (0.0153, 0.0233), (0.0188, 0.0233),
+        (0.019, 0.0345), (0.0251, 0.0345), (0.0253, 0.0561), (0.057, 0.0561),
+        (0.0572, 0.0824), (0.062, 0.0824), (0.0623, 0.0847), (0.0683, 0.0847),
+        (0.0688, 0.1461), (0.1141, 0.1461), (0.1147, 0.1778), (0.2109, 0.1778),
+        (0.2125, 0.2345), (0.2481, 0.2345), (0.25, 0.2835), (0.3098, 0.2835),
+        (0.3125, 0.3465), (0.3367, 0.3465), (0.3375, 0.3792), (0.4397, 0.3792),
+        (0.443, 0.4444), (0.4736, 0.4444), (0.475, 0.4672), (0.5359, 0.4672),
+        (0.5379, 0.6244), (0.7969, 0.6244), (0.798, 0.6376), (0.9844, 0.6376),
+        (1.0, 0.6657), (1.1875, 0.6657), (1.19, 0.71), (1.26, 0.71),
+        (1.275, 0.7186), (1.5, 0.7186), (1.52, 0.7447), (2.45, 0.7447),
     ),
     "icd10pcs": (
         (0.0193, 0.0334), (0.1517, 0.0334), (0.1519, 0.0488), (0.1571, 0.0488),
@@ -121,7 +123,7 @@ CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
         (0.765, 0.4484), (2.1, 0.4484),
     ),
 }
-THRESHOLD: dict[str, float] = {"icd10cm": 0.3687, "icd10pcs": 0.3167}
+THRESHOLD: dict[str, float] = {"icd10cm": 0.3792, "icd10pcs": 0.3167}
 FITTED_ON = 'CodiEsp train (500 notes)'
 # END CALIBRATION
 
@@ -136,3 +138,38 @@ def confidence(scores: Sequence[float] | np.ndarray, system: str) -> np.ndarray:
     ``system``, linear between its points and flat beyond its ends."""
     x, y = _curve(tuple(CALIBRATION[system]))
     return np.interp(np.asarray(scores, dtype=np.float64), x, y)
+
+
+#: Factor for a diagnosis candidate that an Excludes1 note pairs with a stronger candidate of
+#: the same note ("pain" R52 beside "abdominal pain" R10.9: R52 Excludes1 "abdomen pain
+#: (R10.-)"; "dyspnea" R06.00 beside acute respiratory failure J96.01). ICD-10-CM Official
+#: Guidelines I.A.12.a: the two are not coded together; the better-supported one is.
+_EXCLUDES1_FACTOR = 0.5
+#: How many of a note's best diagnosis candidates compete (the rest are too weak to matter).
+_EXCLUDES1_TOP = 15
+
+
+def excludes1_competition(kb: Any, cands: Sequence[Any], scores: np.ndarray) -> np.ndarray:
+    """Scores with every weaker side of an Excludes1 pair among the note's best candidates
+    lowered by :data:`_EXCLUDES1_FACTOR` (out of the box, ICD-10-CM only)."""
+    if kb is None or len(scores) < 2:
+        return scores
+    top = [int(i) for i in np.argsort(-scores, kind="stable")[:_EXCLUDES1_TOP] if scores[i] > 0]
+    code_at: dict[str, int] = {}
+    for i in top:
+        obj = kb.find(cands[i].code)
+        if obj is not None:
+            code_at.setdefault(obj.code, i)
+    out = scores.copy()
+    pairs = {(a, b) for a, b, _text in kb.excludes1_pairs(list(code_at))}
+    for a, b in pairs:
+        ia, ib = code_at.get(a), code_at.get(b)
+        if ia is None or ib is None:
+            continue
+        if (b, a) in pairs:  # each excludes the other (E10 / E11): the weaker one
+            weak = ia if scores[ia] < scores[ib] else ib if scores[ib] < scores[ia] else None
+        else:  # the code whose note names the other ("Pain, unspecified" R52: "localized pain - code to pain by site")
+            weak = ia
+        if weak is not None:
+            out[weak] = scores[weak] * _EXCLUDES1_FACTOR
+    return out

@@ -48,7 +48,7 @@ DEFAULT_STOP_PHRASES = frozenset(
     complication complications syndrome state change changes defect observation examination exam
     admission care test use type stage grade form case person patient problem presence absence
     other unspecified specified site part region area organ tissue left right bilateral acute
-    chronic pain of with without due to in on and or by for from at as after before during
+    chronic of with without due to in on and or by for from at as after before during
     follow followup up new old late early primary secondary multiple single total partial
     effect effects reaction reactions factor factors level levels result results sign signs
     symptom symptoms body system function lesion illness investigation investigations scale""".split()

@@ -148,3 +148,14 @@ def test_stem_is_a_fixed_point_so_inflections_meet() -> None:
     assert stem("exercises") == stem("exercise")
     assert stem("meningeal") == stem("meninges")
     assert normalize("meningeal involvement")[0] == normalize("meninges involvement")[0]
+
+
+@pytest.mark.parametrize(("text", "norm"), [
+    ("CA 125 of 136 IU/ml", "ca 125 of 136 iu ml"),  # the tumor markers are no cancer
+    ("CA 15.3 was elevated", "ca 15 3 was elevated"),
+    ("CA-125 high", "ca 125 high"),
+    ("History of CA of the colon.", "history of cancer of the colon"),
+    ("Prostate CA.", "prostate cancer"),
+])
+def test_ca_before_a_number_is_a_tumor_marker(text: str, norm: str) -> None:
+    assert normalize(text)[0] == norm

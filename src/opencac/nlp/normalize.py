@@ -497,6 +497,9 @@ def _word_tokens(word: str, roman_ctx: bool) -> tuple[tuple[tuple[str, int, int]
 _WORD_CACHE: dict[tuple[str, bool], tuple[tuple[tuple[str, int, int], ...], str]] = {}
 
 
+_MARKER_NUMBER = re.compile(r"[ \t]?-?[ \t]?\d")
+
+
 def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
     """Normalise ``text`` into tokens with their original offsets.
 
@@ -518,11 +521,17 @@ def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
         start = m.start()
         if word in ("s", "S") and start > 0 and text[start - 1] in "'\u2019":
             continue  # possessive: "Aarskog's" -> "aarskog"
-        got = cache.get((word, roman_ctx))
-        if got is None:
-            if len(cache) > 1_000_000:
-                cache.clear()
-            got = cache[(word, roman_ctx)] = _word_tokens(word, roman_ctx)
+        if word == "CA" and _MARKER_NUMBER.match(text, m.end()):
+            # the tumor markers CA 125, CA 15-3, CA 19-9 are no cancer
+            got = ((("ca", 0, 2),), "ca")
+        elif word[:3] == "CA-" and word[3:4].isdigit():
+            got = _word_tokens("ca" + word[2:], roman_ctx)  # CA-125: lower case is never expanded
+        else:
+            got = cache.get((word, roman_ctx))
+            if got is None:
+                if len(cache) > 1_000_000:
+                    cache.clear()
+                got = cache[(word, roman_ctx)] = _word_tokens(word, roman_ctx)
         pieces, last = got
         for norm, s, e in pieces:
             if s == 0 and out and out[-1].norm == "non" and text[out[-1].end : start].isspace():

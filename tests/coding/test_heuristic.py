@@ -304,3 +304,23 @@ def test_excludes1_competition_rules() -> None:
     # equal scores of a mutual pair: neither is lowered; no kb: unchanged
     assert H.excludes1_competition(kb, cands[:2], np.array([1.0, 1.0])).tolist() == [1.0, 1.0]
     assert H.excludes1_competition(None, cands, np.array([1.0, 0.6, 1.2, 0.8])).tolist() == [1.0, 0.6, 1.2, 0.8]
+
+
+def _procedures(res):
+    return {s.code: s for s in res.procedures}
+
+
+@pytest.mark.parametrize(("note", "first", "second", "second_selected"), [
+    # a CT without a word on contrast: the table prefix (the coder completes the contrast)
+    ("An abdominal CT showed a mass in the liver.", "BW20", "BW20ZZZ", False),
+    # the note says no contrast was used: the complete code (the rules drop the prefix beside it)
+    ("An abdominal CT without contrast showed a mass in the liver.", "BW20ZZZ", "BW20", True),
+    # plain radiography is done without contrast as a rule: the complete code
+    ("A chest X-ray showed a consolidation.", "BW03ZZZ", "BW03", False),
+])
+def test_imaging_contrast_decides_prefix_or_complete_code(engine: CodingEngine, note: str, first: str,
+                                                          second: str, second_selected: bool) -> None:
+    got = _procedures(engine.code(note, doc_id="t"))
+    assert first in got and second in got, sorted(got)
+    assert got[first].rank < got[second].rank
+    assert got[first].selected and got[second].selected is second_selected

@@ -565,19 +565,24 @@ def drop_contrast_conflicts(doc: Any, hits: list[DictHit]) -> list[DictHit]:
     in a sentence that says the study used contrast ("abdominal-pelvic CT with contrast"): the
     contrast value (high or low osmolar, other) is what the coder completes; the table prefix
     (``BW21``) stays, marked ``attributes["contrast"] = "given"`` so that no "ZZZ" completion is
-    made from it. PCS imaging, 5th character: 0 high osmolar, 1 low osmolar, Y other, Z none."""
+    made from it. A sentence that says no contrast was used marks its imaging hits
+    ``attributes["contrast"] = "none"``. PCS imaging, 5th character: 0 high osmolar, 1 low
+    osmolar, Y other, Z none."""
     out: list[DictHit] = []
-    said: dict[int, bool] = {}
+    said: dict[int, str] = {}
     for h in hits:
         if h.system == "icd10pcs" and h.code[:1] == "B" and len(h.code) >= 4:
             if h.sentence not in said:
                 lo, hi = _sentence_bounds(doc, h)
                 txt = doc.text[lo:hi]
-                said[h.sentence] = bool(_CONTRAST_GIVEN.search(txt)) and not _CONTRAST_DENIED.search(txt)
-            if said[h.sentence]:
+                denied = bool(_CONTRAST_DENIED.search(txt))
+                said[h.sentence] = "none" if denied else "given" if _CONTRAST_GIVEN.search(txt) else ""
+            if said[h.sentence] == "given":
                 if len(h.code) == 7 and h.code[4] == "Z":
                     continue
                 h.attributes["contrast"] = "given"
+            elif said[h.sentence] == "none":
+                h.attributes["contrast"] = "none"  # "CT without contrast": the "Z" of a complete code is stated
         out.append(h)
     return out
 

@@ -229,9 +229,11 @@ class CodingEngine:
                         # an imaging node the dictionary found (BW20 "CT, abdomen") also as its
                         # complete code without contrast or qualifier (BW20ZZZ), on the same evidence
                         z = cands.get(c.code + "zzz")  # made by build_candidates for PCS imaging nodes only
-                        if z is not None and "dict" not in z.via:
-                            z.hits.extend(c.hits)
-                            kept.append(z)
+                        if z is not None:
+                            c.via.add("completed")  # the out-of-the-box scorer's cue (heuristic._plain_prefix)
+                            if "dict" not in z.via:
+                                z.hits.extend(c.hits)
+                                kept.append(z)
                     if system == CM and self.kb is not None:
                         kept = _with_completions(self.kb, kept, doc, ctx.date_of_service)
                     per_doc.append(kept)

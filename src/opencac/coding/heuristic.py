@@ -87,11 +87,34 @@ def hit_weight(h: Any) -> float:
     return w * _ASSERTION_WEIGHT.get(h.assertion, 1.0)
 
 
+#: Factor for a complete fluoroscopy, CT or MRI code whose "no contrast" (5th character Z) the
+#: note does not state: its table prefix (BW20, "CT of the abdomen") is what the note supports,
+#: and the rules ask the coder for the contrast. Plain radiography and ultrasound are done without
+#: contrast as a rule, so their "ZZZ" code stands (CodiEsp's coders: BW03ZZZ for a chest X-ray,
+#: BW40ZZZ for an abdominal ultrasound, but BW20 for an abdominal CT, B030 for a brain MRI).
+_CONTRAST_ASSUMED_FACTOR = 0.5
+
+
+def _assumed_no_contrast(c: Any) -> bool:
+    code = c.code.upper()
+    return (len(code) == 7 and code[0] == "B" and code[2] in "123" and code[4:] == "ZZZ"
+            and not any(h.attributes.get("contrast") == "none" for h in c.hits))
+
+
+def _plain_prefix(c: Any) -> bool:
+    """The table prefix of a plain radiography or ultrasound study (BW03) that comes with its
+    complete "ZZZ" code (BW03ZZZ, proposed unless the note says contrast was used)."""
+    code = c.code.upper()
+    return len(code) == 4 and code[0] == "B" and code[2] in "04" and "completed" in c.via
+
+
 def heuristic_score(c: Any, system: str) -> float:
     """Score of one dictionary-only candidate (higher is better; see the module notes)."""
     best = max(map(hit_weight, c.hits), default=0.0)
     n_sent = len({h.sentence for h in c.hits})
     score = best * (1.0 + 0.2 * min(n_sent - 1, 3))
+    if system == "icd10pcs" and (_assumed_no_contrast(c) or _plain_prefix(c)):
+        score *= _CONTRAST_ASSUMED_FACTOR
     if "completion" in c.via or c.feat("kb_known") and not c.feat("billable") and (c.feat("code_len") or 0) < 7:
         # a header, or a completion resting on its header's evidence, ranks after the billable
         # codes found for the same words
@@ -107,23 +130,23 @@ CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
         (0.0092, 0.015), (0.0152, 0.015), (0.0153, 0.0233), (0.0188, 0.0233),
         (0.019, 0.0345), (0.0251, 0.0345), (0.0253, 0.0561), (0.057, 0.0561),
         (0.0572, 0.0824), (0.062, 0.0824), (0.0623, 0.0847), (0.0683, 0.0847),
-        (0.0688, 0.1461), (0.1141, 0.1461), (0.1147, 0.1778), (0.2109, 0.1778),
-        (0.2125, 0.2345), (0.2481, 0.2345), (0.25, 0.2835), (0.3098, 0.2835),
-        (0.3125, 0.3465), (0.3367, 0.3465), (0.3375, 0.3792), (0.4397, 0.3792),
-        (0.443, 0.4444), (0.4736, 0.4444), (0.475, 0.4672), (0.5359, 0.4672),
-        (0.5379, 0.6244), (0.7969, 0.6244), (0.798, 0.6376), (0.9844, 0.6376),
-        (1.0, 0.6657), (1.1875, 0.6657), (1.19, 0.71), (1.26, 0.71),
+        (0.0688, 0.1461), (0.1141, 0.1461), (0.1147, 0.178), (0.2109, 0.178),
+        (0.2125, 0.2341), (0.2481, 0.2341), (0.25, 0.2835), (0.3098, 0.2835),
+        (0.3125, 0.35), (0.3367, 0.35), (0.3375, 0.3792), (0.4397, 0.3792),
+        (0.443, 0.4507), (0.4736, 0.4507), (0.475, 0.4672), (0.5359, 0.4672),
+        (0.5379, 0.6236), (0.7969, 0.6236), (0.798, 0.6409), (0.9844, 0.6409),
+        (1.0, 0.667), (1.1875, 0.667), (1.19, 0.71), (1.26, 0.71),
         (1.275, 0.7186), (1.5, 0.7186), (1.52, 0.7447), (2.45, 0.7447),
     ),
     "icd10pcs": (
-        (0.0193, 0.0334), (0.1517, 0.0334), (0.1519, 0.0488), (0.1571, 0.0488),
-        (0.1575, 0.0545), (0.2117, 0.0545), (0.2125, 0.0593), (0.251, 0.0593),
-        (0.2513, 0.0795), (0.2826, 0.0795), (0.285, 0.1055), (0.5832, 0.1055),
-        (0.5859, 0.1556), (0.6912, 0.1556), (0.72, 0.3167), (0.7594, 0.3167),
-        (0.765, 0.4484), (2.1, 0.4484),
+        (0.0096, 0.0189), (0.1091, 0.0189), (0.1094, 0.0337), (0.1517, 0.0337),
+        (0.1519, 0.0565), (0.1837, 0.0565), (0.1848, 0.0663), (0.2511, 0.0663),
+        (0.2513, 0.0761), (0.281, 0.0761), (0.285, 0.0968), (0.6125, 0.0968),
+        (0.6221, 0.1613), (0.7, 0.1613), (0.72, 0.5), (0.76, 0.5),
+        (0.765, 0.6285), (1.0368, 0.6285), (1.05, 0.7215), (1.6, 0.7215),
     ),
 }
-THRESHOLD: dict[str, float] = {"icd10cm": 0.3792, "icd10pcs": 0.3167}
+THRESHOLD: dict[str, float] = {"icd10cm": 0.3792, "icd10pcs": 0.5}
 FITTED_ON = 'CodiEsp train (500 notes)'
 # END CALIBRATION
 

@@ -92,7 +92,9 @@ def hit_weight(h: Any) -> float:
 #: and the rules ask the coder for the contrast. Plain radiography and ultrasound are done without
 #: contrast as a rule, so their "ZZZ" code stands (CodiEsp's coders: BW03ZZZ for a chest X-ray,
 #: BW40ZZZ for an abdominal ultrasound, but BW20 for an abdominal CT, B030 for a brain MRI).
-_CONTRAST_ASSUMED_FACTOR = 0.5
+_CONTRAST_ASSUMED_FACTOR = 0.3
+#: Factor for the table prefix of a plain radiography or ultrasound study proposed with its "ZZZ" code.
+_PLAIN_PREFIX_FACTOR = 0.5
 
 
 def _assumed_no_contrast(c: Any) -> bool:
@@ -113,8 +115,11 @@ def heuristic_score(c: Any, system: str) -> float:
     best = max(map(hit_weight, c.hits), default=0.0)
     n_sent = len({h.sentence for h in c.hits})
     score = best * (1.0 + 0.2 * min(n_sent - 1, 3))
-    if system == "icd10pcs" and (_assumed_no_contrast(c) or _plain_prefix(c)):
-        score *= _CONTRAST_ASSUMED_FACTOR
+    if system == "icd10pcs":
+        if _assumed_no_contrast(c):
+            score *= _CONTRAST_ASSUMED_FACTOR
+        elif _plain_prefix(c):
+            score *= _PLAIN_PREFIX_FACTOR
     if "completion" in c.via or c.feat("kb_known") and not c.feat("billable") and (c.feat("code_len") or 0) < 7:
         # a header, or a completion resting on its header's evidence, ranks after the billable
         # codes found for the same words
@@ -139,14 +144,15 @@ CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
         (1.275, 0.7186), (1.5, 0.7186), (1.52, 0.7447), (2.45, 0.7447),
     ),
     "icd10pcs": (
-        (0.0096, 0.0189), (0.1091, 0.0189), (0.1094, 0.0337), (0.1517, 0.0337),
-        (0.1519, 0.0565), (0.1837, 0.0565), (0.1848, 0.0663), (0.2511, 0.0663),
-        (0.2513, 0.0761), (0.281, 0.0761), (0.285, 0.0968), (0.6125, 0.0968),
-        (0.6221, 0.1613), (0.7, 0.1613), (0.72, 0.5), (0.76, 0.5),
-        (0.765, 0.6285), (1.0368, 0.6285), (1.05, 0.7215), (1.6, 0.7215),
+        (0.0096, 0.0166), (0.109, 0.0166), (0.1094, 0.0342), (0.1518, 0.0342),
+        (0.1519, 0.056), (0.1836, 0.056), (0.1848, 0.0688), (0.251, 0.0688),
+        (0.2513, 0.0824), (0.2835, 0.0824), (0.285, 0.0864), (0.399, 0.0864),
+        (0.4008, 0.0977), (0.576, 0.0977), (0.5859, 0.2), (0.6912, 0.2),
+        (0.72, 0.5234), (0.756, 0.5234), (0.765, 0.6408), (0.8721, 0.6408),
+        (0.875, 0.6493), (1.0368, 0.6493), (1.05, 0.7261), (1.6, 0.7261),
     ),
 }
-THRESHOLD: dict[str, float] = {"icd10cm": 0.3792, "icd10pcs": 0.5}
+THRESHOLD: dict[str, float] = {"icd10cm": 0.3792, "icd10pcs": 0.5234}
 FITTED_ON = 'CodiEsp train (500 notes)'
 # END CALIBRATION
 

@@ -614,7 +614,9 @@ def apply_stated_approach(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHi
       was converted to open: the open approach is coded (ICD-10-PCS guidelines, "procedure
       converted to a different approach": the laparoscopic attempt is an inspection).
 
-    The code with the new approach must be valid; otherwise the hit is kept as read."""
+    The code with the new approach must be valid; otherwise the hit is kept as read. A code read
+    with the open approach in a sentence that names no open approach (open, laparotomy,
+    thoracotomy, converted) is marked ``attributes["approach"] = "assumed"``."""
     out: list[DictHit] = []
     text = doc.text
     for h in hits:
@@ -635,6 +637,9 @@ def apply_stated_approach(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHi
             code = h.code[:4] + approach + h.code[5:]
             if approach and kb is not None and kb.find(code, "icd10pcs") is not None:
                 h = replace(h, code=code, phrase=f"{h.phrase} + {why}", attributes=dict(h.attributes))
+            elif h.code[4] == "0" and not _OPEN_WORDS.search(sentence):
+                # the open approach is the index's reading, not the note's: the coder confirms it
+                h = replace(h, attributes={**h.attributes, "approach": "assumed"})
         out.append(h)
     return out
 

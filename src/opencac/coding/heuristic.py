@@ -87,12 +87,13 @@ def hit_weight(h: Any) -> float:
     return w * _ASSERTION_WEIGHT.get(h.assertion, 1.0)
 
 
-#: Factor for a complete fluoroscopy, CT or MRI code whose "no contrast" (5th character Z) the
-#: note does not state: its table prefix (BW20, "CT of the abdomen") is what the note supports,
-#: and the rules ask the coder for the contrast. Plain radiography and ultrasound are done without
+#: Factor for a complete code whose value of an axis only the code sets give, not the note: a
+#: fluoroscopy, CT or MRI code's "no contrast" (5th character Z) or a surgical code's open approach
+#: that the note does not state. Its table prefix (BW20, "CT of the abdomen"; 0FT4,
+#: "cholecystectomy") is what the note supports, and the rules ask the coder for the value. Plain radiography and ultrasound are done without
 #: contrast as a rule, so their "ZZZ" code stands (CodiEsp's coders: BW03ZZZ for a chest X-ray,
 #: BW40ZZZ for an abdominal ultrasound, but BW20 for an abdominal CT, B030 for a brain MRI).
-_CONTRAST_ASSUMED_FACTOR = 0.3
+_ASSUMED_FACTOR = 0.3
 #: Factor for the table prefix of a plain radiography or ultrasound study proposed with its "ZZZ" code.
 _PLAIN_PREFIX_FACTOR = 0.5
 
@@ -101,6 +102,12 @@ def _assumed_no_contrast(c: Any) -> bool:
     code = c.code.upper()
     return (len(code) == 7 and code[0] == "B" and code[2] in "123" and code[4:] == "ZZZ"
             and not any(h.attributes.get("contrast") == "none" for h in c.hits))
+
+
+def _assumed_open(c: Any) -> bool:
+    """A complete medical and surgical code whose open approach only the index gives
+    ("cholecystectomy" 0FT40ZZ): its table prefix (0FT4) is what the note supports."""
+    return bool(c.hits) and all(h.attributes.get("approach") == "assumed" for h in c.hits)
 
 
 def _plain_prefix(c: Any) -> bool:
@@ -116,8 +123,8 @@ def heuristic_score(c: Any, system: str) -> float:
     n_sent = len({h.sentence for h in c.hits})
     score = best * (1.0 + 0.2 * min(n_sent - 1, 3))
     if system == "icd10pcs":
-        if _assumed_no_contrast(c):
-            score *= _CONTRAST_ASSUMED_FACTOR
+        if _assumed_no_contrast(c) or _assumed_open(c):
+            score *= _ASSUMED_FACTOR
         elif _plain_prefix(c):
             score *= _PLAIN_PREFIX_FACTOR
     if "completion" in c.via or c.feat("kb_known") and not c.feat("billable") and (c.feat("code_len") or 0) < 7:
@@ -144,12 +151,12 @@ CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
         (1.275, 0.7186), (1.5, 0.7186), (1.52, 0.7447), (2.45, 0.7447),
     ),
     "icd10pcs": (
-        (0.0096, 0.0166), (0.109, 0.0166), (0.1094, 0.0342), (0.1518, 0.0342),
-        (0.1519, 0.056), (0.1836, 0.056), (0.1848, 0.0688), (0.251, 0.0688),
-        (0.2513, 0.0824), (0.2835, 0.0824), (0.285, 0.0864), (0.399, 0.0864),
-        (0.4008, 0.0977), (0.576, 0.0977), (0.5859, 0.2), (0.6912, 0.2),
-        (0.72, 0.5234), (0.756, 0.5234), (0.765, 0.6408), (0.8721, 0.6408),
-        (0.875, 0.6493), (1.0368, 0.6493), (1.05, 0.7261), (1.6, 0.7261),
+        (0.0096, 0.0166), (0.109, 0.0166), (0.1094, 0.0341), (0.1518, 0.0341),
+        (0.1519, 0.056), (0.1836, 0.056), (0.1848, 0.0679), (0.251, 0.0679),
+        (0.2513, 0.0824), (0.2835, 0.0824), (0.285, 0.0856), (0.399, 0.0856),
+        (0.4008, 0.0979), (0.576, 0.0979), (0.5859, 0.201), (0.6912, 0.201),
+        (0.72, 0.5234), (0.756, 0.5234), (0.765, 0.67), (1.0368, 0.67),
+        (1.05, 0.7261), (1.6, 0.7261),
     ),
 }
 THRESHOLD: dict[str, float] = {"icd10cm": 0.3792, "icd10pcs": 0.5234}

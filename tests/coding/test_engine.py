@@ -165,6 +165,9 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Macroscopic hematuria with clots.", "R31.0"),
     ("CT showed retroperitoneal adenopathies.", "R59.0"),
     ("Several axillary lymphadenopathies.", "R59.0"),
+    ("Total parenteral nutrition was started.", "3E0436Z"),
+    ("An EEG was normal.", "4A00X4Z"),
+    ("An electrocardiogram was done on admission.", "4A02X4Z"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
     """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""

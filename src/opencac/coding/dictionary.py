@@ -89,12 +89,19 @@ for _code, _regions in (("R10.31", ("right iliac fossa",)), ("R10.32", ("left il
 
 #: Procedures as CodiEsp *train* notes word them where no PCS index term does, with the code
 #: as CodiEsp codes them (ICD-10-PCS Index: Intubation, Airway - see Insertion of device in,
-#: Trachea 0BH1; Delivery, Products of Conception 10E0XZZ).
+#: Trachea 0BH1; Delivery, Products of Conception 10E0XZZ), and tests the index names by a table
+#: prefix that has one complete code for them.
 CLINICAL_PROCEDURES: dict[str, tuple[str, ...]] = {
     "0BH1": ("intubation", "orotracheal intubation", "endotracheal intubation", "nasotracheal intubation",
              "intubated", "reintubation", "reintubated", "tracheal intubation"),
     "10E0XZZ": ("eutocic delivery", "normal delivery", "vaginal delivery", "spontaneous delivery",
                 "eutocic birth", "normal birth", "childbirth"),
+    # the index's measurements completed as every such test is done (Electrocardiogram - see
+    # Measurement, Cardiac 4A02: external approach X, electrical activity 4, no qualifier Z)
+    "4A02X4Z": ("ecg", "ekg", "electrocardiogram", "electrocardiography", "electrocardiographic study"),
+    "4A00X4Z": ("eeg", "electroencephalogram", "electroencephalography", "electroencephalographic study"),
+    # Nutrition, parenteral: introduction of a nutritional substance into a central vein, percutaneous
+    "3E0436Z": ("total parenteral nutrition", "tpn", "parenteral nutrition"),
 }
 
 # Imaging modalities by ICD-10-PCS section B "Type" axis value (ICD-10-PCS Tables, section B:

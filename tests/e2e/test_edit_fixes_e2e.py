@@ -11,11 +11,12 @@ import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# Outpatient diabetes with CKD: the engine codes N28.9 ("possible kidney disease progression")
-# beside N18.9, an Excludes1 pair each with its own support, N28.9 the less confident, so the rules
-# propose (not apply) dropping it.
-NOTE = ("Assessment: Type 2 diabetes mellitus with hyperglycemia. Essential hypertension. "
-        "Chronic kidney disease. Possible kidney disease progression.\nPlan: insulin.\n")
+# Outpatient pneumonia with fever and cough: the engine codes R50.9 and R05.9 beside J18.9, symptoms
+# routinely part of it, and believes them no less, so the rules propose (not apply) dropping them.
+# (Until session 15 the note made the engine code N28.9 beside N18.9, an Excludes1 pair the rules
+# proposed resolving; the engine now weighs such pairs itself.)
+NOTE = ("Assessment: Fever and productive cough for four days. Community-acquired pneumonia. Essential "
+        "hypertension. Chronic kidney disease stage 3. Possible kidney disease progression.\nPlan: antibiotics.\n")
 
 
 def _ingest(live_server: Any) -> tuple[int, dict[str, str]]:

@@ -209,7 +209,8 @@ def test_an_organism_as_cause_of_disease_is_also_its_name_alone() -> None:
             Row(2, "as cause of disease classified elsewhere", code="B96.89"),
             Row(3, "Escherichia coli [E. coli]", code="B96.20"), Row(3, "Enterococcus", code="B95.2"),
             Row(1, "Klebsiella", code="A49.8"), Row(2, "as cause of disease classified elsewhere", code="B96.1"),
-            Row(1, "staphylococcal, unspecified site"), Row(2, "as cause of disease classified elsewhere", code="B95.8"),
+            Row(1, "staphylococcal, unspecified site"),
+            Row(2, "as cause of disease classified elsewhere", code="B95.8"),
             Row(3, "aureus", code="B95.61"),
             Row(0, "Virus, viral"), Row(1, "as cause of disease classified elsewhere", code="B97.89"),
             Row(0, "Pseudomonas"), Row(1, "aeruginosa, as cause of disease classified elsewhere", code="B96.5")]
@@ -229,8 +230,10 @@ def test_neoplasm_lymph_gland_is_also_a_lymph_node() -> None:
     from opencac.codesets.cmindex import Row
 
     cells = ["", "C77.9", "", "D36.0", "D48.7", "D49.89"]
-    rows = [Row(0, "Neoplasm, neoplastic"), Row(1, "lymph, lymphatic channel NEC", cells=["", "C79.89", "", "", "", ""]),
-            Row(2, "gland", cells=cells), Row(3, "inguina, inguinal", cells=["", "C77.4", "", "D36.0", "D48.7", "D49.89"])]
+    rows = [Row(0, "Neoplasm, neoplastic"),
+            Row(1, "lymph, lymphatic channel NEC", cells=["", "C79.89", "", "", "", ""]),
+            Row(2, "gland", cells=cells),
+            Row(3, "inguina, inguinal", cells=["", "C77.4", "", "D36.0", "D48.7", "D49.89"])]
     ph = _phrases(expand("neoplasm", rows))
     assert ("lymph node inguinal metastasis", "C77.4") in ph and ("lymph gland inguina metastasis", "C77.4") in ph
     assert ("metastasis to lymph node", "C77.9") in ph

@@ -14,7 +14,12 @@ mentioned in several sentences. It is lowered for:
   subcode: the billable codes beside it are what gets reported;
 - an encounter-reason code (Z00-Z13) read outside the reason for the visit, the assessment
   or the diagnoses;
-- matches that are only negated, family history, hypothetical or inside a longer match.
+- matches that are only negated, family history, hypothetical or inside a longer match;
+- a complete ICD-10-PCS code whose contrast (CT, MRI, fluoroscopy) or open approach only the
+  code sets give, not the note: its table prefix leads; and a plain film's or ultrasound's prefix
+  beside its complete code;
+- the side of an Excludes1 pair among a note's best diagnosis candidates whose note names the
+  other ("pain" R52 beside "abdominal pain" R10.9), or the weaker side of a mutual pair.
 
 The confidence is the score mapped through a fixed monotone curve (:data:`CALIBRATION`),
 fitted once on the 500 coded notes of CodiEsp's train split (CC BY 4.0) with
@@ -88,17 +93,20 @@ def hit_weight(h: Any) -> float:
 
 
 #: Factor for a complete code whose value of an axis only the code sets give, not the note: a
-#: fluoroscopy, CT or MRI code's "no contrast" (5th character Z) or a surgical code's open approach
-#: that the note does not state. Its table prefix (BW20, "CT of the abdomen"; 0FT4,
-#: "cholecystectomy") is what the note supports, and the rules ask the coder for the value. Plain radiography and ultrasound are done without
-#: contrast as a rule, so their "ZZZ" code stands (CodiEsp's coders: BW03ZZZ for a chest X-ray,
-#: BW40ZZZ for an abdominal ultrasound, but BW20 for an abdominal CT, B030 for a brain MRI).
+#: fluoroscopy, CT or MRI code's "no contrast" (5th character Z) or a surgical code's open
+#: approach that the note does not state. Its table prefix (BW20, "CT of the abdomen"; 0FT4,
+#: "cholecystectomy") is what the note supports, and the rules ask the coder for the value.
+#: Plain radiography and ultrasound are done without contrast as a rule, so their "ZZZ" code
+#: stands (CodiEsp's coders: BW03ZZZ for a chest X-ray, BW40ZZZ for an abdominal ultrasound, but
+#: BW20 for an abdominal CT, B030 for a brain MRI).
 _ASSUMED_FACTOR = 0.3
 #: Factor for the table prefix of a plain radiography or ultrasound study proposed with its "ZZZ" code.
 _PLAIN_PREFIX_FACTOR = 0.5
 
 
 def _assumed_no_contrast(c: Any) -> bool:
+    """A complete fluoroscopy, CT or MRI code without contrast (BW20ZZZ) that no sentence of its
+    hits says was done without contrast."""
     code = c.code.upper()
     return (len(code) == 7 and code[0] == "B" and code[2] in "123" and code[4:] == "ZZZ"
             and not any(h.attributes.get("contrast") == "none" for h in c.hits))
@@ -176,18 +184,20 @@ def confidence(scores: Sequence[float] | np.ndarray, system: str) -> np.ndarray:
     return np.interp(np.asarray(scores, dtype=np.float64), x, y)
 
 
-#: Factor for a diagnosis candidate that an Excludes1 note pairs with a stronger candidate of
-#: the same note ("pain" R52 beside "abdominal pain" R10.9: R52 Excludes1 "abdomen pain
-#: (R10.-)"; "dyspnea" R06.00 beside acute respiratory failure J96.01). ICD-10-CM Official
-#: Guidelines I.A.12.a: the two are not coded together; the better-supported one is.
+#: Factor for a diagnosis candidate whose Excludes1 note names another of the note's best
+#: candidates ("pain" R52 beside "abdominal pain" R10.9: R52 Excludes1 "localized pain - code to
+#: pain by site, such as abdomen pain (R10.-)"; "dyspnea" R06.00 beside acute respiratory failure
+#: J96.01), or for the weaker one when each names the other (E10 / E11). ICD-10-CM Official
+#: Guidelines I.A.12.a: the two are not coded together.
 _EXCLUDES1_FACTOR = 0.3
 #: How many of a note's best diagnosis candidates compete (the rest are too weak to matter).
 _EXCLUDES1_TOP = 15
 
 
 def excludes1_competition(kb: Any, cands: Sequence[Any], scores: np.ndarray) -> np.ndarray:
-    """Scores with every weaker side of an Excludes1 pair among the note's best candidates
-    lowered by :data:`_EXCLUDES1_FACTOR` (out of the box, ICD-10-CM only)."""
+    """Scores with one side of every Excludes1 pair among the note's best candidates lowered by
+    :data:`_EXCLUDES1_FACTOR`: the code whose note names the other, or the weaker of a pair whose
+    notes name each other (out of the box, ICD-10-CM only)."""
     if kb is None or len(scores) < 2:
         return scores
     top = [int(i) for i in np.argsort(-scores, kind="stable")[:_EXCLUDES1_TOP] if scores[i] > 0]

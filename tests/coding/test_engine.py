@@ -304,6 +304,18 @@ def test_a_pcs_table_prefix_spelled_like_a_diagnosis_code_stays_a_procedure(engi
 
 
 @pytest.mark.parametrize(("text", "absent", "present"), [
+    # "cranial" is the skull's (BN20) and the brain's (B020), not the whole head's (BW28): CodiEsp's
+    # coders code "TAC craneal" BN20 27 times on train, BW28 never
+    ("Cranial CT was normal.", "BW28", "BN20"),
+    ("Head CT was normal.", None, "BW28"),
+])
+def test_cranial_imaging_is_the_skull_or_the_brain(engine: CodingEngine, text: str, absent: str | None,
+                                                    present: str) -> None:
+    codes = {s.code for s in engine.code(text, doc_id="t").procedures}
+    assert present in codes and absent not in codes, sorted(codes)
+
+
+@pytest.mark.parametrize(("text", "absent", "present"), [
     ("Abdominal-pelvic computed tomography (CT) with contrast confirmed a hepatic abscess.", "BW21ZZZ", "BW21"),
     ("Contrast-enhanced CT of the abdomen and pelvis was normal.", "BW21ZZZ", "BW21"),
     ("CT of the abdomen without contrast was normal.", None, "BW20ZZZ"),

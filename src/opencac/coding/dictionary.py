@@ -118,13 +118,14 @@ IMAGING_MODALITIES: dict[str, tuple[str, ...]] = {
           "echo", "doppler", "echocardiography", "echocardiogram", "eco"),
 }
 
-# Extra names of body regions as notes write them (key: words of a PCS body-part value).
+# Extra names of body regions as notes write them (key: words of a PCS body-part value). "Cranial"
+# is the skull (the normaliser's reading: BN20 "CT of skull") or the brain, not the whole head
+# (BW28), which CodiEsp's coders never code for "TAC craneal" (BN20 27 times on train).
 _REGION_SYNONYMS: dict[str, tuple[str, ...]] = {
     "chest": ("thorax", "thoracic", "thoracic-abdominal", "lung", "lungs", "pulmonary"),
     "abdomen": ("abdominal",),
     "abdomen and pelvis": ("abdominopelvic", "abdominal-pelvic", "abdomino-pelvic", "abdomen-pelvis"),
     "chest and abdomen": ("thoracoabdominal", "thoraco-abdominal", "thoracic-abdominal"),
-    "head": ("cranial", "cranium", "skull"),
     "brain": ("cerebral", "cranial", "encephalic"),
     "pelvis": ("pelvic",),
     "heart": ("cardiac",),

@@ -168,6 +168,10 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Total parenteral nutrition was started.", "3E0436Z"),
     ("An EEG was normal.", "4A00X4Z"),
     ("An electrocardiogram was done on admission.", "4A02X4Z"),
+    ("An upper gastrointestinal endoscopy showed a mass.", "0DJ08ZZ"),
+    ("Bladder catheterization was maintained for three weeks.", "0T9B"),
+    ("Lumbar puncture was indicated.", "009U3ZX"),
+    ("An exploratory laparotomy was performed.", "0WJG0ZZ"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
     """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""

@@ -102,6 +102,22 @@ CLINICAL_PROCEDURES: dict[str, tuple[str, ...]] = {
     "4A00X4Z": ("eeg", "electroencephalogram", "electroencephalography", "electroencephalographic study"),
     # Nutrition, parenteral: introduction of a nutritional substance into a central vein, percutaneous
     "3E0436Z": ("total parenteral nutrition", "tpn", "parenteral nutrition"),
+    # ... enteral: into the upper GI tract, via natural or artificial opening
+    "3E0G76Z": ("enteral nutrition", "enteral feeding", "nasogastric feeding", "tube feeding"),
+    # endoscopies as notes name them (Esophagogastroduodenoscopy 0DJ08ZZ; Colonoscopy 0DJD8ZZ)
+    "0DJ08ZZ": ("upper gastrointestinal endoscopy", "upper digestive endoscopy", "upper endoscopy",
+                "upper gi endoscopy", "oral digestive endoscopy"),
+    "0DJD8ZZ": ("lower gastrointestinal endoscopy", "lower digestive endoscopy", "lower gi endoscopy"),
+    # Tracheostomy - see Bypass, Respiratory System 0B1: the trachea (its device and approach are
+    # the coder's choice)
+    "0B11": ("tracheostomy", "tracheotomy"),
+    # a urinary catheter is drainage of the bladder (0T9B; device and approach left to the coder)
+    "0T9B": ("bladder catheterization", "urinary catheterization", "vesical catheterization", "bladder catheter",
+             "urinary catheter", "vesical catheter", "bladder catheterisation", "urinary catheterisation"),
+    # Laparotomy, exploratory - see Inspection, Peritoneal Cavity 0WJG: a laparotomy is open (0)
+    "0WJG0ZZ": ("exploratory laparotomy", "explorative laparotomy"),
+    # Puncture, lumbar - see Drainage, Spinal Canal 009U: percutaneous (3), diagnostic (X)
+    "009U3ZX": ("lumbar puncture", "spinal tap"),
 }
 
 # Imaging modalities by ICD-10-PCS section B "Type" axis value (ICD-10-PCS Tables, section B:

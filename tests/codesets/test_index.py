@@ -124,7 +124,8 @@ def test_site_adjectives_normalise_to_the_neoplasm_table_site() -> None:
     from opencac.nlp.normalize import normalize_phrase
 
     for adjective, site in (("cecal", "cecum"), ("ileal", "ileum"), ("mediastinal", "mediastinum"),
-                            ("axillary", "axilla"), ("mandibular", "mandible")):
+                            ("axillary", "axilla"), ("mandibular", "mandible"), ("palpebral", "eyelid"),
+                            ("facial", "face"), ("macular", "macula")):
         assert normalize_phrase(f"{adjective} adenocarcinoma") == normalize_phrase(f"{site} adenocarcinoma")
 
 

@@ -172,6 +172,9 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Bladder catheterization was maintained for three weeks.", "0T9B"),
     ("Lumbar puncture was indicated.", "009U3ZX"),
     ("An exploratory laparotomy was performed.", "0WJG0ZZ"),
+    ("She needed a wheelchair to move around.", "Z99.3"),
+    ("Decreased visual acuity in the left eye.", "H54.62"),
+    ("Treated with metformin and oral antidiabetics.", "Z79.84"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
     """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""

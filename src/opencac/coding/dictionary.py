@@ -37,7 +37,8 @@ _SOURCE_ID = {"tabular": 0, "inclusion": 1, "index": 2, "eindex": 3, "neoplasm":
 #: concept (History, personal, nicotine dependence Z87.891; Allergy, penicillin Z88.0; Allergy,
 #: radiographic dye Z91.041; Dependence, on, oxygen Z99.81; Dependence, on, renal dialysis Z99.2;
 #: Status, transplant, kidney Z94.0; Status, pacemaker Z95.0; Long-term drug therapy,
-#: anticoagulants Z79.01, steroids systemic Z79.52, insulin Z79.4; History, personal,
+#: anticoagulants Z79.01, steroids systemic Z79.52, insulin Z79.4, oral hypoglycemic drugs Z79.84,
+#: antiplatelets Z79.02; Dependence, on, wheelchair Z99.3; Absence, uterus Z90.710; History, personal,
 #: irradiation Z92.3, antineoplastic chemotherapy Z92.21), and findings the index names by one
 #: word where notes describe them (Pallor R23.1; Sweating, excessive R61, Diaphoresis R61;
 #: Hematuria, gross R31.0). A trained model learns how often each phrase is coded
@@ -58,7 +59,14 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
                "acenocoumarol", "warfarin"),
     "Z79.52": ("chronic corticosteroid treatment", "chronic corticosteroid therapy", "long-term corticosteroids",
                "chronic steroid therapy", "chronic steroid treatment", "corticotherapy"),
-    "Z79.4": ("insulin therapy", "insulin treatment", "insulin-treated", "on insulin"),
+    "Z79.4": ("insulin therapy", "insulin treatment", "insulin-treated", "on insulin", "insulin-dependent",
+              "insulin dependent"),
+    "Z79.84": ("oral antidiabetics", "oral antidiabetic drugs", "oral antidiabetic agents", "oral hypoglycemic agents",
+               "oral hypoglycemics", "metformin"),
+    "Z79.02": ("antiplatelet therapy", "antiplatelet treatment", "antiplatelet agents", "antiaggregant therapy",
+               "antiaggregant treatment", "clopidogrel"),
+    "Z99.3": ("wheelchair", "wheelchair-bound", "wheelchair bound", "wheelchair dependent", "confined to a wheelchair"),
+    "Z90.710": ("hysterectomized", "previous hysterectomy", "prior hysterectomy", "status post hysterectomy"),
     "Z92.3": ("previous radiotherapy", "prior radiotherapy", "history of radiotherapy", "received radiotherapy",
               "previous radiation therapy", "history of radiation therapy"),
     "Z92.21": ("previous chemotherapy", "prior chemotherapy", "history of chemotherapy", "received chemotherapy"),
@@ -66,6 +74,16 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
               "cutaneous pallor", "mucocutaneous pallor", "paleness"),
     "R61": ("sweating", "profuse sweating", "diaphoretic", "sweaty"),
     "R31.0": ("macroscopic hematuria", "frank hematuria"),
+    # Loss, vision, visual H54.7; one eye, right H54.61, left H54.62; both eyes H54.3 (notes name the eye,
+    # not "one eye")
+    "H54.7": ("vision loss", "visual loss", "loss of vision", "decreased vision", "decreased visual acuity",
+              "decrease in visual acuity", "reduced visual acuity"),
+    "H54.61": ("right eye vision loss", "loss of vision right eye", "decreased visual acuity right eye",
+               "decreased vision right eye"),
+    "H54.62": ("left eye vision loss", "loss of vision left eye", "decreased visual acuity left eye",
+               "decreased vision left eye"),
+    "H54.3": ("bilateral vision loss", "loss of vision both eyes", "bilateral loss of vision",
+              "bilateral decreased visual acuity"),
 }
 #: Lymph node regions: enlarged nodes of a named region are localized (Enlarged, lymph gland or
 #: node, localized R59.0), where "lymphadenopathy" alone is generalized (R59.1) and "adenopathy"

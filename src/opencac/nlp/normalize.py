@@ -340,6 +340,7 @@ _IRREGULAR: dict[str, str] = {
     "cecal": "cecum", "caecal": "cecum", "ileal": "ileum", "jejunal": "jejunum", "mediastinal": "mediastinum",
     "axillary": "axilla", "sacral": "sacrum", "calcaneal": "calcaneus", "mandibular": "mandible",
     "maxillary": "maxilla", "palatal": "palate", "labial": "lip", "orbital": "orbit", "sternal": "sternum",
+    "palpebral": "eyelid", "facial": "face", "macular": "macula",
     }
 _PROTECTED_ENDINGS = ("ss", "us", "is", "as", "os")
 # words in -as that are singular (every other one of over four letters is a plural of a word in -a)

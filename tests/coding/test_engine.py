@@ -304,16 +304,18 @@ def test_an_index_abbreviation_read_as_another_concept_is_no_term(engine: Coding
 def test_a_pcs_table_prefix_spelled_like_a_diagnosis_code_stays_a_procedure(engine: CodingEngine) -> None:
     """B020 (CT of the brain) is also ICD-10-CM B02.0 (zoster encephalitis): the suggestion
     showed "B02.0 Zoster encephalitis" among the procedures, with that code's features."""
-    res = engine.code("Cranial CT was normal.", doc_id="t")
+    res = engine.code("Brain CT was normal.", doc_id="t")
     by_code = {s.code: s for s in res.procedures}
     assert "B02.0" not in by_code
     assert "B020" in by_code and "Brain" in by_code["B020"].description
 
 
 @pytest.mark.parametrize(("text", "absent", "present"), [
-    # "cranial" is the skull's (BN20) and the brain's (B020), not the whole head's (BW28): CodiEsp's
-    # coders code "TAC craneal" BN20 27 times on train, BW28 never
+    # a cranial CT is the skull's (BN20), not the whole head's (BW28) or the brain's (B020): CodiEsp's
+    # coders code "TAC craneal" BN20 27 times on train, the others never; a cranial MRI is the brain's
     ("Cranial CT was normal.", "BW28", "BN20"),
+    ("Cranial CT was normal.", "B020", "BN20"),
+    ("Cranial MRI showed lesions.", "BW38", "B030"),
     ("Head CT was normal.", None, "BW28"),
 ])
 def test_cranial_imaging_is_the_skull_or_the_brain(engine: CodingEngine, text: str, absent: str | None,

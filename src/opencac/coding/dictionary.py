@@ -153,8 +153,8 @@ IMAGING_MODALITIES: dict[str, tuple[str, ...]] = {
 }
 
 # Extra names of body regions as notes write them (key: words of a PCS body-part value). "Cranial"
-# is the skull (the normaliser's reading: BN20 "CT of skull") or the brain, not the whole head
-# (BW28), which CodiEsp's coders never code for "TAC craneal" (BN20 27 times on train).
+# is the skull (the normaliser's reading: BN20 "CT of skull") or, for an MRI, the brain; not the
+# whole head (BW28), which CodiEsp's coders never code for "TAC craneal" (BN20 27 times on train).
 _REGION_SYNONYMS: dict[str, tuple[str, ...]] = {
     "chest": ("thorax", "thoracic", "thoracic-abdominal", "lung", "lungs", "pulmonary"),
     "abdomen": ("abdominal",),
@@ -213,6 +213,12 @@ def _singular(words: str) -> str:
     return words[:-1] if words.endswith("s") and len(words) > 3 else words
 
 
+#: "Cranial" names the brain only for the modalities the skull has no table for (MRI, B030):
+#: CodiEsp's coders code "TAC craneal" as the skull (BN20) 27 times on train, the brain (B020) never.
+_SKULL_WORDS = frozenset({"cranial", "cranium"})
+_SKULL_TYPES = "02"
+
+
 def imaging_entries(kb: Any) -> Iterator[tuple[str, str]]:
     """Generated ``(phrase, code)`` pairs for imaging: modality x body region -> section B code.
 
@@ -235,6 +241,8 @@ def imaging_entries(kb: Any) -> Iterator[tuple[str, str]]:
             if base.endswith("s") and len(base) > 4:
                 regions |= {base[:-1], *_REGION_SYNONYMS.get(base[:-1], ())}
         for r in regions:
+            if r in _SKULL_WORDS and typ in _SKULL_TYPES:
+                continue  # a cranial CT or X-ray images the skull (BN20, BN00), which has its own node
             for mod in IMAGING_MODALITIES[typ]:
                 yield f"{mod} {r}", code[:4]
                 yield f"{r} {mod}", code[:4]

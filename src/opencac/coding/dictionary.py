@@ -76,8 +76,7 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "R31.0": ("macroscopic hematuria", "frank hematuria"),
     # Loss, vision, visual H54.7; one eye, right H54.61, left H54.62; both eyes H54.3 (notes name the eye,
     # not "one eye")
-    "H54.7": ("vision loss", "visual loss", "loss of vision", "decreased vision", "decreased visual acuity",
-              "decrease in visual acuity", "reduced visual acuity"),
+    "H54.7": ("vision loss", "visual loss", "loss of vision"),
     "H54.61": ("right eye vision loss", "loss of vision right eye", "decreased visual acuity right eye",
                "decreased vision right eye"),
     "H54.62": ("left eye vision loss", "loss of vision left eye", "decreased visual acuity left eye",

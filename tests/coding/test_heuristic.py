@@ -328,3 +328,13 @@ def test_what_the_note_states_decides_prefix_or_complete_code(engine: CodingEngi
     assert first in got and second in got, sorted(got)
     assert got[first].rank < got[second].rank
     assert (got[first].selected, got[second].selected) == selected
+
+
+@pytest.mark.parametrize(("note", "selected"), [
+    ("Examination of the right eye fundus showed papilledema.", {"08J0XZZ"}),
+    ("The left eye fundus showed macular thickening.", {"08J1XZZ"}),
+    ("The eye fundus was normal.", {"08J0XZZ", "08J1XZZ"}),  # no eye named: both were examined
+])
+def test_a_fundus_examination_is_of_the_eye_the_note_names(engine: CodingEngine, note: str, selected: set[str]) -> None:
+    got = {s.code for s in engine.code(note, doc_id="t").procedures if s.selected and s.code.startswith("08J")}
+    assert got == selected

@@ -104,6 +104,9 @@ for _code, _regions in (("R10.31", ("right iliac fossa",)), ("R10.32", ("left il
                         ("R10.84", ("diffuse",))):
     CLINICAL_PHRASES[_code] = tuple(f"{region} {pain}" for region in _regions for pain in ("pain", "abdominal pain"))
 
+_FUNDUS = ("eye fundus", "fundus examination", "funduscopy", "fundoscopy", "ophthalmoscopy",
+           "funduscopic examination", "fundus of the eye", "fundus of both eyes")
+
 #: Procedures as CodiEsp *train* notes word them where no PCS index term does, with the code
 #: as CodiEsp codes them (ICD-10-PCS Index: Intubation, Airway - see Insertion of device in,
 #: Trachea 0BH1; Delivery, Products of Conception 10E0XZZ), and tests the index names by a table
@@ -135,6 +138,10 @@ CLINICAL_PROCEDURES: dict[str, tuple[str, ...]] = {
     "0WJG0ZZ": ("exploratory laparotomy", "explorative laparotomy"),
     # Puncture, lumbar - see Drainage, Spinal Canal 009U: percutaneous (3), diagnostic (X)
     "009U3ZX": ("lumbar puncture", "spinal tap"),
+    # the fundus of an eye examined (Inspection, Eye, Right 08J0XZZ / Left 08J1XZZ, external); an
+    # examination that names no eye is of both, as a fundus examination is
+    "08J0XZZ": ("right eye fundus", "fundus of the right eye", "right fundus", *_FUNDUS),
+    "08J1XZZ": ("left eye fundus", "fundus of the left eye", "left fundus", *_FUNDUS),
 }
 
 # Imaging modalities by ICD-10-PCS section B "Type" axis value (ICD-10-PCS Tables, section B:

@@ -63,7 +63,8 @@ _OTHER_FACTOR = 0.2
 _ENCOUNTER_FACTOR = 0.15
 #: Factor for a diagnosis phrase inside a longer match that names a more specific form of it
 #: (``DictHit.specified``: "hernia" in "inguinal hernia", "renal failure" in "chronic renal
-#: failure"): a coder reports the specific code, not both.
+#: failure"): a coder reports the specific code, not both. Also for a procedure phrase of the
+#: clinical list ("eye fundus", both eyes, inside "right eye fundus").
 _SPECIFIED_FACTOR = 0.15
 _REASON_SECTIONS = frozenset({"hpi", "assessment", "diagnoses"})
 
@@ -81,7 +82,7 @@ def hit_weight(h: Any) -> float:
             w *= _OTHER_FACTOR
     if h.subsumed:
         w *= 0.85
-        if h.specified and h.system == "icd10cm":
+        if h.specified and (h.system == "icd10cm" or h.source == "clinical"):
             w *= _SPECIFIED_FACTOR
     if h.incomplete:
         w *= 0.8
@@ -160,11 +161,12 @@ CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
     ),
     "icd10pcs": (
         (0.0096, 0.0167), (0.109, 0.0167), (0.1094, 0.0357), (0.1518, 0.0357),
-        (0.1519, 0.0563), (0.1836, 0.0563), (0.1848, 0.0677), (0.251, 0.0677),
-        (0.2513, 0.0833), (0.2835, 0.0833), (0.285, 0.0934), (0.399, 0.0934),
-        (0.4008, 0.0985), (0.576, 0.0985), (0.5859, 0.2049), (0.6912, 0.2049),
-        (0.72, 0.5234), (0.756, 0.5234), (0.765, 0.6903), (0.8721, 0.6903),
-        (0.875, 0.7305), (0.95, 0.7305), (0.96, 0.786), (1.7, 0.786),
+        (0.1519, 0.0563), (0.1836, 0.0563), (0.1848, 0.0698), (0.2117, 0.0698),
+        (0.2125, 0.0716), (0.251, 0.0716), (0.2513, 0.0833), (0.2835, 0.0833),
+        (0.285, 0.0957), (0.399, 0.0957), (0.4008, 0.0985), (0.576, 0.0985),
+        (0.5859, 0.2049), (0.6912, 0.2049), (0.72, 0.5234), (0.756, 0.5234),
+        (0.765, 0.6555), (0.8721, 0.6555), (0.875, 0.7127), (1.2096, 0.7127),
+        (1.225, 0.85), (1.785, 0.85),
     ),
 }
 THRESHOLD: dict[str, float] = {"icd10cm": 0.4326, "icd10pcs": 0.5234}

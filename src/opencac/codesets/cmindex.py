@@ -273,7 +273,8 @@ def _organism_words(words: list[str]) -> str:
     at = next((i for i, w in enumerate(words) if _AS_CAUSE.search(w)), None)
     if at is None:
         return ""
-    parts = [*words[:at], _AS_CAUSE.sub("", words[at]).strip(), *words[at + 1:]]
+    head = _AS_CAUSE.sub("", words[at]).strip()  # "aeruginosa, as cause ..." -> "aeruginosa"
+    parts = [*words[:at], head, *words[at + 1:]]
     if any(re.match(r"(?:other )?specified\b", w, re.I) for w in parts):
         return ""  # "Staphylococcus > as cause ... > specified NEC" (B95.7) names no organism
     kept = [w for w in parts if w and w.lower() not in _ORGANISM_KINDS]
@@ -282,7 +283,7 @@ def _organism_words(words: list[str]) -> str:
     if words[0].lower() == "infection" and at + 1 < len(words):
         # "Infection > staphylococcal, unspecified site > as cause ... > aureus": the level before
         # "as cause" must be a bare kind, or the words after it name no organism alone ("aureus")
-        before = _AS_CAUSE.sub("", words[at]).strip() or (words[at - 1] if at > 1 else "")
+        before = head or (words[at - 1] if at > 1 else "")
         if before and before.lower() not in _ORGANISM_KINDS:
             return ""
     return " ".join(kept)

@@ -97,12 +97,13 @@ CLINICAL_PHRASES["R59.0"] = tuple(f"{region} {noun}" for region in _NODE_REGIONS
 #: right quadrant R10.31; upper, left quadrant R10.12; lower R10.30; periumbilical R10.33;
 #: generalized R10.84): the iliac fossae are the lower quadrants, the hypochondria the upper ones,
 #: the hypogastrium the lower abdomen, the mesogastrium the periumbilical region.
-for _code, _regions in (("R10.31", ("right iliac fossa",)), ("R10.32", ("left iliac fossa",)),
-                        ("R10.11", ("right hypochondrium", "right hypochondrial")),
-                        ("R10.12", ("left hypochondrium", "left hypochondrial")),
-                        ("R10.30", ("hypogastric", "hypogastrium")), ("R10.33", ("mesogastric", "mesogastrium")),
-                        ("R10.84", ("diffuse",))):
-    CLINICAL_PHRASES[_code] = tuple(f"{region} {pain}" for region in _regions for pain in ("pain", "abdominal pain"))
+CLINICAL_PHRASES.update({
+    code: tuple(f"{region} {pain}" for region in regions for pain in ("pain", "abdominal pain"))
+    for code, regions in (("R10.31", ("right iliac fossa",)), ("R10.32", ("left iliac fossa",)),
+                          ("R10.11", ("right hypochondrium", "right hypochondrial")),
+                          ("R10.12", ("left hypochondrium", "left hypochondrial")),
+                          ("R10.30", ("hypogastric", "hypogastrium")), ("R10.33", ("mesogastric", "mesogastrium")),
+                          ("R10.84", ("diffuse",)))})
 
 _FUNDUS = ("eye fundus", "fundus examination", "funduscopy", "fundoscopy", "ophthalmoscopy",
            "funduscopic examination", "fundus of the eye", "fundus of both eyes")
@@ -679,6 +680,7 @@ def apply_stated_approach(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHi
         if h.system == "icd10pcs" and len(h.code) == 7 and h.code[0] == "0" and h.code[4] in "04":
             lo, hi = _sentence_bounds(doc, h)
             sentence = text[lo:hi]
+            open_said = bool(_OPEN_WORDS.search(sentence))
             approach, why = "", ""
             if h.code[4] == "4":
                 m = _CONVERTED_TO_OPEN.search(sentence)
@@ -687,13 +689,13 @@ def apply_stated_approach(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHi
             else:
                 m = (_APPROACH_BEFORE.search(text[max(lo, h.start - 40):h.start])
                      or _APPROACH_AFTER.search(text[h.end:min(hi, h.end + 60)]))
-                if m is not None and not _OPEN_WORDS.search(sentence):
+                if m is not None and not open_said:
                     perc = bool(m.group("perc")) or "percutaneous" in m.group(0).lower()
                     approach, why = ("3" if perc else "4"), " ".join(m.group(0).lower().split())
             code = h.code[:4] + approach + h.code[5:]
             if approach and kb is not None and kb.find(code, "icd10pcs") is not None:
                 h = replace(h, code=code, phrase=f"{h.phrase} + {why}", attributes=dict(h.attributes))
-            elif h.code[4] == "0" and not _OPEN_WORDS.search(sentence):
+            elif h.code[4] == "0" and not open_said:
                 # the open approach is the index's reading, not the note's: the coder confirms it
                 h = replace(h, attributes={**h.attributes, "approach": "assumed"})
         out.append(h)

@@ -234,7 +234,11 @@ def test_neoplasm_lymph_gland_is_also_a_lymph_node() -> None:
     rows = [Row(0, "Neoplasm, neoplastic"),
             Row(1, "lymph, lymphatic channel NEC", cells=["", "C79.89", "", "", "", ""]),
             Row(2, "gland", cells=cells),
-            Row(3, "inguina, inguinal", cells=["", "C77.4", "", "D36.0", "D48.7", "D49.89"])]
+            Row(3, "inguina, inguinal", cells=["", "C77.4", "", "D36.0", "D48.7", "D49.89"]),
+            Row(3, "epigastric, inferior", cells=["", "C77.1", "", "D36.0", "D48.7", "D49.89"])]
     ph = _phrases(expand("neoplasm", rows))
     assert ("lymph node inguinal metastasis", "C77.4") in ph and ("lymph gland inguina metastasis", "C77.4") in ph
+    # a comma that is no spelling variant keeps both words
+    assert ("lymph node epigastric inferior metastasis", "C77.1") in ph
+    assert ("lymph node inferior metastasis", "C77.1") not in ph
     assert ("metastasis to lymph node", "C77.9") in ph

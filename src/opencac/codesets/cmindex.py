@@ -364,8 +364,10 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
             sites = [site]
             if kind == "neoplasm" and site.startswith("lymph gland"):
                 # "lymph, lymphatic channel NEC > gland > inguina, inguinal" (C77.4 secondary): notes
-                # say "inguinal lymph node"
-                sites.append(" ".join(["lymph node", *(_words(x.title.split(",")[-1]) for x in path[3:])]).strip())
+                # say "inguinal lymph node" (the last spelling of a stem alias; "epigastric, inferior"
+                # is one site, not an alias)
+                sites.append(" ".join(["lymph node", *((_aliases(x.title) or [_words(x.title)])[-1]
+                                                       for x in path[3:])]).strip())
             cols = NEOPLASM_COLUMNS if kind == "neoplasm" else DRUG_COLUMNS
             for (_col, templates), cell in zip(cols, r.cells):
                 code = _clean_code(cell)

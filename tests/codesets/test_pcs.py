@@ -32,6 +32,17 @@ def test_pcs_hierarchy_and_imaging(kb) -> None:
     assert axes["Type"] == "Plain Radiography" and axes["Body Part"] == "Chest"
 
 
+def test_imaging_body_part_named_by_an_enumeration_is_kept_whole(kb) -> None:
+    """Titles such as "CT of Chest, Abdomen and Pelvis" name one region by a list: the comma
+    inside it is no qualifier's comma (it was read as "Chest", so "chest CT" matched BW25)."""
+    for code, part in (("BW25ZZZ", "Chest, Abdomen and Pelvis"), ("BT04ZZZ", "Kidneys, Ureters and Bladder"),
+                       ("BW24ZZZ", "Chest and Abdomen"), ("BW20ZZZ", "Abdomen")):
+        assert {a: m for a, _c, m in kb.get(code).axes}["Body Part"] == part, code
+    assert kb.get("BW25").description.endswith("Chest, Abdomen and Pelvis")
+    # outside imaging such a list is a qualifier, not a region
+    assert {a: m for a, _c, m in kb.get("XXE3X27").axes}["Body Part"] == "Coronary Artery Flow"
+
+
 def test_pcs_axes_rejects_partial(kb) -> None:
     with pytest.raises(UnknownCodeError):
         kb.pcs_axes("0DTJ")

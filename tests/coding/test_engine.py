@@ -175,12 +175,23 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("She needed a wheelchair to move around.", "Z99.3"),
     ("Decreased visual acuity in the left eye.", "H54.62"),
     ("Treated with metformin and oral antidiabetics.", "Z79.84"),
+    ("Smoker of 1 pack a day and moderate drinker.", "F10.10"),
+    ("He smoked 20 cigarettes a day until 2010.", "F17.210"),
+    ("History of smoking and arterial hypertension.", "Z87.891"),
+    ("A 49-year-old man with enolic cirrhosis.", "K70.3"),  # "enolic" (Spanish enólico) read as alcoholic
+    ("On examination she was pale and sweaty.", "R23.1"),
+    ("Thoraco-abdomino-pelvic CT showed no metastases.", "BW25"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
     """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""
     _, hits = engine.dictionary_hits(text, "t", attributes=False)
     assert code.replace(".", "").lower() in {h.code.replace(".", "").lower() for h in hits}, \
         sorted({(h.code, h.source) for h in hits})
+
+
+def test_chest_ct_is_not_read_as_chest_abdomen_and_pelvis(engine: CodingEngine) -> None:
+    _, hits = engine.dictionary_hits("A chest CT showed two nodules.", "t", attributes=False)
+    assert not any(h.code.startswith("BW25") for h in hits), sorted({(h.code, h.source) for h in hits})
 
 
 def test_training_code_with_placeholder_x_keeps_its_written_form(engine: CodingEngine) -> None:

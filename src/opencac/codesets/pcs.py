@@ -88,6 +88,13 @@ _TOKEN_RE = re.compile(r"[^\s,]+")
 #: "<type> of|into|on|to|in <object>[ using ...| with ...|, ...]" in PCS titles
 _INTO_RE = re.compile(r"^.*? into (.+?)(?: using | with |, |$)")
 _OBJECT_RE = re.compile(r"^.*? (?:of|into|to|on|in) (.+?)(?: using | with |, |$)")
+#: an object that is an enumeration of regions ("Chest, Abdomen and Pelvis", "Kidneys, Ureters
+#: and Bladder"): its commas do not end it, as the comma before a qualifier does. Imaging and
+#: nuclear medicine name regions so; elsewhere such a list is a qualifier ("Computer-aided
+#: Triage and Notification").
+_REGION_SECTIONS = frozenset("BC")
+_ENUM_OBJECT_RE = re.compile(r"^.*? (?:of|into|to|on|in) ((?:[A-Z][\w-]*(?: [\w-]+)*?, )+[A-Z][\w -]*? and [\w -]+?)"
+                             r"(?: using | with |, |$)")
 
 
 def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
@@ -110,6 +117,7 @@ def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
         head = " ".join(table_common)
         head = re.split(r"\s+(?:of|to|in|on|using|with)\b", head)[0].strip(" ,")
         out[(table, 2, table[2])] = head
+        enum = table[0] in _REGION_SECTIONS
         for pos in range(3, 7):
             groups: dict[str, list[str]] = defaultdict(list)
             for c in members:
@@ -119,7 +127,8 @@ def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
                 if pos == 3:  # body part / region: the title's object, by majority over the codes
                     votes: dict[str, int] = defaultdict(int)
                     for c in cs:
-                        m = _INTO_RE.match(codes[c]) or _OBJECT_RE.match(codes[c])
+                        m = (_INTO_RE.match(codes[c]) or (enum and _ENUM_OBJECT_RE.match(codes[c]))
+                             or _OBJECT_RE.match(codes[c]))
                         if m:
                             votes[m.group(1).strip()] += 1
                     if votes:

@@ -39,12 +39,21 @@ _SOURCE_ID = {"tabular": 0, "inclusion": 1, "index": 2, "eindex": 3, "neoplasm":
 #: Status, transplant, kidney Z94.0; Status, pacemaker Z95.0; Long-term drug therapy,
 #: anticoagulants Z79.01, steroids systemic Z79.52, insulin Z79.4, oral hypoglycemic drugs Z79.84,
 #: antiplatelets Z79.02; Dependence, on, wheelchair Z99.3; Absence, uterus Z90.710; History, personal,
-#: irradiation Z92.3, antineoplastic chemotherapy Z92.21), and findings the index names by one
+#: irradiation Z92.3, antineoplastic chemotherapy Z92.21; Drinking, excessive F10.10; Dependence,
+#: nicotine, cigarettes F17.210), and findings the index names by one
 #: word where notes describe them (Pallor R23.1; Sweating, excessive R61, Diaphoresis R61;
 #: Hematuria, gross R31.0). A trained model learns how often each phrase is coded
 #: (dictionary-hit precision), as for every other source.
 CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
-    "Z87.891": ("ex-smoker", "exsmoker", "former smoker", "ex smoker", "quit smoking"),
+    "Z87.891": ("ex-smoker", "exsmoker", "former smoker", "ex smoker", "quit smoking", "history of smoking",
+                "smoking history"),
+    # Drinking (alcohol), excessive, to excess NEC (without dependence) F10.10, as notes describe it
+    "F10.10": ("drinker", "heavy drinker", "moderate drinker", "regular drinker", "alcohol drinker",
+               "binge drinker", "heavy drinking", "binge drinking", "excessive drinking",
+               "excessive alcohol consumption", "alcohol abuse"),
+    # Dependence, nicotine, cigarettes F17.210, where the note counts them
+    "F17.210": ("cigarettes a day", "cigarettes per day", "cigarettes daily", "cigarettes/day",
+                "pack of cigarettes", "packs of cigarettes", "cigarette smoking"),
     "Z88.0": ("allergy to penicillin", "allergic to penicillin", "penicillin allergy", "allergy to penicillins",
               "allergic to penicillins"),
     "Z91.041": ("allergy to contrast", "allergic to contrast", "contrast allergy", "iodine allergy",
@@ -66,12 +75,14 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "Z79.02": ("antiplatelet therapy", "antiplatelet treatment", "antiplatelet agents", "antiaggregant therapy",
                "antiaggregant treatment", "clopidogrel"),
     "Z99.3": ("wheelchair", "wheelchair-bound", "wheelchair bound", "wheelchair dependent", "confined to a wheelchair"),
-    "Z90.710": ("hysterectomized", "previous hysterectomy", "prior hysterectomy", "status post hysterectomy"),
+    "Z90.710": ("hysterectomized", "previous hysterectomy", "prior hysterectomy", "status post hysterectomy",
+                "history of hysterectomy"),
     "Z92.3": ("previous radiotherapy", "prior radiotherapy", "history of radiotherapy", "received radiotherapy",
               "previous radiation therapy", "history of radiation therapy"),
     "Z92.21": ("previous chemotherapy", "prior chemotherapy", "history of chemotherapy", "received chemotherapy"),
     "R23.1": ("pale skin", "pale face", "pale mucous membranes", "mucous membranes pale", "skin pallor",
-              "cutaneous pallor", "mucocutaneous pallor", "paleness"),
+              "cutaneous pallor", "mucocutaneous pallor", "paleness", "was pale", "appeared pale", "looked pale",
+              "conjunctival pallor", "pale conjunctiva", "pale conjunctivae"),
     "R61": ("sweating", "profuse sweating", "diaphoretic", "sweaty"),
     "R31.0": ("macroscopic hematuria", "frank hematuria"),
     # Loss, vision, visual H54.7; one eye, right H54.61, left H54.62; both eyes H54.3 (notes name the eye,
@@ -167,6 +178,8 @@ _REGION_SYNONYMS: dict[str, tuple[str, ...]] = {
     "abdomen": ("abdominal",),
     "abdomen and pelvis": ("abdominopelvic", "abdominal-pelvic", "abdomino-pelvic", "abdomen-pelvis"),
     "chest and abdomen": ("thoracoabdominal", "thoraco-abdominal", "thoracic-abdominal"),
+    "chest abdomen and pelvis": ("thoracoabdominopelvic", "thoraco-abdomino-pelvic", "thoracoabdominal-pelvic",
+                                 "thoraco-abdominal-pelvic", "thoracic-abdominal-pelvic", "chest-abdomen-pelvis"),
     "brain": ("cerebral", "cranial", "encephalic"),
     "pelvis": ("pelvic",),
     "heart": ("cardiac",),

@@ -341,6 +341,8 @@ _IRREGULAR: dict[str, str] = {
     "axillary": "axilla", "sacral": "sacrum", "calcaneal": "calcaneus", "mandibular": "mandible",
     "maxillary": "maxilla", "palatal": "palate", "labial": "lip", "orbital": "orbit", "sternal": "sternum",
     "palpebral": "eyelid", "facial": "face", "macular": "macula",
+    # Spanish "enolismo" / "etílico" as translations leave them: alcohol(ism)
+    "enolism": "alcoholism", "enolic": "alcoholic", "ethylic": "alcoholic",
     }
 _PROTECTED_ENDINGS = ("ss", "us", "is", "as", "os")
 # words in -as that are singular (every other one of over four letters is a plural of a word in -a)

@@ -189,6 +189,15 @@ def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, cod
         sorted({(h.code, h.source) for h in hits})
 
 
+def test_index_terms_that_name_anatomy_in_a_note_are_not_entries(engine: CodingEngine) -> None:
+    """"Middle lobe (right)" (J98.19) and "Hypochondria" (F45.21) are where findings lie."""
+    _, hits = engine.dictionary_hits("A nodule in the right middle lobe. Pain radiating to both hypochondria.", "t",
+                                     attributes=False)
+    assert not {"J98.19", "F45.21"} & {h.code for h in hits}
+    _, hits = engine.dictionary_hits("Hypochondriasis since youth.", "t", attributes=False)
+    assert "F45.21" in {h.code for h in hits}
+
+
 def test_chest_ct_is_not_read_as_chest_abdomen_and_pelvis(engine: CodingEngine) -> None:
     _, hits = engine.dictionary_hits("A chest CT showed two nodules.", "t", attributes=False)
     assert not any(h.code.startswith("BW25") for h in hits), sorted({(h.code, h.source) for h in hits})

@@ -312,3 +312,20 @@ def test_writers_of_one_dictionary_file_do_not_collide(tmp_path) -> None:  # typ
     assert not errors, errors
     assert len(MentionMatcher.load(path)) == len(m)
     assert [p.name for p in tmp_path.iterdir()] == ["dictionary-test.pkl"]
+
+
+def test_coordinated_words_are_no_relating_phrase() -> None:
+    """"Blood and urine tests" lists two specimens: no "blood in urine" (R31.9) as a bag of words;
+    a "with" phrase still reads "and" as ICD-10-CM does ("nausea with vomiting", R11.2)."""
+    m = MentionMatcher.build([("blood in urine", "R31.9"), ("nausea with vomiting", "R11.2"),
+                              ("insomnia due to depression", "F51.05")])
+
+    def codes(text: str) -> set[str]:
+        return {p for x in m.find(analyze(text)) for p in x.payloads}
+
+    assert "R31.9" not in codes("Blood and urine tests were normal.")
+    assert "R31.9" not in codes("Cultures of blood, urine and sputum were negative.")
+    assert "R31.9" in codes("There was blood in the urine.")
+    assert "R11.2" in codes("She had nausea and vomiting.")
+    assert "R11.2" in codes("Nausea, vomiting and fever.")
+    assert "F51.05" not in codes("History of insomnia and depression.")

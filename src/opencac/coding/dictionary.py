@@ -362,13 +362,28 @@ def _vital_sign(phrase: str) -> bool:
     return " ".join(dict.fromkeys(normalize_phrase(phrase).split())) in _PCS_VITAL_SIGNS
 
 
+#: ICD-10-CM index terms that, written in a note, name anatomy: "Middle lobe (right)" (J98.19, the
+#: middle lobe syndrome) is where a lung nodule lies, "both hypochondria" are abdominal regions
+#: (the index's "Hypochondria" is hypochondriasis, F45.21, which keeps its other spellings).
+_ANATOMY_READINGS = frozenset({"middle lobe", "middle lobe right", "middle right lobe", "hypochondria"})
+
+
+def _anatomy_reading(phrase: str) -> bool:
+    if len(phrase) > 30:
+        return False
+    from opencac.nlp.normalize import normalize_phrase
+
+    return normalize_phrase(phrase) in _ANATOMY_READINGS
+
+
 def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str, str, int]]]:
     for t in kb.terms():
         if t.source not in sources or _SIGNED_ABBREV.match(t.phrase.strip()):
             continue
         if t.system is CodeSystem.ICD10PCS and _vital_sign(t.phrase):
             continue
-        if t.system is CodeSystem.ICD10CM and _foreign_abbreviation(kb, t.phrase, t.code, t.system.value):
+        if t.system is CodeSystem.ICD10CM and (_foreign_abbreviation(kb, t.phrase, t.code, t.system.value)
+                                                or _anatomy_reading(t.phrase)):
             continue
         if t.source == "inclusion" and t.system is CodeSystem.ICD10CM and _manifestation_without_cause(
                 kb, t.phrase, t.code, t.system.value):

@@ -609,6 +609,11 @@ class MentionMatcher:
                     s0, e0 = sent.start + tokens[idx[0]].start, sent.start + tokens[idx[-1]].end
                     if ";" in text[s0:e0]:
                         continue  # a semicolon separates list items ("type 2 diabetes; ...; CKD stage")
+                    if _coordinated(tokens, idx, text, sent.start):
+                        # "blood and urine tests" names two things; the phrase "blood in urine" one
+                        pids = tuple(p for p in pids if not _RELATION_RE.search(self.phrases_[p]))
+                        if not pids:
+                            continue
                     width = idx[-1] - idx[0] + 1
                     score = round(0.25 + 0.5 * len(self.bag_keys_[bid]) / max(width, len(idx)), 4)
                     for pid in pids:
@@ -647,6 +652,24 @@ class MentionMatcher:
                 out.append(m)
         out.sort(key=lambda m: (m.start, -(m.end - m.start), -m.score))
         return out
+
+
+#: A phrase relating its words ("blood in urine", "insomnia due to depression"); not "with", which
+#: ICD-10-CM reads as "and" ("nausea with vomiting", I.A.15).
+_RELATION_RE = re.compile(r" (?:in|of|to|from|on|into) ")
+_COORDINATORS = frozenset({"and", "or", "nor"})
+
+
+def _coordinated(tokens: list[Token], idx: Sequence[int], text: str, base: int) -> bool:
+    """Whether two neighbouring words of a bag match are joined only by a coordinator or a
+    comma ("blood and urine", "blood, urine"): items of a list, not one phrase's words."""
+    for a, b in zip(idx, idx[1:]):
+        gap = [tokens[k].norm for k in range(a + 1, b)]
+        if gap and all(g in _COORDINATORS for g in gap):
+            return True
+        if not gap and "," in text[base + tokens[a].end:base + tokens[b].start]:
+            return True
+    return False
 
 
 #: Longest run of tokens matched as one unit; longer sentences (a note without punctuation or

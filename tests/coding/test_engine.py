@@ -106,6 +106,25 @@ def _toy_corpus() -> list[CodedDocument]:
     return docs
 
 
+def test_boosters_learn_from_different_fold_splits(engine: CodingEngine) -> None:
+    """Booster r learns from the out-of-fold rows of split r % splits: with one split, boosters
+    differ by their seed only; with several, the later ones see other folds' signals."""
+    from opencac.coding.model import EngineModel
+
+    docs = _toy_corpus()
+    hits = [engine.dictionary_hits(d.text, d.id, attributes=False)[1] for d in docs]
+    one = EngineModel(folds=3, seed=1, n_rankers=2, splits=1).fit(docs, hits, engine.kb)
+    two = EngineModel(folds=3, seed=1, n_rankers=2, splits=2).fit(docs, hits, engine.kb)
+    assert one.manifest["parameters"]["splits"] == 1 and two.manifest["parameters"]["splits"] == 2
+    # split 0 is shared: the first booster, the metrics and the calibrator are the same
+    assert one.rankers_["icd10cm"][0].model_to_string() == two.rankers_["icd10cm"][0].model_to_string()
+    assert one.manifest["metrics"] == two.manifest["metrics"]
+    assert one.rankers_["icd10cm"][1].model_to_string() != two.rankers_["icd10cm"][1].model_to_string()
+    # never more splits than boosters to learn from them
+    assert EngineModel(folds=3, seed=1, n_rankers=1, splits=4).fit(docs, hits, engine.kb
+                                                                   ).manifest["parameters"]["splits"] == 1
+
+
 def test_train_save_load_round_trip(engine: CodingEngine, tmp_path: Path) -> None:
     docs = _toy_corpus()
     model = CodingEngine(engine.kb, engine.matcher).train(docs, folds=3, seed=1)

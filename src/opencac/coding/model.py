@@ -55,14 +55,19 @@ class EngineModel:
         top_n: supervised candidates per signal.
         rounds: LightGBM boosting rounds.
         n_rankers: boosters with different seeds whose scores are averaged.
+        splits: fold splits of the corpus whose out-of-fold candidate rows train the boosters
+            (booster ``r`` learns from split ``r % splits``): with several, the averaged boosters
+            have seen different out-of-fold signals of every note, not one split's noise.
     """
 
-    def __init__(self, folds: int = 5, seed: int = 0, top_n: int = 100, rounds: int = DEFAULT_ROUNDS, n_rankers: int = 3) -> None:
+    def __init__(self, folds: int = 5, seed: int = 0, top_n: int = 100, rounds: int = DEFAULT_ROUNDS, n_rankers: int = 5,
+                 splits: int = 5) -> None:
         self.folds = folds
         self.seed = seed
         self.top_n = top_n
         self.rounds = rounds
         self.n_rankers = n_rankers
+        self.splits = splits
         self.manifest: dict[str, Any] = {}
 
     # -- training ------------------------------------------------------------------------
@@ -77,7 +82,6 @@ class EngineModel:
             progress: ``progress(stage, done, total)`` callback.
             unlabeled: extra uncoded notes; only the TF-IDF vocabulary and IDF weights see them.
         """
-        from opencac.coding.candidates import build_candidates, feature_matrix
         from opencac.coding.ranker import (best_f1_threshold, cross_fit_scores, expected_calibration_error,
                                            fit_booster, fit_calibrator)
         from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer, sentence_rows
@@ -94,52 +98,34 @@ class EngineModel:
         # sentences of the notes and, where the corpus says where coders found their codes,
         # the codes each sentence is evidence for (the sentence lexicon)
         S_rows, s_doc, s_spans = sentence_rows(self.featurizer_, texts)
-        fold = np.random.RandomState(self.seed).permutation(len(docs)) % self.folds
+        n_splits = max(1, min(self.splits, self.n_rankers))
+        # split 0 is the one the metrics, the calibrator and the threshold come from
+        split_folds = [np.random.RandomState(self.seed + 1009 * j).permutation(len(docs)) % self.folds
+                       for j in range(n_splits)]
         self.layers_: dict[str, Any] = {}
         self.rankers_: dict[str, Any] = {}
         self.calibrators_: dict[str, Any] = {}
         self.thresholds_: dict[str, float] = {}
         metrics: dict[str, Any] = {}
         n_features: dict[str, int] = {}
-        total_steps = len(SYSTEMS) * (self.folds + 2)
+        total_steps = len(SYSTEMS) * (self.folds * n_splits + 2)
         step = 0
         for system in SYSTEMS:
             labelled = [i for i, d in enumerate(docs) if d.codes[system]]
             if len(labelled) < self.folds * 2:
-                step += self.folds + 2
+                step += self.folds * n_splits + 2
                 progress("train", step, total_steps)
                 continue
             s_codes = _sentence_codes(s_spans, docs, system)
             with_ev = np.array([bool(d.evidence.get(system)) for d in docs])
-            rows, ys, groups, missed, doc_gold, doc_codes = [], [], [], 0, [], []
-            for k in range(self.folds):
-                tr = np.where(fold != k)[0]
-                te = [i for i in np.where(fold == k)[0] if docs[i].codes[system]]
-                layer = SupervisedLayer().fit(X[tr], B[tr], [docs[i].codes[system] for i in tr],
-                                              _sentence_subset(S_rows, s_doc, tr[with_ev[tr]], s_codes))
-                layer.hit_precision_ = HitPrecision().fit([[h for h in hits[i] if h.system == system] for i in tr],
-                                                          [docs[i].codes[system] for i in tr])
-                if te:
-                    sig = layer.scores(X[te], B[te])
-                    with paused_gc():  # many short-lived containers per note (see paused_gc)
-                        for r, i in enumerate(te):
-                            hs = [h for h in hits[i] if h.system == system]
-                            cands = list(build_candidates(system, hs, layer, sig, r, kb, len(docs[i].text.split()),
-                                                          self.top_n, text=docs[i].text).values())
-                            gold = set(docs[i].codes[system])
-                            if not cands:
-                                missed += len(gold)
-                                continue
-                            rows.append(feature_matrix(cands))
-                            ys.append(np.array([c.code in gold for c in cands], dtype=np.float32))
-                            groups.append(len(cands))
-                            missed += len(gold - {c.code for c in cands})
-                            doc_gold.append(gold)
-                            doc_codes.append([c.code for c in cands])
-                step += 1
-                progress("train", step, total_steps)
-            Xr = np.vstack(rows)
-            yr = np.concatenate(ys)
+            split_rows: list[tuple[np.ndarray, np.ndarray]] = []
+            for fold in split_folds:
+                step, got = self._out_of_fold_rows(system, docs, hits, kb, X, B, S_rows, s_doc, s_codes, with_ev, fold,
+                                                   step, total_steps, progress)
+                split_rows.append((np.vstack(got[0]), np.concatenate(got[1])))
+                if len(split_rows) == 1:
+                    _, _, groups, missed, doc_gold, doc_codes = got
+            Xr, yr = split_rows[0]
             n_features[system] = int(Xr.shape[1])
             oof = cross_fit_scores(Xr, yr, groups, seed=self.seed, rounds=self.rounds)
             cal = fit_calibrator(oof, yr)
@@ -168,7 +154,7 @@ class EngineModel:
             }
             step += 1
             progress("train", step, total_steps)
-            self.rankers_[system] = [fit_booster(Xr, yr, seed=self.seed + r, rounds=self.rounds)
+            self.rankers_[system] = [fit_booster(*split_rows[r % len(split_rows)], seed=self.seed + r, rounds=self.rounds)
                                      for r in range(max(1, self.n_rankers))]
             self.calibrators_[system] = cal
             self.thresholds_[system] = thr
@@ -189,13 +175,56 @@ class EngineModel:
             "training_data": {"sha256": corpus_hash(docs), "n_documents": len(docs),
                               "n_unlabeled": len(unlabeled)},
             "parameters": {"folds": self.folds, "seed": self.seed, "top_n": self.top_n, "rounds": self.rounds,
-                           "n_rankers": self.n_rankers},
+                           "n_rankers": self.n_rankers, "splits": n_splits},
             "systems": sorted(self.layers_),
             "thresholds": dict(self.thresholds_),
             "metrics": metrics,
             "n_features": n_features,  # candidate feature columns the rankers read (FEATURES' first n)
         }
         return self
+
+    def _out_of_fold_rows(self, system: str, docs: Sequence[CodedDocument], hits: Sequence[Sequence[Any]], kb: Any,
+                          X: Any, B: Any, S_rows: Any, s_doc: Any, s_codes: Any, with_ev: np.ndarray,
+                          fold: np.ndarray, step: int, total_steps: int, progress: Progress) -> tuple[int, tuple[Any, ...]]:
+        """Candidate feature rows of every labelled note, from supervised layers fit on the
+        other folds of ``fold``: ``(step, (rows, labels, groups, missed gold codes, gold sets,
+        candidate codes))``."""
+        from opencac.coding.candidates import build_candidates, feature_matrix
+        from opencac.coding.supervised import HitPrecision, SupervisedLayer
+
+        rows: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        groups: list[int] = []
+        doc_gold: list[set[str]] = []
+        doc_codes: list[list[str]] = []
+        missed = 0
+        for k in range(self.folds):
+            tr = np.where(fold != k)[0]
+            te = [i for i in np.where(fold == k)[0] if docs[i].codes[system]]
+            layer = SupervisedLayer().fit(X[tr], B[tr], [docs[i].codes[system] for i in tr],
+                                          _sentence_subset(S_rows, s_doc, tr[with_ev[tr]], s_codes))
+            layer.hit_precision_ = HitPrecision().fit([[h for h in hits[i] if h.system == system] for i in tr],
+                                                      [docs[i].codes[system] for i in tr])
+            if te:
+                sig = layer.scores(X[te], B[te])
+                with paused_gc():  # many short-lived containers per note (see paused_gc)
+                    for r, i in enumerate(te):
+                        hs = [h for h in hits[i] if h.system == system]
+                        cands = list(build_candidates(system, hs, layer, sig, r, kb, len(docs[i].text.split()),
+                                                      self.top_n, text=docs[i].text).values())
+                        gold = set(docs[i].codes[system])
+                        if not cands:
+                            missed += len(gold)
+                            continue
+                        rows.append(feature_matrix(cands))
+                        ys.append(np.array([c.code in gold for c in cands], dtype=np.float32))
+                        groups.append(len(cands))
+                        missed += len(gold - {c.code for c in cands})
+                        doc_gold.append(gold)
+                        doc_codes.append([c.code for c in cands])
+            step += 1
+            progress("train", step, total_steps)
+        return step, (rows, ys, groups, missed, doc_gold, doc_codes)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -271,7 +300,7 @@ class EngineModel:
             got = manifest.get("format") if isinstance(manifest, dict) else None
             raise ModelFormatError(f"{p} has model format {got!r}; expected {MODEL_FORMAT!r} "
                                    "(train it again with 'opencac train').")
-        m = cls(**{k: v for k, v in manifest.get("parameters", {}).items() if k in ("folds", "seed", "top_n", "rounds", "n_rankers")})
+        m = cls(**{k: v for k, v in manifest.get("parameters", {}).items() if k in ("folds", "seed", "top_n", "rounds", "n_rankers", "splits")})
         m.manifest = manifest
         systems = list(manifest.get("systems", []))
         try:

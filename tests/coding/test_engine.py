@@ -200,6 +200,8 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("A 49-year-old man with enolic cirrhosis.", "K70.3"),  # "enolic" (Spanish enólico) read as alcoholic
     ("On examination she was pale and sweaty.", "R23.1"),
     ("Thoraco-abdomino-pelvic CT showed no metastases.", "BW25"),
+    ("The rectal examination revealed an enlarged prostate.", "0DJDXZZ"),
+    ("Dialysis was started on the third day.", "5A1D"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
     """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""
@@ -215,6 +217,16 @@ def test_index_terms_that_name_anatomy_in_a_note_are_not_entries(engine: CodingE
     assert not {"J98.19", "F45.21"} & {h.code for h in hits}
     _, hits = engine.dictionary_hits("Hypochondriasis since youth.", "t", attributes=False)
     assert "F45.21" in {h.code for h in hits}
+
+
+def test_an_organ_named_alone_is_no_radiation_therapy(engine: CodingEngine) -> None:
+    """The "Other Radiation" tables (D?Y) share no type word in their titles ("Hyperthermia of
+    Kidney", "Plaque Radiation of Kidney"): their nodes were titled "of, Kidney", and every kidney,
+    rectum or prostate a note named became a radiation procedure."""
+    assert engine.kb.find("DTY0", "icd10pcs").description == "Other Radiation, Kidney"
+    _, hits = engine.dictionary_hits("The rectal examination showed a prostate of normal size; kidney normal.", "t",
+                                     attributes=False)
+    assert not [h.code for h in hits if h.code.startswith("D")], sorted({(h.code, h.source) for h in hits})
 
 
 def test_chest_ct_is_not_read_as_chest_abdomen_and_pelvis(engine: CodingEngine) -> None:

@@ -116,6 +116,11 @@ def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
         # position 2 = the table's "type"/root operation: the shared title words before "of"
         head = " ".join(table_common)
         head = re.split(r"\s+(?:of|to|in|on|using|with)\b", head)[0].strip(" ,")
+        if head.lower() in _FUNCTION_WORDS:
+            # titles that share no type words ("Hyperthermia of Kidney", "Plaque Radiation of
+            # Kidney" in DTY): the table's official name, never a bare "of" (every "kidney" a
+            # note wrote read as radiation therapy DTY0)
+            head = _TYPE_NAMES.get((table[0], table[2]), "")
         out[(table, 2, table[2])] = head
         enum = table[0] in _REGION_SECTIONS
         for pos in range(3, 7):
@@ -145,6 +150,14 @@ def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
                 out[(table, pos, value)] = meaning
     return out
 
+
+_FUNCTION_WORDS = frozenset({"", "of", "to", "in", "on", "using", "with"})
+#: Names of the third axis value of tables whose code titles share none (ICD-10-PCS tables:
+#: section 5 root operations, section 8's, section D's "Other Radiation" modality).
+_TYPE_NAMES: dict[tuple[str, str], str] = {
+    ("5", "0"): "Assistance", ("5", "1"): "Performance", ("5", "2"): "Restoration",
+    ("8", "0"): "Other Procedures", ("D", "Y"): "Other Radiation",
+}
 
 _SEE_TABLE_RE = re.compile(r"see ([^,\n]+), ([^*\n]+?) \*\*([0-9A-HJ-NP-Z]{3})\*\*")
 

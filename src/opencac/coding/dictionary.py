@@ -148,6 +148,13 @@ CLINICAL_PROCEDURES: dict[str, tuple[str, ...]] = {
              "urinary catheter", "vesical catheter", "bladder catheterisation", "urinary catheterisation"),
     # Laparotomy, exploratory - see Inspection, Peritoneal Cavity 0WJG: a laparotomy is open (0)
     "0WJG0ZZ": ("exploratory laparotomy", "explorative laparotomy"),
+    # a rectal examination inspects the rectum by touch (Examination - see Inspection; Inspection,
+    # Intestinal Tract, Lower 0DJD, external X): CodiEsp codes it 0DJDXZZ in 9 of 15 train notes
+    "0DJDXZZ": ("rectal examination", "rectal exam", "digital rectal examination", "digital rectal exam",
+                "rectal touch"),
+    # Hemodialysis - see Performance, Urinary 5A1D; notes say "dialysis" (peritoneal dialysis has
+    # its own index term, a longer match)
+    "5A1D": ("dialysis", "dialysis session", "dialysis sessions"),
     # Puncture, lumbar - see Drainage, Spinal Canal 009U: percutaneous (3), diagnostic (X)
     "009U3ZX": ("lumbar puncture", "spinal tap"),
     # the fundus of an eye examined (Inspection, Eye, Right 08J0XZZ / Left 08J1XZZ, external); an

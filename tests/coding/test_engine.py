@@ -215,6 +215,8 @@ def test_index_terms_that_name_anatomy_in_a_note_are_not_entries(engine: CodingE
     _, hits = engine.dictionary_hits("A nodule in the right middle lobe. Pain radiating to both hypochondria.", "t",
                                      attributes=False)
     assert not {"J98.19", "F45.21"} & {h.code for h in hits}
+    _, hits = engine.dictionary_hits("CT: dilated intestinal loops.", "t", attributes=False)
+    assert "K56.2" not in {h.code for h in hits}
     _, hits = engine.dictionary_hits("Hypochondriasis since youth.", "t", attributes=False)
     assert "F45.21" in {h.code for h in hits}
 

@@ -371,8 +371,10 @@ def _vital_sign(phrase: str) -> bool:
 
 #: ICD-10-CM index terms that, written in a note, name anatomy: "Middle lobe (right)" (J98.19, the
 #: middle lobe syndrome) is where a lung nodule lies, "both hypochondria" are abdominal regions
-#: (the index's "Hypochondria" is hypochondriasis, F45.21, which keeps its other spellings).
-_ANATOMY_READINGS = frozenset({"middle lobe", "middle lobe right", "middle right lobe", "hypochondria"})
+#: (the index's "Hypochondria" is hypochondriasis, F45.21, which keeps its other spellings), and
+#: "dilated intestinal loops" are the bowel, not "Loop, intestine - see Volvulus" (K56.2).
+_ANATOMY_READINGS = frozenset({"middle lobe", "middle lobe right", "middle right lobe", "hypochondria",
+                               "loop intestine", "intestine loop"})
 
 
 def _anatomy_reading(phrase: str) -> bool:

@@ -202,6 +202,8 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Thoraco-abdomino-pelvic CT showed no metastases.", "BW25"),
     ("The rectal examination revealed an enlarged prostate.", "0DJDXZZ"),
     ("Dialysis was started on the third day.", "5A1D"),
+    ("Painless decrease in vision in her right eye for 3 months.", "H54.61"),
+    ("He came for loss of visual acuity of the left eye.", "H54.62"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
     """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""

@@ -44,6 +44,9 @@ _SOURCE_ID = {"tabular": 0, "inclusion": 1, "index": 2, "eindex": 3, "neoplasm":
 #: word where notes describe them (Pallor R23.1; Sweating, excessive R61, Diaphoresis R61;
 #: Hematuria, gross R31.0). A trained model learns how often each phrase is coded
 #: (dictionary-hit precision), as for every other source.
+_VISION_LOSS = ("vision loss", "loss of vision", "visual loss", "loss of visual acuity", "decreased vision",
+                "decrease in vision", "decreased visual acuity", "decrease in visual acuity", "reduced vision",
+                "reduced visual acuity")
 CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "Z87.891": ("ex-smoker", "exsmoker", "former smoker", "ex smoker", "quit smoking", "history of smoking",
                 "smoking history"),
@@ -88,12 +91,12 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     # Loss, vision, visual H54.7; one eye, right H54.61, left H54.62; both eyes H54.3 (notes name the eye,
     # not "one eye")
     "H54.7": ("vision loss", "visual loss", "loss of vision"),
-    "H54.61": ("right eye vision loss", "loss of vision right eye", "decreased visual acuity right eye",
-               "decreased vision right eye"),
-    "H54.62": ("left eye vision loss", "loss of vision left eye", "decreased visual acuity left eye",
-               "decreased vision left eye"),
-    "H54.3": ("bilateral vision loss", "loss of vision both eyes", "bilateral loss of vision",
-              "bilateral decreased visual acuity"),
+    # the loss named with the eye, in the ways notes say it ("decrease in vision in her right eye",
+    # "loss of visual acuity of the left eye")
+    **{code: tuple(f"{loss} {eye}" for loss in _VISION_LOSS for eye in eyes)
+       for code, eyes in (("H54.61", ("right eye",)), ("H54.62", ("left eye",)), ("H54.3", ("both eyes",)))},
+    "H54.3": ("bilateral vision loss", "bilateral loss of vision", "bilateral decreased visual acuity",
+              *(f"{loss} both eyes" for loss in _VISION_LOSS)),
 }
 #: Lymph node regions: enlarged nodes of a named region are localized (Enlarged, lymph gland or
 #: node, localized R59.0), where "lymphadenopathy" alone is generalized (R59.1) and "adenopathy"

@@ -93,8 +93,8 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "H54.7": ("vision loss", "visual loss", "loss of vision"),
     # the loss named with the eye, in the ways notes say it ("decrease in vision in her right eye",
     # "loss of visual acuity of the left eye")
-    **{code: tuple(f"{loss} {eye}" for loss in _VISION_LOSS for eye in eyes)
-       for code, eyes in (("H54.61", ("right eye",)), ("H54.62", ("left eye",)), ("H54.3", ("both eyes",)))},
+    "H54.61": tuple(f"{loss} right eye" for loss in _VISION_LOSS),
+    "H54.62": tuple(f"{loss} left eye" for loss in _VISION_LOSS),
     "H54.3": ("bilateral vision loss", "bilateral loss of vision", "bilateral decreased visual acuity",
               *(f"{loss} both eyes" for loss in _VISION_LOSS)),
 }

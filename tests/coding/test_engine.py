@@ -202,6 +202,10 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Thoraco-abdomino-pelvic CT showed no metastases.", "BW25"),
     ("The rectal examination revealed an enlarged prostate.", "0DJDXZZ"),
     ("Dialysis was started on the third day.", "5A1D"),
+    ("Transesophageal echocardiography showed vegetations.", "B246ZZ4"),
+    ("Plasmapheresis was started.", "6A550Z3"),
+    ("An EMG showed a sensory neuropathy.", "4A0FX3Z"),
+    ("Bone scintigraphy showed no uptake.", "CP1Z"),
     ("Painless decrease in vision in her right eye for 3 months.", "H54.61"),
     ("He came for loss of visual acuity of the left eye.", "H54.62"),
 ])
@@ -231,6 +235,12 @@ def test_an_organ_named_alone_is_no_radiation_therapy(engine: CodingEngine) -> N
     _, hits = engine.dictionary_hits("The rectal examination showed a prostate of normal size; kidney normal.", "t",
                                      attributes=False)
     assert not [h.code for h in hits if h.code.startswith("D")], sorted({(h.code, h.source) for h in hits})
+
+
+def test_an_echocardiogram_images_both_sides_of_the_heart(engine: CodingEngine) -> None:
+    _, hits = engine.dictionary_hits("An echocardiogram was normal.", "t", attributes=False)
+    codes = {h.code for h in hits}
+    assert {"B246", "B246ZZZ"} <= codes and not codes & {"B244", "B245", "B244ZZZ", "B245ZZZ"}, sorted(codes)
 
 
 def test_chest_ct_is_not_read_as_chest_abdomen_and_pelvis(engine: CodingEngine) -> None:

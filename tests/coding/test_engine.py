@@ -204,6 +204,8 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Dialysis was started on the third day.", "5A1D"),
     ("Transesophageal echocardiography showed vegetations.", "B246ZZ4"),
     ("Plasmapheresis was started.", "6A550Z3"),
+    ("These findings were subjected to TUR of the bladder.", "0TBB8ZZ"),
+    ("A transurethral resection of the prostate was performed.", "0VB08ZZ"),
     ("An EMG showed a sensory neuropathy.", "4A0FX3Z"),
     ("Bone scintigraphy showed no uptake.", "CP1Z"),
     ("Painless decrease in vision in her right eye for 3 months.", "H54.61"),

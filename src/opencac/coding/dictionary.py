@@ -158,6 +158,14 @@ CLINICAL_PROCEDURES: dict[str, tuple[str, ...]] = {
     # Hemodialysis - see Performance, Urinary 5A1D; notes say "dialysis" (peritoneal dialysis has
     # its own index term, a longer match)
     "5A1D": ("dialysis", "dialysis session", "dialysis sessions"),
+    # a transurethral resection removes a tumor or part of the organ through the urethra
+    # (ICD-10-PCS B3.8: Excision), endoscopically via a natural opening (8): bladder 0TBB8ZZ,
+    # prostate 0VB08ZZ (the table prefix and the index's "Resection" read them as the whole organ)
+    "0TBB8ZZ": ("transurethral resection of bladder tumor", "transurethral resection of the bladder",
+                "transurethral resection of bladder", "transurethral bladder resection",
+                "transurethral resection of the bladder tumor", "transurethral resection of bladder lesion"),
+    "0VB08ZZ": ("transurethral resection of prostate", "transurethral resection of the prostate",
+                "transurethral prostate resection", "prostate transurethral resection"),
     # Echocardiography, transesophageal: Ultrasonography, Heart, Right and Left, qualifier 4
     "B246ZZ4": ("transesophageal echocardiogram", "transesophageal echocardiography", "transoesophageal echocardiogram",
                 "transesophageal ultrasound"),

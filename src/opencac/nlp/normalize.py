@@ -209,6 +209,7 @@ _ABBR_ANY: dict[str, str] = {
     "bso": "bilateral salpingo oophorectomy",
     "turp": "transurethral resection of prostate",
     "turbt": "transurethral resection of bladder tumor",
+    "tur": "transurethral resection",
     "psa": "prostate specific antigen",
     "hba1c": "hemoglobin a1c",
     "a1c": "hemoglobin a1c",

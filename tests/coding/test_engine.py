@@ -205,6 +205,7 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Transesophageal echocardiography showed vegetations.", "B246ZZ4"),
     ("Plasmapheresis was started.", "6A550Z3"),
     ("These findings were subjected to TUR of the bladder.", "0TBB8ZZ"),
+    ("A subtotal gastrectomy was performed in 1990.", "0DB6"),  # Gastrectomy, Partial
     ("A transurethral resection of the prostate was performed.", "0VB08ZZ"),
     ("An EMG showed a sensory neuropathy.", "4A0FX3Z"),
     ("Bone scintigraphy showed no uptake.", "CP1Z"),
@@ -237,6 +238,20 @@ def test_an_organ_named_alone_is_no_radiation_therapy(engine: CodingEngine) -> N
     _, hits = engine.dictionary_hits("The rectal examination showed a prostate of normal size; kidney normal.", "t",
                                      attributes=False)
     assert not [h.code for h in hits if h.code.startswith("D")], sorted({(h.code, h.source) for h in hits})
+
+
+@pytest.mark.parametrize(("note", "first", "second"), [
+    ("Splenectomy was performed.", "07T", "07B"),  # the whole spleen: Resection
+    ("A partial nephrectomy was performed.", "0TB", "0TT"),  # a portion: Excision (B3.8)
+    ("A subtotal splenectomy was performed.", "07B", "07T"),
+])
+def test_excision_or_resection_by_the_extent_the_note_states(engine: CodingEngine, note: str, first: str,
+                                                             second: str) -> None:
+    _, hits = engine.dictionary_hits(note, "t", attributes=False)
+    extent = {h.code: h.attributes.get("extent") for h in hits if h.code in (first, second)}
+    assert extent == {first: None, second: "other"}, extent
+    codes = [s.code for s in engine.code(note).procedures]
+    assert codes.index(first) < codes.index(second), codes
 
 
 def test_an_echocardiogram_images_both_sides_of_the_heart(engine: CodingEngine) -> None:

@@ -759,6 +759,36 @@ def apply_stated_approach(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHi
     return out
 
 
+_PARTIAL_WORDS = re.compile(r"\b(?:partial|partially|subtotal|segmental|wedge)\b", re.IGNORECASE)
+
+
+def mark_extent(doc: Any, hits: list[DictHit]) -> list[DictHit]:
+    """Where one mention reads as both an Excision and a Resection of the same body system
+    (the index's "Splenectomy - see Excision, Spleen 07BP; see Resection, Spleen 07TP"), the
+    note's words choose: "partial", "subtotal", "segmental" or "wedge" near the mention make it
+    an excision (ICD-10-PCS B3.8: a portion of the body part), else the whole body part was
+    removed, a resection. The other reading is marked ``attributes["extent"] = "other"``."""
+    spans: dict[tuple[int, int], list[int]] = {}
+    for i, h in enumerate(hits):
+        if h.system == "icd10pcs" and h.code[:1] == "0" and len(h.code) >= 3 and h.code[2] in "BT":
+            spans.setdefault((h.start, h.end), []).append(i)
+    if not spans:
+        return hits
+    out = list(hits)
+    text = doc.text
+    for (start, end), idx in spans.items():
+        systems = {hits[i].code[1] for i in idx if hits[i].code[2] == "B"} & \
+            {hits[i].code[1] for i in idx if hits[i].code[2] == "T"}
+        if not systems:
+            continue
+        partial = bool(_PARTIAL_WORDS.search(text[max(0, start - 40):min(len(text), end + 20)]))
+        other = "T" if partial else "B"
+        for i in idx:
+            if hits[i].code[1] in systems and hits[i].code[2] == other:
+                out[i] = replace(hits[i], attributes={**hits[i].attributes, "extent": "other"})
+    return out
+
+
 def expand_pcs_hits(doc: Any, hits: list[DictHit], kb: Any) -> list[DictHit]:
     """Complete 3-character ICD-10-PCS index hits (section, body system, root operation, e.g.
     ``0F9`` "drainage") with the body parts the same sentence names: each 4-character child

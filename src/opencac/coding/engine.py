@@ -133,7 +133,7 @@ class CodingEngine:
                 not depend on the others).
         """
         from opencac.coding.dictionary import (apply_stated_approach, drop_contrast_conflicts, drop_study_findings,
-                                               expand_pcs_hits, hits_from_mentions)
+                                               expand_pcs_hits, hits_from_mentions, mark_extent)
         from opencac.coding.values import value_hits
         from opencac.nlp.pipeline import analyze
 
@@ -152,7 +152,7 @@ class CodingEngine:
             if "icd10pcs" not in keep:
                 return doc, hits
         hits = apply_stated_approach(doc, drop_contrast_conflicts(doc, drop_study_findings(doc, hits)), self.kb)
-        return doc, expand_pcs_hits(doc, hits, self.kb)
+        return doc, mark_extent(doc, expand_pcs_hits(doc, hits, self.kb))
 
     # -- coding ----------------------------------------------------------------------------
     def code(self, text: str, doc_id: str = "note", context: EncounterContext | None = None,

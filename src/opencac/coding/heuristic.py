@@ -126,6 +126,12 @@ def _plain_prefix(c: Any) -> bool:
     return len(code) == 4 and code[0] == "B" and code[2] in "04" and "completed" in c.via
 
 
+def _other_extent(c: Any) -> bool:
+    """An excision where the note says the whole body part was removed, or a resection where it
+    says part of it was (:func:`~opencac.coding.dictionary.mark_extent`)."""
+    return bool(c.hits) and all(h.attributes.get("extent") == "other" for h in c.hits)
+
+
 def heuristic_score(c: Any, system: str) -> float:
     """Score of one dictionary-only candidate (higher is better; see the module notes)."""
     best = max(map(hit_weight, c.hits), default=0.0)
@@ -133,6 +139,8 @@ def heuristic_score(c: Any, system: str) -> float:
     score = best * (1.0 + 0.2 * min(n_sent - 1, 3))
     if system == "icd10pcs":
         if _assumed_no_contrast(c) or _assumed_open(c):
+            score *= _ASSUMED_FACTOR
+        if _other_extent(c):
             score *= _ASSUMED_FACTOR
         elif _plain_prefix(c):
             score *= _PLAIN_PREFIX_FACTOR

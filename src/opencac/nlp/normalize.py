@@ -344,6 +344,8 @@ _IRREGULAR: dict[str, str] = {
     "palpebral": "eyelid", "facial": "face", "macular": "macula",
     # Spanish "enolismo" / "etílico" as translations leave them: alcohol(ism)
     "enolism": "alcoholism", "enolic": "alcoholic", "ethylic": "alcoholic",
+    # the PCS index's "Gastrectomy, Partial" is the note's "subtotal gastrectomy"
+    "subtotal": "partial",
     }
 _PROTECTED_ENDINGS = ("ss", "us", "is", "as", "os")
 # words in -as that are singular (every other one of over four letters is a plural of a word in -a)

@@ -58,6 +58,15 @@ def test_pcs_index_parse() -> None:
     assert ("Resection Auditory Ossicle Left", "09TA", "Resection > Auditory Ossicle > Left", "") in got
 
 
+def test_pcs_index_main_term_listing_spellings_gives_each() -> None:
+    rows = [("Orchectomy, orchidectomy, orchiectomy", "see Resection, Male Reproductive System **0VT**"),
+            ("Aspiration, fine needle", "Fluid or gas see Drainage **0W9**")]
+    got = {p for p, _c, _path, _see in parse_pcs_index(rows)}
+    assert {"Orchectomy", "orchidectomy", "orchiectomy"} <= got
+    assert not {"Aspiration", "fine needle"} & got  # an inverted term is no list of spellings
+    assert any(p.startswith("Aspiration, fine needle") for p in got)
+
+
 def test_pcs_terms(kb) -> None:
     sources = {t.source for t in kb.terms(CodeSystem.ICD10PCS) if t.code in ("0DTJ", "0DTJ4ZZ")}
     assert {"pcs-index", "pcs-table", "tabular"} <= sources

@@ -206,6 +206,8 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Plasmapheresis was started.", "6A550Z3"),
     ("These findings were subjected to TUR of the bladder.", "0TBB8ZZ"),
     ("A subtotal gastrectomy was performed in 1990.", "0DB6"),  # Gastrectomy, Partial
+    ("A right radical orchiectomy was performed.", "0VT9"),  # "Orchectomy, orchidectomy, orchiectomy"
+    ("Right inguinal herniorrhaphy was performed.", "0YQ5"),  # Inguinal Region, Right
     ("A transurethral resection of the prostate was performed.", "0VB08ZZ"),
     ("An EMG showed a sensory neuropathy.", "4A0FX3Z"),
     ("Bone scintigraphy showed no uptake.", "CP1Z"),

@@ -245,6 +245,16 @@ def load_pcs(db_path: Path | None = None, codelist: Path | None = None) -> tuple
 _CODE_IN_INDEX = re.compile(r"\*\*([0-9A-HJ-NP-Z]{3,7})\*\*")
 
 
+def _spellings(main: str) -> list[str]:
+    """A main term that lists spellings of one word ("Orchectomy, orchidectomy, orchiectomy":
+    one word each, the same first four letters) as each of them; any other term ("Aspiration,
+    fine needle", "Ligation, hemorrhoid") as it is written."""
+    parts = [p.strip() for p in main.split(",")]
+    if len(parts) > 1 and all(len(p.split()) == 1 for p in parts) and len({p[:4].lower() for p in parts}) == 1:
+        return parts
+    return [main]
+
+
 def parse_pcs_index(rows: list[tuple[str, str]]) -> Iterator[tuple[str, str, str, str]]:
     """Yield ``(phrase, code, path, see)`` from the PCS index rows.
 
@@ -254,6 +264,7 @@ def parse_pcs_index(rows: list[tuple[str, str]]) -> Iterator[tuple[str, str, str
     """
     for term, content in rows:
         main = term.strip()
+        aliases = _spellings(main)
         stack: list[str] = []
         for raw in content.split("\n"):
             if not raw.strip():
@@ -274,7 +285,8 @@ def parse_pcs_index(rows: list[tuple[str, str]]) -> Iterator[tuple[str, str, str
             path_parts = [main, *stack]
             codes_here = _CODE_IN_INDEX.findall(line)
             for code in codes_here:
-                yield (" ".join(path_parts), code, " > ".join(path_parts), see)
+                for alias in aliases:
+                    yield (" ".join([alias, *stack]), code, " > ".join(path_parts), see)
             if text and not codes_here:
                 stack = stack[: depth + 1]
 

@@ -541,7 +541,7 @@ def hits_from_mentions(mentions: Iterable[Any]) -> list[DictHit]:
 
 
 _LATERAL = frozenset({"left", "right", "bilateral"})
-_BP_STOP = frozenset({"and", "or", "of", "the", "with", "to", "other", "nos", "lower", "upper"})
+_BP_STOP = frozenset({"and", "or", "of", "the", "with", "to", "other", "nos", "lower", "upper", "region"})
 
 
 def _stem(w: str) -> str:

@@ -230,6 +230,10 @@ def test_index_terms_that_name_anatomy_in_a_note_are_not_entries(engine: CodingE
     assert "K56.2" not in {h.code for h in hits}
     _, hits = engine.dictionary_hits("Hypochondriasis since youth.", "t", attributes=False)
     assert "F45.21" in {h.code for h in hits}
+    # a heading, an ECG's axis, an antibiogram's "sensitive", a culture's growth
+    _, hits = engine.dictionary_hits("Personal history: none. ECG: normal axis. Growth of E. coli sensitive to "
+                                     "amoxicillin.", "t", attributes=False)
+    assert not {"Z87.898", "S12.1", "T78.40", "D49"} & {h.code for h in hits}, sorted({h.code for h in hits})
 
 
 def test_an_organ_named_alone_is_no_radiation_therapy(engine: CodingEngine) -> None:

@@ -389,20 +389,23 @@ def _vital_sign(phrase: str) -> bool:
     return " ".join(dict.fromkeys(normalize_phrase(phrase).split())) in _PCS_VITAL_SIGNS
 
 
-#: ICD-10-CM index terms that, written in a note, name anatomy: "Middle lobe (right)" (J98.19, the
-#: middle lobe syndrome) is where a lung nodule lies, "both hypochondria" are abdominal regions
-#: (the index's "Hypochondria" is hypochondriasis, F45.21, which keeps its other spellings), and
-#: "dilated intestinal loops" are the bowel, not "Loop, intestine - see Volvulus" (K56.2).
-_ANATOMY_READINGS = frozenset({"middle lobe", "middle lobe right", "middle right lobe", "hypochondria",
-                               "loop intestine", "intestine loop"})
+#: ICD-10-CM index terms that, written in a note, name something else: anatomy ("Middle lobe
+#: (right)", J98.19, the middle lobe syndrome, is where a lung nodule lies; "both hypochondria" are
+#: abdominal regions, the index's "Hypochondria" is hypochondriasis, F45.21, which keeps its other
+#: spellings; "dilated intestinal loops" are the bowel, not "Loop, intestine - see Volvulus", K56.2)
+#: or a heading ("History, personal, specified NEC" Z87.898 as a bag of words is every "Personal
+#: history:" line).
+_OTHER_READINGS = frozenset({"middle lobe", "middle lobe right", "middle right lobe", "hypochondria",
+                             "loop intestine", "intestine loop", "history personal specified"})
 
 
-def _anatomy_reading(phrase: str) -> bool:
+def _other_reading(phrase: str) -> bool:
     if len(phrase) > 30:
         return False
+    from opencac.nlp.matcher import MATCH_STOPWORDS
     from opencac.nlp.normalize import normalize_phrase
 
-    return normalize_phrase(phrase) in _ANATOMY_READINGS
+    return normalize_phrase(phrase, MATCH_STOPWORDS) in _OTHER_READINGS
 
 
 def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str, str, int]]]:
@@ -412,7 +415,7 @@ def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str,
         if t.system is CodeSystem.ICD10PCS and _vital_sign(t.phrase):
             continue
         if t.system is CodeSystem.ICD10CM and (_foreign_abbreviation(kb, t.phrase, t.code, t.system.value)
-                                                or _anatomy_reading(t.phrase)):
+                                                or _other_reading(t.phrase)):
             continue
         if t.source == "inclusion" and t.system is CodeSystem.ICD10CM and _manifestation_without_cause(
                 kb, t.phrase, t.code, t.system.value):

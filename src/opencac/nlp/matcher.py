@@ -63,10 +63,12 @@ DEFAULT_STOP_PHRASES = frozenset(
     # (M67.4-, a synovial cyst), "FFA" for fluorescein angiography (L66.12, frontal fibrosing alopecia),
     # "no anomalies", "malformations", a "deformity" or "dysplasia" of a named site (the bare term is Q89.9),
     # "clots" in the urine (Clot - see also Embolism, I74.9), "preserved diuresis" (R35.89, polyuria),
-    # the patient "as a newborn" (Z38.2, the birth episode)
+    # the patient "as a newborn" (Z38.2, the birth episode), an ECG's "axis" (S12.1, the second cervical
+    # vertebra), an antibiogram's "sensitive" / "sensitivity" (T78.40, allergy), a culture's "growth"
+    # (D49), "standing", "reaching" (X50.1, overexertion) and "exposure" (X58, T75.89) as words of prose
     """anesthesia nerve sinus gas cold consumption may activity donor arrest anesthetic analgesia
     transient adhesive dye ganglion ffa anomaly anomalous deformity dysplasia malformation clot diuresis
-    newborn neonatal""".split()
+    newborn neonatal axis sensitive sensitivity growth standing reaching exposure""".split()
 )
 
 # Words ignored when matching a phrase as a bag of content words.

@@ -234,6 +234,9 @@ def test_index_terms_that_name_anatomy_in_a_note_are_not_entries(engine: CodingE
     _, hits = engine.dictionary_hits("Personal history: none. ECG: normal axis. Growth of E. coli sensitive to "
                                      "amoxicillin.", "t", attributes=False)
     assert not {"Z87.898", "S12.1", "T78.40", "D49"} & {h.code for h in hits}, sorted({h.code for h in hits})
+    _, hits = engine.dictionary_hits("A 70-year-old man with a previous nephrectomy and no toxic habits.", "t",
+                                     attributes=False)
+    assert not {"I25.2", "T65.91"} & {h.code for h in hits}, sorted({h.code for h in hits})
 
 
 def test_an_organ_named_alone_is_no_radiation_therapy(engine: CodingEngine) -> None:

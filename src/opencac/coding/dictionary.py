@@ -394,9 +394,11 @@ def _vital_sign(phrase: str) -> bool:
 #: abdominal regions, the index's "Hypochondria" is hypochondriasis, F45.21, which keeps its other
 #: spellings; "dilated intestinal loops" are the bowel, not "Loop, intestine - see Volvulus", K56.2)
 #: or a heading ("History, personal, specified NEC" Z87.898 as a bag of words is every "Personal
-#: history:" line).
+#: history:" line), or prose ("Old (previous)" myocardial infarction, I25.2, cut to its modifiers, is
+#: "an old man with a previous ...").
 _OTHER_READINGS = frozenset({"middle lobe", "middle lobe right", "middle right lobe", "hypochondria",
-                             "loop intestine", "intestine loop", "history personal specified"})
+                             "loop intestine", "intestine loop", "history personal specified", "old previous",
+                             "previous old"})
 
 
 def _other_reading(phrase: str) -> bool:

@@ -65,10 +65,11 @@ DEFAULT_STOP_PHRASES = frozenset(
     # "clots" in the urine (Clot - see also Embolism, I74.9), "preserved diuresis" (R35.89, polyuria),
     # the patient "as a newborn" (Z38.2, the birth episode), an ECG's "axis" (S12.1, the second cervical
     # vertebra), an antibiogram's "sensitive" / "sensitivity" (T78.40, allergy), a culture's "growth"
-    # (D49), "standing", "reaching" (X50.1, overexertion) and "exposure" (X58, T75.89) as words of prose
+    # (D49), "standing", "reaching", "lifting" (X50, overexertion), "exposure" (X58, T75.89) and "noise"
+    # (W42.9) as words of prose, and the translated "toxic habits" (substance use; T65.91, toxic effect)
     """anesthesia nerve sinus gas cold consumption may activity donor arrest anesthetic analgesia
     transient adhesive dye ganglion ffa anomaly anomalous deformity dysplasia malformation clot diuresis
-    newborn neonatal axis sensitive sensitivity growth standing reaching exposure""".split()
+    newborn neonatal axis sensitive sensitivity growth standing reaching lifting exposure noise toxic""".split()
 )
 
 # Words ignored when matching a phrase as a bag of content words.

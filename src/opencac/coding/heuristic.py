@@ -127,8 +127,8 @@ def _plain_prefix(c: Any) -> bool:
 
 
 def _other_extent(c: Any) -> bool:
-    """An excision where the note says the whole body part was removed, or a resection where it
-    says part of it was (:func:`~opencac.coding.dictionary.mark_extent`)."""
+    """An excision where the note does not say that only part of the body part was removed, or a
+    resection where it does (:func:`~opencac.coding.dictionary.mark_extent`)."""
     return bool(c.hits) and all(h.attributes.get("extent") == "other" for h in c.hits)
 
 

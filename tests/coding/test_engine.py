@@ -204,6 +204,7 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Dialysis was started on the third day.", "5A1D"),
     ("Transesophageal echocardiography showed vegetations.", "B246ZZ4"),
     ("Plasmapheresis was started.", "6A550Z3"),
+    ("He is a cocaine user.", "F14.90"),
     ("These findings were subjected to TUR of the bladder.", "0TBB8ZZ"),
     ("A subtotal gastrectomy was performed in 1990.", "0DB6"),  # Gastrectomy, Partial
     ("A right radical orchiectomy was performed.", "0VT9"),  # "Orchectomy, orchidectomy, orchiectomy"
@@ -237,6 +238,9 @@ def test_index_terms_that_name_anatomy_in_a_note_are_not_entries(engine: CodingE
     _, hits = engine.dictionary_hits("A 70-year-old man with a previous nephrectomy and no toxic habits.", "t",
                                      attributes=False)
     assert not {"I25.2", "T65.91"} & {h.code for h in hits}, sorted({h.code for h in hits})
+    _, hits = engine.dictionary_hits("He is a cocaine user. Two lymph nodes infiltrated by urothelial carcinoma.", "t",
+                                     attributes=False)
+    assert not {"T41.3", "C49.9"} & {h.code for h in hits}, sorted({h.code for h in hits})
 
 
 def test_an_organ_named_alone_is_no_radiation_therapy(engine: CodingEngine) -> None:

@@ -361,6 +361,10 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
         if kind in ("neoplasm", "drug"):
             site_words = words[1:] if kind == "neoplasm" and len(words) > 1 else words
             site = " ".join(w for w in site_words if w)
+            if kind == "neoplasm" and site == "lymph" and "channel" in path[-1].title.lower():
+                # "lymph, lymphatic channel NEC" (C49.9, connective tissue) is the channel: a note's
+                # "lymph" is its nodes ("lymph nodes infiltrated by carcinoma"), the row "gland" below
+                site = "lymphatic channel"
             sites = [site]
             if kind == "neoplasm" and site.startswith("lymph gland"):
                 # "lymph, lymphatic channel NEC > gland > inguina, inguinal" (C77.4 secondary): notes

@@ -54,6 +54,8 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "F10.10": ("drinker", "heavy drinker", "moderate drinker", "regular drinker", "alcohol drinker",
                "binge drinker", "heavy drinking", "binge drinking", "excessive drinking",
                "excessive alcohol consumption", "alcohol abuse"),
+    # Use, cocaine F14.90 (the index's "Use" is a user's word too)
+    "F14.90": ("cocaine user", "cocaine use", "cocaine consumption", "consumption of cocaine", "cocaine consumer"),
     # Dependence, nicotine, cigarettes F17.210, where the note counts them
     "F17.210": ("cigarettes a day", "cigarettes per day", "cigarettes daily", "cigarettes/day",
                 "pack of cigarettes", "packs of cigarettes", "cigarette smoking"),
@@ -395,10 +397,11 @@ def _vital_sign(phrase: str) -> bool:
 #: spellings; "dilated intestinal loops" are the bowel, not "Loop, intestine - see Volvulus", K56.2)
 #: or a heading ("History, personal, specified NEC" Z87.898 as a bag of words is every "Personal
 #: history:" line), or prose ("Old (previous)" myocardial infarction, I25.2, cut to its modifiers, is
-#: "an old man with a previous ...").
+#: "an old man with a previous ...", and T41.3's inclusion term "cocaine", a topical anesthetic's
+#: poisoning, is every cocaine user).
 _OTHER_READINGS = frozenset({"middle lobe", "middle lobe right", "middle right lobe", "hypochondria",
                              "loop intestine", "intestine loop", "history personal specified", "old previous",
-                             "previous old"})
+                             "previous old", "cocaine"})
 
 
 def _other_reading(phrase: str) -> bool:

@@ -7,14 +7,15 @@ Saved as a directory::
                              parameters, metrics (out-of-fold MAP, ECE, F1), created time
       featurizer.joblib      TF-IDF vocabularies
       layer-icd10cm.joblib   SupervisedLayer (ridge duals, kNN memory, lexicon, sentence lexicon, priors)
-      ranker-icd10cm-N.txt   LightGBM boosters (text format; their scores are averaged)
+      ranker-icd10cm-N.txt   LightGBM boosters (text format; their scores are averaged; booster N
+                             learnt from the out-of-fold candidate rows of fold split N % splits)
       calibrator-icd10cm.joblib  centered isotonic curve (older models: scikit-learn IsotonicRegression)
       (same for icd10pcs)
 
 Learning from coder decisions (issue 5): :meth:`EngineModel.update` adds coded documents to
 the supervised layers (new codes included) in seconds, leaving the featurizer, the ranker and
 the dictionary-hit precision counts (:class:`~opencac.coding.supervised.HitPrecision`) as
-trained; :func:`train_model` retrains everything.
+trained; :meth:`~opencac.coding.engine.CodingEngine.train` (``opencac train``) retrains everything.
 """
 
 from __future__ import annotations

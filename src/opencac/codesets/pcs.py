@@ -88,6 +88,9 @@ _TOKEN_RE = re.compile(r"[^\s,]+")
 #: "<type> of|into|on|to|in <object>[ using ...| with ...|, ...]" in PCS titles
 _INTO_RE = re.compile(r"^.*? into (.+?)(?: using | with |, |$)")
 _OBJECT_RE = re.compile(r"^.*? (?:of|into|to|on|in) (.+?)(?: using | with |, |$)")
+#: the words that end a table's "type" in its code titles ("Beam Radiation of Kidney")
+_TITLE_LINKS = ("of", "to", "in", "on", "using", "with")
+_TITLE_LINK_RE = re.compile(r"\s+(?:" + "|".join(_TITLE_LINKS) + r")\b")
 #: an object that is an enumeration of regions ("Chest, Abdomen and Pelvis", "Kidneys, Ureters
 #: and Bladder"): its commas do not end it, as the comma before a qualifier does. Imaging and
 #: nuclear medicine name regions so; elsewhere such a list is a qualifier ("Computer-aided
@@ -115,8 +118,8 @@ def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
         table_set = set(table_common)
         # position 2 = the table's "type"/root operation: the shared title words before "of"
         head = " ".join(table_common)
-        head = re.split(r"\s+(?:of|to|in|on|using|with)\b", head)[0].strip(" ,")
-        if head.lower() in _FUNCTION_WORDS:
+        head = _TITLE_LINK_RE.split(head)[0].strip(" ,")
+        if head.lower() in ("", *_TITLE_LINKS):
             # titles that share no type words ("Hyperthermia of Kidney", "Plaque Radiation of
             # Kidney" in DTY): the table's official name, never a bare "of" (every "kidney" a
             # note wrote read as radiation therapy DTY0)
@@ -151,7 +154,6 @@ def _derive_axes(codes: dict[str, str]) -> dict[tuple[str, int, str], str]:
     return out
 
 
-_FUNCTION_WORDS = frozenset({"", "of", "to", "in", "on", "using", "with"})
 #: Names of the third axis value of tables whose code titles share none (ICD-10-PCS tables:
 #: section 5 root operations, section 8's, section D's "Other Radiation" modality).
 _TYPE_NAMES: dict[tuple[str, str], str] = {

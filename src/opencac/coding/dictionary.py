@@ -382,13 +382,19 @@ def _manifestation_without_cause(kb: Any, phrase: str, code: str, system: str) -
 _PCS_VITAL_SIGNS = frozenset({"blood pressure"})
 
 
-def _vital_sign(phrase: str) -> bool:
-    """The term names one of :data:`_PCS_VITAL_SIGNS` ("Blood pressure", "BP (blood pressure)")."""
+def _short_form(phrase: str, stopwords: Iterable[str] = ()) -> str:
+    """The normalised form of a term of at most 30 characters, "" for a longer one: the terms
+    read as something else (:func:`_vital_sign`, :func:`_other_reading`) are all short."""
     if len(phrase) > 30:
-        return False
+        return ""
     from opencac.nlp.normalize import normalize_phrase
 
-    return " ".join(dict.fromkeys(normalize_phrase(phrase).split())) in _PCS_VITAL_SIGNS
+    return normalize_phrase(phrase, stopwords)
+
+
+def _vital_sign(phrase: str) -> bool:
+    """The term names one of :data:`_PCS_VITAL_SIGNS` ("Blood pressure", "BP (blood pressure)")."""
+    return " ".join(dict.fromkeys(_short_form(phrase).split())) in _PCS_VITAL_SIGNS
 
 
 #: ICD-10-CM index terms that, written in a note, name something else: anatomy ("Middle lobe
@@ -405,12 +411,9 @@ _OTHER_READINGS = frozenset({"middle lobe", "middle lobe right", "middle right l
 
 
 def _other_reading(phrase: str) -> bool:
-    if len(phrase) > 30:
-        return False
     from opencac.nlp.matcher import MATCH_STOPWORDS
-    from opencac.nlp.normalize import normalize_phrase
 
-    return normalize_phrase(phrase, MATCH_STOPWORDS) in _OTHER_READINGS
+    return _short_form(phrase, MATCH_STOPWORDS) in _OTHER_READINGS
 
 
 def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str, str, int]]]:

@@ -113,10 +113,15 @@ def _assumed_no_contrast(c: Any) -> bool:
             and not any(h.attributes.get("contrast") == "none" for h in c.hits))
 
 
+def _every_hit(c: Any, attribute: str, value: str) -> bool:
+    """Every hit of the candidate (at least one) carries ``attributes[attribute] == value``."""
+    return bool(c.hits) and all(h.attributes.get(attribute) == value for h in c.hits)
+
+
 def _assumed_open(c: Any) -> bool:
     """A complete medical and surgical code whose open approach only the index gives
     ("cholecystectomy" 0FT40ZZ): its table prefix (0FT4) is what the note supports."""
-    return bool(c.hits) and all(h.attributes.get("approach") == "assumed" for h in c.hits)
+    return _every_hit(c, "approach", "assumed")
 
 
 def _plain_prefix(c: Any) -> bool:
@@ -129,7 +134,7 @@ def _plain_prefix(c: Any) -> bool:
 def _other_extent(c: Any) -> bool:
     """An excision where the note does not say that only part of the body part was removed, or a
     resection where it does (:func:`~opencac.coding.dictionary.mark_extent`)."""
-    return bool(c.hits) and all(h.attributes.get("extent") == "other" for h in c.hits)
+    return _every_hit(c, "extent", "other")
 
 
 def heuristic_score(c: Any, system: str) -> float:
@@ -140,10 +145,10 @@ def heuristic_score(c: Any, system: str) -> float:
     if system == "icd10pcs":
         if _assumed_no_contrast(c) or _assumed_open(c):
             score *= _ASSUMED_FACTOR
-        if _other_extent(c):
-            score *= _ASSUMED_FACTOR
         elif _plain_prefix(c):
             score *= _PLAIN_PREFIX_FACTOR
+        if _other_extent(c):
+            score *= _ASSUMED_FACTOR
     if "completion" in c.via or c.feat("kb_known") and not c.feat("billable") and (c.feat("code_len") or 0) < 7:
         # a header, or a completion resting on its header's evidence, ranks after the billable
         # codes found for the same words

@@ -16,8 +16,9 @@ mentioned in several sentences. It is lowered for:
   or the diagnoses;
 - matches that are only negated, family history, hypothetical or inside a longer match;
 - a complete ICD-10-PCS code whose contrast (CT, MRI, fluoroscopy) or open approach only the
-  code sets give, not the note: its table prefix leads; and a plain film's or ultrasound's prefix
-  beside its complete code;
+  code sets give, not the note: its table prefix leads; a plain film's or ultrasound's prefix
+  beside its complete code; and the excision or resection reading of an "-ectomy" that the note's
+  extent words do not support;
 - the side of an Excludes1 pair among a note's best diagnosis candidates whose note names the
   other ("pain" R52 beside "abdominal pain" R10.9), or the weaker side of a mutual pair.
 

@@ -241,6 +241,24 @@ def test_index_terms_that_name_anatomy_in_a_note_are_not_entries(engine: CodingE
     _, hits = engine.dictionary_hits("He is a cocaine user. Two lymph nodes infiltrated by urothelial carcinoma.", "t",
                                      attributes=False)
     assert not {"T41.3", "C49.9"} & {h.code for h in hits}, sorted({h.code for h in hits})
+    # a fixation's pins (N42.31's "PIN"), "year-old ... at age" (R54's "Old age"), the central nervous
+    # system (R45.0), a child's mixed dentition (K00.7), a tumor adherent to a plane (K66.0)
+    _, hits = engine.dictionary_hits("A 26-year-old woman diagnosed with colitis at 18 years of age. Fixation "
+                                     "with two Kirschner pins. No central nervous system symptoms. Mixed "
+                                     "dentition. A firmly adherent tumor.", "t", attributes=False)
+    assert not {"N42.31", "R54", "R45.0", "K00.7", "K66.0"} & {h.code for h in hits}, sorted({h.code for h in hits})
+    _, hits = engine.dictionary_hits("Prostatic intraepithelial neoplasia. Senile debility. Nervousness.", "t",
+                                     attributes=False)
+    assert {"N42.31", "R54", "R45.0"} <= {h.code for h in hits}, sorted({h.code for h in hits})
+
+
+def test_words_the_next_word_reads_differently(engine: CodingEngine) -> None:
+    """A shock wave is no shock (R57.9); hypotensive medication lowers the pressure (no I95.9)."""
+    _, hits = engine.dictionary_hits("Extracorporeal shock wave lithotripsy. Hypotensive medication was started.",
+                                     "t", attributes=False)
+    assert not {"R57.9", "I95.9"} & {h.code for h in hits}, sorted({h.code for h in hits})
+    _, hits = engine.dictionary_hits("She was in shock. Hypotension treatment was started.", "t", attributes=False)
+    assert {"R57.9", "I95.9"} <= {h.code for h in hits}, sorted({h.code for h in hits})
 
 
 def test_an_organ_named_alone_is_no_radiation_therapy(engine: CodingEngine) -> None:

@@ -152,3 +152,14 @@ def test_stem_is_a_fixed_point_so_inflections_meet() -> None:
     assert stem("meningeal") == stem("meninges")
     assert normalize("meningeal involvement")[0] == normalize("meninges involvement")[0]
 
+
+
+def test_the_next_word_reads_the_previous_one() -> None:
+    """"shock wave" is one word (no shock); "hypotensive" before a drug word is an antihypertensive,
+    and "hypotension treatment" (treating it) is still hypotension."""
+    assert [t.norm for t in tokenize("extracorporeal shock waves")] == ["extracorporeal", "shockwave"]
+    assert [t.norm for t in tokenize("hypotensive drugs")] == ["antihypertensive", "drug"]
+    assert [t.norm for t in tokenize("hypotension treatment")] == ["hypotension", "treatment"]
+    assert [t.norm for t in tokenize("septic shock. Waves")] == ["septic", "shock", "wave"]
+    toks = tokenize("a shock wave")
+    assert (toks[-1].start, toks[-1].end) == (2, 12)

@@ -404,10 +404,12 @@ def _vital_sign(phrase: str) -> bool:
 #: or a heading ("History, personal, specified NEC" Z87.898 as a bag of words is every "Personal
 #: history:" line), or prose ("Old (previous)" myocardial infarction, I25.2, cut to its modifiers, is
 #: "an old man with a previous ...", and T41.3's inclusion term "cocaine", a topical anesthetic's
-#: poisoning, is every cocaine user).
+#: poisoning, is every cocaine user; N42.31's inclusion term "PIN", prostatic intraepithelial
+#: neoplasia, is every Kirschner "pin" of a fracture's fixation; R54's "Old age", as a bag of words,
+#: is every "a 52-year-old man ... at age 8").
 _OTHER_READINGS = frozenset({"middle lobe", "middle lobe right", "middle right lobe", "hypochondria",
                              "loop intestine", "intestine loop", "history personal specified", "old previous",
-                             "previous old", "cocaine"})
+                             "previous old", "cocaine", "pin", "old age"})
 
 
 def _other_reading(phrase: str) -> bool:

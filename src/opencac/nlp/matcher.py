@@ -66,10 +66,13 @@ DEFAULT_STOP_PHRASES = frozenset(
     # the patient "as a newborn" (Z38.2, the birth episode), an ECG's "axis" (S12.1, the second cervical
     # vertebra), an antibiogram's "sensitive" / "sensitivity" (T78.40, allergy), a culture's "growth"
     # (D49), "standing", "reaching", "lifting" (X50, overexertion), "exposure" (X58, T75.89) and "noise"
-    # (W42.9) as words of prose, and the translated "toxic habits" (substance use; T65.91, toxic effect)
+    # (W42.9) as words of prose, and the translated "toxic habits" (substance use; T65.91, toxic effect),
+    # the "central nervous system" (R45.0, nervousness), a tumor "adherent" to a plane (K66.0) and the
+    # "mixed dentition" of a child's teeth (the index's "Dentition (syndrome)", K00.7, is teething)
     """anesthesia nerve sinus gas cold consumption may activity donor arrest anesthetic analgesia
     transient adhesive dye ganglion ffa anomaly anomalous deformity dysplasia malformation clot diuresis
-    newborn neonatal axis sensitive sensitivity growth standing reaching lifting exposure noise toxic""".split()
+    newborn neonatal axis sensitive sensitivity growth standing reaching lifting exposure noise toxic
+    nervous adherent dentition""".split()
 )
 
 # Words ignored when matching a phrase as a bag of content words.

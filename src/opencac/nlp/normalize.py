@@ -347,6 +347,17 @@ _IRREGULAR: dict[str, str] = {
     # the PCS index's "Gastrectomy, Partial" is the note's "subtotal gastrectomy"
     "subtotal": "partial",
     }
+#: Two written words that the next one reads differently: ``{next: {previous: (reading, ending,
+#: joined)}}``; ``ending``, where given, is how the previous word must end as written. ``joined``:
+#: both words become one token ("extracorporeal shock wave lithotripsy" has no shock, R57.9);
+#: otherwise the previous word alone is read anew ("hypotensive medication" lowers the pressure: it
+#: is an antihypertensive, not hypotension, I95.9).
+_DRUG_WORDS = ("medication", "medicine", "drug", "treatment", "therapy", "agent", "drop")
+_READ_WITH_PREVIOUS: dict[str, dict[str, tuple[str, str | None, bool]]] = {
+    "wave": {"shock": ("shockwave", None, True)},
+    **{w: {"hypotension": ("antihypertensive", "ive", False)} for w in _DRUG_WORDS},
+}
+
 _PROTECTED_ENDINGS = ("ss", "us", "is", "as", "os")
 # words in -as that are singular (every other one of over four letters is a plural of a word in -a)
 _AS_SINGULARS = frozenset({"pancreas", "atlas", "alias", "canvas", "whereas", "texas", "thomas", "lucas",
@@ -546,6 +557,16 @@ def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
                 norm = stem("non" + norm)
                 out.append(Token(norm, prev.start, start + e))
                 continue
+            if s == 0 and out and norm in _READ_WITH_PREVIOUS:
+                prev = out[-1]
+                got_prev = _READ_WITH_PREVIOUS[norm].get(prev.norm)
+                if got_prev is not None and text[prev.end : start].isspace() and (
+                        got_prev[1] is None or text[prev.start : prev.end].lower().endswith(got_prev[1])):
+                    reading, _, joined = got_prev
+                    if joined:
+                        out[-1] = Token(reading, prev.start, start + e)
+                        continue
+                    out[-1] = Token(reading, prev.start, prev.end)
             if norm not in stop:
                 out.append(new_token(Token, (norm, start + s, start + e)))  # Token(...) without its Python __new__
         roman_ctx = last in _ROMAN_CONTEXT

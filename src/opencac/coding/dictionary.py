@@ -32,6 +32,10 @@ DEFAULT_SOURCES = frozenset({"tabular", "inclusion", "index", "eindex", "neoplas
 _SOURCE_ID = {"tabular": 0, "inclusion": 1, "index": 2, "eindex": 3, "neoplasm": 4, "drug": 5,
               "pcs-index": 6, "pcs-table": 7, "imaging": 8, "clinical": 10}
 
+#: The ways notes say an eye sees less (the H54 phrases of :data:`CLINICAL_PHRASES` add the eye).
+_VISION_LOSS = ("vision loss", "loss of vision", "visual loss", "loss of visual acuity", "decreased vision",
+                "decrease in vision", "decreased visual acuity", "decrease in visual acuity", "reduced vision",
+                "reduced visual acuity")
 #: Status and history phrases as notes write them, which the code titles and the index word
 #: differently (source ``clinical``). Each maps to the code the ICD-10-CM index gives for the
 #: concept (History, personal, nicotine dependence Z87.891; Allergy, penicillin Z88.0; Allergy,
@@ -44,9 +48,6 @@ _SOURCE_ID = {"tabular": 0, "inclusion": 1, "index": 2, "eindex": 3, "neoplasm":
 #: word where notes describe them (Pallor R23.1; Sweating, excessive R61, Diaphoresis R61;
 #: Hematuria, gross R31.0). A trained model learns how often each phrase is coded
 #: (dictionary-hit precision), as for every other source.
-_VISION_LOSS = ("vision loss", "loss of vision", "visual loss", "loss of visual acuity", "decreased vision",
-                "decrease in vision", "decreased visual acuity", "decrease in visual acuity", "reduced vision",
-                "reduced visual acuity")
 CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "Z87.891": ("ex-smoker", "exsmoker", "former smoker", "ex smoker", "quit smoking", "history of smoking",
                 "smoking history"),

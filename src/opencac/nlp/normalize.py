@@ -559,10 +559,9 @@ def tokenize(text: str, stopwords: Iterable[str] = ()) -> list[Token]:
                 continue
             if s == 0 and out and norm in _READ_WITH_PREVIOUS:
                 prev = out[-1]
-                got_prev = _READ_WITH_PREVIOUS[norm].get(prev.norm)
-                if got_prev is not None and text[prev.end : start].isspace() and (
-                        got_prev[1] is None or text[prev.start : prev.end].lower().endswith(got_prev[1])):
-                    reading, _, joined = got_prev
+                reading, ending, joined = _READ_WITH_PREVIOUS[norm].get(prev.norm, ("", None, False))
+                if reading and text[prev.end : start].isspace() and (
+                        ending is None or text[prev.start : prev.end].lower().endswith(ending)):
                     if joined:
                         out[-1] = Token(reading, prev.start, start + e)
                         continue

@@ -102,6 +102,18 @@ def test_evaluate(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "MAP 0.9167" in r.output and "per chapter" in r.output
     _one_line_error(runner.invoke(app, ["evaluate", "--gold", str(tmp_path / "x.tsv"), "--pred", str(p)]),
                     "does not exist")
+    # a predictions or gold file that is binary, not UTF-8, empty or a folder: one line, no traceback
+    binary = tmp_path / "b.tsv"
+    binary.write_bytes(b"d1\tI10\n\x00\x01\x02")
+    latin = tmp_path / "l.tsv"
+    latin.write_bytes("d1\tI10\nd2\tR52 \u00e9\n".encode("latin-1"))
+    empty = tmp_path / "e.tsv"
+    empty.write_text("\n \n", encoding="utf-8")
+    _one_line_error(runner.invoke(app, ["evaluate", "--gold", str(g), "--pred", str(binary)]), "binary")
+    _one_line_error(runner.invoke(app, ["evaluate", "--gold", str(g), "--pred", str(latin)]), "not valid UTF-8")
+    _one_line_error(runner.invoke(app, ["evaluate", "--gold", str(empty), "--pred", str(p)]),
+                    "gold file e.tsv is empty")
+    _one_line_error(runner.invoke(app, ["evaluate", "--gold", str(g), "--pred", str(tmp_path)]), "is not a file")
 
 
 def test_code_and_predict_out_of_the_box(tmp_path: Path) -> None:

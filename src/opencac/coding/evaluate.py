@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opencac.coding.corpus import canon
-from opencac.errors import InputError
+from opencac.errors import BinaryInputError, EmptyInputError, InputError
 
 # ICD-10-CM chapters by code range (ICD-10-CM Tabular List, chapter headings FY2026).
 _CM_CHAPTERS: tuple[tuple[str, str, str], ...] = (
@@ -115,13 +115,32 @@ class Prediction:
     selected: bool | None = None
 
 
+def _tsv_lines(p: Path, what: str) -> list[str]:
+    """The lines of a gold or predictions file, with one clear error for a missing, unreadable,
+    binary, non-UTF-8 or empty file."""
+    if not p.is_file():
+        raise InputError(f"{what} {p} does not exist." if not p.exists() else f"{what} {p} is not a file.")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{what} {p} cannot be read ({exc.strerror or exc}).") from None
+    if b"\x00" in data:
+        raise BinaryInputError(
+            f"{what} {p.name} looks binary (it contains NUL bytes); expected 'doc_id<TAB>code' lines.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BinaryInputError(f"{what} {p.name} is not valid UTF-8 (bad byte at offset {exc.start}).") from None
+    if not text.strip():
+        raise EmptyInputError(f"{what} {p.name} is empty; expected 'doc_id<TAB>code' lines.")
+    return text.splitlines()
+
+
 def read_gold(path: str | Path) -> dict[str, list[str]]:
     """Read a gold ``doc_id<TAB>code`` file into ``{doc_id: [canonical codes]}``."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"gold file {p} does not exist.")
     out: dict[str, list[str]] = {}
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_tsv_lines(p, "gold file"), 1):
         if not line.strip():
             continue
         parts = line.split("\t")
@@ -137,10 +156,8 @@ def read_gold(path: str | Path) -> dict[str, list[str]]:
 def read_predictions(path: str | Path) -> dict[str, list[Prediction]]:
     """Read a predictions file: ``doc_id<TAB>code[<TAB>confidence[<TAB>selected]]``, best first."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"predictions file {p} does not exist.")
     out: dict[str, list[Prediction]] = {}
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_tsv_lines(p, "predictions file"), 1):
         if not line.strip():
             continue
         parts = line.split("\t")

@@ -50,6 +50,33 @@ def test_bad_inputs(tmp_path: Path) -> None:
         load_corpus([bad])
 
 
+@pytest.mark.parametrize("where", ["note", "codes", "jsonl"])
+@pytest.mark.parametrize("data, says", [(b"doc1\tr50.9\n\x00\x01", "looks binary"),
+                                        ("doc1\tr50.9 caf\u00e9\n".encode("latin-1"), "not valid UTF-8")])
+def test_unreadable_files_name_the_file(tmp_path: Path, where: str, data: bytes, says: str) -> None:
+    """A binary or non-UTF-8 corpus file is one CorpusError that names it, not a decoding traceback."""
+    if where == "jsonl":
+        bad = tmp_path / "c.jsonl"
+        bad.write_bytes(data)
+        target = bad
+    else:
+        target = _split(tmp_path)
+        bad = target / "text_files_en" / "doc2.txt" if where == "note" else target / "trainD.tsv"
+        bad.write_bytes(data)
+    with pytest.raises(CorpusError, match=says) as err:
+        load_corpus([target])
+    assert bad.name in str(err.value)
+
+
+def test_windows_line_ends_read_as_before_and_bom_dropped(tmp_path: Path) -> None:
+    d = _split(tmp_path)
+    (d / "trainD.tsv").write_bytes(b"\xef\xbb\xbfdoc1\tr50.9\r\ndoc2\te11.9\r\n")
+    (d / "text_files_en" / "doc1.txt").write_bytes(b"Fever.\r\nChest X-ray.")
+    docs = load_corpus(d)
+    assert docs[0].codes[CM] == ["r509"] and docs[1].codes[CM] == ["e119"]
+    assert docs[0].text == "Fever.\nChest X-ray."
+
+
 def test_code_forms() -> None:
     assert infer_system("E11.9") == CM and infer_system("i10") == CM
     assert infer_system("bw03zzz") == PCS and infer_system("bw20") == PCS

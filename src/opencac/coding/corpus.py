@@ -79,21 +79,43 @@ def _add(doc: CodedDocument, system: str, code: str) -> None:
         doc.codes[system].append(key)
 
 
+def _read_text(path: Path) -> str:
+    """A corpus file's text as a text-mode read gives it (``\\r\\n`` and ``\\r`` read as ``\\n``), or one
+    :class:`CorpusError` naming the file when it is unreadable, binary or not UTF-8 (a byte-order
+    mark is dropped)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"{path} cannot be read ({exc.strerror or exc}).") from None
+    if b"\x00" in data:
+        raise CorpusError(f"{path} looks binary (it contains NUL bytes); expected UTF-8 text.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{path} is not valid UTF-8 (bad byte at offset {exc.start}); "
+                          "expected UTF-8 text.") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _lines(path: Path) -> list[str]:
+    """The lines of a corpus file (see :func:`_read_text`), without their ends."""
+    return _read_text(path).split("\n")
+
+
 def read_code_tsv(path: Path) -> dict[str, list[str]]:
     """Read a ``doc_id<TAB>code[<TAB>...]`` file into ``{doc_id: [canonical codes, in order]}``."""
     out: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.rstrip("\n\r")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) < 2:
-                raise CorpusError(f"{path.name} line {n}: expected 'doc_id<TAB>code', got {len(parts)} column(s).")
-            lst = out.setdefault(parts[0].strip(), [])
-            key = canon(parts[1])
-            if key not in lst:
-                lst.append(key)
+    for n, line in enumerate(_lines(path), 1):
+        line = line.rstrip("\n\r")
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise CorpusError(f"{path.name} line {n}: expected 'doc_id<TAB>code', got {len(parts)} column(s).")
+        lst = out.setdefault(parts[0].strip(), [])
+        key = canon(parts[1])
+        if key not in lst:
+            lst.append(key)
     return out
 
 
@@ -106,21 +128,20 @@ def read_evidence_tsv(path: Path) -> dict[str, list[tuple[str, str, list[tuple[i
     """Read a CodiEsp ``*X.tsv`` file (``doc_id, DIAGNOSTICO|PROCEDIMIENTO, code, text, "s e[;s e]"``)
     into ``{doc_id: [(system, canonical code, [(start, end), ...]), ...]}``."""
     out: dict[str, list[tuple[str, str, list[tuple[int, int]]]]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n\r").split("\t")
-            if len(parts) < 5:
-                raise CorpusError(f"{path.name} line {n}: expected 5 tab-separated columns "
-                                  f"(doc_id, type, code, text, offsets), got {len(parts)}.")
-            kind = parts[1].strip().upper()
-            system = PCS if kind.startswith("PROC") else CM
-            try:
-                spans = [(int(a), int(b)) for a, b in (seg.split() for seg in parts[4].split(";") if seg.strip())]
-            except ValueError:
-                raise CorpusError(f"{path.name} line {n}: offsets {parts[4]!r} are not 'start end[;start end]'.") from None
-            out.setdefault(parts[0].strip(), []).append((system, canon(parts[2]), spans))
+    for n, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\n\r").split("\t")
+        if len(parts) < 5:
+            raise CorpusError(f"{path.name} line {n}: expected 5 tab-separated columns "
+                              f"(doc_id, type, code, text, offsets), got {len(parts)}.")
+        kind = parts[1].strip().upper()
+        system = PCS if kind.startswith("PROC") else CM
+        try:
+            spans = [(int(a), int(b)) for a, b in (seg.split() for seg in parts[4].split(";") if seg.strip())]
+        except ValueError:
+            raise CorpusError(f"{path.name} line {n}: offsets {parts[4]!r} are not 'start end[;start end]'.") from None
+        out.setdefault(parts[0].strip(), []).append((system, canon(parts[2]), spans))
     return out
 
 
@@ -157,7 +178,7 @@ def load_split(split: Path) -> list[CodedDocument]:
             evidence.setdefault(k, []).extend(v)
     docs = []
     for p in sorted(tdir.glob("*.txt")):
-        doc = CodedDocument(p.stem, p.read_text(encoding="utf-8"))
+        doc = CodedDocument(p.stem, _read_text(p))
         doc.codes[CM] = list(dcodes.get(p.stem, []))
         doc.codes[PCS] = list(pcodes.get(p.stem, []))
         rows = evidence.get(p.stem)
@@ -166,7 +187,7 @@ def load_split(split: Path) -> list[CodedDocument]:
                 for system, code, spans in rows:
                     _add_evidence(doc, system, code, spans)
             elif (original / p.name).is_file():
-                al = align_sentences((original / p.name).read_text(encoding="utf-8"), doc.text)
+                al = align_sentences(_read_text(original / p.name), doc.text)
                 for system, code, spans in rows:
                     _add_evidence(doc, system, code, [t for a, b in spans for t in al.target_spans(a, b)])
         docs.append(doc)
@@ -178,40 +199,39 @@ def load_split(split: Path) -> list[CodedDocument]:
 def load_jsonl(path: Path) -> list[CodedDocument]:
     """Load a JSONL corpus (``{"id", "text", "codes"}`` per line)."""
     docs = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path.name} line {n}: not valid JSON ({exc.msg}).") from None
-            if not isinstance(obj, dict) or "text" not in obj:
-                raise CorpusError(f"{path.name} line {n}: expected an object with 'id', 'text' and 'codes'.")
-            doc = CodedDocument(str(obj.get("id", f"{path.stem}-{n}")), str(obj["text"]))
-            for c in obj.get("codes", []) or []:
-                if isinstance(c, dict):
-                    code = str(c.get("code", ""))
-                    system = str(c.get("system") or infer_system(code)).lower().replace("-", "")
-                    if system not in SYSTEMS:
-                        raise CorpusError(f"{path.name} line {n}: unknown system {system!r}.", options=SYSTEMS)
-                    spans = c.get("spans") or []
-                    try:
-                        pairs = [(int(a), int(b)) for a, b in spans]
-                    except (TypeError, ValueError):
-                        raise CorpusError(f"{path.name} line {n}: 'spans' of {code!r} must be [[start, end], ...] "
-                                          "character offsets into 'text'.") from None
-                    bad = [sp for sp in pairs if not 0 <= sp[0] < sp[1] <= len(doc.text)]
-                    if bad:
-                        raise CorpusError(f"{path.name} line {n}: span {list(bad[0])} of {code!r} lies outside "
-                                          f"the text ({len(doc.text)} characters).")
-                    if pairs:
-                        _add_evidence(doc, system, code, pairs)
-                else:
-                    code = str(c)
-                    system = infer_system(code)
-                _add(doc, system, code)
-            docs.append(doc)
+    for n, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{path.name} line {n}: not valid JSON ({exc.msg}).") from None
+        if not isinstance(obj, dict) or "text" not in obj:
+            raise CorpusError(f"{path.name} line {n}: expected an object with 'id', 'text' and 'codes'.")
+        doc = CodedDocument(str(obj.get("id", f"{path.stem}-{n}")), str(obj["text"]))
+        for c in obj.get("codes", []) or []:
+            if isinstance(c, dict):
+                code = str(c.get("code", ""))
+                system = str(c.get("system") or infer_system(code)).lower().replace("-", "")
+                if system not in SYSTEMS:
+                    raise CorpusError(f"{path.name} line {n}: unknown system {system!r}.", options=SYSTEMS)
+                spans = c.get("spans") or []
+                try:
+                    pairs = [(int(a), int(b)) for a, b in spans]
+                except (TypeError, ValueError):
+                    raise CorpusError(f"{path.name} line {n}: 'spans' of {code!r} must be [[start, end], ...] "
+                                      "character offsets into 'text'.") from None
+                bad = [sp for sp in pairs if not 0 <= sp[0] < sp[1] <= len(doc.text)]
+                if bad:
+                    raise CorpusError(f"{path.name} line {n}: span {list(bad[0])} of {code!r} lies outside "
+                                      f"the text ({len(doc.text)} characters).")
+                if pairs:
+                    _add_evidence(doc, system, code, pairs)
+            else:
+                code = str(c)
+                system = infer_system(code)
+            _add(doc, system, code)
+        docs.append(doc)
     if not docs:
         raise CorpusError(f"{path} holds no documents.")
     return docs

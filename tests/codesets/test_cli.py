@@ -25,6 +25,9 @@ def test_lookup_table_and_pcs(kb_env: Path) -> None:
     res = runner.invoke(app, ["codes", "lookup", "T81.40XA", "--as-of", "2025-12-01"])
     assert res.exit_code == 0, res.output
     assert "initial encounter" in res.output and "billable" in res.output
+    # validity in words: a code in the earliest loaded code set may be older; one in the newest is current
+    assert "valid FY2026 or earlier to current (in the loaded code sets FY2026); this lookup: FY2026" in \
+        " ".join(res.output.split())
     res = runner.invoke(app, ["codes", "lookup", "0DTJ4ZZ"])
     assert res.exit_code == 0 and "Percutaneous Endoscopic" in res.output and "Appendix" in res.output
 
@@ -77,3 +80,12 @@ def test_import_index_and_add_version_errors(tmp_path: Path, monkeypatch) -> Non
     assert res.exit_code == 2 and "exactly one source" in res.output
     res = runner.invoke(app, ["codes", "add-version", "--fy", "2019", "--tabular", str(tmp_path / "nope.xml")])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_validity_line_wording() -> None:
+    from opencac.cli.codes import _validity_line
+
+    assert _validity_line({"from": 2023, "to": None, "loaded": [2023, 2026]}, 2026) == \
+        "valid FY2023 to current (in the loaded code sets FY2023, FY2026); this lookup: FY2026"
+    assert _validity_line({"from": None, "to": 2022, "loaded": [2021]}, 2021) == \
+        "valid FY2021 or earlier to FY2022 (in the loaded code sets FY2021); this lookup: FY2021"

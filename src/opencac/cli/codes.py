@@ -63,9 +63,7 @@ def lookup(
     con.print(f"{info['system']} {info['kind']}, {bill}{when}"
               + (", [red]manifestation (never first-listed)[/red]" if info.get("manifestation") else ""))
     if "valid_fiscal_years" in info:
-        v = info["valid_fiscal_years"]
-        con.print(f"valid FY{v['from'] or '…'}–{v['to'] or 'now'} (present in loaded FY: "
-                  f"{', '.join(map(str, v['loaded'])) or 'none'}); code set for this lookup: FY{info['fiscal_year']}")
+        con.print(_validity_line(info["valid_fiscal_years"], info["fiscal_year"]))
     if info["hierarchy"]:
         con.print("path: " + " > ".join(f"{h['code']} {h['description']}" for h in info["hierarchy"]))
     if info.get("billable_codes"):
@@ -184,3 +182,13 @@ def info_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
     for k, v in data["counts"].items():
         con.print(f"{k}: {v}")
     con.print(f"cache: {data['cache']}")
+
+
+def _validity_line(v: dict[str, Any], fiscal_year: int) -> str:
+    """``valid FY2021 or earlier to current (in the loaded code sets FY2021, FY2026); this lookup: FY2026``.
+    A code already in the earliest loaded code set may be older; one still in the newest is current."""
+    loaded = v.get("loaded") or []
+    start = f"FY{v['from']}" if v.get("from") else (f"FY{min(loaded)} or earlier" if loaded else "unknown")
+    end = f"FY{v['to']}" if v.get("to") else "current"
+    where = ", ".join(f"FY{y}" for y in loaded) or "none"
+    return f"valid {start} to {end} (in the loaded code sets {where}); this lookup: FY{fiscal_year}"

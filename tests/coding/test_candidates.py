@@ -86,3 +86,45 @@ def test_hit_precision_update_adds_counts_like_one_fit() -> None:
         assert repr(step.features(code)) == repr(whole.features(code))  # repr: nan == nan
     assert step.code_stats("b20") == (1, 1, 1)
     assert step.code_stats("r509") == (2, 2, 2)
+
+
+def _injury_kb() -> SimpleNamespace:
+    """V87.9 takes a 7th character after XX placeholders; T14.8 after one; S06.9 has 6-character
+    subcodes (no placeholder form); R52 is complete."""
+    titles = {"v879": "Person injured in collision (traffic)", "v879xxa": "..., initial encounter",
+              "v879xxd": "..., subsequent encounter", "v879xxs": "..., sequela",
+              "t148": "Other injury of unspecified body region", "t148xxa": "..., initial encounter",
+              "s069": "Unspecified intracranial injury", "s069x": "Unspecified intracranial injury",
+              "s069x0": "... without loss of consciousness", "r52": "Pain, unspecified"}
+    codes = {k: SimpleNamespace(code=k, description=v, billable=len(k) == 7 or k == "r52") for k, v in titles.items()}
+
+    def find(c: str, system: object = None) -> SimpleNamespace | None:
+        return codes.get(c.rstrip("x") if c not in codes else c)  # the placeholder form reads as its code
+
+    return SimpleNamespace(
+        find=find, children=lambda c: [codes[k] for k in sorted(codes)
+                                       if k.startswith(c) and len(k) > len(c) and not k[len(c):].strip("x")[:-1]])
+
+
+def _hit_on(code: str) -> SimpleNamespace:
+    return SimpleNamespace(code=code, system="icd10cm", source="index", incomplete=False, score=1.0, n_tokens=2,
+                           subsumed=False, sentence=0, assertion="affirmed", phrase=code, specified=False)
+
+
+def test_placeholder_form_of_a_code_needing_a_7th_character_is_a_trained_candidate() -> None:
+    from opencac.coding.candidates import _padded
+
+    kb = _injury_kb()
+    assert _padded(kb, "v879") == "v879xx" and _padded(kb, "t148") == "t148xx"
+    assert _padded(kb, "s069") is None and _padded(kb, "r52") is None and _padded(kb, "v879xxa") is None
+    hits = [_hit_on("V87.9"), _hit_on("R52")]
+    sup = SimpleNamespace(prefix_index_={}, codes_=[], index_={}, prior_=np.zeros(0),
+                          hit_precision_=HitPrecision().fit([hits], [["v879xx"]]))
+    sig = {k: np.zeros((1, 0), dtype=np.float32) for k in ("kr", "knn", "lex", "lex_sum", "lex_n")}
+    cands = build_candidates("icd10cm", hits, sup, sig, 0, kb, 10, max_children=0)
+    assert "pad" in cands["v879xx"].via and "r52xxx" not in cands
+    assert cands["v879xx"].feats["pad_twin"] == 1.0 and cands["v879"].feats["pad_twin"] == 0.0
+    assert "pad_twin" not in cands["r52"].feats  # missing: no placeholder form
+    assert cands["v879xx"].feats["d_anc_best"] == 1.0  # the code it pads was matched
+    # out of the box (no training labels to learn the coders' form from) there is no twin
+    assert "v879xx" not in build_candidates("icd10cm", hits, None, None, 0, kb, 10)

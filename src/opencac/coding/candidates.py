@@ -55,6 +55,9 @@ FEATURES: tuple[str, ...] = (
     # the share of its dictionary hits inside a longer match naming a more specific form
     # ("hernia" in "inguinal hernia": DictHit.specified)
     "d_specified",
+    # 1: the placeholder form of a code whose 7th character is left off (V87.9XX); 0: the code
+    # it pads (V87.9); missing otherwise (:func:`_padded`)
+    "pad_twin",
 )
 #: The number of FEATURES of models trained before the manifest recorded it (``n_features``).
 LEGACY_N_FEATURES = 76
@@ -169,6 +172,34 @@ def _children(kb: Any, code: str, limit: int) -> list[str]:
             kids = []
         cache[key] = kids if len(kids) <= limit else []
     return cache[key]
+
+
+_PAD_CACHE: dict[int, tuple[Any, dict[str, str | None]]] = {}
+
+
+def _padded(kb: Any, code: str) -> str | None:
+    """The 6-character placeholder form of an ICD-10-CM code that needs a 7th character after
+    X placeholders (``v879`` -> ``v879xx``: its codes are V87.9XXA/D/S), or None (memoised).
+
+    Coders who leave the 7th character off write the placeholders (CodiEsp's "W19.XXX",
+    "S62.92X"); a trained engine proposes that form beside the code's own and its ranker learns
+    from the training labels which one the coders used (ICD-10-CM Official Guidelines I.A.5:
+    the placeholder X fills the empty characters when a 7th character applies)."""
+    cache = _kb_memo(_PAD_CACHE, kb)
+    if code in cache:
+        return cache[code]
+    got = None
+    if len(code) < 6:
+        target = code + "x" * (6 - len(code))
+        try:
+            obj = _find(kb, code)
+            kids = [canon(k.code) for k in kb.children(code)] if obj is not None and canon(obj.code) == code else []
+        except Exception:
+            kids = []
+        if kids and all(len(k) == 7 and k.startswith(target) for k in kids):
+            got = target
+    cache[code] = got
+    return got
 
 
 _WORD_RE = re.compile(r"[a-z]+")
@@ -387,6 +418,15 @@ def build_candidates(
                 c = cands[code] = Candidate(code)
             c.via.add("sup")
 
+    # a trained engine also proposes the placeholder form of codes needing a 7th character
+    pads: dict[str, str] = {}
+    if system == "icd10cm" and sup is not None and kb is not None:
+        for code in list(cands):
+            padded = _padded(kb, code)
+            if padded is not None:
+                get(padded).via.add("pad")
+                pads[code] = padded
+
     if not cands:
         return cands
 
@@ -531,6 +571,11 @@ def build_candidates(
             cov.append((len(own & note_words) / len(own) if own else math.nan, float(len(extra)),
                         len(extra & note_words) / len(extra) if extra else math.nan))
         F[:, [col["desc_cov"], col["desc_extra_n"], col["desc_extra_cov"]]] = _rows(cov, 3)
+    if pads:
+        j = col["pad_twin"]
+        for code, padded in pads.items():
+            F[pos[code], j] = 0.0
+            F[pos[padded], j] = 1.0
     F[:, col["doc_hits"]] = float(len(hits))
     F[:, col["doc_len"]] = float(doc_len)
     for i, c in enumerate(cl):

@@ -285,10 +285,12 @@ class CodingEngine:
         note_hits: list[Any] | None = None  # the note's dictionary hits, gathered when first needed
         for j in order:
             c = cands[j]
-            mk = (c.code, system, in_train[j], as_of)
+            # a training code, or a placeholder form (V87.9XX), is shown as written
+            as_written = in_train[j] or "pad" in c.via
+            mk = (c.code, system, as_written, as_of)
             got = shown.get(mk)
             if got is None:
-                code = self._display_code(c.code, system, in_train[j], as_of)
+                code = self._display_code(c.code, system, as_written, as_of)
                 obj = _find(kb, code, system) if kb is not None else None
                 # an ICD-10-CM header (a category with codes below it) is never reported itself
                 header = system == CM and obj is not None and not getattr(obj, "billable", True)
@@ -354,10 +356,11 @@ class CodingEngine:
         obj = _find(self.kb, key, system) if self.kb is not None else None
         code = obj.code if obj is not None else dotted(key, system)
         if in_train and obj is not None and canon(code) != key:
-            # A training code the knowledge base reads as its category: placeholder X's written
-            # without the 7th character (CodiEsp's "W19.XXX" is looked up as W19). Show it as
-            # the coders wrote it, a suggestion of its own; the claim edits flag the missing
-            # 7th character (ICD-10-CM Official Guidelines I.A.5, I.B.1).
+            # A training code (or a placeholder form, ``in_train`` True) the knowledge base
+            # reads as its category: placeholder X's written without the 7th character
+            # (CodiEsp's "W19.XXX" is looked up as W19). Show it as the coders wrote it, a
+            # suggestion of its own; the claim edits flag the missing 7th character
+            # (ICD-10-CM Official Guidelines I.A.5, I.B.1).
             return dotted(key, system)
         # Knowledge-layer codes are FY2026 codes; map to the code valid on the date of service
         # when the loaded code sets know an older equivalent. Training codes stay as coded.
@@ -559,7 +562,11 @@ def _rationale(c: Any, hits: Sequence[Any]) -> list[str]:
         kind = "exact" if h.score >= 1.0 else f"words ({h.score:.2f})"
         why.append(f"{h.source} term '{h.phrase}' -> {h.code}{'-' if h.incomplete else ''} [{kind}, {h.assertion}]")
     if not c.hits and hits:
-        rel = "parent of" if "parent" in c.via else "sibling in training data of"
         codes = sorted({h.code for h in hits})[:3]
-        why.append(f"hierarchy: {rel} matched {', '.join(codes)}")
+        if "pad" in c.via and "parent" not in c.via:
+            why.append(f"placeholder form of matched {', '.join(codes)} with the 7th character left off "
+                       "(the model learnt from its training codes which form its coders use)")
+        else:
+            rel = "parent of" if "parent" in c.via else "sibling in training data of"
+            why.append(f"hierarchy: {rel} matched {', '.join(codes)}")
     return why

@@ -91,3 +91,19 @@ def test_hash_changes_with_codes(tmp_path: Path) -> None:
     h1 = corpus_hash(docs)
     docs[0].codes[CM].append("r52")
     assert corpus_hash(docs) != h1
+
+
+def test_evidence_offsets_of_the_original_are_carried_to_the_translation(tmp_path: Path) -> None:
+    d = _split(tmp_path)
+    (d / "text_files").mkdir()
+    (d / "text_files" / "doc1.txt").write_text("Fiebre y radiografía de tórax.", encoding="utf-8")
+    (d / "trainX.tsv").write_text("doc1\tDIAGNOSTICO\tr50.9\tFiebre\t0 6\n", encoding="utf-8")
+    docs = load_corpus(d)
+    spans = docs[0].evidence[CM]["r509"]
+    assert spans and all(0 <= a < b <= len(docs[0].text) for a, b in spans)
+    assert "Fever" in docs[0].text[spans[0][0]:spans[0][1]]  # the one sentence, placed in the English note
+    assert not docs[1].evidence.get(CM)
+    # a broken evidence file is one CorpusError naming it
+    (d / "trainX.tsv").write_text("doc1\tDIAGNOSTICO\tr50.9\tFiebre\tzero six\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="trainX.tsv line 1"):
+        load_corpus(d)

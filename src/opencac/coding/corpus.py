@@ -79,44 +79,51 @@ def _add(doc: CodedDocument, system: str, code: str) -> None:
         doc.codes[system].append(key)
 
 
-def _read_text(path: Path) -> str:
-    """A corpus file's text as a text-mode read gives it (``\\r\\n`` and ``\\r`` read as ``\\n``), or one
-    :class:`CorpusError` naming the file when it is unreadable, binary or not UTF-8 (a byte-order
-    mark is dropped)."""
+def read_utf8(path: Path, error: type[Exception] = CorpusError, binary_error: type[Exception] | None = None,
+              expected: str = "UTF-8 text") -> str:
+    """A file's text as a text-mode read gives it (``\\r\\n`` and ``\\r`` read as ``\\n``; a
+    byte-order mark dropped), or one ``error`` naming the file when it cannot be read and one
+    ``binary_error`` (default ``error``) when it is binary or not UTF-8."""
+    bad = binary_error or error
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise CorpusError(f"{path} cannot be read ({exc.strerror or exc}).") from None
+        raise error(f"{path} cannot be read ({exc.strerror or exc}).") from None
     if b"\x00" in data:
-        raise CorpusError(f"{path} looks binary (it contains NUL bytes); expected UTF-8 text.")
+        raise bad(f"{path} looks binary (it contains NUL bytes); expected {expected}.")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path} is not valid UTF-8 (bad byte at offset {exc.start}); "
-                          "expected UTF-8 text.") from None
+        raise bad(f"{path} is not valid UTF-8 (bad byte at offset {exc.start}); expected {expected}.") from None
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _lines(path: Path) -> list[str]:
-    """The lines of a corpus file (see :func:`_read_text`), without their ends."""
-    return _read_text(path).split("\n")
+    """The lines of a corpus file (see :func:`read_utf8`), without their ends."""
+    return read_utf8(path).split("\n")
 
 
-def read_code_tsv(path: Path) -> dict[str, list[str]]:
-    """Read a ``doc_id<TAB>code[<TAB>...]`` file into ``{doc_id: [canonical codes, in order]}``."""
+def parse_code_lines(lines: Iterable[str], name: str, error: type[Exception] = CorpusError) -> dict[str, list[str]]:
+    """``doc_id<TAB>code[<TAB>...]`` lines into ``{doc_id: [canonical codes, in order, once each]}``;
+    ``error`` for a line with fewer than two columns (``name`` says which file)."""
     out: dict[str, list[str]] = {}
-    for n, line in enumerate(_lines(path), 1):
+    for n, line in enumerate(lines, 1):
         line = line.rstrip("\n\r")
         if not line.strip():
             continue
         parts = line.split("\t")
         if len(parts) < 2:
-            raise CorpusError(f"{path.name} line {n}: expected 'doc_id<TAB>code', got {len(parts)} column(s).")
+            raise error(f"{name} line {n}: expected 'doc_id<TAB>code', got {len(parts)} column(s).")
         lst = out.setdefault(parts[0].strip(), [])
         key = canon(parts[1])
         if key not in lst:
             lst.append(key)
     return out
+
+
+def read_code_tsv(path: Path) -> dict[str, list[str]]:
+    """Read a ``doc_id<TAB>code[<TAB>...]`` file into ``{doc_id: [canonical codes, in order]}``."""
+    return parse_code_lines(_lines(path), path.name)
 
 
 def _add_evidence(doc: CodedDocument, system: str, code: str, spans: Sequence[tuple[int, int]]) -> None:
@@ -178,7 +185,7 @@ def load_split(split: Path) -> list[CodedDocument]:
             evidence.setdefault(k, []).extend(v)
     docs = []
     for p in sorted(tdir.glob("*.txt")):
-        doc = CodedDocument(p.stem, _read_text(p))
+        doc = CodedDocument(p.stem, read_utf8(p))
         doc.codes[CM] = list(dcodes.get(p.stem, []))
         doc.codes[PCS] = list(pcodes.get(p.stem, []))
         rows = evidence.get(p.stem)
@@ -187,7 +194,7 @@ def load_split(split: Path) -> list[CodedDocument]:
                 for system, code, spans in rows:
                     _add_evidence(doc, system, code, spans)
             elif (original / p.name).is_file():
-                al = align_sentences(_read_text(original / p.name), doc.text)
+                al = align_sentences(read_utf8(original / p.name), doc.text)
                 for system, code, spans in rows:
                     _add_evidence(doc, system, code, [t for a, b in spans for t in al.target_spans(a, b)])
         docs.append(doc)

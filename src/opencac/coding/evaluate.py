@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opencac.coding.corpus import canon
+from opencac.coding.corpus import canon, parse_code_lines, read_utf8
 from opencac.errors import BinaryInputError, EmptyInputError, InputError
 
 # ICD-10-CM chapters by code range (ICD-10-CM Tabular List, chapter headings FY2026).
@@ -120,37 +120,16 @@ def _tsv_lines(p: Path, what: str) -> list[str]:
     binary, non-UTF-8 or empty file."""
     if not p.is_file():
         raise InputError(f"{what} {p} does not exist." if not p.exists() else f"{what} {p} is not a file.")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{what} {p} cannot be read ({exc.strerror or exc}).") from None
-    if b"\x00" in data:
-        raise BinaryInputError(
-            f"{what} {p.name} looks binary (it contains NUL bytes); expected 'doc_id<TAB>code' lines.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BinaryInputError(f"{what} {p.name} is not valid UTF-8 (bad byte at offset {exc.start}).") from None
+    text = read_utf8(p, InputError, BinaryInputError, expected="'doc_id<TAB>code' lines")
     if not text.strip():
         raise EmptyInputError(f"{what} {p.name} is empty; expected 'doc_id<TAB>code' lines.")
-    return text.splitlines()
+    return text.split("\n")
 
 
 def read_gold(path: str | Path) -> dict[str, list[str]]:
     """Read a gold ``doc_id<TAB>code`` file into ``{doc_id: [canonical codes]}``."""
     p = Path(path)
-    out: dict[str, list[str]] = {}
-    for n, line in enumerate(_tsv_lines(p, "gold file"), 1):
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) < 2:
-            raise InputError(f"{p.name} line {n}: expected 'doc_id<TAB>code'.")
-        lst = out.setdefault(parts[0].strip(), [])
-        c = canon(parts[1])
-        if c not in lst:
-            lst.append(c)
-    return out
+    return parse_code_lines(_tsv_lines(p, "gold file"), p.name, InputError)
 
 
 def read_predictions(path: str | Path) -> dict[str, list[Prediction]]:

@@ -189,13 +189,10 @@ def _padded(kb: Any, code: str) -> str | None:
     if code in cache:
         return cache[code]
     got = None
-    if len(code) < 6:
+    obj = _find(kb, code) if len(code) < 6 else None
+    if obj is not None and canon(obj.code) == code:  # the code itself, not a form the kb reads as it
         target = code + "x" * (6 - len(code))
-        try:
-            obj = _find(kb, code)
-            kids = [canon(k.code) for k in kb.children(code)] if obj is not None and canon(obj.code) == code else []
-        except Exception:
-            kids = []
+        kids = _children(kb, code, 26)  # a 7th character has at most 26 values
         if kids and all(len(k) == 7 and k.startswith(target) for k in kids):
             got = target
     cache[code] = got

@@ -84,17 +84,13 @@ def read_utf8(path: Path, error: type[Exception] = CorpusError, binary_error: ty
     """A file's text as a text-mode read gives it (``\\r\\n`` and ``\\r`` read as ``\\n``; a
     byte-order mark dropped), or one ``error`` naming the file when it cannot be read and one
     ``binary_error`` (default ``error``) when it is binary or not UTF-8."""
-    bad = binary_error or error
+    from opencac.text.document import decode_utf8
+
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise error(f"{path} cannot be read ({exc.strerror or exc}).") from None
-    if b"\x00" in data:
-        raise bad(f"{path} looks binary (it contains NUL bytes); expected {expected}.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise bad(f"{path} is not valid UTF-8 (bad byte at offset {exc.start}); expected {expected}.") from None
+    text = decode_utf8(data, str(path), expected, binary_error or error)
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 

@@ -356,11 +356,11 @@ class CodingEngine:
         obj = _find(self.kb, key, system) if self.kb is not None else None
         code = obj.code if obj is not None else dotted(key, system)
         if in_train and obj is not None and canon(code) != key:
-            # A training code (or a placeholder form, ``in_train`` True) the knowledge base
-            # reads as its category: placeholder X's written without the 7th character
-            # (CodiEsp's "W19.XXX" is looked up as W19). Show it as the coders wrote it, a
-            # suggestion of its own; the claim edits flag the missing 7th character
-            # (ICD-10-CM Official Guidelines I.A.5, I.B.1).
+            # A training code (a placeholder form is passed as one) the knowledge base reads as
+            # its category: placeholder X's written without the 7th character (CodiEsp's
+            # "W19.XXX" is looked up as W19). Show it as the coders wrote it, a suggestion of its
+            # own; the claim edits flag the missing 7th character (ICD-10-CM Official Guidelines
+            # I.A.5, I.B.1).
             return dotted(key, system)
         # Knowledge-layer codes are FY2026 codes; map to the code valid on the date of service
         # when the loaded code sets know an older equivalent. Training codes stay as coded.

@@ -89,6 +89,17 @@ class Document:
         return self.text[span.start : span.end]
 
 
+def decode_utf8(data: bytes, name: str, expected: str, error: type[Exception] = BinaryInputError) -> str:
+    """``data`` decoded as UTF-8 (a byte-order mark dropped), or one ``error`` saying that ``name``
+    looks binary (NUL bytes) or is not valid UTF-8, and that ``expected`` was expected."""
+    if b"\x00" in data:
+        raise error(f"{name} looks binary (it contains NUL bytes); expected {expected}.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{name} is not valid UTF-8 (bad byte at offset {exc.start}); expected {expected}.") from None
+
+
 def read_note_bytes(data: bytes, *, name: str = "input", max_bytes: int = DEFAULT_MAX_NOTE_BYTES) -> str:
     """Decode a note's bytes strictly, with one clear error for each kind of bad input.
 
@@ -107,14 +118,7 @@ def read_note_bytes(data: bytes, *, name: str = "input", max_bytes: int = DEFAUL
             f"{name} is {len(data):,} bytes; the largest note accepted is {max_bytes:,} bytes "
             "(set a higher limit with --max-bytes / OPENCAC_MAX_NOTE_BYTES)."
         )
-    if b"\x00" in data:
-        raise BinaryInputError(f"{name} looks binary (it contains NUL bytes); expected a UTF-8 text note.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BinaryInputError(
-            f"{name} is not valid UTF-8 (bad byte at offset {exc.start}); expected a UTF-8 text note."
-        ) from None
+    text = decode_utf8(data, name, "a UTF-8 text note")
     if not text.strip():
         raise EmptyInputError(f"{name} is empty; expected the text of a clinical note.")
     return text

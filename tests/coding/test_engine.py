@@ -214,6 +214,18 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Bone scintigraphy showed no uptake.", "CP1Z"),
     ("Painless decrease in vision in her right eye for 3 months.", "H54.61"),
     ("He came for loss of visual acuity of the left eye.", "H54.62"),
+    ("The patient reported lumbar pain radiating to the left testicle.", "M54.50"),
+    ("A boy with intellectual deficit and seizures.", "F79"),
+    ("Mild elevation of transaminases with normal amylase.", "R74.01"),
+    ("Leukopenia and hypertransaminasemia secondary to antibiotics.", "R74.01"),
+    ("He had dry syndrome, asthenia and polyarthritis.", "M35.00"),
+    ("A woman with depressive syndrome and lumbar canal stenosis.", "M48.061"),
+    ("Diagnosed with cervical cancer in 2007.", "C53.9"),
+    ("Medication for ocular toxoplasmosis was withdrawn.", "B58.00"),
+    # the index's "Deficit - see also Deficiency"; AV before "block"
+    ("Vitamin D deficit was corrected.", "E55.9"),
+    ("A complete paroxysmal AV block was found.", "I44.2"),
+    ("Progressive CRF secondary to glomerulonephritis.", "N18.9"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
     """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""

@@ -35,6 +35,11 @@ def _spans(norm: str) -> list[tuple[int, int]]:
         ("CA 125 of 136 IU/ml, CA 15.3, CA-125", "ca 125 of 136 iu ml ca 15 3 ca 125"),
         ("History of CA of the colon. Prostate CA.", "history of cancer of the colon prostate cancer"),
         ("ALL, all", "acute lymphoblastic leukemia all"),
+        # "-ological" is read as "-ologic", "deficit" as "deficiency" (the index: "Deficit - see also
+        # Deficiency"); "AV" is atrioventricular only before "block" (elsewhere visual acuity)
+        ("neurological deficit, pathological", "neurologic deficiency pathologic"),
+        ("complete AV block; AV 0.5 in the right eye", "complete atrioventricular block av 0 5 in the right eye"),
+        ("TBC, IPF, AVM", "tuberculosis idiopathic lung fibrosis arteriovenous malformation"),
         ("", ""),
         ("  ,;. ", ""),
     ],

@@ -100,6 +100,25 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "H54.62": tuple(f"{loss} left eye" for loss in _VISION_LOSS),
     "H54.3": ("bilateral vision loss", "bilateral loss of vision", "bilateral decreased visual acuity",
               *(f"{loss} both eyes" for loss in _VISION_LOSS)),
+    # Pain, low back (lumbar region) M54.50; Spanish "dolor lumbar" translates to "lumbar pain"
+    "M54.50": ("lumbar pain", "lumbosacral pain", "pain in the lumbar region", "pain in the lumbar area"),
+    # Disability, intellectual F79 (Spanish "deficit intelectual")
+    "F79": ("intellectual deficit", "intellectual deficiency", "intellectual impairment"),
+    # Elevated, transaminase level R74.01; notes name the enzymes' rise, not the "level"
+    "R74.01": ("elevated transaminases", "increased transaminases", "raised transaminases", "high transaminases",
+               "increase in transaminases", "increase in transaminase levels", "rise in transaminases",
+               "rise in transaminase levels", "elevation of transaminases", "transaminase elevation",
+               "hypertransaminasemia"),
+    # Sicca syndrome M35.00 (Spanish "sindrome seco")
+    "M35.00": ("dry syndrome",),
+    # Stenosis, spinal, lumbar region M48.061 (the note names the canal)
+    "M48.061": ("lumbar canal stenosis", "stenosis of the lumbar canal", "lumbar spinal canal stenosis",
+                "narrow lumbar canal"),
+    # Neoplasm, cervix (uteri), malignant C53.9: "cervical" alone also names the neck
+    "C53.9": ("cervical cancer", "cancer of the cervix", "carcinoma of the cervix", "cervix cancer",
+              "cervical carcinoma of the uterus", "uterine cervical cancer"),
+    # Toxoplasma, toxoplasmosis, with ocular involvement B58.00
+    "B58.00": ("ocular toxoplasmosis", "toxoplasmic retinochoroiditis", "toxoplasma retinochoroiditis"),
 }
 #: Lymph node regions: enlarged nodes of a named region are localized (Enlarged, lymph gland or
 #: node, localized R59.0), where "lymphadenopathy" alone is generalized (R59.1) and "adenopathy"

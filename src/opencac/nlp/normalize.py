@@ -107,6 +107,11 @@ _ABBR_ANY: dict[str, str] = {
     "siadh": "syndrome of inappropriate secretion of antidiuretic hormone",
     "hbv": "hepatitis b virus",
     "tb": "tuberculosis",
+    "tbc": "tuberculosis",  # the Spanish abbreviation, kept by translations
+    "crf": "chronic renal failure",  # Spanish "IRC" as translations write it
+    "ipf": "idiopathic pulmonary fibrosis",
+    "avm": "arteriovenous malformation",
+    "crps": "complex regional pain syndrome",
     "mrsa": "methicillin resistant staphylococcus aureus",
     "mssa": "methicillin susceptible staphylococcus aureus",
     "vre": "vancomycin resistant enterococcus",
@@ -346,6 +351,9 @@ _IRREGULAR: dict[str, str] = {
     "enolism": "alcoholism", "enolic": "alcoholic", "ethylic": "alcoholic",
     # the PCS index's "Gastrectomy, Partial" is the note's "subtotal gastrectomy"
     "subtotal": "partial",
+    # the index's "Deficit - see also Deficiency": Spanish "deficit de vitamina D / factor XI" is
+    # the vitamin D / factor XI deficiency (E55.9, D68.1), and "Deficit, neurologic" stays itself
+    "deficit": "deficiency",
     }
 #: Two written words that the next one reads differently: ``{next: {previous: (reading, ending,
 #: joined)}}``; ``ending``, where given, is how the previous word must end as written. ``joined``:
@@ -355,6 +363,9 @@ _IRREGULAR: dict[str, str] = {
 _DRUG_WORDS = ("medication", "medicine", "drug", "treatment", "therapy", "agent", "drop")
 _READ_WITH_PREVIOUS: dict[str, dict[str, tuple[str, str | None, bool]]] = {
     "wave": {"shock": ("shockwave", None, True)},
+    # "AV" is atrioventricular before "block" ("complete AV block", I44.2); elsewhere it is often
+    # the Spanish "agudeza visual" (visual acuity)
+    "block": {"av": ("atrioventricular", None, False)},
     **{w: {"hypotension": ("antihypertensive", "ive", False)} for w in _DRUG_WORDS},
 }
 
@@ -425,6 +436,8 @@ def _fold(token: str) -> str:
     irr = _IRREGULAR.get(token)
     if irr is not None:
         return irr
+    if token.endswith("ological"):
+        return token[:-2]  # the index words it both ways: "Deficit, neurologic"; "neurological deficit"
     if token.endswith("as") and len(token) > 4 and token not in _AS_SINGULARS:
         return token[:-1]  # lipomas, hernias, fistulas, paresthesias: plurals of words in -a
     if not token.endswith("s") or token.endswith(_PROTECTED_ENDINGS):

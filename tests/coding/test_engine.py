@@ -226,6 +226,12 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Vitamin D deficit was corrected.", "E55.9"),
     ("A complete paroxysmal AV block was found.", "I44.2"),
     ("Progressive CRF secondary to glomerulonephritis.", "N18.9"),
+    ("She developed generalized tonic-clonic seizures.", "G40.409"),
+    ("Diffuse pain at abdominal palpation without signs of peritonitis.", "R10.817"),
+    ("Abdominal pain on palpation in the right flank.", "R10.819"),
+    ("He consulted for pain in the left hemiscrotum.", "N50.82"),
+    ("Stage 4 CKD secondary to hepatorenal polycystosis.", "Q61.3"),
+    ("Osteoarticular pain of two months.", "M25.50"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
     """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""

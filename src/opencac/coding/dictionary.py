@@ -119,6 +119,21 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
               "cervical carcinoma of the uterus", "uterine cervical cancer"),
     # Toxoplasma, toxoplasmosis, with ocular involvement B58.00
     "B58.00": ("ocular toxoplasmosis", "toxoplasmic retinochoroiditis", "toxoplasma retinochoroiditis"),
+    # a tonic-clonic seizure is a grand mal one (Seizure, grand mal G40.409; nonspecific epileptic,
+    # tonic-clonic - see Epilepsy, generalized, specified NEC)
+    "G40.409": ("tonic-clonic seizure", "tonic-clonic crisis", "tonic-clonic convulsion",
+                "generalized tonic-clonic seizure", "generalized tonic-clonic crisis"),
+    # pain on palpation is tenderness (Tenderness, abdominal R10.819; generalized R10.817)
+    "R10.819": ("pain on abdominal palpation", "pain at abdominal palpation", "pain to abdominal palpation",
+                "abdominal pain on palpation", "abdominal pain at palpation", "abdominal pain to palpation",
+                "abdomen painful on palpation", "abdomen painful to palpation", "painful abdomen on palpation"),
+    "R10.817": ("diffuse pain on abdominal palpation", "diffuse pain at abdominal palpation",
+                "diffuse pain to abdominal palpation", "diffuse abdominal pain on palpation",
+                "diffuse abdominal pain at palpation", "diffuse abdominal pain to palpation", "diffuse abdominal tenderness"),
+    # Polycystic, kidney Q61.3 (Spanish "poliquistosis renal / hepatorrenal")
+    "Q61.3": ("renal polycystosis", "hepatorenal polycystosis", "kidney polycystosis", "polycystic kidneys"),
+    # Pain, joint M25.50 (Spanish "dolor osteoarticular")
+    "M25.50": ("osteoarticular pain",),
 }
 #: Lymph node regions: enlarged nodes of a named region are localized (Enlarged, lymph gland or
 #: node, localized R59.0), where "lymphadenopathy" alone is generalized (R59.1) and "adenopathy"

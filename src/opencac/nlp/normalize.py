@@ -347,6 +347,8 @@ _IRREGULAR: dict[str, str] = {
     "axillary": "axilla", "sacral": "sacrum", "calcaneal": "calcaneus", "mandibular": "mandible",
     "maxillary": "maxilla", "palatal": "palate", "labial": "lip", "orbital": "orbit", "sternal": "sternum",
     "palpebral": "eyelid", "facial": "face", "macular": "macula",
+    # Spanish "hemiescroto": one side of the scrotum (N50.82 Scrotal pain)
+    "scrotal": "scrotum", "hemiscrotum": "scrotum", "hemiscrotal": "scrotum",
     # Spanish "enolismo" / "etílico" as translations leave them: alcohol(ism)
     "enolism": "alcoholism", "enolic": "alcoholic", "ethylic": "alcoholic",
     # the PCS index's "Gastrectomy, Partial" is the note's "subtotal gastrectomy"

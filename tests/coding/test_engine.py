@@ -232,6 +232,20 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("He consulted for pain in the left hemiscrotum.", "N50.82"),
     ("Stage 4 CKD secondary to hepatorenal polycystosis.", "Q61.3"),
     ("Osteoarticular pain of two months.", "M25.50"),
+    ("A 27-year-old male was admitted for multiple trauma.", "T07"),
+    ("With the diagnosis of inferior AMI, he received fibrinolysis.", "I21.19"),
+    ("Percutaneous drainage of an infected urachal cyst.", "Q64.4"),
+    ("Gingival bleeding in the upper right teeth.", "K06.8"),
+    ("Physical examination revealed a bladder balloon.", "R33.9"),
+    ("Severe hydrocephalia secondary to intraventricular hemorrhage.", "G91.9"),
+    ("Renal biopsy showed tubulointerstitial nephropathy.", "N12"),
+    ("Disseminated intravascular coagulation was ruled out.", "D65"),
+    ("The fecal occult blood was negative.", "R19.5"),
+    ("She consulted for a tick bite on her head.", "W57"),
+    ("Syncope with a fall and mild head trauma.", "S09.90"),
+    ("Personal history: peptic ulcus.", "K27.9"),
+    ("Cholesterol emboli were seen at necropsy.", "I75.89"),
+    ("Diagnosed as lumbosciatica.", "M54.40"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
     """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""

@@ -134,6 +134,39 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "Q61.3": ("renal polycystosis", "hepatorenal polycystosis", "kidney polycystosis", "polycystic kidneys"),
     # Pain, joint M25.50 (Spanish "dolor osteoarticular")
     "M25.50": ("osteoarticular pain",),
+    # Injury, multiple T07 (Spanish "politraumatismo")
+    "T07": ("multiple trauma", "polytrauma", "multiple traumatism", "polytraumatized", "polytraumatised"),
+    # Infarct, myocardium, inferior (wall) I21.19 (the index words it "myocardium, inferior")
+    "I21.19": ("inferior acute myocardial infarction", "inferior myocardial infarction", "inferior wall infarction",
+               "inferoposterior acute myocardial infarction", "inferoposterior myocardial infarction",
+               "inferior infarction"),
+    # Hemorrhage, gingiva K06.8 (Spanish "gingivorragia")
+    "K06.8": ("gingival bleeding", "bleeding gums", "gum bleeding", "gingivorrhagia", "gingivorrhagias"),
+    # Retention, urine R33.9: a distended bladder (Spanish "globo vesical")
+    "R33.9": ("bladder balloon", "vesical balloon", "bladder globe", "vesical globe"),
+    # Nephritis, tubulo-interstitial N12
+    "N12": ("tubulointerstitial nephritis", "tubulointerstitial nephropathy", "tubulo-interstitial nephropathy"),
+    # the title of D65 (its index entries name the obstetric forms only)
+    "D65": ("disseminated intravascular coagulation",),
+    # Blood, occult in feces R19.5 (CodiEsp codes the test's finding)
+    "R19.5": ("fecal occult blood", "occult blood in feces", "occult blood in stool", "occult blood in the stool"),
+    # Bite, insect (nonvenomous) W57
+    "W57": ("tick bite", "mosquito bite", "insect bite"),
+    # Injury, head S09.90 (Spanish "traumatismo craneoencefalico")
+    "S09.90": ("head trauma", "cranial trauma", "cranioencephalic trauma", "craniocerebral trauma",
+               "cranioencephalic traumatism", "head traumatism"),
+    # Imprisonment Z65.1
+    "Z65.1": ("in prison", "prisoner", "imprisoned", "incarcerated"),
+    # Abscess, dental K04.7 (Spanish "flemon dentario")
+    "K04.7": ("dental phlegmon", "odontogenic phlegmon", "dental abscess"),
+    # Nosocomial condition Y95
+    "Y95": ("nosocomial", "hospital-acquired"),
+    # Embolism, cholesterol - see Atheroembolism (specified NEC I75.89)
+    "I75.89": ("cholesterol emboli", "cholesterol embolism", "cholesterol embolization"),
+    # Carcinomatosis, peritonei C78.6
+    "C78.6": ("peritoneal carcinomatosis",),
+    # Lumbago, with sciatica M54.40 (Spanish "lumbociatica", "lumbociatalgia")
+    "M54.40": ("lumbosciatica", "lumbosciatic pain", "lumbosciatalgia", "lumbociatalgia", "lumbar sciatica"),
 }
 #: Lymph node regions: enlarged nodes of a named region are localized (Enlarged, lymph gland or
 #: node, localized R59.0), where "lymphadenopathy" alone is generalized (R59.1) and "adenopathy"

@@ -112,6 +112,7 @@ _ABBR_ANY: dict[str, str] = {
     "ipf": "idiopathic pulmonary fibrosis",
     "avm": "arteriovenous malformation",
     "crps": "complex regional pain syndrome",
+    "tbi": "traumatic brain injury",
     "mrsa": "methicillin resistant staphylococcus aureus",
     "mssa": "methicillin susceptible staphylococcus aureus",
     "vre": "vancomycin resistant enterococcus",
@@ -348,7 +349,9 @@ _IRREGULAR: dict[str, str] = {
     "maxillary": "maxilla", "palatal": "palate", "labial": "lip", "orbital": "orbit", "sternal": "sternum",
     "palpebral": "eyelid", "facial": "face", "macular": "macula",
     # Spanish "hemiescroto": one side of the scrotum (N50.82 Scrotal pain)
-    "scrotal": "scrotum", "hemiscrotum": "scrotum", "hemiscrotal": "scrotum",
+    "scrotal": "scrotum", "hemiscrotum": "scrotum", "hemiscrotal": "scrotum", "urachal": "urachus",
+    # Spanish "hidrocefalia"; Latin "ulcus" as Spanish notes keep it ("ulcus peptico")
+    "hydrocephalia": "hydrocephalus", "ulcus": "ulcer",
     # Spanish "enolismo" / "etílico" as translations leave them: alcohol(ism)
     "enolism": "alcoholism", "enolic": "alcoholic", "ethylic": "alcoholic",
     # the PCS index's "Gastrectomy, Partial" is the note's "subtotal gastrectomy"

@@ -242,3 +242,34 @@ def test_neoplasm_lymph_gland_is_also_a_lymph_node() -> None:
     assert ("lymph node epigastric inferior metastasis", "C77.1") in ph
     assert ("lymph node inferior metastasis", "C77.1") not in ph
     assert ("metastasis to lymph node", "C77.9") in ph
+
+
+def test_index_references_into_the_neoplasm_table_resolve_to_the_site_and_column() -> None:
+    from opencac.codesets.cmindex import Row, neoplasm_sites
+
+    table = [Row(0, "Neoplasm, neoplastic", cells=["C80.1", "C79.9", "D09.9", "D36.9", "D48.9", "D49.9"]),
+             Row(1, "cartilage (articular) (joint) NEC", cells=["C41.9", "C79.51", "", "D16.9", "D48.0", "D49.2"]),
+             Row(1, "connective tissue NEC", cells=["C49.9", "C79.89", "", "D21.9", "D48.1", "D49.2"]),
+             Row(1, "abdomen, abdominal", cells=["C76.2", "C79.8-", "D09.8", "D36.7", "D48.7", "D49.89"])]
+    sites = neoplasm_sites(table)
+    rows = [Row(0, "Chondrosarcoma", see="Neoplasm, cartilage, malignant"),
+            Row(0, "Hemangioblastoma", see="Neoplasm, connective tissue, uncertain behavior"),
+            Row(0, "Leiomyosarcoma", see_also="Neoplasm, connective tissue, malignant"),
+            Row(0, "Chondroma", see_also="Neoplasm, cartilage, benign"),
+            Row(0, "Adenocarcinoma", see_also="Neoplasm, malignant, by site"),
+            Row(0, "Abdominoma", see="Neoplasm, abdominal, malignant")]
+    ph = _phrases(expand("index", rows, sites))
+    assert {("Chondrosarcoma", "C41.9"), ("Hemangioblastoma", "D48.1"), ("Leiomyosarcoma", "C49.9"),
+            ("Chondroma", "D16.9"), ("Abdominoma", "C76.2")} <= ph
+    # "by site": the note's site decides (the neoplasm table's templates), no code of its own
+    assert not any(p == "Adenocarcinoma" for p, _ in ph)
+    # without the table the references stay unresolved, as before
+    assert not any(p == "Chondrosarcoma" for p, _ in _phrases(expand("index", rows)))
+
+
+def test_a_sarcoma_named_by_its_tissue_is_a_sarcoma_of_its_site() -> None:
+    from opencac.nlp.normalize import normalize_phrase
+
+    assert normalize_phrase("leiomyosarcoma of the colon").endswith(normalize_phrase("sarcoma of the colon"))
+    assert normalize_phrase("liposarcomas") == normalize_phrase("lipo sarcoma")
+    assert normalize_phrase("sarcoma") == "sarcoma"

@@ -40,6 +40,9 @@ def _spans(norm: str) -> list[tuple[int, int]]:
         ("neurological deficit, pathological", "neurologic deficiency pathologic"),
         ("complete AV block; AV 0.5 in the right eye", "complete atrioventricular block av 0 5 in the right eye"),
         ("TBC, IPF, AVM", "tuberculosis idiopathic lung fibrosis arteriovenous malformation"),
+        # Spanish spellings kept by translations
+        ("leucopenia, intracraneal, ortopnea, paraesthesia, bilirrubin",
+         "leukopenia intracranial orthopnea paresthesia bilirubin"),
         ("", ""),
         ("  ,;. ", ""),
     ],

@@ -298,8 +298,49 @@ def _key(parts: list[str]) -> tuple[str, ...]:
     return tuple(" ".join(re.sub(r"\[[^\]]*\]|\bnec\b|\bnos\b", "", p.lower()).split()) for p in parts)
 
 
-def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
-    """Expand rows into term tuples ``(phrase, code, "icd10cm", source, path, nonessential, see, see_also)``."""
+#: The column a "see Neoplasm, <site>, <column>" reference names -> its index in
+#: :data:`NEOPLASM_COLUMNS` ("malignant" is the primary column).
+_NEOPLASM_REF_COLUMNS = {"malignant": 0, "malignant primary": 0, "primary": 0, "secondary": 1,
+                         "malignant secondary": 1, "in situ": 2, "ca in situ": 2, "benign": 3,
+                         "uncertain behavior": 4, "unspecified behavior": 5}
+
+
+def neoplasm_sites(rows: list[Row]) -> dict[tuple[str, ...], list[str]]:
+    """The neoplasm table's cells by site path below "Neoplasm, neoplastic" (each spelling of a
+    comma-listed site: "abdomen, abdominal" is "abdomen" and "abdominal"), for the index's
+    "see Neoplasm, <site>, <column>" references."""
+    out: dict[tuple[str, ...], list[str]] = {}
+    stack: list[Row] = []
+    for r in rows:
+        stack = stack[: r.level]
+        stack.append(r)
+        if r.level == 0 or not any(r.cells):
+            continue
+        site = [x.title for x in stack[1:]]
+        for variant in (site, [_stem_alias(site[0]), *site[1:]],
+                        *([a, *site[1:]] for a in (p.strip() for p in site[0].split(",")) if a)):
+            out.setdefault(_key([re.sub(r"\([^)]*\)", "", v) for v in variant]), r.cells)
+    return out
+
+
+def neoplasm_reference(ref: str, sites: dict[tuple[str, ...], list[str]]) -> str:
+    """The code of a "Neoplasm, <site>, <column>" reference ("Chondrosarcoma - see Neoplasm,
+    cartilage, malignant" -> C41.9), or "" (no such site, or "..., by site": the note's site decides)."""
+    parts = [" ".join(p.split()) for p in ref.split(",") if p.strip()]
+    if len(parts) < 3 or not parts[0].lower().startswith("neoplasm"):
+        return ""
+    col = _NEOPLASM_REF_COLUMNS.get(parts[-1].lower())
+    cells = sites.get(_key(parts[1:-1])) if col is not None else None
+    return _clean_code(cells[col]) if cells and col is not None and col < len(cells) else ""
+
+
+def expand(kind: str, rows: list[Row],
+           neoplasm: dict[tuple[str, ...], list[str]] | None = None) -> list[tuple[Any, ...]]:
+    """Expand rows into term tuples ``(phrase, code, "icd10cm", source, path, nonessential, see, see_also)``.
+
+    ``neoplasm`` (:func:`neoplasm_sites`) resolves the alphabetic index's references into the
+    neoplasm table ("Leiomyosarcoma - see also Neoplasm, connective tissue, malignant": C49.9).
+    """
     # pass 1: full paths and a lookup for see / see-also targets
     paths: list[list[Row]] = []
     stack: list[Row] = []
@@ -328,7 +369,8 @@ def expand(kind: str, rows: list[Row]) -> list[tuple[Any, ...]]:
                 yield _key([canon, *parts[i:]])
 
     def resolve(ref: str) -> str:
-        return next((lookup[k] for k in target_keys(ref) if lookup.get(k)), "")
+        code = next((lookup[k] for k in target_keys(ref) if lookup.get(k)), "")
+        return code or (neoplasm_reference(ref, neoplasm) if neoplasm else "")
 
     # every row by its path key, for the subterms of a "see" target
     row_at: dict[tuple[str, ...], int] = {}
@@ -489,10 +531,11 @@ def load_index_dir(directory: Path) -> tuple[list[tuple[Any, ...]], dict[str, An
                                  "(expected CMS index XML or the flattened CSV)")
     terms: list[tuple[Any, ...]] = []
     extra: dict[str, str] = {}
+    sites = neoplasm_sites(by_kind["neoplasm"][1]) if "neoplasm" in by_kind else None
     for kind in KINDS:
         if kind in by_kind:
             path, rows = by_kind[kind]
-            t = expand(kind, rows)
+            t = expand(kind, rows, sites if kind == "index" else None)
             terms += t
             extra[kind] = f"{path.name} ({len(rows)} rows, {len(t)} phrases)"
     return terms, {"fy": fy, "extra": extra}

@@ -272,9 +272,12 @@ _SPELLING = [
     (re.compile(r"^dyspnoea"), "dyspnea"), (re.compile(r"^apnoea"), "apnea"), (re.compile(r"^oedema"), "edema"),
     (re.compile(r"^orthopaed"), "orthoped"), (re.compile(r"isation"), "ization"), (re.compile(r"ise$"), "ize"),
     (re.compile(r"^fibre"), "fiber"), (re.compile(r"^centre"), "center"), (re.compile(r"^litre"), "liter"),
-    (re.compile(r"^sulph"), "sulf"), (re.compile(r"^haemat"), "hemat"),
+    (re.compile(r"^sulph"), "sulf"), (re.compile(r"^haemat"), "hemat"), (re.compile(r"aesth"), "esth"),
+    # Spanish spellings that translations keep: leucopenia, intracraneal, ortopnea, disfunction
+    (re.compile(r"^leuc"), "leuk"), (re.compile(r"craneal"), "cranial"), (re.compile(r"^ortop"), "orthop"),
+    (re.compile(r"^disfunc"), "dysfunc"),
 ]
-_SPELLING_TRIGGER = re.compile(r"ae|oe|our|is|fibre|centre|litre|sulph|paed")
+_SPELLING_TRIGGER = re.compile(r"ae|oe|our|is|fibre|centre|litre|sulph|paed|leuc|crane|ortop")
 
 # Irregular plurals and the adjective -> noun pairs folded on both sides ("where safe").
 _IRREGULAR: dict[str, str] = {
@@ -351,7 +354,7 @@ _IRREGULAR: dict[str, str] = {
     # Spanish "hemiescroto": one side of the scrotum (N50.82 Scrotal pain)
     "scrotal": "scrotum", "hemiscrotum": "scrotum", "hemiscrotal": "scrotum", "urachal": "urachus",
     # Spanish "hidrocefalia"; Latin "ulcus" as Spanish notes keep it ("ulcus peptico")
-    "hydrocephalia": "hydrocephalus", "ulcus": "ulcer",
+    "hydrocephalia": "hydrocephalus", "ulcus": "ulcer", "bilirrubin": "bilirubin",
     # Spanish "enolismo" / "etílico" as translations leave them: alcohol(ism)
     "enolism": "alcoholism", "enolic": "alcoholic", "ethylic": "alcoholic",
     # the PCS index's "Gastrectomy, Partial" is the note's "subtotal gastrectomy"
@@ -443,6 +446,10 @@ def _fold(token: str) -> str:
         return irr
     if token.endswith("ological"):
         return token[:-2]  # the index words it both ways: "Deficit, neurologic"; "neurological deficit"
+    if token.endswith(("sarcoma", "sarcomas")) and len(token) > 10 and " " not in token:
+        # a sarcoma named by its tissue ("leiomyosarcoma of the colon") is also a sarcoma of its
+        # site, as the neoplasm table's "sarcoma of <site>" reads it (C18.9)
+        return token[: token.rindex("sarcoma")] + " sarcoma"
     if token.endswith("as") and len(token) > 4 and token not in _AS_SINGULARS:
         return token[:-1]  # lipomas, hernias, fistulas, paresthesias: plurals of words in -a
     if not token.endswith("s") or token.endswith(_PROTECTED_ENDINGS):

@@ -273,3 +273,28 @@ def test_a_sarcoma_named_by_its_tissue_is_a_sarcoma_of_its_site() -> None:
     assert normalize_phrase("leiomyosarcoma of the colon").endswith(normalize_phrase("sarcoma of the colon"))
     assert normalize_phrase("liposarcomas") == normalize_phrase("lipo sarcoma")
     assert normalize_phrase("sarcoma") == "sarcoma"
+
+
+def test_see_references_find_their_row_by_any_spelling_of_each_level() -> None:
+    from opencac.codesets.cmindex import Row
+
+    rows = [Row(0, "Pneumonia", code="J18.9"), Row(1, "broncho-, bronchial", code="J18.0"),
+            Row(0, "Fracture, pathological", code="M84.40"), Row(1, "hip", code="M84.459"),
+            Row(0, "Fracture, traumatic"), Row(1, "radius"), Row(2, "upper end", code="S52.10-"),
+            Row(0, "Ulcer"), Row(1, "duodenum", code="K26.9"), Row(2, "with"), Row(3, "hemorrhage", code="K26.4"),
+            Row(0, "Bronchopneumonia", see="Pneumonia, broncho"),
+            Row(0, "Smith's fracture", see="Fracture, radius, upper end"),
+            Row(0, "Hemorrhage"), Row(1, "duodenum"), Row(2, "ulcer", see="Ulcer, duodenum, with hemorrhage"),
+            Row(0, "Kimmelstiel disease", see="E08-E13 with .21"),
+            Row(0, "Thyrotoxicosis", code="E05.90"), Row(1, "with"), Row(2, "thyroid storm", code="E05.91"),
+            Row(0, "Crisis"), Row(1, "thyroid", see="Thyrotoxicosis with thyroid storm"),
+            Row(0, "Graves' disease", see="Thyrotoxicosis (diffuse), with, thyroid storm")]
+    ph = _phrases(expand("index", rows))
+    assert ("Bronchopneumonia", "J18.0") in ph
+    # the main term "Fracture, traumatic" (the first "Fracture" has no "radius")
+    assert ("Smith's fracture", "S52.10-") in ph
+    assert ("Hemorrhage duodenum ulcer", "K26.4") in ph
+    # the type of diabetes unstated: E11 (Official Guidelines I.C.4.a.2)
+    assert ("Kimmelstiel disease", "E11.21") in ph
+    # "X with Y" in one part, and a reference's nonessential words
+    assert ("Crisis thyroid", "E05.91") in ph and ("Graves' disease", "E05.91") in ph

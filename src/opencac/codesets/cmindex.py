@@ -292,6 +292,18 @@ def _organism_words(words: list[str]) -> str:
 SEE_SUBTERMS, SEE_DEPTH = 40, 2  # subterms of a "see" target repeated under the referring term, and how deep
 
 
+_DIABETES_REF = re.compile(r"^E08\s*-\s*E13\s+with\s+(\.[0-9A-Z]{1,3}-?)$", re.I)
+
+
+def _spellings(title: str) -> list[str]:
+    """Every spelling a reference may name a row by: the whole title, its first comma-listed word
+    and the others that share its stem ("broncho-, bronchial" -> "broncho", "bronchial";
+    "Fracture, traumatic" -> "fracture"; not "syndrome" of "Reiter's disease, syndrome, or urethritis")."""
+    parts = [_key([p.strip().rstrip("-").strip()])[0] for p in title.split(",") if p.strip()]
+    out = [_key([title])[0], *parts[:1], *(p for p in parts[1:] if parts and p[:4] == parts[0][:4])]
+    return list(dict.fromkeys(s for s in out if s))
+
+
 def _key(parts: list[str]) -> tuple[str, ...]:
     """Look-up key of a term path; NEC / NOS and [abbreviations] do not count ("see Dependence,
     drug, nicotine" names the row "Dependence > drug NEC > nicotine")."""
@@ -368,8 +380,47 @@ def expand(kind: str, rows: list[Row],
             if canon is not None:
                 yield _key([canon, *parts[i:]])
 
+    # the index as a tree whose rows answer to every spelling of their title, for references the
+    # path keys miss: "Pneumonia, broncho" names the row "broncho-, bronchial", "Fracture, radius"
+    # the main term "Fracture, traumatic", "Ulcer, duodenum, with hemorrhage" the rows "with" > "hemorrhage"
+    children: dict[int, dict[str, list[int]]] = {}
+    parents: list[int] = []
+    for i, r in enumerate(rows):
+        parents = parents[: r.level]
+        below = children.setdefault(parents[-1] if parents else -1, {})
+        for spelling in _spellings(r.title):
+            below.setdefault(spelling, []).append(i)
+        parents.append(i)
+
+    def step(frontier: list[int], words: str) -> list[int]:
+        nxt = [c for f in frontier for c in children.get(f, {}).get(words, ())]
+        if not nxt and words.startswith("with "):  # "with hemorrhage": the rows "with" > "hemorrhage"
+            nxt = step(step(frontier, "with"), words[5:])
+        elif not nxt and " with " in words:  # "Thyrotoxicosis with thyroid storm"
+            head, _, tail = words.partition(" with ")
+            nxt = step(step(frontier, head), "with " + tail)
+        return nxt
+
+    def walk(ref: str) -> int | None:
+        """The row a reference names, by the spellings of each level (None: no such row)."""
+        frontier = [-1]
+        for part in (p for p in ref.split(",") if p.strip()):
+            frontier = step(frontier, _key([re.sub(r"\([^)]*\)", "", part)])[0])
+            if not frontier:
+                return None
+        coded = [f for f in frontier if f >= 0 and rows[f].code]
+        return (coded or [f for f in frontier if f >= 0] or [None])[0]
+
     def resolve(ref: str) -> str:
         code = next((lookup[k] for k in target_keys(ref) if lookup.get(k)), "")
+        if not code:
+            m = _DIABETES_REF.match(ref.strip())
+            if m:
+                # "E08-E13 with .22": the combination code of the documented type; unstated, E11
+                # (ICD-10-CM Official Guidelines I.C.4.a.2)
+                return _clean_code("E11" + m.group(1))
+            at = walk(ref)
+            code = rows[at].code if at is not None else ""
         return code or (neoplasm_reference(ref, neoplasm) if neoplasm else "")
 
     # every row by its path key, for the subterms of a "see" target
@@ -380,8 +431,9 @@ def expand(kind: str, rows: list[Row],
     def see_subterms(ref: str) -> tuple[int, list[int]]:
         """The level of the term a "see" reference names and the coded rows below it (at most
         SEE_SUBTERMS, down to SEE_DEPTH levels)."""
-        for key in target_keys(ref):
-            at = row_at.get(key)
+        found = walk(ref)
+        for key in [*target_keys(ref), None]:
+            at = row_at.get(key) if key is not None else found
             if at is None:
                 continue
             level, out = rows[at].level, []

@@ -68,11 +68,12 @@ DEFAULT_STOP_PHRASES = frozenset(
     # (D49), "standing", "reaching", "lifting" (X50, overexertion), "exposure" (X58, T75.89) and "noise"
     # (W42.9) as words of prose, and the translated "toxic habits" (substance use; T65.91, toxic effect),
     # the "central nervous system" (R45.0, nervousness), a tumor "adherent" to a plane (K66.0) and the
-    # "mixed dentition" of a child's teeth (the index's "Dentition (syndrome)", K00.7, is teething)
+    # "mixed dentition" of a child's teeth (the index's "Dentition (syndrome)", K00.7, is teething),
+    # and the patient's "age" (the index's "Age (old) - see Senility", R41.81)
     """anesthesia nerve sinus gas cold consumption may activity donor arrest anesthetic analgesia
     transient adhesive dye ganglion ffa anomaly anomalous deformity dysplasia malformation clot diuresis
     newborn neonatal axis sensitive sensitivity growth standing reaching lifting exposure noise toxic
-    nervous adherent dentition""".split()
+    nervous adherent dentition age""".split()
 )
 
 # Words ignored when matching a phrase as a bag of content words.

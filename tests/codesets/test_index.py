@@ -288,7 +288,10 @@ def test_see_references_find_their_row_by_any_spelling_of_each_level() -> None:
             Row(0, "Kimmelstiel disease", see="E08-E13 with .21"),
             Row(0, "Thyrotoxicosis", code="E05.90"), Row(1, "with"), Row(2, "thyroid storm", code="E05.91"),
             Row(0, "Crisis"), Row(1, "thyroid", see="Thyrotoxicosis with thyroid storm"),
-            Row(0, "Graves' disease", see="Thyrotoxicosis (diffuse), with, thyroid storm")]
+            Row(0, "Graves' disease", see="Thyrotoxicosis (diffuse), with, thyroid storm"),
+            Row(0, "Diabetes, diabetic", code="E11.9"), Row(1, "type 2", code="E11.9"), Row(2, "with"),
+            Row(3, "hyperglycemia", code="E11.65"),
+            Row(0, "Uncontrolled"), Row(1, "diabetes", see="Diabetes, by type, with hyperglycemia")]
     ph = _phrases(expand("index", rows))
     assert ("Bronchopneumonia", "J18.0") in ph
     # the main term "Fracture, traumatic" (the first "Fracture" has no "radius")
@@ -298,3 +301,4 @@ def test_see_references_find_their_row_by_any_spelling_of_each_level() -> None:
     assert ("Kimmelstiel disease", "E11.21") in ph
     # "X with Y" in one part, and a reference's nonessential words
     assert ("Crisis thyroid", "E05.91") in ph and ("Graves' disease", "E05.91") in ph
+    assert ("Uncontrolled diabetes", "E11.65") in ph

@@ -393,6 +393,8 @@ def expand(kind: str, rows: list[Row],
         parents.append(i)
 
     def step(frontier: list[int], words: str) -> list[int]:
+        if words == "by type":  # "Diabetes, by type, with hyperglycemia": type unstated, type 2 (E11.65)
+            words = "type 2"
         nxt = [c for f in frontier for c in children.get(f, {}).get(words, ())]
         if not nxt and words.startswith("with "):  # "with hemorrhage": the rows "with" > "hemorrhage"
             nxt = step(step(frontier, "with"), words[5:])
@@ -417,7 +419,7 @@ def expand(kind: str, rows: list[Row],
             m = _DIABETES_REF.match(ref.strip())
             if m:
                 # "E08-E13 with .22": the combination code of the documented type; unstated, E11
-                # (ICD-10-CM Official Guidelines I.C.4.a.2)
+                # (ICD-10-CM Official Guidelines I.C.4.a.2), as for "Diabetes, by type" below
                 return _clean_code("E11" + m.group(1))
             at = walk(ref)
             code = rows[at].code if at is not None else ""

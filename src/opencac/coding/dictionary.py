@@ -165,6 +165,9 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "I75.89": ("cholesterol emboli", "cholesterol embolism", "cholesterol embolization"),
     # Carcinomatosis, peritonei C78.6
     "C78.6": ("peritoneal carcinomatosis",),
+    # Leukemia, chronic lymphocytic, of B-cell type C91.1- (a CLL is a B-cell one; the bare words
+    # otherwise reach only "Chronic leukemia of unspecified cell type", C95.1-)
+    "C91.10": ("chronic lymphocytic leukemia", "chronic lymphatic leukemia", "chronic lymphoid leukemia"),
     # Lumbago, with sciatica M54.40 (Spanish "lumbociatica", "lumbociatalgia")
     "M54.40": ("lumbosciatica", "lumbosciatic pain", "lumbosciatalgia", "lumbociatalgia", "lumbar sciatica"),
 }

@@ -290,8 +290,13 @@ def test_see_references_find_their_row_by_any_spelling_of_each_level() -> None:
             Row(0, "Crisis"), Row(1, "thyroid", see="Thyrotoxicosis with thyroid storm"),
             Row(0, "Graves' disease", see="Thyrotoxicosis (diffuse), with, thyroid storm"),
             Row(0, "Diabetes, diabetic", code="E11.9"), Row(1, "type 2", code="E11.9"), Row(2, "with"),
-            Row(3, "hyperglycemia", code="E11.65"),
-            Row(0, "Uncontrolled"), Row(1, "diabetes", see="Diabetes, by type, with hyperglycemia")]
+            Row(3, "hyperglycemia", code="E11.65"), Row(1, "with"), Row(2, "amyotrophy", code="E11.44"),
+            Row(0, "Uncontrolled"), Row(1, "diabetes", see="Diabetes, by type, with hyperglycemia"),
+            Row(0, "Amyotrophy"), Row(1, "diabetic", see="Diabetes, amyotrophy"),
+            Row(0, "Tuberculosis"), Row(1, "lymph gland or node", code="A18.2"),
+            Row(0, "Adenitis"), Row(1, "tuberculous", see="Tuberculosis, lymph gland"),
+            Row(0, "Complication"), Row(1, "transfusion", code="T80.92"),
+            Row(0, "Transfusion"), Row(1, "reaction", see="Complications, transfusion")]
     ph = _phrases(expand("index", rows))
     assert ("Bronchopneumonia", "J18.0") in ph
     # the main term "Fracture, traumatic" (the first "Fracture" has no "radius")
@@ -302,3 +307,6 @@ def test_see_references_find_their_row_by_any_spelling_of_each_level() -> None:
     # "X with Y" in one part, and a reference's nonessential words
     assert ("Crisis thyroid", "E05.91") in ph and ("Graves' disease", "E05.91") in ph
     assert ("Uncontrolled diabetes", "E11.65") in ph
+    # a subterm under "with", the one longer title, a plural main term
+    assert ("Amyotrophy diabetic", "E11.44") in ph and ("Adenitis tuberculous", "A18.2") in ph
+    assert ("Transfusion reaction", "T80.92") in ph

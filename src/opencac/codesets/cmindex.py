@@ -401,6 +401,17 @@ def expand(kind: str, rows: list[Row],
         elif not nxt and " with " in words:  # "Thyrotoxicosis with thyroid storm"
             head, _, tail = words.partition(" with ")
             nxt = step(step(frontier, head), "with " + tail)
+        if not nxt and words.endswith("s"):  # "Complications, ..." names "Complication(s)"
+            nxt = [c for f in frontier for c in children.get(f, {}).get(words[:-1], ())]
+        if not nxt and frontier != [-1] and words != "with":
+            # "Diabetes, amyotrophy" names "Diabetes > with > amyotrophy"
+            nxt = [c for f in frontier for w in children.get(f, {}).get("with", ())
+                   for c in children.get(w, {}).get(words, ())]
+        if not nxt and frontier != [-1]:
+            # "Tuberculosis, lymph gland" names the one row "lymph gland or node"
+            longer = {c for f in frontier for k, cs in children.get(f, {}).items() if k.startswith(words + " ")
+                      for c in cs}
+            nxt = sorted(longer) if len(longer) == 1 else []
         return nxt
 
     def walk(ref: str) -> int | None:

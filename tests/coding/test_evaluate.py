@@ -78,6 +78,23 @@ def test_chapters() -> None:
     assert chapter_of("bw20").startswith("B ")
 
 
+def test_chapters_of_canonical_cm_codes_that_look_like_pcs_sections() -> None:
+    """A gold file read into canonical codes loses the dots: "b999" is B99.9 in a diagnosis file
+    (chapter 1), not the imaging section B; the file's other codes tell which it is."""
+    from opencac.coding.evaluate import code_system
+
+    cm = ["b999", "c679", "d494", "h5213", "g40409", "f17210", "r52"]
+    assert code_system(cm) == "icd10cm"
+    assert code_system(["bw03zzz", "0dtj4zz", "bw20"]) == "icd10pcs"
+    assert code_system(["b246zz4", "4a02x4z"]) == "icd10pcs"  # one code starting with a digit is enough
+    assert code_system([]) is None
+    assert [chapter_of(c, "icd10cm").split()[0] for c in cm] == ["1", "2", "2", "7", "6", "5", "18"]
+    report = evaluate({"d1": ["B99.9", "C67.9"]}, {"d1": [Prediction("b999", 0.9), Prediction("c679", 0.8)]})
+    assert set(report.chapters) == {"1 Infectious", "2 Neoplasms"}
+    report = evaluate({"d1": ["BW03ZZZ", "0DTJ4ZZ"]}, {"d1": [Prediction("bw03zzz", 0.9)]})
+    assert set(report.chapters) == {"B Imaging", "0 Medical/Surgical"}
+
+
 def test_read_files(tmp_path: Path) -> None:
     g = tmp_path / "gold.tsv"
     g.write_text("d1\tE11.9\nd1\te11.9\nd1\ti10\n", encoding="utf-8")

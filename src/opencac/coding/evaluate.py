@@ -42,14 +42,38 @@ _PCS_SECTIONS = {
 }
 
 
-def chapter_of(code: str) -> str:
-    """ICD-10-CM chapter or ICD-10-PCS section label of a code (``"?"`` if unknown)."""
+def code_system(codes: Iterable[str]) -> str | None:
+    """The code system of a set of codes, from their shapes: ``"icd10pcs"`` when one of them
+    starts with a digit or has a letter second (0DJ08ZZ, BW03), ``"icd10cm"`` when all are a
+    letter and a digit (B99.9, C67.9), None for no codes."""
+    seen = False
+    for code in codes:
+        c = canon(code)
+        if not c:
+            continue
+        seen = True
+        if c[0].isdigit() or (len(c) > 1 and not c[1].isdigit()):
+            return "icd10pcs"
+    return "icd10cm" if seen else None
+
+
+def chapter_of(code: str, system: str | None = None) -> str:
+    """ICD-10-CM chapter or ICD-10-PCS section label of a code (``"?"`` if unknown).
+
+    Args:
+        code: the code, dotted or canonical.
+        system: the code system of the file it comes from (:func:`code_system`). Without it, a
+            dotted or 3-character code is ICD-10-CM and a dotless 4- or 7-character code that
+            starts with a PCS section character ICD-10-PCS - which misreads canonical ICD-10-CM
+            codes such as ``b999`` (B99.9) as PCS section B.
+    """
     c = canon(code)
     if not c:
         return "?"
-    # Dotted or 3-character codes are ICD-10-CM; dotless 4/7-character codes starting with a PCS
-    # section character are ICD-10-PCS; anything else that looks like letter+digits is CM.
-    is_pcs = "." not in code and len(c) in (4, 7) and c[0] in _PCS_SECTIONS
+    if system is not None:
+        is_pcs = system == "icd10pcs"
+    else:
+        is_pcs = "." not in code and len(c) in (4, 7) and c[0] in _PCS_SECTIONS
     if not is_pcs:
         cat = c[:3].upper()
         for lo, hi, name in _CM_CHAPTERS:
@@ -221,6 +245,8 @@ def evaluate(
         chosen = {d: list(dict.fromkeys(c for c in codes))[:k] for d, codes in ranked.items()}
     tp = fp = fn = 0
     chapters: dict[str, dict[str, float]] = {}
+    # the gold file's codes (canonical, without their dots) tell the system of the whole file
+    system = code_system(c for g in gold.values() for c in g)
 
     def bump(ch: str, key: str) -> None:
         chapters.setdefault(ch, {"gold": 0, "tp": 0, "fp": 0, "fn": 0})[key] += 1
@@ -229,16 +255,16 @@ def evaluate(
         gs = {canon(c) for c in g}
         ps = set(chosen.get(doc_id, []))
         for c in gs:
-            bump(chapter_of(c), "gold")
+            bump(chapter_of(c, system), "gold")
         for c in ps & gs:
             tp += 1
-            bump(chapter_of(c), "tp")
+            bump(chapter_of(c, system), "tp")
         for c in ps - gs:
             fp += 1
-            bump(chapter_of(c), "fp")
+            bump(chapter_of(c, system), "fp")
         for c in gs - ps:
             fn += 1
-            bump(chapter_of(c), "fn")
+            bump(chapter_of(c, system), "fn")
     p, r, f = _prf(tp, fp, fn)
     for ch in chapters.values():
         ch["precision"], ch["recall"], ch["f1"] = _prf(int(ch["tp"]), int(ch["fp"]), int(ch["fn"]))

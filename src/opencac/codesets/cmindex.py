@@ -444,19 +444,18 @@ def expand(kind: str, rows: list[Row],
     def see_subterms(ref: str) -> tuple[int, list[int]]:
         """The level of the term a "see" reference names and the coded rows below it (at most
         SEE_SUBTERMS, down to SEE_DEPTH levels)."""
-        found = walk(ref)
-        for key in [*target_keys(ref), None]:
-            at = row_at.get(key) if key is not None else found
-            if at is None:
-                continue
-            level, out = rows[at].level, []
-            for j in range(at + 1, len(rows)):
-                if rows[j].level <= level or len(out) >= SEE_SUBTERMS:
-                    break
-                if rows[j].code and rows[j].level <= level + SEE_DEPTH:
-                    out.append(j)
-            return level, out
-        return 0, []
+        at = next((row_at[k] for k in target_keys(ref) if k in row_at), None)
+        if at is None:
+            at = walk(ref)
+        if at is None:
+            return 0, []
+        level, out = rows[at].level, []
+        for j in range(at + 1, len(rows)):
+            if rows[j].level <= level or len(out) >= SEE_SUBTERMS:
+                break
+            if rows[j].code and rows[j].level <= level + SEE_DEPTH:
+                out.append(j)
+        return level, out
 
     source = {"index": "index", "eindex": "eindex", "neoplasm": "neoplasm", "drug": "drug"}[kind]
     out: list[tuple[Any, ...]] = []

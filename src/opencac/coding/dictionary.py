@@ -129,7 +129,8 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
                 "abdomen painful on palpation", "abdomen painful to palpation", "painful abdomen on palpation"),
     "R10.817": ("diffuse pain on abdominal palpation", "diffuse pain at abdominal palpation",
                 "diffuse pain to abdominal palpation", "diffuse abdominal pain on palpation",
-                "diffuse abdominal pain at palpation", "diffuse abdominal pain to palpation", "diffuse abdominal tenderness"),
+                "diffuse abdominal pain at palpation", "diffuse abdominal pain to palpation",
+                "diffuse abdominal tenderness"),
     # Polycystic, kidney Q61.3 (Spanish "poliquistosis renal / hepatorrenal")
     "Q61.3": ("renal polycystosis", "hepatorenal polycystosis", "kidney polycystosis", "polycystic kidneys"),
     # Pain, joint M25.50 (Spanish "dolor osteoarticular")

@@ -248,6 +248,7 @@ def test_train_slice_map_floor(engine: CodingEngine, codiesp_dir: Path) -> None:
     ("Diagnosed as lumbosciatica.", "M54.40"),
     ("A man with chronic lymphatic leukemia.", "C91.10"),
     ("History of CLL in remission.", "C91.10"),
+    ("Doppler ultrasonography showed an orchiepididymitis.", "N45.3"),
 ])
 def test_clinical_phrases_reach_their_codes(engine: CodingEngine, text: str, code: str) -> None:
     """Status / history phrases and findings as notes word them (source ``clinical``) and SIADH."""

@@ -43,6 +43,7 @@ def _spans(norm: str) -> list[tuple[int, int]]:
         # Spanish spellings kept by translations
         ("leucopenia, intracraneal, ortopnea, paraesthesia, bilirrubin",
          "leukopenia intracranial orthopnea paresthesia bilirubin"),
+        ("orchiepididymitis; pyeloureteral junction", "epididymo orchitis ureteropelvic junction"),
         ("", ""),
         ("  ,;. ", ""),
     ],

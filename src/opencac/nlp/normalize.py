@@ -355,6 +355,9 @@ _IRREGULAR: dict[str, str] = {
     "scrotal": "scrotum", "hemiscrotum": "scrotum", "hemiscrotal": "scrotum", "urachal": "urachus",
     # Spanish "hidrocefalia"; Latin "ulcus" as Spanish notes keep it ("ulcus peptico")
     "hydrocephalia": "hydrocephalus", "ulcus": "ulcer", "bilirrubin": "bilirubin",
+    # Spanish "orquiepididimitis" (the index's Epididymo-orchitis, N45.3) and "unión pieloureteral"
+    # (the index's ureteropelvic junction, N13.5, Q62.11; it also says "pelviureteric")
+    "orchiepididymitis": "epididymo orchitis", "pyeloureteral": "ureteropelvic", "pelviureteric": "ureteropelvic",
     # Spanish "enolismo" / "etílico" as translations leave them: alcohol(ism)
     "enolism": "alcoholism", "enolic": "alcoholic", "ethylic": "alcoholic",
     # the PCS index's "Gastrectomy, Partial" is the note's "subtotal gastrectomy"

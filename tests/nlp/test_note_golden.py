@@ -65,7 +65,7 @@ def test_sentences_keep_abbreviations_and_numbers() -> None:
         ("F17.210", "", "smoker", "social_history", "historical"),
         ("J90", "", "pleural effusions", "imaging", "affirmed"),
         ("J93.9", "", "pneumothorax", "imaging", "negated"),
-        ("I50.9", "Hospital Course", "CHF", "hospital_course", "affirmed"),
+        ("I50.33", "Hospital Course", "acute on chronic diastolic CHF", "hospital_course", "affirmed"),
         ("J18.9", "", "Pneumonia", "hospital_course", "negated"),
         ("N39.0", "", "UTI", "hospital_course", "uncertain"),
         ("R06.00", "Assessment", "dyspnea", "assessment", "hypothetical"),
@@ -76,6 +76,14 @@ def test_mentions(mentions: list[Mention], code: str, after: str, text: str, sec
     m = _first(mentions, code, after)
     assert (m.text, m.section, m.assertion) == (text, section, assertion)
     assert NOTE[m.start : m.end] == m.text
+
+
+def test_a_match_inside_the_words_of_a_longer_one_is_subsumed(mentions: list[Mention]) -> None:
+    """"CHF" (congestive heart failure, I50.9) lies inside "acute on chronic diastolic CHF" (I50.33),
+    though that match holds only the "heart failure" of the abbreviation's expansion."""
+    lo = NOTE.index("Hospital Course")
+    chf = [m for m in mentions if "I50.9" in m.payloads and m.start >= lo and m.text == "CHF"]
+    assert chf and all(m.subsumed for m in chf)
 
 
 def test_attributes(mentions: list[Mention]) -> None:

@@ -628,8 +628,17 @@ class MentionMatcher:
                                                               self.payloads_[pid], si, score=score, kind="bag")))
             if not found:
                 continue
+            # a match also lies inside a longer one when the written words they cover do: the tokens one
+            # word became ("leiomyosarcoma" -> "leiomyo sarcoma") count together, and "leiomyosarcoma"
+            # (C49.9) lies inside "leiomyosarcoma of the colon" (C18.9), which holds only its "sarcoma"
+            word_of = [(t.start, t.end) for t in tokens]
+            same_word: dict[tuple[int, int], list[int]] = {}
+            for k, span in enumerate(word_of):
+                same_word.setdefault(span, []).append(k)
+            wider = [frozenset(k2 for k in toks for k2 in same_word[word_of[k]]) for toks, _ in found] \
+                if len(same_word) < len(tokens) else [toks for toks, _ in found]
             for k, (toks, m) in enumerate(found):
-                m.subsumed = any(toks < other for j, (other, _) in enumerate(found) if j != k)
+                m.subsumed = any(toks < other or wider[k] < wider[j] for j, (other, _) in enumerate(found) if j != k)
                 if m.subsumed:
                     words = set(m.phrase.split(" ")) - _BAG_IGNORE  # "unspecified kidney failure"
                     # over an exact match, or a bag of its words side by side ("renal transplant")

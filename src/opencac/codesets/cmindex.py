@@ -329,8 +329,7 @@ def neoplasm_sites(rows: list[Row]) -> dict[tuple[str, ...], list[str]]:
         if r.level == 0 or not any(r.cells):
             continue
         site = [x.title for x in stack[1:]]
-        for variant in (site, [_stem_alias(site[0]), *site[1:]],
-                        *([a, *site[1:]] for a in (p.strip() for p in site[0].split(",")) if a)):
+        for variant in (site, *([a, *site[1:]] for a in (p.strip() for p in site[0].split(",")) if a)):
             out.setdefault(_key([re.sub(r"\([^)]*\)", "", v) for v in variant]), r.cells)
     return out
 

@@ -103,6 +103,20 @@ _SEE_TAIL = re.compile(r"\s+(?:see|see also)\s+\S.*$")
 _UNKNOWN = "\x01"  # stands for a note token that no phrase contains
 
 
+def _whole_words(tokens: Sequence[Token], spans: list[frozenset[int]]) -> list[frozenset[int]] | None:
+    """Each token set widened to every token of the written words it touches, or None when no
+    word became several tokens (then a set is its own widening). A match also lies inside a longer
+    one when the written words they cover do: "leiomyosarcoma" (read "leiomyo sarcoma", C49.9) lies
+    inside "leiomyosarcoma of the colon" (C18.9), which holds only its "sarcoma". The tokens of one
+    word are consecutive."""
+    if not any(a.start == b.start and a.end == b.end for a, b in zip(tokens, tokens[1:])):
+        return None
+    same_word: dict[tuple[int, int], list[int]] = {}
+    for k, t in enumerate(tokens):
+        same_word.setdefault((t.start, t.end), []).append(k)
+    return [frozenset(k2 for k in toks for k2 in same_word[(tokens[k].start, tokens[k].end)]) for toks in spans]
+
+
 def _char(i: int) -> str:
     """The private-alphabet character of token id ``i`` (skipping the surrogate range)."""
     c = 0x100 + i
@@ -628,17 +642,10 @@ class MentionMatcher:
                                                               self.payloads_[pid], si, score=score, kind="bag")))
             if not found:
                 continue
-            # a match also lies inside a longer one when the written words they cover do: the tokens one
-            # word became ("leiomyosarcoma" -> "leiomyo sarcoma") count together, and "leiomyosarcoma"
-            # (C49.9) lies inside "leiomyosarcoma of the colon" (C18.9), which holds only its "sarcoma"
-            word_of = [(t.start, t.end) for t in tokens]
-            same_word: dict[tuple[int, int], list[int]] = {}
-            for k, span in enumerate(word_of):
-                same_word.setdefault(span, []).append(k)
-            wider = [frozenset(k2 for k in toks for k2 in same_word[word_of[k]]) for toks, _ in found] \
-                if len(same_word) < len(tokens) else [toks for toks, _ in found]
+            wider = _whole_words(tokens, [toks for toks, _ in found])
             for k, (toks, m) in enumerate(found):
-                m.subsumed = any(toks < other or wider[k] < wider[j] for j, (other, _) in enumerate(found) if j != k)
+                m.subsumed = any(toks < other or (wider is not None and wider[k] < wider[j])
+                                 for j, (other, _) in enumerate(found) if j != k)
                 if m.subsumed:
                     words = set(m.phrase.split(" ")) - _BAG_IGNORE  # "unspecified kidney failure"
                     # over an exact match, or a bag of its words side by side ("renal transplant")

@@ -310,3 +310,54 @@ def test_see_references_find_their_row_by_any_spelling_of_each_level() -> None:
     # a subterm under "with", the one longer title, a plural main term
     assert ("Amyotrophy diabetic", "E11.44") in ph and ("Adenitis tuberculous", "A18.2") in ph
     assert ("Transfusion reaction", "T80.92") in ph
+
+
+def test_neoplasm_sites_are_also_named_the_way_notes_name_them() -> None:
+    from opencac.codesets.cmindex import Row
+
+    def cells(c: str, s: str, b: str, u: str) -> list[str]:
+        return [c, s, "", b, "", u]
+
+    rows = [Row(0, "Neoplasm, neoplastic"),
+            Row(1, "intestine, intestinal", cells=cells("C26.0", "C78.80", "D13.99", "D49.0")),
+            Row(2, "large", cells=cells("C18.9", "C78.5", "D12.6", "D49.0")),
+            Row(3, "colon", cells=cells("C18.9", "C78.5", "D12.6", "D49.0")),
+            Row(4, "descending", cells=cells("C18.6", "C78.5", "D12.4", "D49.0")),
+            Row(1, "salivary gland or duct", nemod=("major",), cells=cells("C08.9", "C79.89", "D11.9", "D49.0")),
+            Row(1, "skin NOS", cells=cells("C44.90", "C79.2", "D23.9", "D49.2")),
+            Row(2, "eyelid", cells=cells("C44.10-", "C79.2", "D23.1-", "D49.2")),
+            Row(3, "basal cell carcinoma", cells=cells("C44.11-", "", "", ""))]
+    ph = _phrases(expand("neoplasm", rows))
+    # the organ's path stays; the site before its organ and the organ then the site are added
+    assert ("carcinoma of intestine large colon descending", "C18.6") in ph
+    assert {("descending colon carcinoma", "C18.6"), ("carcinoma of colon descending", "C18.6"),
+            ("descending colon adenoma", "D12.4")} <= ph
+    # a title's alternatives: the first one alone
+    assert ("salivary gland tumor", "D49.0") in ph and ("salivary gland or duct tumor", "D49.0") in ph
+    # a morphology level is no site: not turned into "basal cell carcinoma eyelid" (its whole path stays)
+    assert not any("carcinoma eyelid" in p for p, _ in ph)
+    assert ("skin eyelid basal cell carcinoma cancer", "C44.11-") in ph
+    assert ("skin eyelid cancer", "C44.10-") in ph and ("eyelid skin cancer", "C44.10-") in ph
+
+
+def test_a_drug_table_substance_is_also_the_status_of_its_long_term_use() -> None:
+    from opencac.codesets.cmindex import Row, long_term_therapy
+
+    def drug(title: str, t: str, level: int = 0) -> Row:
+        return Row(level, title, cells=[f"{t}1", f"{t}2", f"{t}3", f"{t}4", f"{t}5", f"{t}6"])
+
+    rows = [drug("Prednisone", "T38.0X"), drug("Insulin", "T38.3X"), drug("Metformin", "T38.3X"),
+            drug("Acenocoumarol", "T45.51"), drug("Ticlopidine", "T45.52"), drug("Ibuprofen", "T39.31"),
+            drug("Aspirin", "T39.01"), drug("Amoxicillin", "T36.0X"), drug("Omeprazole", "T47.1X"),
+            drug("Acetylsalicylic acid", "T39.01"), drug("salts", "T39.01", level=1)]
+    terms = expand("drug", rows)
+    ph = _phrases(terms)
+    assert {("Prednisone", "Z79.52"), ("Insulin", "Z79.4"), ("Metformin", "Z79.84"), ("Acenocoumarol", "Z79.01"),
+            ("Ticlopidine", "Z79.02"), ("Ibuprofen", "Z79.1"), ("Aspirin", "Z79.82"),
+            ("Amoxicillin", "Z79.2")} <= ph
+    # matched as index terms (the drug table's own phrases are not matched by default)
+    assert {t[3] for t in terms if t[1].startswith("Z79")} == {"index"}
+    # a class without a long-term-use code, and a substance's subterm, give none
+    assert not any(p == "Omeprazole" and c.startswith("Z") for p, c in ph)
+    assert not any(c.startswith("Z79") and "salts" in p for p, c in ph)
+    assert long_term_therapy(["", "", "", "", "--", "--"], "x") == ""

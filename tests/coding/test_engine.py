@@ -559,3 +559,14 @@ def test_a_surgical_word_names_its_body_part(engine: CodingEngine, text: str, pr
     codes = _pcs_hits(engine, text)
     assert present <= {c[:4] for c in codes}, sorted(codes)
     assert not absent & {c[:4] for c in codes}, sorted(codes)
+
+
+def test_a_condition_of_the_past_also_reads_its_history_code(engine: CodingEngine) -> None:
+    # Official Guidelines I.C.21.c.4: Z86.1 "Personal history of infectious and parasitic diseases"
+    # lists "Conditions classifiable to A00-B89"; the codes below it name the disease (Z86.11)
+    _, hits = engine.dictionary_hits("History of pulmonary tuberculosis.", "t", attributes=False)
+    z = [h for h in hits if h.code == "Z86.1"]
+    assert z and z[0].assertion == "affirmed" and z[0].incomplete and z[0].text == "pulmonary tuberculosis"
+    assert any(h.code.startswith("A15") and h.assertion == "historical" for h in hits)
+    _, now = engine.dictionary_hits("Active pulmonary tuberculosis.", "t", attributes=False)
+    assert not any(h.code.startswith("Z86") for h in now)

@@ -172,3 +172,20 @@ def test_the_next_word_reads_the_previous_one() -> None:
     assert [t.norm for t in tokenize("septic shock. Waves")] == ["septic", "shock", "wave"]
     toks = tokenize("a shock wave")
     assert (toks[-1].start, toks[-1].end) == (2, 12)
+
+
+@pytest.mark.parametrize(("note", "index"), [
+    ("urinary retention", "urine retention"),  # Retention, urine
+    ("urinary incontinence", "urine incontinence"),
+    ("cancer of the sigma", "cancer of the sigmoid"),  # Spanish "sigma"
+    ("femoral diaphysis fracture", "femur shaft fracture"),  # Fracture, femur, shaft
+    ("diaphyseal fracture", "shaft fracture"),
+    ("hemospermia", "hematospermia"),
+])
+def test_translated_words_read_as_the_index_words(note: str, index: str) -> None:
+    assert normalize_phrase(note) == normalize_phrase(index)
+
+
+def test_the_index_word_itself_stays() -> None:
+    assert normalize_phrase("sigmoid colon") == "sigmoid colon"
+    assert normalize_phrase("retention of urinary") == "retention of urine"

@@ -289,6 +289,49 @@ def _organism_words(words: list[str]) -> str:
     return " ".join(kept)
 
 
+#: Levels of the neoplasm table that are no place of the body: a morphology ("skin > eyelid >
+#: squamous cell carcinoma"), "overlapping lesion", "specified site NEC", a conjunction's remainder
+#: ("intrahepatic > and extrahepatic") or a qualifier alone ("peripheral").
+_NOT_A_SITE = re.compile(r"carcinoma|melanoma|sarcoma|overlapping|\bsites?\b|specified|\btype\b|^(?:and|or|with)\b"
+                         r"|^(?:peripheral|other|multiple|unspecified|ill-defined|contiguous|junctional)$", re.I)
+
+
+#: A drug's class, by the table's adverse-effect code, -> the status code for its long-term (current)
+#: use (ICD-10-CM Z79: anticoagulants Z79.01, antithrombotics / antiplatelets Z79.02, NSAIDs
+#: Z79.1, antibiotics Z79.2, systemic steroids Z79.52, aspirin Z79.82, opiate analgesics Z79.891;
+#: insulin Z79.4 and oral hypoglycemic drugs Z79.84 share T38.3). A note names the drug
+#: ("treated with acenocoumarol"); how often its coders code the status, a trained model learns.
+LONG_TERM_USE: tuple[tuple[str, str], ...] = (
+    ("T45.51", "Z79.01"), ("T45.52", "Z79.02"), ("T39.01", "Z79.82"), ("T39.3", "Z79.1"), ("T38.0", "Z79.52"),
+    ("T38.3", "Z79.84"), ("T36.", "Z79.2"), ("T40.2", "Z79.891"))
+
+
+def long_term_therapy(cells: list[str], substance: str) -> str:
+    """The Z79 code for the long-term use of a drug table substance (:data:`LONG_TERM_USE`), or ""."""
+    adverse = _clean_code(cells[4]) if len(cells) > 4 else ""
+    for prefix, code in LONG_TERM_USE:
+        if adverse.startswith(prefix):
+            return "Z79.4" if code == "Z79.84" and "insulin" in substance.lower() else code
+    return ""
+
+
+def _natural_sites(levels: list[str]) -> list[str]:
+    """The ways a note names a neoplasm table site besides its whole path: the table nests a site
+    under its organ ("intestine, large > colon > descending"), a note names the site before the
+    organ ("descending colon") or the organ then the site ("colon, descending"); and a title's
+    alternatives ("salivary gland or duct") stand for the first one ("salivary gland")."""
+    levels = [w for w in levels if w]
+    out: list[str] = []
+    firsts = [w.split(" or ")[0].strip() if " or " in w else w for w in levels]
+    if firsts != levels:
+        out.append(" ".join(firsts))
+    if len(firsts) >= 2 and not any(_NOT_A_SITE.search(w) for w in firsts[-2:]):
+        last, parent = firsts[-1], firsts[-2]
+        out.extend((f"{last} {parent}", f"{parent} {last}"))
+    whole = " ".join(levels)
+    return [s for s in dict.fromkeys(out) if s and s != whole]
+
+
 SEE_SUBTERMS, SEE_DEPTH = 40, 2  # subterms of a "see" target repeated under the referring term, and how deep
 
 
@@ -471,6 +514,8 @@ def expand(kind: str, rows: list[Row],
                 # "lymph" is its nodes ("lymph nodes infiltrated by carcinoma"), the row "gland" below
                 site = "lymphatic channel"
             sites = [site]
+            if kind == "neoplasm":
+                sites.extend(_natural_sites(site_words))
             if kind == "neoplasm" and site.startswith("lymph gland"):
                 # "lymph, lymphatic channel NEC > gland > inguina, inguinal" (C77.4 secondary): notes
                 # say "inguinal lymph node" (the last spelling of a stem alias; "epigastric, inferior"
@@ -486,6 +531,12 @@ def expand(kind: str, rows: list[Row],
                     for one in sites:
                         out.append((tpl.format(s=one), code, "icd10cm", source, f"{path_text} [{_col}]", mods,
                                     r.see, r.see_also))
+            if kind == "drug" and len(path) == 1 and site:
+                therapy = long_term_therapy(r.cells, site)
+                if therapy:
+                    # matched as an index term: the drug table's poisoning phrases are not
+                    # (opencac.coding.dictionary.DEFAULT_SOURCES)
+                    out.append((site, therapy, "icd10cm", "index", f"{path_text} [long-term use]", mods, "", ""))
             if r.see:
                 target = resolve(r.see)
                 if target:

@@ -156,8 +156,24 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     # Injury, head S09.90 (Spanish "traumatismo craneoencefalico")
     "S09.90": ("head trauma", "cranial trauma", "cranioencephalic trauma", "craniocerebral trauma",
                "cranioencephalic traumatism", "head traumatism"),
-    # Imprisonment Z65.1
-    "Z65.1": ("in prison", "prisoner", "imprisoned", "incarcerated"),
+    # Imprisonment Z65.1 (not "incarcerated": in notes that is a hernia's or a prolapse's)
+    "Z65.1": ("in prison", "prisoner", "imprisoned"),
+    # Arteritis, temporal, giant cell M31.6; Abscess, psoas muscle K68.12; Mutation, factor V
+    # Leiden D68.51; Obesity, severe E66.01; Disorder, adjustment F43.20 (Spanish "trastorno
+    # adaptativo"); Pancreatitis, chronic, alcohol-induced K86.0; Diabetes, with, skin complication
+    # E11.628 (type 2 when the type is not documented); Frequency, micturition R35.0; Nodule, lung,
+    # multiple R91.8 (a note's "pulmonary nodules": the normaliser reads plurals as the singular);
+    # Mass, neck R22.1
+    "M31.6": ("temporal arteritis", "giant cell arteritis", "horton arteritis", "horton disease"),
+    "K68.12": ("psoas abscess",),
+    "D68.51": ("factor v leiden",),
+    "E66.01": ("extreme obesity", "severe obesity"),
+    "F43.20": ("adaptive disorder", "adaptation disorder"),
+    "K86.0": ("alcoholic chronic pancreatitis", "chronic alcoholic pancreatitis"),
+    "E11.628": ("diabetic dermopathy",),
+    "R35.0": ("urinary frequency", "frequency of urination", "increased urinary frequency"),
+    "R91.8": ("pulmonary nodules", "lung nodules"),
+    "R22.1": ("cervical mass", "laterocervical mass", "submandibular mass", "neck mass"),
     # Abscess, dental K04.7 (Spanish "flemon dentario")
     "K04.7": ("dental phlegmon", "odontogenic phlegmon", "dental abscess"),
     # Nosocomial condition Y95

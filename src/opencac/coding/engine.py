@@ -39,6 +39,7 @@ from opencac.coding.heuristic import THRESHOLD as HEURISTIC_THRESHOLD
 from opencac.coding.heuristic import VERSION as HEURISTIC_VERSION
 from opencac.coding.heuristic import confidence as heuristic_confidence
 from opencac.coding.heuristic import excludes1_competition, heuristic_score
+from opencac.coding.history import HISTORY_OF
 from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
 
 #: Assertions that never make a code part of the proposed final set. Negated and family
@@ -134,6 +135,7 @@ class CodingEngine:
         """
         from opencac.coding.dictionary import (apply_stated_approach, drop_contrast_conflicts, drop_study_findings,
                                                expand_pcs_hits, hits_from_mentions, mark_extent)
+        from opencac.coding.history import history_hits
         from opencac.coding.values import value_hits
         from opencac.nlp.pipeline import analyze
 
@@ -146,6 +148,9 @@ class CodingEngine:
         if systems is None or CM in systems:
             # values that complete a code (BMI 36 -> Z68.36, week 21 of gestation -> Z3A.21)
             hits.extend(value_hits(doc, self.kb))
+            if self.kb is not None:
+                # a condition the patient had, or a relative has: its history code (Z85.3, Z80.0)
+                hits.extend(history_hits(self.kb, hits))
         if systems is not None:
             keep = set(systems)
             hits = [h for h in hits if h.system in keep]
@@ -456,8 +461,11 @@ def _assertion(hits: Sequence[Any]) -> str:
 
 
 def _assertion_at(hits: Sequence[Any], spans: Sequence[tuple[int, int]]) -> str:
-    """The assertion of the dictionary hits that overlap any of ``spans`` (as :func:`_assertion`)."""
-    return _assertion([h for h in hits if any(h.start < e and s < h.end for s, e in spans)])
+    """The assertion of the dictionary hits that overlap any of ``spans`` (as :func:`_assertion`);
+    a history code read from the words (:func:`opencac.coding.history.history_hits`) does not
+    change what they say."""
+    return _assertion([h for h in hits if any(h.start < e and s < h.end for s, e in spans)
+                       and HISTORY_OF not in h.attributes])
 
 
 def _in_train_flags(cands: Sequence[Any]) -> list[bool]:

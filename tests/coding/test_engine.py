@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from opencac.coding.corpus import CodedDocument, load_corpus
 from opencac.coding.engine import CodingEngine
 from opencac.coding.model import MODEL_FORMAT, EngineModel
+from opencac.coding.types import EncounterContext
 from opencac.errors import ModelFormatError, ModelNotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -570,3 +572,25 @@ def test_a_condition_of_the_past_also_reads_its_history_code(engine: CodingEngin
     assert any(h.code.startswith("A15") and h.assertion == "historical" for h in hits)
     _, now = engine.dictionary_hits("Active pulmonary tuberculosis.", "t", attributes=False)
     assert not any(h.code.startswith("Z86") for h in now)
+
+
+def test_coding_before_the_loaded_code_sets_shows_the_code_the_training_coders_used(engine: CodingEngine) -> None:
+    """M54.5 "low back pain" was split in FY2022 (M54.50 unspecified ...); coders of an older corpus
+    wrote M54.5. For a date of service before every loaded code set, a knowledge-layer code below a
+    training code the loaded sets have split is shown as that training code; for a date the loaded
+    sets cover, as itself."""
+    docs = []
+    for i in range(24):
+        if i % 2:
+            docs.append(CodedDocument(f"d{i}", f"Case {i}. Low back pain for a week.", {"icd10cm": ["m545"],
+                                                                                       "icd10pcs": []}))
+        else:
+            docs.append(CodedDocument(f"d{i}", f"Case {i}. Fever and cough.", {"icd10cm": ["r509", "r059"],
+                                                                              "icd10pcs": []}))
+    model = CodingEngine(engine.kb, engine.matcher).train(docs, folds=3, seed=1)
+    eng = CodingEngine(engine.kb, engine.matcher, model)
+    note = "Lumbar pain (low back pain, unspecified) since yesterday."
+    old = [s.code for s in eng.code(note, context=EncounterContext(date_of_service=dt.date(2018, 6, 1))).diagnoses]
+    new = [s.code for s in eng.code(note, context=EncounterContext(date_of_service=dt.date(2026, 1, 5))).diagnoses]
+    assert "M54.50" in new and "M54.50" not in old and "M54.5" in old
+    assert old.count("M54.5") == 1

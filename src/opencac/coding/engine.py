@@ -33,6 +33,7 @@ import numpy as np
 
 from opencac.coding.candidates import FEATURE_INDEX, _find
 from opencac.codesets.config import paused_gc
+from opencac.codesets.types import fiscal_year
 from opencac.coding.corpus import CM, SYSTEMS, CodedDocument, canon, dotted
 from opencac.coding.heuristic import FITTED_ON as HEURISTIC_FITTED_ON
 from opencac.coding.heuristic import THRESHOLD as HEURISTIC_THRESHOLD
@@ -40,6 +41,7 @@ from opencac.coding.heuristic import VERSION as HEURISTIC_VERSION
 from opencac.coding.heuristic import confidence as heuristic_confidence
 from opencac.coding.heuristic import excludes1_competition, heuristic_score
 from opencac.coding.history import HISTORY_OF
+from opencac.coding.laterality import documented_side_first
 from opencac.coding.types import CodeSuggestion, CodingResult, EncounterContext, Evidence
 
 #: Assertions that never make a code part of the proposed final set. Negated and family
@@ -264,6 +266,12 @@ class CodingEngine:
                 scores_all = [sc[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
                 conf_all = [cf[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
                 thr = self.model.thresholds_.get(system, 0.5)
+            if system == CM and self.kb is not None:
+                # the side the note documents first among codes differing only in laterality
+                for r, (text, cl) in enumerate(zip(bt, per_doc)):
+                    related = _RelatedHits({c.code: c.hits for c in cl if c.hits})
+                    scores_all[r], conf_all[r] = documented_side_first(self.kb, text, cl, scores_all[r], conf_all[r],
+                                                                       related)
             for r, (text, res) in enumerate(zip(bt, batch_res)):
                 sugg = self._suggestions(system, text, per_doc[r], scores_all[r], conf_all[r], thr, layer,
                                          sigs.get(system), r, ctx, max_suggestions, explain_top)
@@ -376,7 +384,27 @@ class CodingEngine:
                 eq = None
             if eq:
                 code = eq
+            if eq == obj.code and system == CM:
+                code = self._coders_code(key, as_of) or code
         return code
+
+    def _coders_code(self, key: str, as_of: dt.date) -> str | None:
+        """For a date of service before every loaded ICD-10-CM code set: the training code above
+        ``key`` that the loaded code sets have split into codes below it (M54.5 for M54.50 "low
+        back pain, unspecified", split in FY2022), when the training coders used it as a code -
+        the code set of their time, which the loaded ones cannot say. None otherwise."""
+        kb, model = self.kb, self.model
+        if model is None or CM not in model.layers_ or not getattr(kb, "cm_fiscal_years", ()):
+            return None
+        if fiscal_year(as_of) >= min(kb.cm_fiscal_years):
+            return None
+        trained = model.layers_[CM].index_
+        for n in range(len(key) - 1, 2, -1):
+            up = key[:n]
+            if up in trained:
+                obj = _find(kb, up, CM)
+                return obj.code if obj is not None and not kb.is_billable(obj.code) else None
+        return None
 
     def _supervised_evidence(self, c: Any, layer: Any, sig: Any, row: int, text: str,
                              note_hits: Sequence[Any] = ()) -> tuple[list[Evidence], list[str]]:

@@ -382,3 +382,16 @@ def test_an_allergy_to_a_drug_is_the_allergy_status_of_its_class() -> None:
             ("allergy to Metamizole sodium", "Z88.6"), ("allergy to Metamizole", "Z88.6")} <= ph
     assert not any(c.startswith("Z88") for p, c in ph if "Benzene" in p)  # a chemical, no drug
     assert allergy_status(["", "", "", "", "T50.B95", ""]) == "Z88.7"
+
+
+def test_a_reference_may_name_a_row_by_two_levels_in_the_other_order() -> None:
+    from opencac.codesets.cmindex import Row
+
+    rows = [Row(0, "Diverticulosis", code="K57.90"), Row(1, "large intestine", code="K57.30"),
+            Row(1, "small intestine", code="K57.10"),
+            Row(1, "colon", see="Diverticulosis, intestine, large"),
+            Row(1, "jejunum", see="Diverticulosis, intestine, small"),
+            Row(1, "ileum", see="Diverticulosis, intestine, medium")]
+    ph = _phrases(expand("index", rows))
+    assert {("Diverticulosis colon", "K57.30"), ("Diverticulosis jejunum", "K57.10")} <= ph
+    assert not any(p == "Diverticulosis ileum" for p, _ in ph)  # no such row: unresolved, as before

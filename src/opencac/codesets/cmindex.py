@@ -481,10 +481,18 @@ def expand(kind: str, rows: list[Row],
     def walk(ref: str) -> int | None:
         """The row a reference names, by the spellings of each level (None: no such row)."""
         frontier = [-1]
-        for part in (p for p in ref.split(",") if p.strip()):
-            frontier = step(frontier, _key([re.sub(r"\([^)]*\)", "", part)])[0])
+        parts = [_key([re.sub(r"\([^)]*\)", "", p)])[0] for p in ref.split(",") if p.strip()]
+        i = 0
+        while i < len(parts):
+            nxt = step(frontier, parts[i])
+            if not nxt and i + 1 < len(parts) and frontier != [-1]:
+                # "Diverticulosis, intestine, large" names the one row "large intestine"
+                nxt = step(frontier, f"{parts[i + 1]} {parts[i]}")
+                i += 1 if nxt else 0
+            frontier = nxt
             if not frontier:
                 return None
+            i += 1
         coded = [f for f in frontier if f >= 0 and rows[f].code]
         return (coded or [f for f in frontier if f >= 0] or [None])[0]
 

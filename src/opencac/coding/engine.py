@@ -391,19 +391,27 @@ class CodingEngine:
     def _coders_code(self, key: str, as_of: dt.date) -> str | None:
         """For a date of service before every loaded ICD-10-CM code set: the training code above
         ``key`` that the loaded code sets have split into codes below it (M54.5 for M54.50 "low
-        back pain, unspecified", split in FY2022), when the training coders used it as a code -
-        the code set of their time, which the loaded ones cannot say. None otherwise."""
+        back pain, unspecified", split in FY2022), when the training coders used it as a code and
+        none below it - the code set of their time, which the loaded ones cannot say. None
+        otherwise."""
         kb, model = self.kb, self.model
         if model is None or CM not in model.layers_ or not getattr(kb, "cm_fiscal_years", ()):
             return None
         if fiscal_year(as_of) >= min(kb.cm_fiscal_years):
             return None
         trained = model.layers_[CM].index_
+        split = self.__dict__.get("_coders_split")
+        if split is None or split[0] is not trained:
+            # training codes with no training code below them: the coders' code set ends there
+            # (a code with training codes below it was abbreviated, Z68.4 beside Z68.43, not split)
+            inner = {k[:n] for k in trained for n in range(3, len(k))}
+            split = self.__dict__["_coders_split"] = (trained, frozenset(k for k in trained if k not in inner))
         for n in range(len(key) - 1, 2, -1):
             up = key[:n]
             if up in trained:
                 obj = _find(kb, up, CM)
-                return obj.code if obj is not None and not kb.is_billable(obj.code) else None
+                ok = up in split[1] and obj is not None and not kb.is_billable(obj.code)
+                return obj.code if ok else None
         return None
 
     def _supervised_evidence(self, c: Any, layer: Any, sig: Any, row: int, text: str,

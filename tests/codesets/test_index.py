@@ -52,9 +52,7 @@ def test_xml_neoplasm_and_drug_fixtures() -> None:
     assert ("poisoning by Acetaminophen", "T39.1X1") in ph
     assert ("adverse effect of Acetaminophen", "T39.1X5") in ph
     assert ("underdosing of Acetaminophen", "T39.1X6") in ph
-    assert all(t[3] == "drug" for t in terms if not t[1].startswith("Z"))
-    # the allergy status of an analgesic, matched as an index term
-    assert [t[3] for t in terms if (t[0], t[1]) == ("allergy to Acetaminophen", "Z88.6")] == ["index"]
+    assert all(t[3] == "drug" for t in terms if not t[1].startswith("Z79"))
 
 
 def test_csv_fixture_nonessential_and_see() -> None:
@@ -363,25 +361,6 @@ def test_a_drug_table_substance_is_also_the_status_of_its_long_term_use() -> Non
     assert not any(p == "Omeprazole" and c.startswith("Z") for p, c in ph)
     assert not any(c.startswith("Z79") and "salts" in p for p, c in ph)
     assert long_term_therapy(["", "", "", "", "--", "--"], "x") == ""
-
-
-def test_an_allergy_to_a_drug_is_the_allergy_status_of_its_class() -> None:
-    from opencac.codesets.cmindex import Row, allergy_status
-
-    def drug(title: str, t: str) -> Row:
-        return Row(0, title, cells=[f"{t}1", f"{t}2", f"{t}3", f"{t}4", f"{t}5", f"{t}6"])
-
-    rows = [drug("Penicillin", "T36.0X"), drug("Clarithromycin", "T36.3X"), drug("Sulfonamide", "T37.0X"),
-            drug("Lidocaine", "T41.3X"), drug("Morphine", "T40.2X"), drug("Metamizole", "T39.2X"),
-            drug("Omeprazole", "T47.1X"), drug("Metamizole sodium", "T39.2X"),
-            Row(0, "Benzene", cells=["T52.1X1", "T52.1X2", "", "", "--", "--"])]
-    ph = _phrases(expand("drug", rows))
-    assert {("allergy to Penicillin", "Z88.0"), ("Clarithromycin allergy", "Z88.1"),
-            ("allergy to Sulfonamide", "Z88.2"), ("Lidocaine allergy", "Z88.4"), ("allergy to Morphine", "Z88.5"),
-            ("allergy to Metamizole", "Z88.6"), ("Omeprazole allergy", "Z88.8"),
-            ("allergy to Metamizole sodium", "Z88.6"), ("allergy to Metamizole", "Z88.6")} <= ph
-    assert not any(c.startswith("Z88") for p, c in ph if "Benzene" in p)  # a chemical, no drug
-    assert allergy_status(["", "", "", "", "T50.B95", ""]) == "Z88.7"
 
 
 def test_a_reference_may_name_a_row_by_two_levels_in_the_other_order() -> None:

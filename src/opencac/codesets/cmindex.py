@@ -315,28 +315,6 @@ def long_term_therapy(cells: list[str], substance: str) -> str:
     return ""
 
 
-#: A drug's class, by the table's adverse-effect code, -> its allergy status code (ICD-10-CM Z88:
-#: penicillin Z88.0, other antibiotic agents Z88.1, sulfonamides Z88.2, other anti-infective
-#: agents Z88.3, anesthetic agent Z88.4, narcotic agent Z88.5, analgesic agent Z88.6, serum and
-#: vaccine Z88.7, other drugs Z88.8); the first prefix that matches decides.
-ALLERGY_STATUS: tuple[tuple[str, str], ...] = (
-    ("T36.0", "Z88.0"), ("T36.", "Z88.1"), ("T37.0", "Z88.2"), ("T37.", "Z88.3"), ("T41.", "Z88.4"),
-    ("T40.0", "Z88.5"), ("T40.1", "Z88.5"), ("T40.2", "Z88.5"), ("T40.3", "Z88.5"), ("T40.4", "Z88.5"),
-    ("T39.", "Z88.6"), ("T50.A", "Z88.7"), ("T50.B", "Z88.7"), ("T50.Z", "Z88.7"), ("T3", "Z88.8"),
-    ("T4", "Z88.8"), ("T50.", "Z88.8"))
-ALLERGY_TEMPLATES = ("allergy to {s}", "{s} allergy")
-#: The salt a drug table substance is named with, which notes leave off ("Metamizole sodium").
-_SALT = re.compile(r"\s+(?:sodium|potassium|calcium|magnesium|hydrochloride|hydrobromide|sulfate|sulphate|"
-                   r"phosphate|acetate|citrate|maleate|mesylate|tartrate|succinate|bromide|chloride)$", re.I)
-
-
-def allergy_status(cells: list[str]) -> str:
-    """The Z88 code for an allergy to a drug table substance (:data:`ALLERGY_STATUS`), or "" (no
-    drug: a chemical's or a food's allergy is no drug allergy status)."""
-    adverse = _clean_code(cells[4]) if len(cells) > 4 else ""
-    return next((code for prefix, code in ALLERGY_STATUS if adverse.startswith(prefix)), "")
-
-
 def _natural_sites(levels: list[str]) -> list[str]:
     """The ways a note names a neoplasm table site besides its whole path: the table nests a site
     under its organ ("intestine, large > colon > descending"), a note names the site before the
@@ -546,8 +524,6 @@ def expand(kind: str, rows: list[Row],
             sites = [site]
             if kind == "neoplasm":
                 sites.extend(_natural_sites(site_words))
-            elif _SALT.search(site):
-                sites.append(_SALT.sub("", site))  # "Metamizole sodium": notes name the drug alone
             if kind == "neoplasm" and site.startswith("lymph gland"):
                 # "lymph, lymphatic channel NEC > gland > inguina, inguinal" (C77.4 secondary): notes
                 # say "inguinal lymph node" (the last spelling of a stem alias; "epigastric, inferior"
@@ -565,15 +541,10 @@ def expand(kind: str, rows: list[Row],
                                     r.see, r.see_also))
             if kind == "drug" and len(path) == 1 and site:
                 therapy = long_term_therapy(r.cells, site)
-                allergy = allergy_status(r.cells)
-                for one in sites:
-                    if therapy:
-                        # matched as an index term: the drug table's poisoning phrases are not
-                        # (opencac.coding.dictionary.DEFAULT_SOURCES)
-                        out.append((one, therapy, "icd10cm", "index", f"{path_text} [long-term use]", mods, "", ""))
-                    if allergy:
-                        out.extend((tpl.format(s=one), allergy, "icd10cm", "index", f"{path_text} [allergy status]",
-                                    mods, "", "") for tpl in ALLERGY_TEMPLATES)
+                if therapy:
+                    # matched as an index term: the drug table's poisoning phrases are not
+                    # (opencac.coding.dictionary.DEFAULT_SOURCES)
+                    out.append((site, therapy, "icd10cm", "index", f"{path_text} [long-term use]", mods, "", ""))
             if r.see:
                 target = resolve(r.see)
                 if target:

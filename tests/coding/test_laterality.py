@@ -55,10 +55,14 @@ def test_the_documented_side_takes_the_groups_best_place() -> None:
     # left first, then right and unspecified in their order, on the places the group held
     assert got_s.tolist() == [0.8, 0.5, 0.9, 0.7, 0.6] and got_c.tolist() == [0.5, 0.2, 0.6, 0.4, 0.3]
     assert scores.tolist() == [0.9, 0.8, 0.5, 0.7, 0.6]  # inputs untouched
-    # no side stated near the mention, or two: nothing moves
-    for other in ("He had ptosis of the eyelid.", "Ptosis of the left eyelid and of the right one."):
-        got, _ = documented_side_first(_KB(), other, cands, scores, conf, related)
-        assert got.tolist() == scores.tolist()
-    # a side the note states far from the mention does not count
-    far = "He had ptosis of the eyelid." + " " * 80 + "Left knee pain."
-    assert documented_side_first(_KB(), far, cands, scores, conf, related)[0].tolist() == scores.tolist()
+    # two sides near the mention: nothing moves
+    two = "Ptosis of the left eyelid and of the right one."
+    assert documented_side_first(_KB(), two, cands, scores, conf, related)[0].tolist() == scores.tolist()
+    # no side near the mention (one far from it does not count): the unspecified side first
+    for none in ("He had ptosis of the eyelid.", "He had ptosis of the eyelid." + " " * 80 + "Left knee pain."):
+        got, _ = documented_side_first(_KB(), none, cands, scores, conf, related)
+        assert got.tolist() == [0.8, 0.9, 0.5, 0.7, 0.6]
+    # codes without a side in their titles never move
+    plain = [_cand("r510", 0), _cand("r519", 0)]
+    assert documented_side_first(_KB(), "Left headache", plain, np.array([0.2, 0.9]), np.array([0.1, 0.5]))[
+        0].tolist() == [0.2, 0.9]

@@ -5,9 +5,11 @@ H02.409 "ptosis of right / left / bilateral / unspecified eyelid"); the Official
 (I.B.13) ask for the side the provider documents. A ranker learns little about sides from a few
 hundred notes (each side of each code is rare), so after ranking, among the candidates that
 differ only in their last character and whose titles each name a side, the code of the side the
-note states around the mention is moved to the best rank the group holds (its score and
-confidence trade places with the code that held it). Nothing moves when the note states no side
-or more than one near the mention.
+note states around the mention is moved to the best rank the group holds, and the codes it
+passes move down one of the group's places each (scores and confidences go with the places).
+Where the note states no side near the mention, the code for the unspecified side takes that
+place ("If the side is not identified in the medical record, assign the code for the unspecified
+side", I.B.13); where it states more than one, nothing moves.
 """
 
 from __future__ import annotations
@@ -81,8 +83,11 @@ def documented_side_first(kb: Any, text: str, cands: Sequence[Any], scores: np.n
             sides[i] = side
         else:
             hits = [h for i in members for h in (cands[i].hits or (related(cands[i].code) if related else []))]
-            said = {stated_side(text[max(0, h.start - SIDE_WINDOW):h.end + SIDE_WINDOW]) for h in hits}
+            windows = [text[max(0, h.start - SIDE_WINDOW):h.end + SIDE_WINDOW] for h in hits]
+            said = {stated_side(w) for w in windows}
             said.discard(None)
+            if not said and hits and not any(rx.search(w) for w in windows for _, rx in _NOTE_SIDES):
+                said = {"unspecified"}
             if len(said) != 1:
                 continue
             side = said.pop()

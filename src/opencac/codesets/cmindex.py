@@ -542,9 +542,9 @@ def expand(kind: str, rows: list[Row],
             if kind == "drug" and len(path) == 1 and site:
                 therapy = long_term_therapy(r.cells, site)
                 if therapy:
-                    # matched as an index term: the drug table's poisoning phrases are not
+                    # matched although the drug table's poisoning phrases are not
                     # (opencac.coding.dictionary.DEFAULT_SOURCES)
-                    out.append((site, therapy, "icd10cm", "index", f"{path_text} [long-term use]", mods, "", ""))
+                    out.append((site, therapy, "icd10cm", source, f"{path_text} [long-term use]", mods, "", ""))
             if r.see:
                 target = resolve(r.see)
                 if target:

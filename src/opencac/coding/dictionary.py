@@ -25,7 +25,8 @@ from typing import Any
 from opencac.codesets.types import CodeSystem
 
 #: Term sources used by default (the drug table is left out: its cells lead to poisoning
-#: codes, while notes mostly name drugs as treatment).
+#: codes, while notes mostly name drugs as treatment - except its terms for the status of a
+#: drug's long-term use, Z79.-, which ``_entries`` always takes).
 DEFAULT_SOURCES = frozenset({"tabular", "inclusion", "index", "eindex", "neoplasm", "pcs-index", "pcs-table",
                              "imaging", "clinical"})
 
@@ -508,7 +509,10 @@ def _other_reading(phrase: str) -> bool:
 
 def _entries(kb: Any, sources: frozenset[str]) -> Iterator[tuple[str, tuple[str, str, int]]]:
     for t in kb.terms():
-        if t.source not in sources or _SIGNED_ABBREV.match(t.phrase.strip()):
+        if (t.source not in sources and not (t.source == "drug" and t.code.startswith("Z79"))
+                or _SIGNED_ABBREV.match(t.phrase.strip())):
+            # the drug table's long-term-use status of a drug is matched where its poisoning
+            # phrases are not (opencac.codesets.cmindex.long_term_therapy)
             continue
         if t.system is CodeSystem.ICD10PCS and _vital_sign(t.phrase):
             continue

@@ -40,7 +40,8 @@ def test_a_residual_code_needs_its_other_or_specified_in_the_note(phrase: str, f
 
     def hit(p: str) -> SimpleNamespace:
         return SimpleNamespace(score=0.75, source="index", n_tokens=3, phrase=p, text="heart failure", subsumed=False,
-                               incomplete=False, system="icd10cm", assertion="affirmed", code="I50.9", section="other")
+                               incomplete=False, system="icd10cm", assertion="affirmed", code="I50.9", section="other",
+                               attributes={})
 
     assert H.hit_weight(hit(phrase)) == pytest.approx(factor * H.hit_weight(hit("failure heart chronic")))
 
@@ -59,7 +60,7 @@ def test_an_encounter_reason_counts_where_the_note_states_the_reason(code: str, 
     def hit(c: str, sec: str) -> SimpleNamespace:
         return SimpleNamespace(score=1.0, source="index", n_tokens=2, phrase="follow up", text="follow-up",
                                subsumed=False, incomplete=False, system="icd10cm", assertion="affirmed", code=c,
-                               section=sec)
+                               section=sec, attributes={})
 
     assert H.hit_weight(hit(code, section)) == pytest.approx(factor * H.hit_weight(hit("R05.9", section)))
 
@@ -227,7 +228,7 @@ def test_specified_hits_lose_weight_only_for_diagnoses() -> None:
     def hit(system: str, specified: bool) -> SimpleNamespace:
         return SimpleNamespace(score=1.0, source="index", n_tokens=1, phrase="hernia", text="hernia", subsumed=True,
                                specified=specified, incomplete=False, system=system, assertion="affirmed",
-                               code="K46.9", section="")
+                               code="K46.9", section="", attributes={})
 
     assert H.hit_weight(hit("icd10cm", True)) == pytest.approx(H._SPECIFIED_FACTOR * H.hit_weight(hit("icd10cm", False)))
     assert H.hit_weight(hit("icd10pcs", True)) == pytest.approx(H.hit_weight(hit("icd10pcs", False)))
@@ -338,3 +339,18 @@ def test_what_the_note_states_decides_prefix_or_complete_code(engine: CodingEngi
 def test_a_fundus_examination_is_of_the_eye_the_note_names(engine: CodingEngine, note: str, selected: set[str]) -> None:
     got = {s.code for s in engine.code(note, doc_id="t").procedures if s.selected and s.code.startswith("08J")}
     assert got == selected
+
+
+def test_inferred_status_and_history_hits_weigh_less() -> None:
+    from types import SimpleNamespace
+
+    def hit(source: str, attributes: dict) -> SimpleNamespace:
+        return SimpleNamespace(score=1.0, source=source, n_tokens=1, phrase="prednisone", text="prednisone",
+                               subsumed=False, incomplete=False, system="icd10cm", assertion="affirmed", code="Z79.52",
+                               section="other", attributes=attributes)
+
+    plain = H.hit_weight(hit("index", {}))
+    # a drug the note names, as its long-term use: 0.1 against the index's 0.9
+    assert H.hit_weight(hit("drug", {})) == pytest.approx(plain * 0.1 / 0.9)
+    # a history code read from a past condition
+    assert H.hit_weight(hit("index", {"history_of": "C50.9"})) == pytest.approx(plain * 0.2)

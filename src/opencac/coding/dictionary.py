@@ -144,8 +144,9 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
                "inferior infarction"),
     # Hemorrhage, gingiva K06.8 (Spanish "gingivorragia")
     "K06.8": ("gingival bleeding", "bleeding gums", "gum bleeding", "gingivorrhagia", "gingivorrhagias"),
-    # Retention, urine R33.9: a distended bladder (Spanish "globo vesical")
-    "R33.9": ("bladder balloon", "vesical balloon", "bladder globe", "vesical globe"),
+    # Retention, urine R33.9: a distended bladder (Spanish "globo vesical"), "urinary retention"
+    "R33.9": ("bladder balloon", "vesical balloon", "bladder globe", "vesical globe", "urinary retention",
+              "acute urinary retention"),
     # Nephritis, tubulo-interstitial N12
     "N12": ("tubulointerstitial nephritis", "tubulointerstitial nephropathy", "tubulo-interstitial nephropathy"),
     # the title of D65 (its index entries name the obstetric forms only)

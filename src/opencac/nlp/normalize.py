@@ -365,9 +365,6 @@ _IRREGULAR: dict[str, str] = {
     # the index's "Deficit - see also Deficiency": Spanish "deficit de vitamina D / factor XI" is
     # the vitamin D / factor XI deficiency (E55.9, D68.1), and "Deficit, neurologic" stays itself
     "deficit": "deficiency",
-    # the index's "Retention, urine" / "Incontinence, urine" are the note's "urinary retention" /
-    # "urinary incontinence"
-    "urinary": "urine",
     # Spanish "sigma": the sigmoid colon ("cancer de sigma" C18.7); Spanish "diafisis": a long
     # bone's shaft (the index's "Fracture, femur, shaft"); "hemospermia" is the index's Hematospermia
     "sigma": "sigmoid", "diaphysis": "shaft", "diaphyseal": "shaft", "diaphysary": "shaft",

@@ -14,6 +14,7 @@ side", I.B.13); where it states more than one, nothing moves.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,7 @@ _NOTE_SIDES = (("bilateral", re.compile(r"\b(?:[Bb]ilateral(?:ly)?|[Bb]oth|OU|AO
                ("right", re.compile(r"\b(?:[Rr]ight|RE|OD)\b")), ("left", re.compile(r"\b(?:[Ll]eft|LE|OI|OS)\b")))
 
 
+@functools.lru_cache(maxsize=65536)
 def side_of_title(title: str) -> str | None:
     """``right`` / ``left`` / ``bilateral`` when a code title names that side, ``unspecified``
     when it names an unspecified side ("unspecified eye", "unspecified side"), else None."""

@@ -322,7 +322,7 @@ def _natural_sites(levels: list[str]) -> list[str]:
     alternatives ("salivary gland or duct") stand for the first one ("salivary gland")."""
     levels = [w for w in levels if w]
     out: list[str] = []
-    firsts = [w.split(" or ")[0].strip() if " or " in w else w for w in levels]
+    firsts = [w.split(" or ")[0].strip() for w in levels]
     if firsts != levels:
         out.append(" ".join(firsts))
     if len(firsts) >= 2 and not any(_NOT_A_SITE.search(w) for w in firsts[-2:]):

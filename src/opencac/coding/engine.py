@@ -266,15 +266,15 @@ class CodingEngine:
                 scores_all = [sc[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
                 conf_all = [cf[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
                 thr = self.model.thresholds_.get(system, 0.5)
+            related_all = [_RelatedHits({c.code: c.hits for c in cl if c.hits}) for cl in per_doc]
             if system == CM and self.kb is not None:
                 # the side the note documents first among codes differing only in laterality
                 for r, (text, cl) in enumerate(zip(bt, per_doc)):
-                    related = _RelatedHits({c.code: c.hits for c in cl if c.hits})
                     scores_all[r], conf_all[r] = documented_side_first(self.kb, text, cl, scores_all[r], conf_all[r],
-                                                                       related)
+                                                                       related_all[r])
             for r, (text, res) in enumerate(zip(bt, batch_res)):
                 sugg = self._suggestions(system, text, per_doc[r], scores_all[r], conf_all[r], thr, layer,
-                                         sigs.get(system), r, ctx, max_suggestions, explain_top)
+                                         sigs.get(system), r, ctx, max_suggestions, related_all[r], explain_top)
                 if system == CM:
                     res.diagnoses = sugg
                 else:
@@ -284,15 +284,15 @@ class CodingEngine:
     # -- suggestions -------------------------------------------------------------------------
     def _suggestions(self, system: str, text: str, cands: list[Any], scores: np.ndarray, conf: np.ndarray,
                      thr: float, layer: Any, sig: Any, row: int, ctx: EncounterContext,
-                     max_suggestions: int | None, explain_top: int | None = None) -> list[CodeSuggestion]:
+                     max_suggestions: int | None, related: _RelatedHits,
+                     explain_top: int | None = None) -> list[CodeSuggestion]:
+        """One note's suggestions, best first (``related``: the hits of its matched codes)."""
         order = np.argsort(-np.asarray(scores), kind="stable").tolist()
         conf_l = np.asarray(conf, dtype=np.float64).tolist()
         in_train = _in_train_flags(cands)
         as_of = ctx.date_of_service
         out: list[CodeSuggestion] = []
         seen: set[str] = set()
-        hit_codes = {c.code: c.hits for c in cands if c.hits}
-        related = _RelatedHits(hit_codes)
         shown = self._shown_memo()
         kb = self.kb
         note_hits: list[Any] | None = None  # the note's dictionary hits, gathered when first needed

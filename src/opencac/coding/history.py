@@ -20,7 +20,8 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from opencac.codesets.refs import _REF_RE, undot
+from opencac.codesets.refs import parse_refs, ref_covers, undot
+from opencac.coding.candidates import _kb_memo
 
 __all__ = ["HISTORY_OF", "history_code", "history_hits", "history_ranges"]
 
@@ -35,33 +36,34 @@ _CLASSIFIABLE = re.compile(r"classifiable\s+(?:elsewhere\s+)?(?:to|in)\s+(.*)$",
 #: keep their own assertion for everything else (:func:`opencac.coding.engine._assertion_at`).
 HISTORY_OF = "history_of"
 
-_MEMO: dict[int, tuple[Any, dict[str, list[tuple[str, str, str]]]]] = {}
+_MEMO: dict[int, tuple[Any, dict[str, Any]]] = {}
 
 
-def _ranges(text: str) -> list[tuple[str, str]]:
-    """``'Conditions classifiable to C00-C14, C40-C49'`` -> ``[('C00', 'C14'), ('C40', 'C49')]``
-    (undotted bounds; a single code or ``C50.-`` is a range of itself). Words after "except" or
+def _refs(text: str) -> tuple[str, ...]:
+    """``'Conditions classifiable to C00-C14, C40-C49'`` -> ``('C00-C14', 'C40-C49')`` (code
+    references as :func:`opencac.codesets.refs.parse_refs` reads them). Words after "except" or
     "that" restrict the conditions: such a term is not read."""
     m = _CLASSIFIABLE.search(text)
     if not m or re.search(r"\b(?:except|that)\b", m.group(1), re.I):
-        return []
-    out: list[tuple[str, str]] = []
-    for r in _REF_RE.finditer(m.group(1)):
-        first, _dash, second, _dash2 = r.groups()
-        lo = undot(first.rstrip("."))
-        out.append((lo, undot(second.rstrip("."))) if second else (lo, lo))
-    return out
+        return ()
+    return parse_refs(f"({m.group(1)})")
 
 
-def history_ranges(kb: Any) -> dict[str, list[tuple[str, str, str]]]:
-    """``{assertion: [(low, high, history code), ...]}`` from the inclusion terms of the codes in
-    :data:`CATEGORIES`, the most specific history code first (memoised per knowledge base)."""
-    got = _MEMO.get(id(kb))
-    if got is not None and got[0] is kb:
-        return got[1]
-    out: dict[str, list[tuple[str, str, str]]] = {}
+def _bounds(ref: str) -> tuple[str, str]:
+    """The undotted first and last code of a reference (``'C50.-'`` -> ``('C50', 'C50')``)."""
+    lo, _, hi = ref.rstrip("-").rstrip(".").partition("-")
+    return undot(lo), undot(hi or lo)
+
+
+def history_ranges(kb: Any) -> dict[str, list[tuple[str, str]]]:
+    """``{assertion: [(code reference, history code), ...]}`` from the inclusion terms of the codes
+    in :data:`CATEGORIES`, the most specific history code first (memoised per knowledge base)."""
+    memo = _kb_memo(_MEMO, kb)
+    if "ranges" in memo:
+        return memo["ranges"]  # type: ignore[no-any-return]
+    out: dict[str, list[tuple[str, str]]] = {}
     for kind, cats in CATEGORIES.items():
-        rows: list[tuple[str, str, str]] = []
+        rows: list[tuple[str, str]] = []
         stack = [c for c in cats if kb.find(c) is not None]
         while stack:
             code = stack.pop()
@@ -69,25 +71,21 @@ def history_ranges(kb: Any) -> dict[str, list[tuple[str, str, str]]]:
             if obj is None:
                 continue
             for term in obj.inclusion_terms:
-                rows.extend((lo, hi, obj.code) for lo, hi in _ranges(term))
+                rows.extend((ref, obj.code) for ref in _refs(term))
             stack.extend(k.code for k in kb.children(code) if k.code != code)
         # a deeper history code first; among equals, the narrower range
-        rows.sort(key=lambda r: (-len(undot(r[2])), -len(r[0]), r[0], r[1]))
+        rows.sort(key=lambda r: (-len(undot(r[1])), -len(_bounds(r[0])[0]), _bounds(r[0])))
         out[kind] = rows
-    _MEMO[id(kb)] = (kb, out)
+    memo["ranges"] = out
     return out
 
 
 def history_code(kb: Any, code: str, assertion: str) -> str | None:
     """The personal (``assertion`` "historical") or family ("family") history code whose inclusion
     terms cover the ICD-10-CM ``code``, or None."""
-    c = undot(code)
-    if assertion not in CATEGORIES or not _CONDITION.match(c):
+    if assertion not in CATEGORIES or not _CONDITION.match(code.upper()):
         return None
-    for lo, hi, z in history_ranges(kb).get(assertion, ()):
-        if c[: len(lo)] >= lo and c[: len(hi)] <= hi:
-            return z
-    return None
+    return next((z for ref, z in history_ranges(kb)[assertion] if ref_covers(ref, code)), None)
 
 
 def history_hits(kb: Any, hits: list[Any]) -> list[Any]:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from opencac.coding.candidates import _find
+from opencac.coding.completion import _SIDES
 
 __all__ = ["SIDE_WINDOW", "side_of_title", "stated_side", "documented_side_first"]
 
@@ -30,10 +31,11 @@ SIDE_WINDOW = 60
 
 _TITLE_SIDES = (("bilateral", re.compile(r"\bbilateral\b", re.I)), ("right", re.compile(r"\bright\b", re.I)),
                 ("left", re.compile(r"\bleft\b", re.I)))
-#: Side words of a note; the eye's abbreviations only as capitals (RE / OD right eye, LE / OI / OS
-#: left eye, OU both eyes: Spanish "ojo derecho / izquierdo" keeps OD / OI in translation).
-_NOTE_SIDES = (("bilateral", re.compile(r"\b(?:[Bb]ilateral(?:ly)?|[Bb]oth|OU|AO)\b")),
-               ("right", re.compile(r"\b(?:[Rr]ight|RE|OD)\b")), ("left", re.compile(r"\b(?:[Ll]eft|LE|OI|OS)\b")))
+#: The eye's abbreviations, as capitals only (RE / OD right eye, LE / OI / OS left eye, OU / AO
+#: both eyes: Spanish "ojo derecho / izquierdo" keeps OD / OI in translation); the side words
+#: themselves are those the header completion reads (:data:`opencac.coding.completion._SIDES`).
+_EYES = {"bilateral": re.compile(r"\b(?:OU|AO)\b"), "right": re.compile(r"\b(?:RE|OD)\b"),
+         "left": re.compile(r"\b(?:LE|OI|OS)\b")}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -50,10 +52,27 @@ def side_of_title(title: str) -> str | None:
     return None
 
 
+def _sides(text: str) -> list[str]:
+    """Every side ``text`` states."""
+    return [side for side, rx in _SIDES.items() if rx.search(text) or _EYES[side].search(text)]
+
+
 def stated_side(text: str) -> str | None:
     """The one side ``text`` states, or None when it states none or more than one."""
-    found = [side for side, rx in _NOTE_SIDES if rx.search(text)]
+    found = _sides(text)
     return found[0] if len(found) == 1 else None
+
+
+def _group_sides(kb: Any, cands: Sequence[Any], members: list[int]) -> dict[int, str] | None:
+    """The side each member's title names, or None when one names none (no laterality group)."""
+    sides: dict[int, str] = {}
+    for i in members:
+        obj = _find(kb, cands[i].code, "icd10cm")
+        side = side_of_title(obj.description) if obj is not None else None
+        if side is None:
+            return None
+        sides[i] = side
+    return sides
 
 
 def documented_side_first(kb: Any, text: str, cands: Sequence[Any], scores: np.ndarray, conf: np.ndarray,
@@ -74,32 +93,21 @@ def documented_side_first(kb: Any, text: str, cands: Sequence[Any], scores: np.n
             groups.setdefault(c.code[:-1], []).append(i)
     scores, conf = np.array(scores, dtype=np.float64), np.array(conf, dtype=np.float64)
     for members in groups.values():
-        if len(members) < 2:
+        sides = _group_sides(kb, cands, members) if len(members) > 1 else None
+        if sides is None:
             continue
-        sides: dict[int, str] = {}
-        for i in members:
-            obj = _find(kb, cands[i].code, "icd10cm")
-            side = side_of_title(obj.description) if obj is not None else None
-            if side is None:
-                break
-            sides[i] = side
-        else:
-            hits = [h for i in members for h in (cands[i].hits or (related(cands[i].code) if related else []))]
-            windows = [text[max(0, h.start - SIDE_WINDOW):h.end + SIDE_WINDOW] for h in hits]
-            said = {stated_side(w) for w in windows}
-            said.discard(None)
-            if not said and hits and not any(rx.search(w) for w in windows for _, rx in _NOTE_SIDES):
-                said = {"unspecified"}
-            if len(said) != 1:
-                continue
-            side = said.pop()
-            want = [i for i in members if sides[i] == side]
-            if not want:
-                continue
-            w = max(want, key=lambda i: scores[i])
-            ranked = sorted(members, key=lambda i: -scores[i])
-            if ranked[0] == w:
-                continue
+        hits = [h for i in members for h in (cands[i].hits or (related(cands[i].code) if related else []))]
+        windows = [text[max(0, h.start - SIDE_WINDOW):h.end + SIDE_WINDOW] for h in hits]
+        found = [_sides(w) for w in windows]
+        said = {f[0] for f in found if len(f) == 1}
+        if not said and hits and not any(found):
+            said = {"unspecified"}
+        want = [i for i in members if len(said) == 1 and sides[i] in said]
+        if not want:
+            continue
+        w = max(want, key=lambda i: scores[i])
+        ranked = sorted(members, key=lambda i: -scores[i])
+        if ranked[0] != w:
             # the documented side takes the group's best place; the others keep their order
             # below it, each in the next place the group holds
             moved = [w, *(i for i in ranked if i != w)]

@@ -374,3 +374,29 @@ def test_a_reference_may_name_a_row_by_two_levels_in_the_other_order() -> None:
     ph = _phrases(expand("index", rows))
     assert {("Diverticulosis colon", "K57.30"), ("Diverticulosis jejunum", "K57.10")} <= ph
     assert not any(p == "Diverticulosis ileum" for p, _ in ph)  # no such row: unresolved, as before
+
+
+def test_a_term_path_also_reads_as_notes_word_it_without_its_qualifier() -> None:
+    from opencac.codesets.cmindex import Row
+
+    rows = [Row(0, "Neuroblastoma"), Row(1, "olfactory", code="C30.0"), Row(1, "unspecified site", code="C74.90"),
+            Row(0, "Malignancy"), Row(1, "unspecified site", code="C80.1"),
+            Row(0, "Status", nemod=("post",)), Row(1, "estrogen receptor"), Row(2, "positive", code="Z17.0"),
+            Row(1, "colostomy", code="Z93.3"),
+            Row(1, "absence, epileptic", see="Epilepsy, by type, with status epilepticus"),
+            Row(0, "Epilepsy", code="G40.909"),
+            Row(0, "Fracture, traumatic", code="T14.8"), Row(1, "rib", code="S22.39-"),
+            Row(0, "Wound, open", code="T14.8"), Row(1, "thigh", code="S71.10-")]
+    ph = _phrases(expand("index", rows))
+    # a morphology's unspecified site: the morphology alone; not the generic "malignancy" (C80.1 by the tabular)
+    assert ("Neuroblastoma", "C74.90") in ph and ("Neuroblastoma unspecified site", "C74.90") in ph
+    assert ("Malignancy", "C80.1") not in ph
+    assert ("Neuroblastoma", "C30.0") not in ph  # a named site keeps its words
+    # a status of two words or more without "status"; a bare procedure name is no status; status epilepticus is a state
+    assert ("estrogen receptor positive", "Z17.0") in ph and ("Status estrogen receptor positive", "Z17.0") in ph
+    assert not any(p == "colostomy" for p, _ in ph)
+    assert not any(p == "absence epileptic" for p, _ in ph)
+    # the default a note leaves unsaid: a fracture is traumatic, a wound open
+    assert ("fracture rib", "S22.39-") in ph and ("Fracture traumatic rib", "S22.39-") in ph
+    assert ("wound thigh", "S71.10-") in ph
+    assert not any(p == "fracture" for p, _ in ph)  # the main term alone keeps its own phrase only

@@ -179,9 +179,19 @@ def test_the_next_word_reads_the_previous_one() -> None:
     ("femoral diaphysis fracture", "femur shaft fracture"),  # Fracture, femur, shaft
     ("diaphyseal fracture", "shaft fracture"),
     ("hemospermia", "hematospermia"),
+    ("multiple teleangiectatic lesions", "multiple telangiectasia lesions"),  # Spanish "teleangiectasia"
+    ("telangectasias", "telangiectasia"),
+    ("petechial spots", "petechia spots"), ("apathetic", "apathy"),
+    ("phaeochromocytoma", "pheochromocytoma"),
+    ("MARSA infection", "methicillin resistant staphylococcus aureus infection"),  # the Spanish MRSA
+    ("suggestive of GIST", "suggestive of gastrointestinal stromal tumor"),
 ])
 def test_translated_words_read_as_the_index_words(note: str, index: str) -> None:
     assert normalize_phrase(note) == normalize_phrase(index)
+
+
+def test_an_abbreviation_that_is_also_a_word_needs_capitals() -> None:
+    assert normalize_phrase("the gist of it") == "the gist of it"
 
 
 def test_the_index_word_itself_stays() -> None:

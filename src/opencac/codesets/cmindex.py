@@ -265,6 +265,36 @@ _AS_CAUSE = re.compile(r",?\s*as (?:the )?cause of (?:a )?diseases? classified\s
 _ORGANISM_KINDS = frozenset({"infection", "bacterial", "virus viral", "viral", "virus"})
 
 
+_UNSPECIFIED_SITE = frozenset({"unspecified site", "site unspecified"})
+_STATUS_MAIN = frozenset({"status", "status post"})
+#: Main terms whose second word is the default a note leaves unsaid: a fracture is traumatic unless
+#: the note says otherwise (the index's "Fracture, traumatic"; "Fracture, pathological" is its own
+#: main term), an injury's wound is open ("Wound, open"): "rib fracture", "wound in the thigh"
+_DEFAULT_MAIN = {"fracture traumatic": "fracture", "wound open": "wound"}
+#: "Status > absence, epileptic" is a state (status epilepticus), not a status post
+_A_STATE = re.compile(r"epilep|convuls|asthmatic|migrain", re.I)
+
+
+def _plain_form(words: list[str]) -> str:
+    """A term path as notes word it without the word or level that only qualifies it: the main
+    terms of :data:`_DEFAULT_MAIN` without their default ("Fracture, traumatic > rib": "fracture
+    rib"), the last level
+    "unspecified site" of a morphology ("Neuroblastoma > unspecified site": "neuroblastoma"; not
+    the generic "Carcinoma", "Cancer", "Malignancy": see :func:`expand`), or the main term
+    "Status" before at least two words ("Status > estrogen receptor > positive": "estrogen
+    receptor positive"; "Status > colostomy" stays, a bare procedure name is no status).
+    Empty where neither applies."""
+    low = [w.lower() for w in words]
+    if len(words) > 1 and low[0] in _DEFAULT_MAIN:
+        return " ".join(w for w in (_DEFAULT_MAIN[low[0]], *words[1:]) if w)
+    if len(words) > 1 and low[-1] in _UNSPECIFIED_SITE:
+        return " ".join(w for w in words[:-1] if w)
+    rest = " ".join(w for w in words[1:] if w)
+    if low[0] in _STATUS_MAIN and len(rest.split()) >= 2 and not _A_STATE.search(rest):
+        return rest
+    return ""
+
+
 def _organism_words(words: list[str]) -> str:
     """The organism a path's "as cause of disease classified elsewhere" level names, as notes
     write it: ``Staphylococcus > as cause ... > aureus`` -> ``"Staphylococcus aureus"``, ``Infection >
@@ -571,6 +601,13 @@ def expand(kind: str, rows: list[Row],
                 if li == len(path) - 1:
                     before = words[:li] + [m] + words[li:]
                     variants.append(" ".join(w for w in before if w))
+        plain = _plain_form(words) if kind == "index" else ""
+        if plain and not r.code.startswith("C80"):
+            # (a bare "carcinoma" / "malignancy" is C80.1 by its tabular inclusion term already, and
+            # the note names the site elsewhere: as an index term too it outranked the site's code)
+            # "Neuroblastoma > unspecified site" (C74.90): a note names the morphology alone;
+            # "Status > estrogen receptor > positive" (Z17.0): a note states the status without the word
+            variants.insert(1, plain)
         organism = _organism_words(words) if kind == "index" else ""
         if organism:
             # "Staphylococcus > as cause of disease classified elsewhere > aureus" (B95.61): notes name

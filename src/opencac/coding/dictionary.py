@@ -176,6 +176,9 @@ CLINICAL_PHRASES: dict[str, tuple[str, ...]] = {
     "R35.0": ("urinary frequency", "frequency of urination", "increased urinary frequency"),
     "R91.8": ("pulmonary nodules", "lung nodules"),
     "R22.1": ("cervical mass", "laterocervical mass", "submandibular mass", "neck mass"),
+    # Syndrome, pain, complex regional I G90.50 (the index's "complex regional pain" names the
+    # level "complex regional" that only its types I and II have)
+    "G90.50": ("complex regional pain syndrome", "reflex sympathetic dystrophy"),
     # Abscess, dental K04.7 (Spanish "flemon dentario")
     "K04.7": ("dental phlegmon", "odontogenic phlegmon", "dental abscess"),
     # Nosocomial condition Y95

@@ -114,6 +114,7 @@ _ABBR_ANY: dict[str, str] = {
     "crps": "complex regional pain syndrome",
     "tbi": "traumatic brain injury",
     "mrsa": "methicillin resistant staphylococcus aureus",
+    "marsa": "methicillin resistant staphylococcus aureus",  # the Spanish abbreviation, kept by translations
     "mssa": "methicillin susceptible staphylococcus aureus",
     "vre": "vancomycin resistant enterococcus",
     "ards": "acute respiratory distress syndrome",
@@ -254,6 +255,7 @@ _ABBR_UPPER: dict[str, str] = {
     "gad": "generalized anxiety disorder",
     "pet": "positron emission tomography",
     "aids": "acquired immunodeficiency syndrome",  # "hearing aids", "walking aids"
+    "gist": "gastrointestinal stromal tumor",  # "the gist of"
 }
 #: All abbreviations and their expansions (lower-case key; the ``upper`` ones need capitals).
 ABBREVIATIONS: dict[str, str] = {**_ABBR_ANY, **{k.lower(): v for k, v in _ABBR_UPPER.items()}}
@@ -267,7 +269,7 @@ _SPELLING = [
     (re.compile(r"^oesoph"), "esoph"), (re.compile(r"^oestr"), "estr"), (re.compile(r"^foet"), "fet"),
     (re.compile(r"^paed"), "ped"), (re.compile(r"paed"), "ped"), (re.compile(r"^gynaec"), "gynec"),
     (re.compile(r"^caec"), "cec"), (re.compile(r"rrhoea"), "rrhea"), (re.compile(r"^tumour"), "tumor"),
-    (re.compile(r"^behaviour"), "behavior"), (re.compile(r"^leukaem"), "leukem"),
+    (re.compile(r"^behaviour"), "behavior"), (re.compile(r"^leukaem"), "leukem"), (re.compile(r"^phaeo"), "pheo"),
     (re.compile(r"^ischaem"), "ischem"), (re.compile(r"^anaesth"), "anesth"), (re.compile(r"^coeli"), "celi"),
     (re.compile(r"^dyspnoea"), "dyspnea"), (re.compile(r"^apnoea"), "apnea"), (re.compile(r"^oedema"), "edema"),
     (re.compile(r"^orthopaed"), "orthoped"), (re.compile(r"isation"), "ization"), (re.compile(r"ise$"), "ize"),
@@ -369,6 +371,11 @@ _IRREGULAR: dict[str, str] = {
     # bone's shaft (the index's "Fracture, femur, shaft"); "hemospermia" is the index's Hematospermia
     "sigma": "sigmoid", "diaphysis": "shaft", "diaphyseal": "shaft", "diaphysary": "shaft",
     "hemospermia": "hematospermia",
+    # Spanish "teleangiectasia" (the index's Telangiectasia, I78.1) and adjectives whose condition is
+    # the index's noun: "petechial spots" (Petechia R23.3), "apathetic" (Apathy R45.3)
+    "teleangiectasia": "telangiectasia", "teleangiectatic": "telangiectasia", "telangiectatic": "telangiectasia",
+    "telangectasia": "telangiectasia",
+    "petechial": "petechia", "apathetic": "apathy",
     }
 #: Two written words that the next one reads differently: ``{next: {previous: (reading, ending,
 #: joined)}}``; ``ending``, where given, is how the previous word must end as written. ``joined``:

@@ -400,3 +400,18 @@ def test_a_term_path_also_reads_as_notes_word_it_without_its_qualifier() -> None
     assert ("fracture rib", "S22.39-") in ph and ("Fracture traumatic rib", "S22.39-") in ph
     assert ("wound thigh", "S71.10-") in ph
     assert not any(p == "fracture" for p, _ in ph)  # the main term alone keeps its own phrase only
+
+
+def test_a_main_term_listing_forms_of_one_word_reads_each_form() -> None:
+    from opencac.codesets.cmindex import Row
+
+    rows = [Row(0, "Tear, torn"), Row(1, "meniscus", code="S83.209-"), Row(1, "rotator cuff", code="M75.10-"),
+            Row(0, "Gout, chronic", code="M1A.9-"), Row(1, "hip", code="M1A.95-"),
+            Row(0, "Stricture"), Row(1, "meniscus", see="Tear, meniscus")]
+    ph = _phrases(expand("index", rows))
+    assert {("Tear meniscus", "S83.209-"), ("torn meniscus", "S83.209-"), ("Tear rotator cuff", "M75.10-")} <= ph
+    assert not any(p.startswith("Tear torn") for p, _ in ph)
+    # a term and its qualifier stay one phrase ("chronic gout", not every "gout")
+    assert ("Gout chronic hip", "M1A.95-") in ph and not any(p == "Gout hip" for p, _ in ph)
+    # a reference by the first form resolves
+    assert ("Stricture meniscus", "S83.209-") in ph

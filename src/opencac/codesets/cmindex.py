@@ -236,10 +236,21 @@ def read_xml(path: Path) -> tuple[str, list[Row]]:
 
 
 # --------------------------------------------------------------------------- expansion
+#: Main terms listing forms of one word that share fewer than four letters ("Tear, torn": a note's
+#: "meniscus tear", "torn rotator cuff"); the stem rule of :func:`_stem_alias` would read them as a
+#: term and its qualifier ("Gout, chronic"), as it must for "Constricting, congenital".
+_FORMS_OF_ONE_WORD = frozenset({
+    "tear, torn", "body, bodies", "fusion, fused", "virus, viral", "vision, visual", "web, webbed",
+    "discitis, diskitis", "lax, laxity", "dry, dryness", "fetus, fetal", "femur, femoral", "tube, tubal, tubular",
+    "pons, pontine", "sty, stye", "nanism, nanosomia", "dyshidrosis, dysidrosis"})
+
+
 def _stem_alias(title: str) -> str:
-    """``'Diabetes, diabetic'`` -> ``'Diabetes'``: drop comma variants sharing a stem."""
+    """``'Diabetes, diabetic'`` -> ``'Diabetes'``: drop comma variants sharing a stem (or listed
+    in :data:`_FORMS_OF_ONE_WORD`)."""
     parts = [p.strip() for p in title.split(",")]
-    if len(parts) > 1 and all(p[:4].lower() == parts[0][:4].lower() for p in parts[1:] if p):
+    if len(parts) > 1 and (all(p[:4].lower() == parts[0][:4].lower() for p in parts[1:] if p)
+                           or title.strip().lower() in _FORMS_OF_ONE_WORD):
         return parts[0]
     return title
 

@@ -65,6 +65,24 @@ def test_an_encounter_reason_counts_where_the_note_states_the_reason(code: str, 
     assert H.hit_weight(hit(code, section)) == pytest.approx(factor * H.hit_weight(hit("R05.9", section)))
 
 
+@pytest.mark.parametrize(("code", "phrase", "factor"), [
+    ("Z94.0", "kidney transplant", H._STATUS_FACTOR),  # the narrative's transplant, more often than a status
+    ("Z17.0", "estrogen receptor positive", H._STATUS_FACTOR),
+    ("Z94.0", "status kidney transplant", 1.0),  # the note says "status"
+    ("N18.6", "kidney transplant", 1.0),  # no status code
+])
+def test_a_status_code_without_the_word_status_counts_less_out_of_the_box(code: str, phrase: str,
+                                                                          factor: float) -> None:
+    from types import SimpleNamespace
+
+    def hit(c: str, p: str) -> SimpleNamespace:
+        return SimpleNamespace(score=1.0, source="index", n_tokens=2, phrase=p, text=p, subsumed=False,
+                               incomplete=False, system="icd10cm", assertion="affirmed", code=c, section="other",
+                               attributes={})
+
+    assert H.hit_weight(hit(code, phrase)) == pytest.approx(factor * H.hit_weight(hit("R05.9", phrase)))
+
+
 def test_header_ranks_after_the_billable_code_of_the_same_words(engine: CodingEngine) -> None:
     got = _by_code(engine.code("Type 2 diabetes mellitus.", doc_id="t"))
     assert got["E11.9"].selected and got["E11.9"].rank == 1

@@ -78,6 +78,16 @@ _REASON_SECTIONS = frozenset({"hpi", "assessment", "diagnoses"})
 #: CodiEsp train (out-of-the-box D MAP 0.4334 without either kind of hit; with them at 0.2 / 0.5,
 #: 0.4337; at 0.1 / 0.2, 0.4361; lower changed less than 0.0003).
 _HISTORY_FACTOR = 0.2
+#: Factor for a status code (Z17 receptor status, Z90-Z99 absence, presence, transplant, dependence)
+#: matched by words that do not say "status": "kidney transplant" or "bariatric surgery" in a note
+#: is more often the procedure the narrative tells than a status its coders report (chosen on
+#: CodiEsp train with the index's "Status" phrases read without the word).
+_STATUS_FACTOR = 0.3
+
+
+def _status_without_word(h: Any) -> bool:
+    return (h.system == "icd10cm" and (h.code[:2] == "Z9" or h.code[:3] == "Z17")
+            and "status" not in h.phrase.lower())
 
 
 def _encounter_reason(code: str) -> bool:
@@ -103,6 +113,8 @@ def hit_weight(h: Any) -> float:
         w *= _ENCOUNTER_FACTOR
     if HISTORY_OF in h.attributes:
         w *= _HISTORY_FACTOR
+    if _status_without_word(h):
+        w *= _STATUS_FACTOR
     return w * _ASSERTION_WEIGHT.get(h.assertion, 1.0)
 
 
@@ -173,18 +185,18 @@ def heuristic_score(c: Any, system: str) -> float:
 # BEGIN CALIBRATION
 CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
     "icd10cm": (
-        (0.0006, 0.0), (0.005, 0.0), (0.0051, 0.0079), (0.0091, 0.0079),
-        (0.0092, 0.0142), (0.0174, 0.0142), (0.0176, 0.044), (0.0315, 0.044),
-        (0.0319, 0.0502), (0.0535, 0.0502), (0.0537, 0.066), (0.062, 0.066),
-        (0.0625, 0.0769), (0.0672, 0.0769), (0.0675, 0.1429), (0.07, 0.1429),
-        (0.0703, 0.1474), (0.114, 0.1474), (0.1147, 0.1735), (0.12, 0.1735),
-        (0.1202, 0.1892), (0.21, 0.1892), (0.2109, 0.232), (0.2481, 0.232),
-        (0.2494, 0.3039), (0.3099, 0.3039), (0.3125, 0.4024), (0.3234, 0.4024),
-        (0.324, 0.419), (0.3563, 0.419), (0.357, 0.4195), (0.4397, 0.4195),
-        (0.443, 0.48), (0.4781, 0.48), (0.48, 0.5308), (0.5379, 0.5308),
-        (0.54, 0.6134), (0.8032, 0.6134), (0.8075, 0.6387), (0.9844, 0.6387),
-        (1.0, 0.6676), (1.1875, 0.6676), (1.19, 0.7157), (1.26, 0.7157),
-        (1.275, 0.7275), (2.45, 0.7275),
+        (0.0006, 0.0), (0.005, 0.0), (0.0051, 0.0069), (0.0095, 0.0069),
+        (0.0096, 0.0101), (0.0174, 0.0101), (0.0176, 0.0432), (0.0225, 0.0432),
+        (0.0229, 0.0467), (0.0251, 0.0467), (0.0253, 0.047), (0.0316, 0.047),
+        (0.0319, 0.0523), (0.0535, 0.0523), (0.0537, 0.0591), (0.062, 0.0591),
+        (0.0625, 0.0864), (0.0672, 0.0864), (0.0675, 0.1429), (0.07, 0.1429),
+        (0.0703, 0.1499), (0.114, 0.1499), (0.1147, 0.1814), (0.12, 0.1814),
+        (0.1202, 0.1905), (0.21, 0.1905), (0.2109, 0.2322), (0.2481, 0.2322),
+        (0.2494, 0.3061), (0.3099, 0.3061), (0.3125, 0.3775), (0.3563, 0.3775),
+        (0.357, 0.4252), (0.4397, 0.4252), (0.443, 0.4868), (0.4781, 0.4868),
+        (0.48, 0.5271), (0.5379, 0.5271), (0.54, 0.6062), (0.8032, 0.6062),
+        (0.8075, 0.6344), (0.9844, 0.6344), (1.0, 0.6632), (1.1875, 0.6632),
+        (1.19, 0.7086), (1.2644, 0.7086), (1.275, 0.7133), (2.45, 0.7133),
     ),
     "icd10pcs": (
         (0.0096, 0.0251), (0.109, 0.0251), (0.1094, 0.0864), (0.1742, 0.0864),
@@ -194,7 +206,7 @@ CALIBRATION: dict[str, tuple[tuple[float, float], ...]] = {
         (0.875, 0.712), (1.2096, 0.712), (1.224, 0.806), (1.785, 0.806),
     ),
 }
-THRESHOLD: dict[str, float] = {"icd10cm": 0.419, "icd10pcs": 0.2418}
+THRESHOLD: dict[str, float] = {"icd10cm": 0.3775, "icd10pcs": 0.2418}
 FITTED_ON = 'CodiEsp train (500 notes)'
 # END CALIBRATION
 

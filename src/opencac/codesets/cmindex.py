@@ -287,14 +287,12 @@ _A_STATE = re.compile(r"epilep|convuls|asthmatic|migrain", re.I)
 
 
 def _plain_form(words: list[str]) -> str:
-    """A term path as notes word it without the word or level that only qualifies it: the main
-    terms of :data:`_DEFAULT_MAIN` without their default ("Fracture, traumatic > rib": "fracture
-    rib"), the last level
-    "unspecified site" of a morphology ("Neuroblastoma > unspecified site": "neuroblastoma"; not
-    the generic "Carcinoma", "Cancer", "Malignancy": see :func:`expand`), or the main term
-    "Status" before at least two words ("Status > estrogen receptor > positive": "estrogen
-    receptor positive"; "Status > colostomy" stays, a bare procedure name is no status).
-    Empty where neither applies."""
+    """A term path as notes word it without the word or level that only qualifies it: a main term
+    of :data:`_DEFAULT_MAIN` without its default ("Fracture, traumatic > rib": "fracture rib"), a
+    morphology without its last level "unspecified site" ("Neuroblastoma > unspecified site":
+    "neuroblastoma"), or the main term "Status" before at least two words ("Status > estrogen
+    receptor > positive": "estrogen receptor positive"; "Status > colostomy" stays, a bare
+    procedure name is no status). Empty where none applies."""
     low = [w.lower() for w in words]
     if len(words) > 1 and low[0] in _DEFAULT_MAIN:
         return " ".join(w for w in (_DEFAULT_MAIN[low[0]], *words[1:]) if w)
@@ -614,10 +612,9 @@ def expand(kind: str, rows: list[Row],
                     variants.append(" ".join(w for w in before if w))
         plain = _plain_form(words) if kind == "index" else ""
         if plain and not r.code.startswith("C80"):
-            # (a bare "carcinoma" / "malignancy" is C80.1 by its tabular inclusion term already, and
-            # the note names the site elsewhere: as an index term too it outranked the site's code)
-            # "Neuroblastoma > unspecified site" (C74.90): a note names the morphology alone;
-            # "Status > estrogen receptor > positive" (Z17.0): a note states the status without the word
+            # "rib fracture", "neuroblastoma", "estrogen receptor positive" (second, so that the cap
+            # below keeps it). Not a bare "carcinoma" / "malignancy" (C80.1): its tabular inclusion
+            # term reads it already, and as an index term too it outranked the site the note names
             variants.insert(1, plain)
         organism = _organism_words(words) if kind == "index" else ""
         if organism:

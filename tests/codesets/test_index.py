@@ -415,3 +415,14 @@ def test_a_main_term_listing_forms_of_one_word_reads_each_form() -> None:
     assert ("Gout chronic hip", "M1A.95-") in ph and not any(p == "Gout hip" for p, _ in ph)
     # a reference by the first form resolves
     assert ("Stricture meniscus", "S83.209-") in ph
+
+
+def test_a_joint_level_a_note_leaves_out() -> None:
+    from opencac.codesets.cmindex import Row
+
+    rows = [Row(0, "Pain"), Row(1, "foot", code="M79.67-"), Row(1, "joint", code="M25.50"),
+            Row(2, "ankle", code="M25.57-"), Row(2, "foot", code="M25.57-")]
+    ph = _phrases(expand("index", rows))
+    assert ("Pain ankle", "M25.57-") in ph and ("Pain joint ankle", "M25.57-") in ph
+    # the main term's own subterm keeps the words: "foot pain" is M79.67-, not the joint's code
+    assert ("Pain foot", "M79.67-") in ph and ("Pain foot", "M25.57-") not in ph

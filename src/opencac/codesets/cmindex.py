@@ -446,6 +446,11 @@ def expand(kind: str, rows: list[Row],
             titles = [x.title for x in stack]
             for variant in (titles, [_stem_alias(titles[0]), *titles[1:]]):
                 lookup.setdefault(_key(variant), r.code)
+    # (main term, subterm) word pairs, for the joint level a note leaves out (see below)
+    direct: set[tuple[str, str]] = set()
+    for path in paths:
+        if len(path) == 2:
+            direct.add((_words(path[0].title).lower(), _words(path[1].title).lower()))
     main_alias: dict[str, str] = {}
     for r in rows:
         if r.level == 0:
@@ -610,6 +615,11 @@ def expand(kind: str, rows: list[Row],
                 if li == len(path) - 1:
                     before = words[:li] + [m] + words[li:]
                     variants.append(" ".join(w for w in before if w))
+        if (kind == "index" and len(words) >= 3 and words[1].lower() == "joint"
+                and (words[0].lower(), words[2].lower()) not in direct):
+            # "Pain > joint > ankle" (M25.57-), "Effusion > joint > knee": a note's "ankle pain",
+            # "knee effusion" names the joint alone (where the main term has no subterm of its own for it)
+            variants.insert(1, " ".join(w for w in (words[0], *words[2:]) if w))
         plain = _plain_form(words) if kind == "index" else ""
         if plain and not r.code.startswith("C80"):
             # "rib fracture", "neuroblastoma", "estrogen receptor positive" (second, so that the cap

@@ -183,6 +183,7 @@ def test_the_next_word_reads_the_previous_one() -> None:
     ("telangectasias", "telangiectasia"),
     ("petechial spots", "petechia spots"), ("apathetic", "apathy"),
     ("phaeochromocytoma", "pheochromocytoma"),
+    ("distended abdomen", "distension abdomen"), ("melenic stools", "melena stools"),
     ("MARSA infection", "methicillin resistant staphylococcus aureus infection"),  # the Spanish MRSA
     ("suggestive of GIST", "suggestive of gastrointestinal stromal tumor"),
 ])

@@ -376,6 +376,9 @@ _IRREGULAR: dict[str, str] = {
     "teleangiectasia": "telangiectasia", "teleangiectatic": "telangiectasia", "telangiectatic": "telangiectasia",
     "telangectasia": "telangiectasia",
     "petechial": "petechia", "apathetic": "apathy",
+    # "distended abdomen" / "the bladder was distended" (Distension, abdomen R14.0; bladder N32.89),
+    # "melenic stools" (Melena K92.1)
+    "distended": "distension", "melenic": "melena",
     }
 #: Two written words that the next one reads differently: ``{next: {previous: (reading, ending,
 #: joined)}}``; ``ending``, where given, is how the previous word must end as written. ``joined``:

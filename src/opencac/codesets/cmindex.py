@@ -446,11 +446,6 @@ def expand(kind: str, rows: list[Row],
             titles = [x.title for x in stack]
             for variant in (titles, [_stem_alias(titles[0]), *titles[1:]]):
                 lookup.setdefault(_key(variant), r.code)
-    # (main term, subterm) word pairs, for the joint level a note leaves out (see below)
-    direct: set[tuple[str, str]] = set()
-    for path in paths:
-        if len(path) == 2:
-            direct.add((_words(path[0].title).lower(), _words(path[1].title).lower()))
     main_alias: dict[str, str] = {}
     for r in rows:
         if r.level == 0:
@@ -616,7 +611,7 @@ def expand(kind: str, rows: list[Row],
                     before = words[:li] + [m] + words[li:]
                     variants.append(" ".join(w for w in before if w))
         if (kind == "index" and len(words) >= 3 and words[1].lower() == "joint"
-                and (words[0].lower(), words[2].lower()) not in direct):
+                and _key([path[0].title, path[2].title]) not in row_at):
             # "Pain > joint > ankle" (M25.57-), "Effusion > joint > knee": a note's "ankle pain",
             # "knee effusion" names the joint alone (where the main term has no subterm of its own for it)
             variants.insert(1, " ".join(w for w in (words[0], *words[2:]) if w))

@@ -18,7 +18,7 @@ from opencac.coding.candidates import (
     FEATURES, Candidate, _cat, _cat_signals, _children, _find, _finder, _hit_stats, _kb_memo, _memo_key,
     _prefix_arrays, _title_words, _TITLE_CACHE, _words, build_candidates, feature_matrix)
 from opencac.coding.corpus import canon
-from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer, sentence_rows
+from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer, sentence_matrices
 
 
 def _reference_build_candidates(
@@ -75,7 +75,7 @@ def _reference_build_candidates(
 
     # supervised candidates
     if sup is not None and sig is not None:
-        for key in ("kr", "knn", "lex"):
+        for key in ("kr", "knn", "lex", "skr"):
             v = sig[key][row]
             top = np.argpartition(-v, min(top_n, len(v) - 1))[:top_n] if len(v) > top_n else np.arange(len(v))
             for j in top[v[top] > 0].tolist():
@@ -96,10 +96,10 @@ def _reference_build_candidates(
     got_: dict[str, list[float]] = {}
     if sup is not None and sig is not None:
         jj = np.array([j for j in js if j is not None], dtype=np.int64)
-        for key in ("kr", "knn", "lex", "lex_sum", "lex_n", "slex", "slex_sum", "slex_n"):
+        for key in ("kr", "knn", "lex", "lex_sum", "lex_n", "slex", "slex_sum", "slex_n", "skr"):
             if key in sig:
                 got_[key] = sig[key][row][jj].tolist()
-        for key in ("kr", "knn", "lex"):
+        for key in ("kr", "knn", "lex", "skr"):
             v = sig[key][row]
             r = np.empty(len(v), dtype=np.float32)
             r[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
@@ -112,11 +112,11 @@ def _reference_build_candidates(
     lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
     prefixes = _prefix_arrays(sup) if sup is not None else {}
     # category signals of every prefix the candidates need (absent prefix: zeros)
-    cat_cache: dict[str, tuple[float, float, float, float, float, float]] = {}
+    cat_cache: dict[str, tuple[float, ...]] = {}
     if sig is not None and prefixes:
         needed = {code[:3] for code in cands} | {code[:4] for code in cands if len(code) >= 4}
         cat_cache.update(_cat_signals(prefixes, [p for p in needed if p in prefixes], sig, row))
-    zero6 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    zero7 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     # hits on descendants (a candidate is a prefix of a matched code) and on ancestors
     desc_hits: dict[str, list[Any]] = {}
@@ -161,19 +161,20 @@ def _reference_build_candidates(
             f["lex_rank"] = got_["lex_rank"][k]
             f["lex_sum"] = lex_sums[k]
             f["lex_n"] = lex_ns[k]
-            for key in ("slex", "slex_sum", "slex_n"):
+            for key in ("slex", "slex_sum", "slex_n", "skr"):
                 f[key] = got_[key][k]
+            f["skr_rank"] = got_["skr_rank"][k]
             f["kr_rel"] = kr / kr_den
             f["lex_rel"] = lx / lex_den
             f["prior_log"] = math.log1p(float(prior[j]))
             f["in_train"] = 1.0
         else:
-            f["kr_rank"] = f["knn_rank"] = f["lex_rank"] = 1e4
-        kr, kn, lx, pr, nt, sl = cat_cache.get(code[:3], zero6)
+            f["kr_rank"] = f["knn_rank"] = f["lex_rank"] = f["skr_rank"] = 1e4
+        kr, kn, lx, pr, nt, sl, sk = cat_cache.get(code[:3], zero7)
         f["cat_kr_max"], f["cat_knn_sum"], f["cat_lex_max"], f["cat_prior_log"], f["cat_n_train"] = kr, kn, lx, pr, nt
-        f["cat_slex_max"] = sl
+        f["cat_slex_max"], f["cat_skr_max"] = sl, sk
         if len(code) >= 4:
-            kr4, kn4, _, pr4, _, sl4 = cat_cache.get(code[:4], zero6)
+            kr4, kn4, _, pr4, _, sl4, _ = cat_cache.get(code[:4], zero7)
             f["cat4_kr_max"], f["cat4_knn_sum"], f["cat4_prior_log"], f["cat4_slex_max"] = kr4, kn4, pr4, sl4
         desc = desc_hits.get(code, ())
         anc = [h for n in range(1, len(code)) for h in by_code.get(code[:n], ())]
@@ -266,13 +267,15 @@ def setting() -> dict[str, Any]:
         pcs = system == "icd10pcs"
         codes = [[c for c in cl if (c[0] in "b0") == pcs] for _, cl in DOCS]
         # each sentence evidence for every n-th code of its note (the sentence lexicon's input)
-        S, s_doc, spans = sentence_rows(feat, texts)
+        (T, S), s_doc, spans = sentence_matrices(feat, texts)
         s_codes = [codes[d][j::len(spans[d])] for d in range(len(texts)) for j in range(len(spans[d]))]
-        layer = SupervisedLayer().fit(X, B, codes, sentences=(S, s_codes))
-        assert layer.scores(X, B)["slex"].any()  # the sentence columns are compared with values, not zeros
+        layer = SupervisedLayer().fit(X, B, codes, sentences=(S, s_codes, T))
+        sig = layer.scores(X, B, sentences=(T, s_doc))
+        # the sentence columns are compared with values, not zeros
+        assert sig["slex"].any() and sig["skr"].any()
         hs = [[h for h in hl if h.system == system] for hl in hits]
         layer.hit_precision_ = HitPrecision().fit(hs, codes)
-        out[system] = (layer, layer.scores(X, B), hs)
+        out[system] = (layer, sig, hs)
     objs = {k: SimpleNamespace(code=k, description=v, billable=len(k) > 3) for k, v in KB_TITLES.items()}
     out["kb"] = SimpleNamespace(
         find=lambda c, system=None: objs.get(c),

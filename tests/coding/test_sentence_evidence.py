@@ -178,3 +178,124 @@ def test_alignment_of_long_notes_keeps_every_pair() -> None:
         assert target[got[0]:got[1]] == en[j]
     s = source.index(es[101])
     assert [target[a:b] for a, b in al.target_spans(s, s + 5)] == [en[100]]
+
+
+def test_sentence_ridge_learns_which_sentence_holds_a_code() -> None:
+    from opencac.coding.supervised import SentenceRidge
+
+    # columns: 0 "orchitis", 1 "pain", 2 "fever", 3 "normal", 4 "liver"; sentence rows are
+    # evidence for a (orchitis), b (fever), or nothing ("liver normal")
+    sents = _rows([1, 1, 0, 0, 0], [0, 0, 1, 0, 0], [1, 0, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 1, 1],
+                  [0, 1, 0, 1, 1])
+    Y = sp.csr_matrix(np.array([[1, 0], [0, 1], [1, 0], [0, 1], [0, 0], [0, 0]], dtype=np.float32))
+    ridge = SentenceRidge(lam=0.1).fit(sents, Y)
+    # three notes: one sentence with orchitis; a fever sentence and a normal one; no sentences
+    T = _rows([1, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 1])
+    got = ridge.scores(T, np.array([0, 1, 1]), 3)
+    assert got.shape == (3, 2)
+    assert got[0, 0] > 0.5 > got[0, 1]
+    assert got[1, 1] > 0.5 > got[1, 0]
+    assert not got[2].any()  # a note without sentences scores nothing
+    # a note's score is its best sentence's
+    alone = ridge.scores(_rows([0, 0, 0, 1, 1]), np.array([0]), 1)
+    assert got[1, 1] == pytest.approx(max(ridge.scores(_rows([0, 0, 1, 0, 0]), np.array([0]), 1)[0, 1],
+                                          alone[0, 1]))
+
+
+def test_sentence_ridge_keeps_the_largest_weights_per_code() -> None:
+    from opencac.coding.supervised import SentenceRidge
+
+    rng = np.random.RandomState(0)
+    T = sp.random(120, 300, density=0.05, format="csr", random_state=1, dtype=np.float32)
+    Y = sp.csr_matrix((rng.rand(120, 7) < 0.1).astype(np.float32))
+    full = SentenceRidge(keep=10 ** 6).fit(T, Y).W_.toarray()
+    kept = SentenceRidge(keep=20).fit(T, Y).W_.toarray()
+    assert ((kept != 0).sum(axis=0) <= 20).all() and (kept != 0).sum() > 0
+    for j in range(7):  # the kept weights are the code's largest, unchanged
+        nz = np.flatnonzero(kept[:, j])
+        assert np.allclose(kept[nz, j], full[nz, j], rtol=1e-4, atol=1e-6)
+        rest = np.setdiff1d(np.arange(300), nz)
+        assert np.abs(full[rest, j]).max() <= np.abs(full[nz, j]).min() + 1e-6
+
+
+def test_layer_sentence_ridge_from_tfidf_rows_and_updates() -> None:
+    notes = _rows([1, 1, 1, 1], [1, 0, 1, 1])
+    sents = _rows([1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1])
+    codes = [["a"], ["b"], ["a"], ["b"], []]
+    layer = SupervisedLayer().fit(notes, notes, [["a", "b"], ["a", "b"]], sentences=(sents, codes, sents))
+    a, b = layer.index_["a"], layer.index_["b"]
+    sig = layer.scores(notes[:1], notes[:1], sentences=(_rows([1, 0, 0, 0]), np.array([0])))
+    assert sig["skr"][0, a] > sig["skr"][0, b]
+    # without the notes' sentences, or from a layer fit without TF-IDF rows: zeros
+    assert not layer.scores(notes[:1], notes[:1])["skr"].any()
+    plain = SupervisedLayer().fit(notes, notes, [["a", "b"], ["a", "b"]], sentences=(sents, codes))
+    assert plain.sentence_ridge_ is None
+    # learning: a new code with its evidence sentence joins the ridge
+    layer.update(notes[:1], notes[:1], [["c"]], sentences=(_rows([0, 1, 0, 0]), [["c"]], _rows([0, 1, 0, 0])))
+    sig = layer.scores(notes[:1], notes[:1], sentences=(_rows([0, 1, 0, 0]), np.array([0])))
+    c = layer.index_["c"]
+    assert sig["skr"][0, c] > max(sig["skr"][0, a], sig["skr"][0, b])
+    assert layer.T_.shape[0] == layer.S_.shape[0] == 6
+
+
+def test_sentence_subset_carries_the_tfidf_rows() -> None:
+    binary = sp.csr_matrix(np.arange(12, dtype=np.float32).reshape(6, 2))
+    tfidf = binary * 10
+    s_doc = np.array([0, 0, 1, 2, 2, 2])
+    labels = [["a"], [], ["b"], [], [], ["c"]]
+    got_b, codes, got_t = _sentence_subset((tfidf, binary), s_doc, np.array([2, 0]), labels)
+    assert got_b.toarray()[:, 0].tolist() == [0, 2, 6, 8, 10]
+    assert got_t.toarray()[:, 0].tolist() == [0, 20, 60, 80, 100]
+    assert codes == [["a"], [], [], [], ["c"]]
+
+
+def test_sentence_ridge_folds_equal_a_ridge_fit_without_the_fold() -> None:
+    from opencac.coding.supervised import SentenceRidgeFolds
+
+    rng = np.random.RandomState(3)
+    T = sp.random(90, 200, density=0.08, format="csr", random_state=4, dtype=np.float32)
+    Y = sp.csr_matrix((rng.rand(90, 6) < 0.15).astype(np.float32))
+    others = sp.random(5, 200, density=0.08, format="csr", random_state=5, dtype=np.float32)
+    folds = SentenceRidgeFolds(lam=0.3).fit(T, Y)
+    g = np.array([2, 7, 8, 30, 31, 64])
+    rest = np.setdiff1d(np.arange(90), g)
+    Tr, Yr = T[rest].toarray().astype(np.float64), Y[rest].toarray()
+    A = np.linalg.solve(Tr @ Tr.T + 0.3 * np.eye(len(rest)), Yr)  # the ridge fit without g
+    mine, theirs = folds.held_out(g, others)
+    assert np.allclose(mine, T[g].toarray() @ Tr.T @ A, atol=1e-3)
+    assert np.allclose(theirs, others.toarray() @ Tr.T @ A, atol=1e-3)
+    assert folds.held_out(g)[1] is None
+    # nothing held out: the ridge on every sentence
+    _, every = folds.held_out(np.array([], dtype=np.int64), others)
+    full = T.toarray().astype(np.float64)
+    A = np.linalg.solve(full @ full.T + 0.3 * np.eye(90), Y.toarray())
+    assert np.allclose(every, others.toarray() @ full.T @ A, atol=1e-3)
+
+
+def test_out_of_fold_sentence_ridge_scores_equal_a_ridge_fit_on_the_other_notes() -> None:
+    from types import SimpleNamespace
+
+    from opencac.coding.model import _RidgeFolds
+    from opencac.coding.supervised import SentenceRidge
+
+    rng = np.random.RandomState(7)
+    n_notes = 8
+    s_doc = np.repeat(np.arange(n_notes), 5)  # five sentences a note
+    T = sp.random(len(s_doc), 60, density=0.15, format="csr", random_state=8, dtype=np.float32)
+    vocab = ["a", "b", "c", "d"]
+    s_codes = [[c for c in vocab if rng.rand() < 0.3] for _ in s_doc]
+    docs = [SimpleNamespace(codes={CM: sorted({c for i in np.flatnonzero(s_doc == n) for c in s_codes[i]} | {"d"})})
+            for n in range(n_notes)]
+    with_ev = np.array([n != 3 for n in range(n_notes)])  # note 3 says nothing of where its codes are
+    ridge = _RidgeFolds((T, T), s_doc, s_codes, with_ev, docs, CM)
+    held = np.isin(np.arange(n_notes), [1, 3, 6])
+    got = ridge.note_scores(held, [1, 3, 6], ["b", "a", "d"])
+    # the same from a ridge fit on the sentences of the other notes with evidence
+    train = np.flatnonzero(with_ev[s_doc] & ~held[s_doc])
+    Y = sp.csr_matrix(np.array([[c in s_codes[i] for c in ["b", "a", "d"]] for i in train], dtype=np.float32))
+    expect = SentenceRidge(keep=10 ** 6).fit(T[train], Y)
+    rows = np.flatnonzero(np.isin(s_doc, [1, 3, 6]))
+    want = expect.scores(T[rows], np.searchsorted([1, 3, 6], s_doc[rows]), 3)
+    assert got.shape == (3, 3)
+    assert np.allclose(got, want, atol=1e-3)
+    assert np.abs(got).max() > 0.05

@@ -58,10 +58,15 @@ FEATURES: tuple[str, ...] = (
     # 1: the placeholder form of a code whose 7th character is left off (V87.9XX); 0: the code
     # it pads (V87.9); missing otherwise (:func:`_padded`)
     "pad_twin",
+    # the sentence ridge (SentenceRidge): the best sentence's score, its rank among the
+    # training codes, and the best of the candidate's category
+    "skr", "skr_rank", "cat_skr_max",
 )
 #: The number of FEATURES of models trained before the manifest recorded it (``n_features``).
 LEGACY_N_FEATURES = 76
 FEATURE_INDEX = {f: i for i, f in enumerate(FEATURES)}
+#: The supervised signals whose top codes become candidates.
+SUP_SOURCES: tuple[str, ...] = ("kr", "knn", "lex", "skr")
 
 
 class Candidate:
@@ -283,7 +288,7 @@ def _prefix_arrays(sup: Any) -> dict[str, tuple[np.ndarray, float, float]]:
 
 
 def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: list[str],
-                 sig: dict[str, np.ndarray], row: int) -> dict[str, tuple[float, float, float, float, float, float]]:
+                 sig: dict[str, np.ndarray], row: int) -> dict[str, tuple[float, ...]]:
     """``cat_sup`` of many prefixes at once: maxima by one ``reduceat`` over their
     concatenated code indices; sums per prefix (``ndarray.sum`` rounds as before)."""
     if not keys:
@@ -294,6 +299,7 @@ def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: lis
     kr = np.maximum.reduceat(sig["kr"][row][ii], starts).tolist()
     lx = np.maximum.reduceat(sig["lex"][row][ii], starts).tolist()
     sl = np.maximum.reduceat(sig["slex"][row][ii], starts).tolist()
+    sk = np.maximum.reduceat(sig["skr"][row][ii], starts).tolist() if "skr" in sig else [0.0] * len(keys)
     knn = sig["knn"][row][ii]
     # ndarray.sum of a prefix's kNN votes, most of them zero: adding zeros is exact, so with at
     # most two votes in the prefix every order of summation gives the same float32; three or
@@ -302,7 +308,7 @@ def _cat_signals(prefixes: dict[str, tuple[np.ndarray, float, float]], keys: lis
     few = np.add.reduceat(knn, starts).tolist()
     knn_row = sig["knn"][row]
     return {k: (kr[i], few[i] if voted[i] <= 2 else float(knn_row[arrs[i]].sum()), lx[i], prefixes[k][1],
-                prefixes[k][2], sl[i])
+                prefixes[k][2], sl[i], sk[i])
             for i, k in enumerate(keys)}
 
 
@@ -404,7 +410,9 @@ def build_candidates(
     # supervised candidates: each signal's top codes, in the order first seen
     if sup is not None and sig is not None:
         tops: list[int] = []
-        for key in ("kr", "knn", "lex"):
+        for key in SUP_SOURCES:
+            if key not in sig:
+                continue
             v = sig[key][row]
             top = np.argpartition(-v, min(top_n, len(v) - 1))[:top_n] if len(v) > top_n else np.arange(len(v))
             tops.extend(top[v[top] > 0].tolist())
@@ -473,7 +481,7 @@ def build_candidates(
     # supervised signals of the candidates seen in training; rank 1e4 for the others
     index = sup.index_ if sup is not None else {}
     js = [index.get(code) for code in keys]
-    rank_cols = [col["kr_rank"], col["knn_rank"], col["lex_rank"]]
+    rank_cols = [col["kr_rank"], col["knn_rank"], col["lex_rank"], col["skr_rank"]]
     F[:, rank_cols] = 1e4
     kr_top = float(sig["kr"][row].max()) if sig is not None and sig["kr"].shape[1] else 0.0
     lex_top = float(sig["lex"][row].max()) if sig is not None and sig["lex"].shape[1] else 0.0
@@ -482,10 +490,12 @@ def build_candidates(
         jj = np.array([j for j in js if j is not None], dtype=np.int64)
         if len(jj):
             got = {}
-            for key in ("kr", "knn", "lex", "lex_sum", "lex_n", "slex", "slex_sum", "slex_n"):
+            for key in ("kr", "knn", "lex", "lex_sum", "lex_n", "slex", "slex_sum", "slex_n", "skr"):
                 got[key] = sig[key][row][jj].astype(np.float64) if key in sig else np.zeros(len(jj))
                 F[rows_in, col[key]] = got[key]
-            for key in ("kr", "knn", "lex"):
+            for key in ("kr", "knn", "lex", "skr"):
+                if key not in sig:
+                    continue
                 v = sig[key][row]
                 r = np.empty(len(v), dtype=np.float32)
                 r[np.argsort(-v, kind="stable")] = np.arange(1, len(v) + 1)
@@ -496,17 +506,17 @@ def build_candidates(
             F[rows_in, col["in_train"]] = 1.0
 
     # category signals (absent prefix: zeros)
-    cat_cache: dict[str, tuple[float, float, float, float, float, float]] = {}
+    cat_cache: dict[str, tuple[float, ...]] = {}
     if sig is not None and prefixes:
         needed = {code[:3] for code in keys} | {code[:4] for code in keys if len(code) >= 4}
         cat_cache.update(_cat_signals(prefixes, [p for p in needed if p in prefixes], sig, row))
-    zero6 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    zero7 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     F[:, [col["cat_kr_max"], col["cat_knn_sum"], col["cat_lex_max"], col["cat_prior_log"], col["cat_n_train"],
-          col["cat_slex_max"]]] = \
-        _rows([cat_cache.get(code[:3], zero6) for code in keys], 6)
+          col["cat_slex_max"], col["cat_skr_max"]]] = \
+        _rows([cat_cache.get(code[:3], zero7) for code in keys], 7)
     long4 = [i for i, code in enumerate(keys) if len(code) >= 4]
     if long4:
-        A4 = _rows([cat_cache.get(keys[i][:4], zero6) for i in long4], 6)
+        A4 = _rows([cat_cache.get(keys[i][:4], zero7) for i in long4], 7)
         F[np.ix_(long4, [col["cat4_kr_max"], col["cat4_knn_sum"], col["cat4_prior_log"], col["cat4_slex_max"]])] = \
             A4[:, [0, 1, 3, 5]]
 

@@ -218,9 +218,14 @@ class CodingEngine:
         sigs: dict[str, Any] = {}
         if self.model is not None:
             X, B = self.model.featurizer_.transform_and_binary(bt)
+            sentences = None
             for system in systems:
-                if system in self.model.layers_:
-                    sigs[system] = self.model.layers_[system].scores(X, B, with_arg=explain_top != 0)
+                layer = self.model.layers_.get(system)
+                if layer is None:
+                    continue
+                if sentences is None and layer.__dict__.get("sentence_ridge_") is not None:
+                    sentences = self.model.featurizer_.sentence_tfidf(bt)
+                sigs[system] = layer.scores(X, B, with_arg=explain_top != 0, sentences=sentences)
         for system in systems:
             layer = self.model.layers_.get(system) if self.model is not None else None
             per_doc: list[list[Any]] = []

@@ -85,7 +85,7 @@ class EngineModel:
         """
         from opencac.coding.ranker import (best_f1_threshold, cross_fit_scores, expected_calibration_error,
                                            fit_booster, fit_calibrator)
-        from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer, sentence_rows
+        from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer, sentence_matrices
         from opencac.coding.evaluate import average_precision
 
         if len(docs) < max(10, self.folds * 2):
@@ -98,7 +98,7 @@ class EngineModel:
         B = self.featurizer_.binary_words(texts)
         # sentences of the notes and, where the corpus says where coders found their codes,
         # the codes each sentence is evidence for (the sentence lexicon)
-        S_rows, s_doc, s_spans = sentence_rows(self.featurizer_, texts)
+        S_rows, s_doc, s_spans = sentence_matrices(self.featurizer_, texts)
         n_splits = max(1, min(self.splits, self.n_rankers))
         # split 0 is the one the metrics, the calibrator and the threshold come from
         split_folds = [np.random.RandomState(self.seed + 1009 * j).permutation(len(docs)) % self.folds
@@ -119,10 +119,12 @@ class EngineModel:
                 continue
             s_codes = _sentence_codes(s_spans, docs, system)
             with_ev = np.array([bool(d.evidence.get(system)) for d in docs])
+            # the sentence ridge of every fold from one factorisation
+            ridge = _RidgeFolds(S_rows, s_doc, s_codes, with_ev, docs, system) if with_ev.any() else None
             split_rows: list[tuple[np.ndarray, np.ndarray]] = []
             for fold in split_folds:
                 step, got = self._out_of_fold_rows(system, docs, hits, kb, X, B, S_rows, s_doc, s_codes, with_ev, fold,
-                                                   step, total_steps, progress)
+                                                   step, total_steps, progress, ridge)
                 split_rows.append((np.vstack(got[0]), np.concatenate(got[1])))
                 if len(split_rows) == 1:
                     _, _, groups, missed, doc_gold, doc_codes = got
@@ -159,6 +161,7 @@ class EngineModel:
                                      for r in range(max(1, self.n_rankers))]
             self.calibrators_[system] = cal
             self.thresholds_[system] = thr
+            ridge = None  # its factorisation is not kept: the final layer fits its own sentence ridge
             self.layers_[system] = SupervisedLayer().fit(X, B, [d.codes[system] for d in docs],
                                                          _sentence_subset(S_rows, s_doc, np.where(with_ev)[0], s_codes))
             self.layers_[system].hit_precision_ = HitPrecision().fit(
@@ -186,10 +189,12 @@ class EngineModel:
 
     def _out_of_fold_rows(self, system: str, docs: Sequence[CodedDocument], hits: Sequence[Sequence[Any]], kb: Any,
                           X: Any, B: Any, S_rows: Any, s_doc: Any, s_codes: Any, with_ev: np.ndarray,
-                          fold: np.ndarray, step: int, total_steps: int, progress: Progress) -> tuple[int, tuple[Any, ...]]:
+                          fold: np.ndarray, step: int, total_steps: int, progress: Progress,
+                          ridge: _RidgeFolds | None = None) -> tuple[int, tuple[Any, ...]]:
         """Candidate feature rows of every labelled note, from supervised layers fit on the
         other folds of ``fold``: ``(step, (rows, labels, groups, missed gold codes, gold sets,
-        candidate codes))``."""
+        candidate codes))``. ``ridge``: the sentence ridge's out-of-fold scores (the fold layers fit
+        none of their own)."""
         from opencac.coding.candidates import build_candidates, feature_matrix
         from opencac.coding.supervised import HitPrecision, SupervisedLayer
 
@@ -203,11 +208,13 @@ class EngineModel:
             tr = np.where(fold != k)[0]
             te = [i for i in np.where(fold == k)[0] if docs[i].codes[system]]
             layer = SupervisedLayer().fit(X[tr], B[tr], [docs[i].codes[system] for i in tr],
-                                          _sentence_subset(S_rows, s_doc, tr[with_ev[tr]], s_codes))
+                                          _sentence_subset(S_rows, s_doc, tr[with_ev[tr]], s_codes)[:2])
             layer.hit_precision_ = HitPrecision().fit([[h for h in hits[i] if h.system == system] for i in tr],
                                                       [docs[i].codes[system] for i in tr])
             if te:
                 sig = layer.scores(X[te], B[te])
+                if ridge is not None:
+                    sig["skr"] = ridge.note_scores(fold == k, te, layer.codes_)
                 with paused_gc():  # many short-lived containers per note (see paused_gc)
                     for r, i in enumerate(te):
                         hs = [h for h in hits[i] if h.system == system]
@@ -343,12 +350,59 @@ def _sentence_codes(s_spans: Sequence[Sequence[tuple[int, int]]], docs: Sequence
 
 
 def _sentence_subset(rows: Any, s_doc: np.ndarray, chosen: np.ndarray,
-                     labels: Sequence[Sequence[str]]) -> tuple[Any, list[Sequence[str]]]:
+                     labels: Sequence[Sequence[str]]) -> tuple[Any, ...]:
     """The sentence rows of the ``chosen`` documents (``s_doc``: each row's document) and
-    their codes (``labels``: one list per row)."""
+    their codes (``labels``: one list per row): ``(binary rows, codes)``, and the TF-IDF rows
+    third where ``rows`` is ``(tfidf, binary)`` (:func:`~opencac.coding.supervised.sentence_matrices`)."""
     keep = np.isin(s_doc, np.asarray(chosen, dtype=np.int64))
     where = np.flatnonzero(keep)
+    if isinstance(rows, tuple):
+        return rows[1][where], [labels[i] for i in where], rows[0][where]
     return rows[where], [labels[i] for i in where]
+
+
+class _RidgeFolds:
+    """Out-of-fold sentence ridge scores of training notes (:class:`~opencac.coding.supervised.SentenceRidgeFolds`
+    over the sentences of the notes with evidence, labelled with ``system``'s codes of all notes)."""
+
+    def __init__(self, S_rows: Any, s_doc: np.ndarray, s_codes: Sequence[Sequence[str]], with_ev: np.ndarray,
+                 docs: Sequence[CodedDocument], system: str) -> None:
+        import scipy.sparse as sp
+
+        from opencac.coding.supervised import SentenceRidgeFolds
+
+        self.codes = sorted({c for d in docs for c in d.codes[system]})
+        index = {c: i for i, c in enumerate(self.codes)}
+        self.T, self.s_doc, self.with_ev = S_rows[0], s_doc, with_ev
+        self.rows = np.flatnonzero(with_ev[s_doc])  # the ridge's training sentences
+        pairs = [(r, index[c]) for r, i in enumerate(self.rows) for c in set(s_codes[i]) if c in index]
+        Y = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), ([p[0] for p in pairs], [p[1] for p in pairs])),
+                          shape=(len(self.rows), len(self.codes)))
+        self.folds = SentenceRidgeFolds().fit(self.T[self.rows], Y)
+        self.index = index
+
+    def note_scores(self, held: np.ndarray, notes: Sequence[int], codes: Sequence[str]) -> np.ndarray:
+        """Best-sentence scores of ``notes`` (ascending) over ``codes``, from the ridge fit without the
+        sentences of the ``held`` notes (a mask over all notes); ``notes`` are among them."""
+        g = np.flatnonzero(held[self.s_doc[self.rows]])
+        notes = np.asarray(notes, dtype=np.int64)
+        mine = np.flatnonzero(np.isin(self.s_doc, notes))  # the notes' sentences, in order
+        outside = mine[~self.with_ev[self.s_doc[mine]]]
+        got, other = self.folds.held_out(g, self.T[outside] if len(outside) else None)
+        V = np.zeros((len(mine), len(self.codes)), dtype=np.float32)
+        at = {s: i for i, s in enumerate(mine.tolist())}
+        in_g = self.rows[g]
+        sel = np.isin(in_g, mine)
+        V[[at[s] for s in in_g[sel].tolist()]] = got[sel]
+        if other is not None:
+            V[[at[s] for s in outside.tolist()]] = other
+        out = np.zeros((len(notes), len(codes)), dtype=np.float32)
+        if len(mine):
+            pos = np.searchsorted(notes, self.s_doc[mine])
+            starts = np.flatnonzero(np.r_[True, pos[1:] != pos[:-1]])
+            cols = np.array([self.index[c] for c in codes], dtype=np.int64)
+            out[pos[starts]] = np.maximum.reduceat(V, starts, axis=0)[:, cols]
+        return out
 
 
 def update_layers(featurizer: Any, layers: dict[str, Any], docs: Sequence[Any],
@@ -356,7 +410,7 @@ def update_layers(featurizer: Any, layers: dict[str, Any], docs: Sequence[Any],
     """Add coded documents (``text`` and ``codes`` per system) to per-system supervised layers
     (``layer.update(X, B, code_lists)``), and to their dictionary-hit precision counts when each
     document's ``hits`` are given. Only ``systems`` when given. Returns the systems updated."""
-    from opencac.coding.supervised import sentence_rows
+    from opencac.coding.supervised import sentence_matrices
 
     chosen = [s for s in layers if systems is None or s in systems]
     if not chosen or not docs:
@@ -370,7 +424,7 @@ def update_layers(featurizer: Any, layers: dict[str, Any], docs: Sequence[Any],
         with_ev = [i for i, d in enumerate(docs) if getattr(d, "evidence", {}).get(s)]
         if with_ev:
             if sent is None:
-                sent = sentence_rows(featurizer, texts)
+                sent = sentence_matrices(featurizer, texts)
             labels = _sentence_codes(sent[2], docs, s)
             layers[s].update(X, B, codes, _sentence_subset(sent[0], sent[1], np.array(with_ev), labels))
         else:

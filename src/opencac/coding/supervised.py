@@ -129,6 +129,16 @@ class TextFeaturizer:
         names[np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))] = list(vocab)
         return names
 
+    def sentence_tfidf(self, texts: Sequence[str]) -> tuple[Any, np.ndarray]:
+        """The TF-IDF row of every sentence of ``texts`` and the index of the text each row comes
+        from (:func:`sentence_matrices` without the binary rows)."""
+        from opencac.nlp.sentences import split_sentences
+
+        spans = [[(s.start, s.end) for s in split_sentences(t)] for t in texts]
+        flat = [t[a:b] for t, sp_ in zip(texts, spans) for a, b in sp_]
+        doc = np.repeat(np.arange(len(texts)), [len(sp_) for sp_ in spans]).astype(np.int64)
+        return self.transform(flat), doc
+
     def binary_words(self, texts: Sequence[str]) -> Any:
         """Binary word n-gram presence matrix over the word vocabulary."""
         w = self.words(texts)
@@ -523,12 +533,132 @@ def sentence_rows(featurizer: Any, texts: Sequence[str]) -> tuple[Any, np.ndarra
     """Binary word n-gram rows of every sentence of ``texts``
     (:func:`~opencac.nlp.sentences.split_sentences`), the index of the text each row comes from,
     and each text's sentence offsets."""
+    rows, doc, spans = sentence_matrices(featurizer, texts)
+    return rows[1], doc, spans
+
+
+def sentence_matrices(featurizer: Any, texts: Sequence[str]) -> tuple[tuple[Any, Any], np.ndarray,
+                                                                        list[list[tuple[int, int]]]]:
+    """As :func:`sentence_rows`, with each sentence's TF-IDF row too: ``((tfidf, binary), doc, spans)``."""
     from opencac.nlp.sentences import split_sentences
 
     spans = [[(s.start, s.end) for s in split_sentences(t)] for t in texts]
     flat = [t[a:b] for t, sp_ in zip(texts, spans) for a, b in sp_]
     doc = np.repeat(np.arange(len(texts)), [len(sp_) for sp_ in spans]).astype(np.int64)
-    return featurizer.binary_words(flat), doc, spans
+    return featurizer.transform_and_binary(flat), doc, spans
+
+
+def _pruned_primal(T: Any, A: np.ndarray, keep: int) -> Any:
+    """``T^T A`` (features x codes, CSR) with each code's ``keep`` largest weights (by size) only."""
+    import scipy.sparse as sp
+
+    n_feat, n_codes = T.shape[1], A.shape[1]
+    keep = max(1, min(keep, n_feat))
+    data, rows, cols = [], [], []
+    for a in range(0, n_codes, 256):  # blocks of codes: a dense codes x features block at a time
+        Wb = np.asarray(A[:, a:a + 256].T @ T, dtype=np.float32)  # ndarray @ CSR: contiguous rows
+        top = np.argpartition(-np.abs(Wb), keep - 1, axis=1)[:, :keep] if keep < n_feat else \
+            np.broadcast_to(np.arange(n_feat)[None, :], Wb.shape)
+        vals = np.take_along_axis(Wb, top, axis=1)
+        nz = vals != 0
+        data.append(vals[nz])
+        rows.append(top[nz])
+        cols.append(np.broadcast_to(np.arange(a, a + Wb.shape[0])[:, None], vals.shape)[nz])
+    if not data:
+        return sp.csr_matrix((n_feat, n_codes), dtype=np.float32)
+    return sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(n_feat, n_codes), dtype=np.float32)
+
+
+class SentenceRidgeFolds:
+    """The sentence ridge of many training folds at once, for out-of-fold scores.
+
+    One factorisation of ``G = T T^T + lam I`` over all training sentences gives the ridge fit
+    without any group ``g`` of them exactly (the held-out identities of kernel ridge regression,
+    with ``M = (G^-1)_gg`` and ``R = (G^-1 Y)_g``): its predictions on ``g`` are
+    ``Y_g - M^-1 R``, and its dual weights over the other sentences ``r`` are
+    ``(G^-1 Y)_r - (G^-1)_rg M^-1 R``. Scores are unpruned (the fitted :class:`SentenceRidge`
+    keeps its largest weights only; the two agree closely).
+    """
+
+    def __init__(self, lam: float = 0.3) -> None:
+        self.lam = lam
+
+    def fit(self, T: Any, Y: Any) -> SentenceRidgeFolds:
+        import scipy.linalg as sla
+
+        self.T_ = T.tocsr().astype(np.float32)
+        self.Y_ = np.asarray(Y.toarray(), dtype=np.float32)
+        G = np.asarray((self.T_ @ self.T_.T).todense(), dtype=np.float32)
+        G[np.diag_indices_from(G)] += np.float32(self.lam)
+        c, info = sla.lapack.spotrf(G, lower=1, overwrite_a=1)
+        if info == 0:
+            c, info = sla.lapack.spotri(c, lower=1, overwrite_c=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"sentence ridge: factorisation failed ({info})")
+        lower = np.tril(c)
+        self.Ginv_ = lower + np.tril(lower, -1).T
+        self.P_ = self.Ginv_ @ self.Y_
+        return self
+
+    def held_out(self, g: np.ndarray, others: Any | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores of the training sentences ``g`` (row indices) from the ridge fit without them,
+        and of the ``others`` rows (TF-IDF rows of sentences outside the training set) from the
+        same ridge (None without them)."""
+        g = np.asarray(g, dtype=np.int64)
+        if not len(g):
+            fit_all = None if others is None or not others.shape[0] else \
+                np.asarray((others @ self.T_.T).todense(), dtype=np.float32) @ self.P_
+            return np.zeros((0, self.Y_.shape[1]), dtype=np.float32), fit_all
+        MR = np.linalg.solve(self.Ginv_[np.ix_(g, g)].astype(np.float64), self.P_[g].astype(np.float64))
+        mine = (self.Y_[g] - MR).astype(np.float32)
+        if others is None or not others.shape[0]:
+            return mine, None
+        rest = np.setdiff1d(np.arange(self.T_.shape[0]), g)
+        A = self.P_[rest] - (self.Ginv_[np.ix_(rest, g)] @ MR.astype(np.float32))
+        return mine, np.asarray((others @ self.T_[rest].T).todense(), dtype=np.float32) @ A
+
+
+class SentenceRidge:
+    """Which codes a sentence is evidence for: ridge regression from a sentence's TF-IDF row
+    (words and characters) to the codes coders found in it, learnt where training documents say
+    where their codes were found.
+
+    Solved in its dual form over the training sentences (``A = (T T^T + lam I)^-1 Y``), then kept
+    in primal form, ``W = T^T A`` (features x codes), with each code's ``keep`` largest weights
+    only: a sentence scores in a sparse product. A note's score for a code is its best sentence's.
+
+    Args:
+        lam: ridge penalty.
+        keep: weights kept per code.
+    """
+
+    def __init__(self, lam: float = 0.3, keep: int = 1000) -> None:
+        self.lam = lam
+        self.keep = keep
+
+    def fit(self, T: Any, Y: Any) -> SentenceRidge:
+        import scipy.linalg as sla
+
+        T = T.tocsr().astype(np.float32)
+        K = np.asarray((T @ T.T).todense(), dtype=np.float32)
+        K[np.diag_indices_from(K)] += np.float32(self.lam)
+        A = sla.cho_solve(sla.cho_factor(K, overwrite_a=True, check_finite=False),
+                          Y.toarray().astype(np.float32), overwrite_b=True, check_finite=False)
+        del K
+        self.W_ = _pruned_primal(T, A, self.keep)
+        return self
+
+    def scores(self, T: Any, doc: np.ndarray, n_docs: int) -> np.ndarray:
+        """Each document's best-sentence score per code (``doc``: each row's document, ascending;
+        a document without sentences scores 0)."""
+        out = np.zeros((n_docs, self.W_.shape[1]), dtype=np.float32)
+        if T.shape[0] == 0:
+            return out
+        V = np.asarray((T @ self.W_).todense(), dtype=np.float32)
+        starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
+        out[doc[starts]] = np.maximum.reduceat(V, starts, axis=0)
+        return out
 
 
 def sentence_labels(spans: Sequence[tuple[int, int]], evidence: dict[str, list[tuple[int, int]]]) -> list[list[str]]:
@@ -579,6 +709,7 @@ class SupervisedLayer:
         self.Y_ = self._labels(code_lists)
         self.S_, self.S_codes_ = _empty_sentences(X.shape[1]) if sentences is None else \
             (sentences[0].tocsr().astype(np.float32), [list(c) for c in sentences[1]])
+        self.T_ = sentences[2].tocsr().astype(np.float32) if sentences is not None and len(sentences) > 2 else None
         self._refit()
         return self
 
@@ -604,7 +735,12 @@ class SupervisedLayer:
         if not hasattr(self, "S_"):  # a layer saved before the sentence lexicon existed
             self.S_, self.S_codes_ = _empty_sentences(self.X_.shape[1])
         # the lexicon again over sentences: P(a sentence is evidence for the code | n-gram in it)
-        self.sentence_lexicon_ = CodeLexicon(self.lex_alpha, self.lex_min_pair).fit(self.S_, self._labels(self.S_codes_))
+        S_labels = self._labels(self.S_codes_)
+        self.sentence_lexicon_ = CodeLexicon(self.lex_alpha, self.lex_min_pair).fit(self.S_, S_labels)
+        T = self.__dict__.get("T_")
+        # the sentence ridge: TF-IDF rows of the same sentences (layers saved before it have none)
+        self.sentence_ridge_ = SentenceRidge().fit(T, S_labels) \
+            if T is not None and T.shape[0] == S_labels.shape[0] and S_labels.nnz else None
         self.prior_ = np.asarray(self.Y_.sum(axis=0)).ravel().astype(np.float32)
         self.n_docs_ = self.X_.shape[0]
         self.index_ = {c: i for i, c in enumerate(self.codes_)}
@@ -634,16 +770,25 @@ class SupervisedLayer:
         if sentences is not None and sentences[0].shape[0]:
             if not hasattr(self, "S_"):
                 self.S_, self.S_codes_ = _empty_sentences(self.X_.shape[1])
+            T_old = self.__dict__.get("T_")
+            if len(sentences) > 2 and (T_old is not None or not self.S_.shape[0]):
+                T_new = sentences[2].tocsr().astype(np.float32)
+                self.T_ = T_new if T_old is None else sp.vstack([T_old, T_new], format="csr")
+            else:  # TF-IDF rows for some sentences only: no sentence ridge
+                self.T_ = None
             self.S_ = sp.vstack([self.S_, sentences[0].tocsr().astype(np.float32)], format="csr")
             self.S_codes_ = self.S_codes_ + [list(c) for c in sentences[1]]
         self._refit()
 
-    def scores(self, X: Any, B: Any, with_arg: bool = True) -> dict[str, np.ndarray]:
+    def scores(self, X: Any, B: Any, with_arg: bool = True,
+               sentences: tuple[Any, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Per-document signals over ``codes_``: ``kr`` (ridge), ``knn``, ``lex`` and
         ``lex_arg`` (the best lexicon n-gram's vocabulary index; None with ``with_arg=False``,
         when no explanation will be shown), ``nn_idx`` / ``nn_sim``, and the sentence lexicon's
         ``slex`` / ``slex_arg`` / ``slex_sum`` / ``slex_n`` (zeros, and no ``slex_arg``, when
-        training gave no evidence)."""
+        training gave no evidence), and the sentence ridge's ``skr`` (the best sentence's score;
+        ``sentences``: the TF-IDF rows of the documents' sentences and each row's document, as
+        :func:`sentence_matrices` gives them; zeros without them or without a sentence ridge)."""
         S = np.asarray((X @ self._rows_t()).todense(), dtype=np.float32)
         kr = S @ self.A_
         knn, idx, sims = self._knn_from_sims(S)
@@ -655,9 +800,12 @@ class SupervisedLayer:
         else:
             slex = slex_sum = slex_n = np.zeros_like(kr)
             slex_arg = None
+        ridge = self.__dict__.get("sentence_ridge_")
+        skr = ridge.scores(sentences[0], sentences[1], X.shape[0]) if ridge is not None and sentences is not None \
+            else np.zeros_like(kr)
         return {"kr": kr, "knn": knn, "lex": lex, "lex_arg": arg, "lex_sum": lex_sum, "lex_n": lex_n,
                 "nn_idx": idx, "nn_sim": sims, "slex": slex, "slex_arg": slex_arg, "slex_sum": slex_sum,
-                "slex_n": slex_n}
+                "slex_n": slex_n, "skr": skr}
 
     def _rows_t(self) -> Any:
         """``X_.T`` as CSR, kept: ``X @ X_.T`` would convert the transposed rows on every call

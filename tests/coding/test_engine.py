@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -148,6 +149,19 @@ def test_train_save_load_round_trip(engine: CodingEngine, tmp_path: Path) -> Non
     assert any(r.startswith("coders' evidence: sentences with '") for r in j189.rationale), j189.rationale
     assert any("pneumonia" in e.text for e in j189.evidence)
     assert loaded.model.layers_["icd10cm"].S_.shape[0] > 0  # saved and loaded with the model
+    # the sentence ridge shows the sentence it scored best as evidence
+    assert loaded.model.layers_["icd10cm"].sentence_ridge_ is not None
+    ridge_says = [r for r in j189.rationale if r.startswith("coders' evidence: a sentence like those coded so (")]
+    assert ridge_says, j189.rationale
+    # (a code with dictionary hits shows those; the supervised evidence is what a code without them shows)
+    layer = loaded.model.layers_["icd10cm"]
+    X, B = loaded.model.featurizer_.transform_and_binary([note])
+    T, t_doc, spans = loaded.model.featurizer_.sentence_tfidf([note])
+    sig = layer.scores(X, B, sentences=(T, t_doc))
+    sig["skr_spans"] = spans
+    ev, why = loaded._supervised_evidence(SimpleNamespace(code="j189"), layer, sig, 0, note)
+    assert any(w.startswith("coders' evidence: a sentence like") for w in why), why
+    assert any(e.start == 0 and e.end == len(note) and e.text == note for e in ev), ev
     assert "BW03ZZZ" in [s.code for s in b.procedures[:3]]
     # incremental update adds a new code to the supervised layer
     loaded.model.update([CodedDocument("n1", "Gout of the right big toe.", {"icd10cm": ["m109"], "icd10pcs": []})])

@@ -196,10 +196,13 @@ def test_sentence_ridge_learns_which_sentence_holds_a_code() -> None:
     assert got[0, 0] > 0.5 > got[0, 1]
     assert got[1, 1] > 0.5 > got[1, 0]
     assert not got[2].any()  # a note without sentences scores nothing
-    # a note's score is its best sentence's
+    # a note's score is its best sentence's, and that sentence's row is given on request
     alone = ridge.scores(_rows([0, 0, 0, 1, 1]), np.array([0]), 1)
     assert got[1, 1] == pytest.approx(max(ridge.scores(_rows([0, 0, 1, 0, 0]), np.array([0]), 1)[0, 1],
                                           alone[0, 1]))
+    again, arg = ridge.scores(T, np.array([0, 1, 1]), 3, with_arg=True)
+    assert np.array_equal(again, got)
+    assert arg[0].tolist() == [0, 0] and arg[1, 1] == 1 and arg[2].tolist() == [-1, -1]
 
 
 def test_sentence_ridge_keeps_the_largest_weights_per_code() -> None:

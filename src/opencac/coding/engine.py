@@ -54,6 +54,8 @@ NOT_SELECTED = frozenset({"negated", "family", "hypothetical"})
 #: :mod:`opencac.coding.forest`) when it codes at least this many notes; smaller calls use the
 #: compiled ranker only when it is already cached.
 COMPILE_MIN_NOTES = 100
+#: The sentence ridge's score from which its best sentence is shown as evidence of a code.
+SKR_SHOWN = 0.25
 
 
 class CodingEngine:
@@ -225,7 +227,10 @@ class CodingEngine:
                     continue
                 if sentences is None and layer.__dict__.get("sentence_ridge_") is not None:
                     sentences = self.model.featurizer_.sentence_tfidf(bt)
-                sigs[system] = layer.scores(X, B, with_arg=explain_top != 0, sentences=sentences)
+                sigs[system] = layer.scores(X, B, with_arg=explain_top != 0,
+                                            sentences=sentences[:2] if sentences is not None else None)
+                if sentences is not None:
+                    sigs[system]["skr_spans"] = sentences[2]
         for system in systems:
             layer = self.model.layers_.get(system) if self.model is not None else None
             per_doc: list[list[Any]] = []
@@ -449,6 +454,14 @@ class CodingEngine:
                     break
             if m and all(e.start != m.start() or e.end != m.end() for e in ev):
                 ev.append(Evidence(m.start(), m.end(), text[m.start():m.end()]))
+        skr_arg = sig.get("skr_arg")
+        if skr_arg is not None and sig.get("skr_spans") is not None:
+            v, at = float(sig["skr"][row][j]), int(skr_arg[row][j])
+            if v >= SKR_SHOWN and at >= 0:
+                s, e = sig["skr_spans"][at]
+                why.append(f"coders' evidence: a sentence like those coded so ({v:.2f})")
+                if all(x.start != s or x.end != e for x in ev):
+                    ev.append(Evidence(s, e, text[s:e]))
         knn = float(sig["knn"][row][j])
         if knn > 0:
             why.append(f"similar coded notes: weighted vote {knn:.2f}")

@@ -129,15 +129,15 @@ class TextFeaturizer:
         names[np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))] = list(vocab)
         return names
 
-    def sentence_tfidf(self, texts: Sequence[str]) -> tuple[Any, np.ndarray]:
-        """The TF-IDF row of every sentence of ``texts`` and the index of the text each row comes
-        from (:func:`sentence_matrices` without the binary rows)."""
+    def sentence_tfidf(self, texts: Sequence[str]) -> tuple[Any, np.ndarray, list[tuple[int, int]]]:
+        """The TF-IDF row of every sentence of ``texts``, the index of the text each row comes
+        from, and each row's offsets in its text (:func:`sentence_matrices` without the binary rows)."""
         from opencac.nlp.sentences import split_sentences
 
         spans = [[(s.start, s.end) for s in split_sentences(t)] for t in texts]
         flat = [t[a:b] for t, sp_ in zip(texts, spans) for a, b in sp_]
         doc = np.repeat(np.arange(len(texts)), [len(sp_) for sp_ in spans]).astype(np.int64)
-        return self.transform(flat), doc
+        return self.transform(flat), doc, [ab for sp_ in spans for ab in sp_]
 
     def binary_words(self, texts: Sequence[str]) -> Any:
         """Binary word n-gram presence matrix over the word vocabulary."""
@@ -649,16 +649,21 @@ class SentenceRidge:
         self.W_ = _pruned_primal(T, A, self.keep)
         return self
 
-    def scores(self, T: Any, doc: np.ndarray, n_docs: int) -> np.ndarray:
+    def scores(self, T: Any, doc: np.ndarray, n_docs: int,
+               with_arg: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Each document's best-sentence score per code (``doc``: each row's document, ascending;
-        a document without sentences scores 0)."""
+        a document without sentences scores 0); with ``with_arg`` also the best sentence's row
+        (-1 for a document without sentences)."""
         out = np.zeros((n_docs, self.W_.shape[1]), dtype=np.float32)
-        if T.shape[0] == 0:
-            return out
-        V = np.asarray((T @ self.W_).todense(), dtype=np.float32)
-        starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
-        out[doc[starts]] = np.maximum.reduceat(V, starts, axis=0)
-        return out
+        arg = np.full(out.shape, -1, dtype=np.int64) if with_arg else None
+        if T.shape[0]:
+            V = np.asarray((T @ self.W_).todense(), dtype=np.float32)
+            starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
+            out[doc[starts]] = np.maximum.reduceat(V, starts, axis=0)
+            if arg is not None:
+                for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(doc)]):
+                    arg[doc[a]] = a + V[a:b].argmax(axis=0)
+        return (out, arg) if with_arg else out
 
 
 def sentence_labels(spans: Sequence[tuple[int, int]], evidence: dict[str, list[tuple[int, int]]]) -> list[list[str]]:
@@ -788,7 +793,8 @@ class SupervisedLayer:
         ``slex`` / ``slex_arg`` / ``slex_sum`` / ``slex_n`` (zeros, and no ``slex_arg``, when
         training gave no evidence), and the sentence ridge's ``skr`` (the best sentence's score;
         ``sentences``: the TF-IDF rows of the documents' sentences and each row's document, as
-        :func:`sentence_matrices` gives them; zeros without them or without a sentence ridge)."""
+        :func:`sentence_matrices` gives them; zeros without them or without a sentence ridge) and
+        ``skr_arg`` (the best sentence's row; None without ``with_arg`` or without scores)."""
         S = np.asarray((X @ self._rows_t()).todense(), dtype=np.float32)
         kr = S @ self.A_
         knn, idx, sims = self._knn_from_sims(S)
@@ -801,11 +807,17 @@ class SupervisedLayer:
             slex = slex_sum = slex_n = np.zeros_like(kr)
             slex_arg = None
         ridge = self.__dict__.get("sentence_ridge_")
-        skr = ridge.scores(sentences[0], sentences[1], X.shape[0]) if ridge is not None and sentences is not None \
-            else np.zeros_like(kr)
+        skr_arg = None
+        if ridge is not None and sentences is not None:
+            if with_arg:
+                skr, skr_arg = ridge.scores(sentences[0], sentences[1], X.shape[0], with_arg=True)
+            else:
+                skr = ridge.scores(sentences[0], sentences[1], X.shape[0])
+        else:
+            skr = np.zeros_like(kr)
         return {"kr": kr, "knn": knn, "lex": lex, "lex_arg": arg, "lex_sum": lex_sum, "lex_n": lex_n,
                 "nn_idx": idx, "nn_sim": sims, "slex": slex, "slex_arg": slex_arg, "slex_sum": slex_sum,
-                "slex_n": slex_n, "skr": skr}
+                "slex_n": slex_n, "skr": skr, "skr_arg": skr_arg}
 
     def _rows_t(self) -> Any:
         """``X_.T`` as CSR, kept: ``X @ X_.T`` would convert the transposed rows on every call

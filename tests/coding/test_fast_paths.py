@@ -39,6 +39,19 @@ def test_plain_featurizer_is_identical_to_scikit_learn() -> None:
     assert list(plain.word_names()) == list(f.word_.get_feature_names_out())
 
 
+def test_batch_rows_equal_transform() -> None:
+    """``transform_rows`` (sentences counted in one pass) gives ``transform``'s rows, float32 rounding aside."""
+    f = TextFeaturizer(max_word_features=200, max_char_features=300).fit(TEXTS)
+    queries = TEXTS + ["Unseen words only: zebra quokka.", "", "pneumonia pneumonia appendicitis", "#"]
+    for feat in (f, f.plain_copy()):
+        ref, got = feat.transform(queries).toarray(), feat.transform_rows(queries).toarray()
+        assert ref.shape == got.shape and np.array_equal(ref != 0, got != 0)
+        assert np.allclose(ref, got, rtol=1e-5, atol=1e-7)
+    words_only = TextFeaturizer(max_word_features=200, max_char_features=0).fit(TEXTS)
+    assert np.allclose(words_only.transform(queries).toarray(), words_only.transform_rows(queries).toarray(),
+                       rtol=1e-5, atol=1e-7)
+
+
 def test_isotonic_curve_is_identical_to_scikit_learn() -> None:
     from sklearn.isotonic import IsotonicRegression
 

@@ -137,7 +137,15 @@ class TextFeaturizer:
         spans = [[(s.start, s.end) for s in split_sentences(t)] for t in texts]
         flat = [t[a:b] for t, sp_ in zip(texts, spans) for a, b in sp_]
         doc = np.repeat(np.arange(len(texts)), [len(sp_) for sp_ in spans]).astype(np.int64)
-        return self.transform(flat), doc, [ab for sp_ in spans for ab in sp_]
+        return self.transform_rows(flat), doc, [ab for sp_ in spans for ab in sp_]
+
+    def transform_rows(self, texts: Sequence[str]) -> Any:
+        """:meth:`transform` of many short texts (sentences) at once: the same features and weights,
+        counted for the whole batch in one pass (float32 rounding aside, equal to ``transform``)."""
+        plain = self._plain()
+        if plain is None:
+            return self.transform(texts)
+        return _batch_tfidf(texts, plain)
 
     def binary_words(self, texts: Sequence[str]) -> Any:
         """Binary word n-gram presence matrix over the word vocabulary."""
@@ -282,6 +290,72 @@ def _count_char_wb(texts: Sequence[str], vocab: dict[str, int]) -> Any:
                        np.concatenate(indices) if indices else np.zeros(0, dtype=np.int32),
                        np.asarray(indptr, dtype=np.int32)), shape=(len(texts), len(vocab)))
     X.sort_indices()  # sorted already; marks them so, as _csr_rows does
+    return X
+
+
+def _gram_ids(vocab: dict[str, int]) -> dict[str, list[int]]:
+    """The per-word cache of character n-gram columns of ``vocab`` (see :func:`_count_char_wb`)."""
+    ent = _WORD_GRAM_IDS.get(id(vocab))
+    if ent is None or ent[0] is not vocab:
+        if len(_WORD_GRAM_IDS) > 4:
+            _WORD_GRAM_IDS.clear()
+        ent = _WORD_GRAM_IDS[id(vocab)] = (vocab, {})
+    return ent[1]
+
+
+def _batch_tfidf(texts: Sequence[str], plain: dict[str, Any]) -> Any:
+    """Word + character TF-IDF rows of many texts (as :meth:`TextFeaturizer.transform`), each
+    block's counts gathered for the whole batch and weighted and normalised in array operations."""
+    import scipy.sparse as sp
+
+    word_get = plain["word_vocab"].get
+    char_vocab = plain["char_vocab"]
+    w_cols: list[int] = []
+    w_len: list[int] = []
+    c_cols: list[int] = []
+    c_len: list[int] = []
+    cache = _gram_ids(char_vocab) if char_vocab is not None else {}
+    char_get = char_vocab.get if char_vocab is not None else None
+    for t in texts:
+        low = clean_text(t)
+        ids = [j for j in map(word_get, _word_grams(low)) if j is not None]
+        w_cols.extend(ids)
+        w_len.append(len(ids))
+        if char_get is not None:
+            n = len(c_cols)
+            for w in _WHITE_SPACES.sub(" ", low.lower()).split():
+                got = cache.get(w)
+                if got is None:
+                    if len(cache) > 500_000:
+                        cache.clear()
+                    got = cache[w] = [j for j in map(char_get, _char_wb_grams(w)) if j is not None]
+                c_cols.extend(got)
+            c_len.append(len(c_cols) - n)
+    blocks = [_counts_tfidf(w_cols, w_len, len(plain["word_vocab"]), plain["word_idf"])]
+    if char_vocab is None:
+        return blocks[0]
+    blocks.append(_counts_tfidf(c_cols, c_len, len(char_vocab), plain["char_idf"]))
+    return sp.hstack(blocks, format="csr", dtype=np.float32) * np.float32(1 / np.sqrt(2))
+
+
+def _counts_tfidf(cols: list[int], lens: list[int], n_cols: int, idf: np.ndarray) -> Any:
+    """Sublinear TF-IDF with L2 rows from each row's column list (a column as often as counted)."""
+    import scipy.sparse as sp
+
+    n_rows = len(lens)
+    rows = np.repeat(np.arange(n_rows, dtype=np.int32), lens)
+    X = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, np.asarray(cols, dtype=np.int32))),
+                      shape=(n_rows, n_cols))
+    X.sum_duplicates()
+    X.data = ((np.log(X.data) + np.float32(1.0)) * idf[X.indices]).astype(np.float32)
+    sizes = np.diff(X.indptr)
+    full = sizes > 0
+    sq = np.zeros(n_rows, dtype=np.float64)
+    if X.nnz:
+        sq[full] = np.add.reduceat((X.data.astype(np.float64)) ** 2, X.indptr[:-1][full])
+    norm = np.sqrt(sq)
+    norm[norm == 0] = 1.0
+    X.data = (X.data / np.repeat(norm, sizes)).astype(np.float32)
     return X
 
 
@@ -545,7 +619,7 @@ def sentence_matrices(featurizer: Any, texts: Sequence[str]) -> tuple[tuple[Any,
     spans = [[(s.start, s.end) for s in split_sentences(t)] for t in texts]
     flat = [t[a:b] for t, sp_ in zip(texts, spans) for a, b in sp_]
     doc = np.repeat(np.arange(len(texts)), [len(sp_) for sp_ in spans]).astype(np.int64)
-    return featurizer.transform_and_binary(flat), doc, spans
+    return (featurizer.transform_rows(flat), featurizer.binary_words(flat)), doc, spans
 
 
 def _pruned_primal(T: Any, A: np.ndarray, keep: int) -> Any:

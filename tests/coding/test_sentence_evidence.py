@@ -302,3 +302,17 @@ def test_out_of_fold_sentence_ridge_scores_equal_a_ridge_fit_on_the_other_notes(
     assert got.shape == (3, 3)
     assert np.allclose(got, want, atol=1e-3)
     assert np.abs(got).max() > 0.05
+
+
+def test_sentence_ridge_factorisation_over_several_blocks() -> None:
+    """The Gram matrix is built and the inverse made symmetric a block of rows at a time."""
+    from opencac.coding.supervised import SentenceRidge, SentenceRidgeFolds
+
+    T = sp.random(1300, 400, density=0.05, format="csr", random_state=0, dtype=np.float32)
+    Y = sp.csr_matrix((np.random.RandomState(0).rand(1300, 5) < 0.1).astype(np.float32))
+    G = (T @ T.T).toarray().astype(np.float64) + 0.3 * np.eye(1300)
+    folds = SentenceRidgeFolds(lam=0.3).fit(T, Y)
+    assert np.allclose(folds.Ginv_, np.linalg.inv(G), atol=1e-4)
+    assert np.array_equal(folds.Ginv_, folds.Ginv_.T)
+    W = T.T.toarray() @ np.linalg.solve(G, Y.toarray())
+    assert np.allclose(SentenceRidge(lam=0.3, keep=10 ** 6).fit(T, Y).W_.toarray(), W, atol=1e-4)

@@ -622,6 +622,25 @@ def sentence_matrices(featurizer: Any, texts: Sequence[str]) -> tuple[tuple[Any,
     return (featurizer.transform_rows(flat), featurizer.binary_words(flat)), doc, spans
 
 
+def _gram_cholesky(T: Any, lam: float) -> np.ndarray:
+    """The lower Cholesky factor of ``T T^T + lam I`` (float32, Fortran order), computed in place:
+    the Gram matrix is filled a block of rows at a time, so that no sparse product of all rows
+    and no second dense copy is made (memory: one n x n float32 matrix)."""
+    import scipy.linalg as sla
+
+    n = T.shape[0]
+    G = np.empty((n, n), dtype=np.float32)
+    Tt = T.T.tocsr()
+    for a in range(0, n, 1024):
+        G[a:a + 1024] = (T[a:a + 1024] @ Tt).toarray()
+    G[np.diag_indices(n)] += np.float32(lam)
+    # G is symmetric: its transpose is the same matrix in the Fortran order LAPACK works in
+    c, info = sla.lapack.spotrf(G.T, lower=1, overwrite_a=1, clean=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"sentence ridge: factorisation failed ({info})")
+    return c
+
+
 def _pruned_primal(T: Any, A: np.ndarray, keep: int) -> Any:
     """``T^T A`` (features x codes, CSR) with each code's ``keep`` largest weights (by size) only."""
     import scipy.sparse as sp
@@ -663,16 +682,17 @@ class SentenceRidgeFolds:
 
         self.T_ = T.tocsr().astype(np.float32)
         self.Y_ = np.asarray(Y.toarray(), dtype=np.float32)
-        G = np.asarray((self.T_ @ self.T_.T).todense(), dtype=np.float32)
-        G[np.diag_indices_from(G)] += np.float32(self.lam)
-        c, info = sla.lapack.spotrf(G, lower=1, overwrite_a=1)
-        if info == 0:
-            c, info = sla.lapack.spotri(c, lower=1, overwrite_c=1)
+        M, info = sla.lapack.spotri(_gram_cholesky(self.T_, self.lam), lower=1, overwrite_c=1)
         if info != 0:
-            raise np.linalg.LinAlgError(f"sentence ridge: factorisation failed ({info})")
-        lower = np.tril(c)
-        self.Ginv_ = lower + np.tril(lower, -1).T
-        self.P_ = self.Ginv_ @ self.Y_
+            raise np.linalg.LinAlgError(f"sentence ridge: inversion failed ({info})")
+        n = M.shape[0]
+        for a in range(0, n, 512):  # the inverse's upper triangle from its lower one, in place
+            b = min(a + 512, n)
+            M[a:b, b:] = M[b:, a:b].T
+            block = M[a:b, a:b]
+            M[a:b, a:b] = np.tril(block) + np.tril(block, -1).T
+        self.Ginv_ = M
+        self.P_ = M @ self.Y_
         return self
 
     def held_out(self, g: np.ndarray, others: Any | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -715,11 +735,8 @@ class SentenceRidge:
         import scipy.linalg as sla
 
         T = T.tocsr().astype(np.float32)
-        K = np.asarray((T @ T.T).todense(), dtype=np.float32)
-        K[np.diag_indices_from(K)] += np.float32(self.lam)
-        A = sla.cho_solve(sla.cho_factor(K, overwrite_a=True, check_finite=False),
-                          Y.toarray().astype(np.float32), overwrite_b=True, check_finite=False)
-        del K
+        A = sla.cho_solve((_gram_cholesky(T, self.lam), True), Y.toarray().astype(np.float32), overwrite_b=True,
+                          check_finite=False)
         self.W_ = _pruned_primal(T, A, self.keep)
         return self
 

@@ -233,12 +233,15 @@ def test_layer_sentence_ridge_from_tfidf_rows_and_updates() -> None:
     assert not layer.scores(notes[:1], notes[:1])["skr"].any()
     plain = SupervisedLayer().fit(notes, notes, [["a", "b"], ["a", "b"]], sentences=(sents, codes))
     assert plain.sentence_ridge_ is None
-    # learning: a new code with its evidence sentence joins the ridge
-    layer.update(notes[:1], notes[:1], [["c"]], sentences=(_rows([0, 1, 0, 0]), [["c"]], _rows([0, 1, 0, 0])))
-    sig = layer.scores(notes[:1], notes[:1], sentences=(_rows([0, 1, 0, 0]), np.array([0])))
+    # learning: the ridge stays as trained; a new code gets a column that scores 0, and the
+    # sentence lexicon learns it
+    before = layer.scores(notes[:1], notes[:1], sentences=(_rows([1, 1, 0, 0]), np.array([0])))["skr"]
+    layer.update(notes[:1], notes[:1], [["c"]], sentences=(_rows([0, 1, 0, 0]), [["c"]]))
+    sig = layer.scores(notes[:1], notes[:1], sentences=(_rows([1, 1, 0, 0]), np.array([0])))
     c = layer.index_["c"]
-    assert sig["skr"][0, c] > max(sig["skr"][0, a], sig["skr"][0, b])
-    assert layer.T_.shape[0] == layer.S_.shape[0] == 6
+    assert sig["skr"].shape == (1, 3) and sig["skr"][0, c] == 0.0
+    assert np.array_equal(sig["skr"][:, :2], before)
+    assert sig["slex"][0, c] > 0 and layer.S_.shape[0] == 6
 
 
 def test_sentence_subset_carries_the_tfidf_rows() -> None:

@@ -410,7 +410,7 @@ def update_layers(featurizer: Any, layers: dict[str, Any], docs: Sequence[Any],
     """Add coded documents (``text`` and ``codes`` per system) to per-system supervised layers
     (``layer.update(X, B, code_lists)``), and to their dictionary-hit precision counts when each
     document's ``hits`` are given. Only ``systems`` when given. Returns the systems updated."""
-    from opencac.coding.supervised import sentence_matrices
+    from opencac.coding.supervised import sentence_rows
 
     chosen = [s for s in layers if systems is None or s in systems]
     if not chosen or not docs:
@@ -424,7 +424,7 @@ def update_layers(featurizer: Any, layers: dict[str, Any], docs: Sequence[Any],
         with_ev = [i for i, d in enumerate(docs) if getattr(d, "evidence", {}).get(s)]
         if with_ev:
             if sent is None:
-                sent = sentence_matrices(featurizer, texts)
+                sent = sentence_rows(featurizer, texts)
             labels = _sentence_codes(sent[2], docs, s)
             layers[s].update(X, B, codes, _sentence_subset(sent[0], sent[1], np.array(with_ev), labels))
         else:

@@ -607,8 +607,12 @@ def sentence_rows(featurizer: Any, texts: Sequence[str]) -> tuple[Any, np.ndarra
     """Binary word n-gram rows of every sentence of ``texts``
     (:func:`~opencac.nlp.sentences.split_sentences`), the index of the text each row comes from,
     and each text's sentence offsets."""
-    rows, doc, spans = sentence_matrices(featurizer, texts)
-    return rows[1], doc, spans
+    from opencac.nlp.sentences import split_sentences
+
+    spans = [[(s.start, s.end) for s in split_sentences(t)] for t in texts]
+    flat = [t[a:b] for t, sp_ in zip(texts, spans) for a, b in sp_]
+    doc = np.repeat(np.arange(len(texts)), [len(sp_) for sp_ in spans]).astype(np.int64)
+    return featurizer.binary_words(flat), doc, spans
 
 
 def sentence_matrices(featurizer: Any, texts: Sequence[str]) -> tuple[tuple[Any, Any], np.ndarray,
@@ -740,6 +744,13 @@ class SentenceRidge:
         self.W_ = _pruned_primal(T, A, self.keep)
         return self
 
+    def add_codes(self, n: int) -> None:
+        """``n`` more codes (columns) with no weights: they score 0."""
+        import scipy.sparse as sp
+
+        W = self.W_.tocsr()
+        self.W_ = sp.csr_matrix((W.data, W.indices, W.indptr), shape=(W.shape[0], W.shape[1] + n))
+
     def scores(self, T: Any, doc: np.ndarray, n_docs: int,
                with_arg: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Each document's best-sentence score per code (``doc``: each row's document, ascending;
@@ -798,15 +809,20 @@ class SupervisedLayer:
             sentences: tuple[Any, Sequence[Sequence[str]]] | None = None) -> SupervisedLayer:
         """Fit from TF-IDF rows ``X``, binary word rows ``B`` and each document's codes;
         ``sentences``: binary word rows of training sentences and the codes each is evidence
-        for (:func:`sentence_rows`, :func:`sentence_labels`), for the sentence lexicon."""
+        for (:func:`sentence_rows`, :func:`sentence_labels`), for the sentence lexicon, and
+        optionally their TF-IDF rows third, for the sentence ridge (:func:`sentence_matrices`)."""
         self.codes_ = sorted({c for cl in code_lists for c in cl})
         self.X_ = X.tocsr().astype(np.float32)
         self.B_ = B.tocsr().astype(np.float32)
         self.Y_ = self._labels(code_lists)
         self.S_, self.S_codes_ = _empty_sentences(X.shape[1]) if sentences is None else \
             (sentences[0].tocsr().astype(np.float32), [list(c) for c in sentences[1]])
-        self.T_ = sentences[2].tocsr().astype(np.float32) if sentences is not None and len(sentences) > 2 else None
+        self.sentence_ridge_ = None
         self._refit()
+        if sentences is not None and len(sentences) > 2:
+            S_labels = self._labels(self.S_codes_)
+            if S_labels.nnz and sentences[2].shape[0] == S_labels.shape[0]:
+                self.sentence_ridge_ = SentenceRidge().fit(sentences[2], S_labels)
         return self
 
     def _labels(self, code_lists: Sequence[Sequence[str]]) -> Any:
@@ -833,10 +849,9 @@ class SupervisedLayer:
         # the lexicon again over sentences: P(a sentence is evidence for the code | n-gram in it)
         S_labels = self._labels(self.S_codes_)
         self.sentence_lexicon_ = CodeLexicon(self.lex_alpha, self.lex_min_pair).fit(self.S_, S_labels)
-        T = self.__dict__.get("T_")
-        # the sentence ridge: TF-IDF rows of the same sentences (layers saved before it have none)
-        self.sentence_ridge_ = SentenceRidge().fit(T, S_labels) \
-            if T is not None and T.shape[0] == S_labels.shape[0] and S_labels.nnz else None
+        ridge = self.__dict__.get("sentence_ridge_")
+        if ridge is not None and ridge.W_.shape[1] < len(self.codes_):
+            ridge.add_codes(len(self.codes_) - ridge.W_.shape[1])
         self.prior_ = np.asarray(self.Y_.sum(axis=0)).ravel().astype(np.float32)
         self.n_docs_ = self.X_.shape[0]
         self.index_ = {c: i for i, c in enumerate(self.codes_)}
@@ -852,7 +867,9 @@ class SupervisedLayer:
         the featurizer or the ranker: new codes extend the vocabulary, and the ridge, kNN
         memory, lexicon and priors are refit on old + new documents (seconds); ``sentences``
         (as in :meth:`fit`, when the new documents say where their codes were found) join the
-        sentence lexicon."""
+        sentence lexicon. The sentence ridge stays as trained (its factorisation over every
+        training sentence takes too long for an update; ``opencac train`` refits it): new codes
+        score 0 there."""
         import scipy.sparse as sp
 
         new_codes = sorted({c for cl in code_lists for c in cl} - set(self.codes_))
@@ -866,12 +883,6 @@ class SupervisedLayer:
         if sentences is not None and sentences[0].shape[0]:
             if not hasattr(self, "S_"):
                 self.S_, self.S_codes_ = _empty_sentences(self.X_.shape[1])
-            T_old = self.__dict__.get("T_")
-            if len(sentences) > 2 and (T_old is not None or not self.S_.shape[0]):
-                T_new = sentences[2].tocsr().astype(np.float32)
-                self.T_ = T_new if T_old is None else sp.vstack([T_old, T_new], format="csr")
-            else:  # TF-IDF rows for some sentences only: no sentence ridge
-                self.T_ = None
             self.S_ = sp.vstack([self.S_, sentences[0].tocsr().astype(np.float32)], format="csr")
             self.S_codes_ = self.S_codes_ + [list(c) for c in sentences[1]]
         self._refit()

@@ -33,7 +33,7 @@ def main() -> None:
     import numpy as np
 
     from opencac.coding.candidates import build_candidates, feature_matrix
-    from opencac.coding.engine import CodingEngine
+    from opencac.coding.engine import CodingEngine, _RelatedHits
     from opencac.coding.types import EncounterContext
 
     folder = args.input / "text_files_en" if (args.input / "text_files_en").is_dir() else args.input
@@ -56,7 +56,11 @@ def main() -> None:
         X, B = eng.model.featurizer_.transform_and_binary(texts)
         took["tfidf"] = time.process_time() - t
         t = time.process_time()
-        sig = layer.scores(X, B, with_arg=False)
+        sentences = eng.model.featurizer_.sentence_tfidf(texts) \
+            if layer.__dict__.get("sentence_ridge_") is not None else None
+        took["sentence_tfidf"] = time.process_time() - t
+        t = time.process_time()
+        sig = layer.scores(X, B, with_arg=False, sentences=sentences[:2] if sentences is not None else None)
         took["supervised_signals"] = time.process_time() - t
         t = time.process_time()
         per = [list(build_candidates(system, [h for h in hits if h.system == system], layer, sig, r, eng.kb,
@@ -73,8 +77,9 @@ def main() -> None:
         bounds = np.cumsum([0] + [len(cl) for cl in per])
         t = time.process_time()
         for r, x in enumerate(texts):
+            related = _RelatedHits({c.code: c.hits for c in per[r] if c.hits})
             eng._suggestions(system, x, per[r], sc[bounds[r]:bounds[r + 1]], cf[bounds[r]:bounds[r + 1]], 0.5,
-                             layer, sig, r, ctx, None, 0)
+                             layer, sig, r, ctx, None, related, 0)
         took["suggestions"] = time.process_time() - t
         for k, v in took.items():
             best[k] = min(best.get(k, float("inf")), v)

@@ -278,11 +278,17 @@ def test_sentence_ridge_folds_equal_a_ridge_fit_without_the_fold() -> None:
     assert np.allclose(every, others.toarray() @ full.T @ A, atol=1e-3)
 
 
-def test_out_of_fold_sentence_ridge_scores_equal_a_ridge_fit_on_the_other_notes() -> None:
+@pytest.mark.parametrize("cap", [None, 21])
+def test_out_of_fold_sentence_ridge_scores_equal_a_ridge_fit_on_the_other_notes(
+        cap: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
+    import opencac.coding.supervised as supervised
     from opencac.coding.model import _RidgeFolds
-    from opencac.coding.supervised import SentenceRidge
+    from opencac.coding.supervised import SentenceRidge, ridge_rows
+
+    if cap is not None:  # more training sentences than the ridge takes: a sample of them, evidence first
+        monkeypatch.setattr(supervised, "MAX_RIDGE_SENTENCES", cap)
 
     rng = np.random.RandomState(7)
     n_notes = 8
@@ -296,8 +302,13 @@ def test_out_of_fold_sentence_ridge_scores_equal_a_ridge_fit_on_the_other_notes(
     ridge = _RidgeFolds((T, T), s_doc, s_codes, with_ev, docs, CM)
     held = np.isin(np.arange(n_notes), [1, 3, 6])
     got = ridge.note_scores(held, [1, 3, 6], ["b", "a", "d"])
-    # the same from a ridge fit on the sentences of the other notes with evidence
-    train = np.flatnonzero(with_ev[s_doc] & ~held[s_doc])
+    # the same from a ridge fit on the sentences of the other notes with evidence (those it takes)
+    candidates = np.flatnonzero(with_ev[s_doc])
+    labels = sp.csr_matrix(np.array([[c in s_codes[i] for c in vocab] for i in candidates], dtype=np.float32))
+    chosen = candidates[ridge_rows(labels)]
+    assert len(chosen) == (len(candidates) if cap is None else cap)
+    assert np.array_equal(ridge.rows, chosen)
+    train = chosen[~held[s_doc[chosen]]]
     Y = sp.csr_matrix(np.array([[c in s_codes[i] for c in ["b", "a", "d"]] for i in train], dtype=np.float32))
     expect = SentenceRidge(keep=10 ** 6).fit(T[train], Y)
     rows = np.flatnonzero(np.isin(s_doc, [1, 3, 6]))
@@ -319,3 +330,16 @@ def test_sentence_ridge_factorisation_over_several_blocks() -> None:
     assert np.array_equal(folds.Ginv_, folds.Ginv_.T)
     W = T.T.toarray() @ np.linalg.solve(G, Y.toarray())
     assert np.allclose(SentenceRidge(lam=0.3, keep=10 ** 6).fit(T, Y).W_.toarray(), W, atol=1e-4)
+
+
+def test_ridge_rows_take_evidence_sentences_first() -> None:
+    from opencac.coding.supervised import ridge_rows
+
+    labels = sp.csr_matrix(np.array([[i % 3 == 0] for i in range(30)], dtype=np.float32))  # 10 evidence rows
+    assert ridge_rows(labels, cap=100).tolist() == list(range(30))
+    got = ridge_rows(labels, cap=14)
+    assert len(got) == 14 and list(got) == sorted(got)
+    assert {i for i in range(30) if i % 3 == 0} <= set(got.tolist())
+    got = ridge_rows(labels, cap=6)
+    assert len(got) == 6 and all(i % 3 == 0 for i in got)
+    assert np.array_equal(ridge_rows(labels, cap=6), got)  # the same draw every time

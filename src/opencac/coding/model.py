@@ -369,16 +369,18 @@ class _RidgeFolds:
                  docs: Sequence[CodedDocument], system: str) -> None:
         import scipy.sparse as sp
 
-        from opencac.coding.supervised import SentenceRidgeFolds
+        from opencac.coding.supervised import SentenceRidgeFolds, ridge_rows
 
         self.codes = sorted({c for d in docs for c in d.codes[system]})
         index = {c: i for i, c in enumerate(self.codes)}
-        self.T, self.s_doc, self.with_ev = S_rows[0], s_doc, with_ev
-        self.rows = np.flatnonzero(with_ev[s_doc])  # the ridge's training sentences
-        pairs = [(r, index[c]) for r, i in enumerate(self.rows) for c in set(s_codes[i]) if c in index]
+        self.T, self.s_doc = S_rows[0], s_doc
+        rows = np.flatnonzero(with_ev[s_doc])  # the sentences of the notes with evidence
+        pairs = [(r, index[c]) for r, i in enumerate(rows) for c in set(s_codes[i]) if c in index]
         Y = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), ([p[0] for p in pairs], [p[1] for p in pairs])),
-                          shape=(len(self.rows), len(self.codes)))
-        self.folds = SentenceRidgeFolds().fit(self.T[self.rows], Y)
+                          shape=(len(rows), len(self.codes)))
+        keep = ridge_rows(Y)  # as the final layer chooses them (SupervisedLayer.fit)
+        self.rows = rows[keep]  # the ridge's training sentences
+        self.folds = SentenceRidgeFolds().fit(self.T[self.rows], Y[keep])
         self.index = index
 
     def note_scores(self, held: np.ndarray, notes: Sequence[int], codes: Sequence[str]) -> np.ndarray:
@@ -387,7 +389,7 @@ class _RidgeFolds:
         g = np.flatnonzero(held[self.s_doc[self.rows]])
         notes = np.asarray(notes, dtype=np.int64)
         mine = np.flatnonzero(np.isin(self.s_doc, notes))  # the notes' sentences, in order
-        outside = mine[~self.with_ev[self.s_doc[mine]]]
+        outside = mine[~np.isin(mine, self.rows)]  # not among the ridge's training sentences
         got, other = self.folds.held_out(g, self.T[outside] if len(outside) else None)
         V = np.zeros((len(mine), len(self.codes)), dtype=np.float32)
         at = {s: i for i, s in enumerate(mine.tolist())}

@@ -132,11 +132,7 @@ class TextFeaturizer:
     def sentence_tfidf(self, texts: Sequence[str]) -> tuple[Any, np.ndarray, list[tuple[int, int]]]:
         """The TF-IDF row of every sentence of ``texts``, the index of the text each row comes
         from, and each row's offsets in its text (:func:`sentence_matrices` without the binary rows)."""
-        from opencac.nlp.sentences import split_sentences
-
-        spans = [[(s.start, s.end) for s in split_sentences(t)] for t in texts]
-        flat = [t[a:b] for t, sp_ in zip(texts, spans) for a, b in sp_]
-        doc = np.repeat(np.arange(len(texts)), [len(sp_) for sp_ in spans]).astype(np.int64)
+        flat, doc, spans = split_texts(texts)
         return self.transform_rows(flat), doc, [ab for sp_ in spans for ab in sp_]
 
     def transform_rows(self, texts: Sequence[str]) -> Any:
@@ -603,27 +599,48 @@ def _empty_sentences(n_features: int) -> tuple[Any, list[list[str]]]:
     return sp.csr_matrix((0, n_features), dtype=np.float32), []
 
 
-def sentence_rows(featurizer: Any, texts: Sequence[str]) -> tuple[Any, np.ndarray, list[list[tuple[int, int]]]]:
-    """Binary word n-gram rows of every sentence of ``texts``
-    (:func:`~opencac.nlp.sentences.split_sentences`), the index of the text each row comes from,
-    and each text's sentence offsets."""
+def split_texts(texts: Sequence[str]) -> tuple[list[str], np.ndarray, list[list[tuple[int, int]]]]:
+    """Every sentence of ``texts`` (:func:`~opencac.nlp.sentences.split_sentences`), the index of
+    the text each comes from, and each text's sentence offsets."""
     from opencac.nlp.sentences import split_sentences
 
     spans = [[(s.start, s.end) for s in split_sentences(t)] for t in texts]
     flat = [t[a:b] for t, sp_ in zip(texts, spans) for a, b in sp_]
     doc = np.repeat(np.arange(len(texts)), [len(sp_) for sp_ in spans]).astype(np.int64)
+    return flat, doc, spans
+
+
+def sentence_rows(featurizer: Any, texts: Sequence[str]) -> tuple[Any, np.ndarray, list[list[tuple[int, int]]]]:
+    """Binary word n-gram rows of every sentence of ``texts`` (:func:`split_texts`), the index of
+    the text each row comes from, and each text's sentence offsets."""
+    flat, doc, spans = split_texts(texts)
     return featurizer.binary_words(flat), doc, spans
 
 
 def sentence_matrices(featurizer: Any, texts: Sequence[str]) -> tuple[tuple[Any, Any], np.ndarray,
                                                                         list[list[tuple[int, int]]]]:
     """As :func:`sentence_rows`, with each sentence's TF-IDF row too: ``((tfidf, binary), doc, spans)``."""
-    from opencac.nlp.sentences import split_sentences
-
-    spans = [[(s.start, s.end) for s in split_sentences(t)] for t in texts]
-    flat = [t[a:b] for t, sp_ in zip(texts, spans) for a, b in sp_]
-    doc = np.repeat(np.arange(len(texts)), [len(sp_) for sp_ in spans]).astype(np.int64)
+    flat, doc, spans = split_texts(texts)
     return (featurizer.transform_rows(flat), featurizer.binary_words(flat)), doc, spans
+
+
+#: The most training sentences the sentence ridge factorises (its Gram matrix: n x n float32, 0.9 GB here).
+MAX_RIDGE_SENTENCES = 15_000
+
+
+def ridge_rows(labels: Any, cap: int | None = None, seed: int = 0) -> np.ndarray:
+    """The training sentences the sentence ridge learns from (ascending row indices): all of them up
+    to ``cap`` (:data:`MAX_RIDGE_SENTENCES`); beyond it the evidence sentences first (``labels``: one
+    row per sentence, nonzero where it is evidence for a code), then others, each drawn at random."""
+    cap = MAX_RIDGE_SENTENCES if cap is None else cap
+    n = labels.shape[0]
+    if n <= cap:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.RandomState(seed)
+    coded = np.asarray(labels.getnnz(axis=1) > 0)
+    first = rng.permutation(np.flatnonzero(coded))
+    rest = rng.permutation(np.flatnonzero(~coded))
+    return np.sort(np.concatenate([first, rest])[:cap])
 
 
 def _gram_cholesky(T: Any, lam: float) -> np.ndarray:
@@ -822,7 +839,8 @@ class SupervisedLayer:
         if sentences is not None and len(sentences) > 2:
             S_labels = self._labels(self.S_codes_)
             if S_labels.nnz and sentences[2].shape[0] == S_labels.shape[0]:
-                self.sentence_ridge_ = SentenceRidge().fit(sentences[2], S_labels)
+                rows = ridge_rows(S_labels)
+                self.sentence_ridge_ = SentenceRidge().fit(sentences[2][rows], S_labels[rows])
         return self
 
     def _labels(self, code_lists: Sequence[Sequence[str]]) -> Any:

@@ -15,7 +15,7 @@ import pytest
 
 from opencac.codesets.config import paused_gc
 from opencac.coding.candidates import (
-    FEATURES, Candidate, _cat, _cat_signals, _children, _find, _finder, _hit_stats, _kb_memo, _memo_key,
+    FEATURES, SKR_TOP_N, Candidate, _cat, _cat_signals, _children, _find, _finder, _hit_stats, _kb_memo, _memo_key,
     _prefix_arrays, _title_words, _TITLE_CACHE, _words, build_candidates, feature_matrix)
 from opencac.coding.corpus import canon
 from opencac.coding.supervised import HitPrecision, SupervisedLayer, TextFeaturizer, sentence_matrices
@@ -77,7 +77,8 @@ def _reference_build_candidates(
     if sup is not None and sig is not None:
         for key in ("kr", "knn", "lex", "skr"):
             v = sig[key][row]
-            top = np.argpartition(-v, min(top_n, len(v) - 1))[:top_n] if len(v) > top_n else np.arange(len(v))
+            n = min(top_n, SKR_TOP_N) if key == "skr" else top_n
+            top = np.argpartition(-v, min(n, len(v) - 1))[:n] if len(v) > n else np.arange(len(v))
             for j in top[v[top] > 0].tolist():
                 get(codes[j]).via.add("sup")
 

@@ -67,6 +67,9 @@ LEGACY_N_FEATURES = 76
 FEATURE_INDEX = {f: i for i, f in enumerate(FEATURES)}
 #: The supervised signals whose top codes become candidates.
 SUP_SOURCES: tuple[str, ...] = ("kr", "knn", "lex", "skr")
+#: The sentence ridge proposes its best 50 codes at most (its codes beyond them added 8 % of the
+#: CPU per note and nothing to dev MAP with the same rankers; bench/RESULTS-engine.md, session 22).
+SKR_TOP_N = 50
 
 
 class Candidate:
@@ -414,7 +417,8 @@ def build_candidates(
             if key not in sig:
                 continue
             v = sig[key][row]
-            top = np.argpartition(-v, min(top_n, len(v) - 1))[:top_n] if len(v) > top_n else np.arange(len(v))
+            n = min(top_n, SKR_TOP_N) if key == "skr" else top_n
+            top = np.argpartition(-v, min(n, len(v) - 1))[:n] if len(v) > n else np.arange(len(v))
             tops.extend(top[v[top] > 0].tolist())
         for j in dict.fromkeys(tops):
             code = codes[j]

@@ -251,14 +251,9 @@ def _count_char_wb(texts: Sequence[str], vocab: dict[str, int]) -> Any:
     word and kept for the next notes."""
     from collections import Counter
 
-    ent = _WORD_GRAM_IDS.get(id(vocab))
-    if ent is None or ent[0] is not vocab:
-        if len(_WORD_GRAM_IDS) > 4:
-            _WORD_GRAM_IDS.clear()
-        ent = _WORD_GRAM_IDS[id(vocab)] = (vocab, {})
     import scipy.sparse as sp
 
-    cache = ent[1]
+    cache = _gram_ids(vocab)
     get = vocab.get
     indptr = [0]
     indices: list[np.ndarray] = []
@@ -269,9 +264,7 @@ def _count_char_wb(texts: Sequence[str], vocab: dict[str, int]) -> Any:
         for w, k in Counter(_WHITE_SPACES.sub(" ", clean_text(t).lower()).split()).items():
             ids = cache.get(w)
             if ids is None:
-                if len(cache) > 500_000:
-                    cache.clear()
-                ids = cache[w] = [j for j in map(get, _char_wb_grams(w)) if j is not None]
+                ids = _word_char_ids(cache, get, w)
             if ids:
                 id_lists.append(ids)
                 counts.append(k)
@@ -299,6 +292,14 @@ def _gram_ids(vocab: dict[str, int]) -> dict[str, list[int]]:
     return ent[1]
 
 
+def _word_char_ids(cache: dict[str, list[int]], get: Any, word: str) -> list[int]:
+    """A word's character n-gram columns (``get``: the vocabulary's lookup), kept in ``cache``."""
+    if len(cache) > 500_000:
+        cache.clear()
+    ids = cache[word] = [j for j in map(get, _char_wb_grams(word)) if j is not None]
+    return ids
+
+
 def _batch_tfidf(texts: Sequence[str], plain: dict[str, Any]) -> Any:
     """Word + character TF-IDF rows of many texts (as :meth:`TextFeaturizer.transform`), each
     block's counts gathered for the whole batch and weighted and normalised in array operations."""
@@ -322,9 +323,7 @@ def _batch_tfidf(texts: Sequence[str], plain: dict[str, Any]) -> Any:
             for w in _WHITE_SPACES.sub(" ", low.lower()).split():
                 got = cache.get(w)
                 if got is None:
-                    if len(cache) > 500_000:
-                        cache.clear()
-                    got = cache[w] = [j for j in map(char_get, _char_wb_grams(w)) if j is not None]
+                    got = _word_char_ids(cache, char_get, w)
                 c_cols.extend(got)
             c_len.append(len(c_cols) - n)
     blocks = [_counts_tfidf(w_cols, w_len, len(plain["word_vocab"]), plain["word_idf"])]
@@ -835,12 +834,7 @@ class SupervisedLayer:
         self.S_, self.S_codes_ = _empty_sentences(X.shape[1]) if sentences is None else \
             (sentences[0].tocsr().astype(np.float32), [list(c) for c in sentences[1]])
         self.sentence_ridge_ = None
-        self._refit()
-        if sentences is not None and len(sentences) > 2:
-            S_labels = self._labels(self.S_codes_)
-            if S_labels.nnz and sentences[2].shape[0] == S_labels.shape[0]:
-                rows = ridge_rows(S_labels)
-                self.sentence_ridge_ = SentenceRidge().fit(sentences[2][rows], S_labels[rows])
+        self._refit(sentences[2] if sentences is not None and len(sentences) > 2 else None)
         return self
 
     def _labels(self, code_lists: Sequence[Sequence[str]]) -> Any:
@@ -856,7 +850,9 @@ class SupervisedLayer:
         return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
                              shape=(len(code_lists), len(self.codes_)))
 
-    def _refit(self) -> None:
+    def _refit(self, T: Any | None = None) -> None:
+        """Refit the signals from the stored rows; ``T``: the sentences' TF-IDF rows, to fit the
+        sentence ridge on (:meth:`fit`; an update keeps the ridge it has)."""
         K = np.asarray((self.X_ @ self.X_.T).todense(), dtype=np.float64)
         K[np.diag_indices_from(K)] += self.lam
         self.A_ = np.linalg.solve(K, self.Y_.toarray().astype(np.float64)).astype(np.float32)
@@ -867,6 +863,9 @@ class SupervisedLayer:
         # the lexicon again over sentences: P(a sentence is evidence for the code | n-gram in it)
         S_labels = self._labels(self.S_codes_)
         self.sentence_lexicon_ = CodeLexicon(self.lex_alpha, self.lex_min_pair).fit(self.S_, S_labels)
+        if T is not None and S_labels.nnz and T.shape[0] == S_labels.shape[0]:
+            rows = ridge_rows(S_labels)
+            self.sentence_ridge_ = SentenceRidge().fit(T[rows], S_labels[rows])
         ridge = self.__dict__.get("sentence_ridge_")
         if ridge is not None and ridge.W_.shape[1] < len(self.codes_):
             ridge.add_codes(len(self.codes_) - ridge.W_.shape[1])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import resource
 import time
 from pathlib import Path
@@ -28,9 +27,9 @@ def main() -> None:
     ap.add_argument("--system", default="icd10cm")
     ap.add_argument("--n", type=int, default=250)
     args = ap.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from _machine import machine_reference
 
+    from opencac.codesets.config import one_blas_thread
     from opencac.coding.engine import CodingEngine
 
     at_start = machine_reference()
@@ -40,6 +39,7 @@ def main() -> None:
     texts = [f.read_text(encoding="utf-8") for f in files]
     t0 = time.perf_counter()
     eng = CodingEngine.load(args.model)
+    one_blas_thread()  # as `opencac predict` does after loading
     load_s = time.perf_counter() - t0
     gc.freeze()  # as `opencac predict` does after loading
     compiled, prep_s = False, 0.0

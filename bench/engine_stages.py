@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import time
 from pathlib import Path
 
@@ -29,7 +28,6 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=250)
     ap.add_argument("--passes", type=int, default=3)
     args = ap.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import numpy as np
 
     from opencac.coding.candidates import build_candidates, feature_matrix
@@ -40,6 +38,7 @@ def main() -> None:
     texts = [f.read_text(encoding="utf-8") for f in sorted(folder.glob("*.txt"))[: args.n]]
     system = args.system
     eng = CodingEngine.load(args.model)
+    one_blas_thread()  # as `opencac predict` does after loading
     gc.freeze()
     eng.model.prepare_ranker(system)
     eng.code_many(texts[:4], systems=(system,), explain_top=0)  # warm-up

@@ -248,3 +248,13 @@ def test_a_document_that_hangs_is_abandoned_after_the_timeout(tmp_path: Path, wo
     assert (s.coded, s.failures) == (4, 1)
     fail = _rows(tmp_path / "out" / "failures.jsonl")[0]
     assert fail["doc_id"] == "doc002" and "longer than 0.5 s" in fail["error"]
+
+
+def test_document_coder_limits_blas_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import opencac.batch.worker as worker
+
+    calls: list[int] = []
+    monkeypatch.setattr(worker, "one_blas_thread", lambda: calls.append(1) or True)
+    coder = worker.DocumentCoder(FakeFactory(), rules=False, routing=False)
+    assert calls == [1]
+    assert coder.engine is not None

@@ -220,3 +220,37 @@ def test_deferred_import_loads_on_first_use_only() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_one_blas_thread_limits_the_blas() -> None:
+    # in a child process: the limit is process-wide
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import numpy, json\n"
+             "from threadpoolctl import threadpool_info\n"
+             "from opencac.codesets.config import one_blas_thread\n"
+             "before = [d['num_threads'] for d in threadpool_info() if d['user_api'] == 'blas']\n"
+             "done = one_blas_thread()\n"
+             "after = [d['num_threads'] for d in threadpool_info() if d['user_api'] == 'blas']\n"
+             "print(json.dumps([done, before, after]))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"})
+    done, before, after = json.loads(out.stdout)
+    assert done is True
+    assert before and all(n == 2 for n in before)
+    assert after == [1] * len(before)
+
+
+def test_predict_codes_with_one_blas_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import opencac.codesets.config as config
+
+    calls: list[int] = []
+    monkeypatch.setattr(config, "one_blas_thread", lambda: calls.append(1) or True)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("Chest X-ray showed pneumonia.", encoding="utf-8")
+    r = runner.invoke(app, ["predict", "--model", "none", "--input", str(tmp_path / "notes"), "--system", "icd10cm",
+                            "--out", str(tmp_path / "p.tsv")])
+    assert r.exit_code == 0, r.output
+    assert calls == [1]

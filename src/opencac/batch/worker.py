@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from opencac.batch.readers import SourceDoc
+from opencac.codesets.config import one_blas_thread
 from opencac.errors import BatchDocumentError, OpenCACError
 from opencac.text.document import DEFAULT_MAX_NOTE_BYTES, read_note_bytes
 
@@ -88,6 +89,7 @@ class DocumentCoder:
                  max_bytes: int = DEFAULT_MAX_NOTE_BYTES, routing_policy: dict[str, Any] | None = None,
                  routing: bool = True, doc_timeout_s: float = 0.0) -> None:
         self.engine = engine_factory()
+        one_blas_thread()  # workers share the cores: a second BLAS thread per worker only spins
         self.doc_timeout_s = doc_timeout_s
         self.rules = rules
         self.max_bytes = max_bytes

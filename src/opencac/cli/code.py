@@ -208,6 +208,7 @@ def predict(
     max_codes: Annotated[int | None, typer.Option("--max-codes", help="At most this many codes per note (default all candidates).")] = None,
 ) -> None:
     """Code every note of a folder into a CodiEsp-style predictions file (the benchmark contract)."""
+    from opencac.codesets.config import one_blas_thread
     from opencac.codesets.types import CodeSystem
     from opencac.coding.engine import CodingEngine
     from opencac.errors import InputError, InputNotFoundError
@@ -227,6 +228,7 @@ def predict(
     for w in engine.setup_warnings:
         typer.echo(f"warning: {w}", err=True)
     gc.freeze()  # the loaded artifacts live until the end: keep the collector's passes between batches off them
+    one_blas_thread()  # small products: a second BLAS thread only spins
     try:
         _predict_into(engine, files, out, sysname, day, with_confidence, max_codes)
     finally:

@@ -50,6 +50,22 @@ _GC_LOCK = threading.Lock()
 _GC_PAUSES = [0, False]  # nested pauses, and whether the collector was on when the first began
 
 
+def one_blas_thread() -> bool:
+    """Limit this process's BLAS library (OpenBLAS, MKL) to one thread; True when it did.
+
+    Coding multiplies small matrices (a batch of notes against the training notes); a second
+    BLAS thread there mostly spins, about 10 % of ``opencac predict``'s CPU on two cores and
+    more where batch workers already use every core. Called by the throughput paths (``opencac
+    predict``, batch workers) after the engine is loaded; training keeps every thread.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn's dependency; without it the BLAS keeps its threads
+        return False
+    threadpool_limits(1, user_api="blas")
+    return True
+
+
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause Python's cyclic garbage collector for the block (nesting and threads allowed: it

@@ -30,6 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     import numpy as np
 
+    from opencac.codesets.config import one_blas_thread
     from opencac.coding.candidates import build_candidates, feature_matrix
     from opencac.coding.engine import CodingEngine, _RelatedHits
     from opencac.coding.types import EncounterContext

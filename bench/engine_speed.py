@@ -39,9 +39,9 @@ def main() -> None:
     texts = [f.read_text(encoding="utf-8") for f in files]
     t0 = time.perf_counter()
     eng = CodingEngine.load(args.model)
-    one_blas_thread()  # as `opencac predict` does after loading
     load_s = time.perf_counter() - t0
     gc.freeze()  # as `opencac predict` does after loading
+    one_blas_thread()
     compiled, prep_s = False, 0.0
     if eng.model is not None and hasattr(eng.model, "prepare_ranker"):
         t0 = time.perf_counter()

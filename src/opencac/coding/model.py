@@ -386,6 +386,8 @@ class _RidgeFolds:
     def note_scores(self, held: np.ndarray, notes: Sequence[int], codes: Sequence[str]) -> np.ndarray:
         """Best-sentence scores of ``notes`` (ascending) over ``codes``, from the ridge fit without the
         sentences of the ``held`` notes (a mask over all notes); ``notes`` are among them."""
+        from opencac.coding.supervised import best_sentence
+
         g = np.flatnonzero(held[self.s_doc[self.rows]])
         notes = np.asarray(notes, dtype=np.int64)
         mine = np.flatnonzero(np.isin(self.s_doc, notes))  # the notes' sentences, in order
@@ -398,13 +400,10 @@ class _RidgeFolds:
         V[[at[s] for s in in_g[sel].tolist()]] = got[sel]
         if other is not None:
             V[[at[s] for s in outside.tolist()]] = other
-        out = np.zeros((len(notes), len(codes)), dtype=np.float32)
+        out = np.zeros((len(notes), len(self.codes)), dtype=np.float32)
         if len(mine):
-            pos = np.searchsorted(notes, self.s_doc[mine])
-            starts = np.flatnonzero(np.r_[True, pos[1:] != pos[:-1]])
-            cols = np.array([self.index[c] for c in codes], dtype=np.int64)
-            out[pos[starts]] = np.maximum.reduceat(V, starts, axis=0)[:, cols]
-        return out
+            best_sentence(V, np.searchsorted(notes, self.s_doc[mine]), out)
+        return out[:, [self.index[c] for c in codes]]
 
 
 def update_layers(featurizer: Any, layers: dict[str, Any], docs: Sequence[Any],

@@ -776,12 +776,20 @@ class SentenceRidge:
         arg = np.full(out.shape, -1, dtype=np.int64) if with_arg else None
         if T.shape[0]:
             V = np.asarray((T @ self.W_).todense(), dtype=np.float32)
-            starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
-            out[doc[starts]] = np.maximum.reduceat(V, starts, axis=0)
+            starts = best_sentence(V, doc, out)
             if arg is not None:
                 for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(doc)]):
                     arg[doc[a]] = a + V[a:b].argmax(axis=0)
         return (out, arg) if with_arg else out
+
+
+def best_sentence(V: np.ndarray, doc: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Write each document's best sentence score per column into ``out`` (``V``: one row per
+    sentence; ``doc``: each row's document, ascending, a row index of ``out``); returns the first row
+    of each document's sentences."""
+    starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
+    out[doc[starts]] = np.maximum.reduceat(V, starts, axis=0)
+    return starts
 
 
 def sentence_labels(spans: Sequence[tuple[int, int]], evidence: dict[str, list[tuple[int, int]]]) -> list[list[str]]:
@@ -928,10 +936,8 @@ class SupervisedLayer:
         ridge = self.__dict__.get("sentence_ridge_")
         skr_arg = None
         if ridge is not None and sentences is not None:
-            if with_arg:
-                skr, skr_arg = ridge.scores(sentences[0], sentences[1], X.shape[0], with_arg=True)
-            else:
-                skr = ridge.scores(sentences[0], sentences[1], X.shape[0])
+            got = ridge.scores(sentences[0], sentences[1], X.shape[0], with_arg=with_arg)
+            skr, skr_arg = got if with_arg else (got, None)
         else:
             skr = np.zeros_like(kr)
         return {"kr": kr, "knn": knn, "lex": lex, "lex_arg": arg, "lex_sum": lex_sum, "lex_n": lex_n,

@@ -145,6 +145,33 @@ def test_model_load_cache_gives_the_same_results(tmp_path: Path, monkeypatch: py
     assert "word_" in EngineModel.load(out).featurizer_.__dict__
 
 
+@pytest.mark.slow
+def test_a_saved_model_loads_from_the_cache_the_first_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``save`` writes the load cache: the first load after training reads no joblib artifact."""
+    import joblib
+
+    from opencac.coding.engine import CodingEngine
+    from opencac.coding.model import EngineModel
+    from test_engine import _toy_corpus
+
+    monkeypatch.setenv("OPENCAC_CACHE_DIR", str(tmp_path / "cache"))
+    engine = CodingEngine.load(None)
+    model = CodingEngine(engine.kb, engine.matcher).train(_toy_corpus(), folds=3, seed=1)
+    out = model.save(tmp_path / "m")
+    assert len(list((tmp_path / "cache" / "engine" / "models").glob("model-*.pkl"))) == 1
+
+    def no_joblib(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read a joblib artifact")
+
+    monkeypatch.setattr(joblib, "load", no_joblib)
+    loaded = EngineModel.load(out)
+    assert "word_" not in loaded.featurizer_.__dict__
+    note = "Fever and cough; chest X-ray shows a right lower lobe pneumonia. Appendectomy."
+    want, got = (CodingEngine(engine.kb, engine.matcher, m).code(note) for m in (model, loaded))
+    assert [(s.code, s.confidence, s.rationale) for s in got.diagnoses + got.procedures] == \
+           [(s.code, s.confidence, s.rationale) for s in want.diagnoses + want.procedures]
+
+
 def _hit(code: str, assertion: str) -> object:
     from types import SimpleNamespace
 
